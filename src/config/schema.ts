@@ -90,10 +90,10 @@ export const site = z.strictObject({
 
 export const gatewayConfig = z
   .strictObject({
-    listen: listenAddress.default(":5443"),
+    listen: listenAddress.prefault(":5443"),
     admin: z
       .strictObject({
-        listen: listenAddress.default("127.0.0.1:9091"),
+        listen: listenAddress.prefault("127.0.0.1:9091"),
         /** Binding the admin listener beyond loopback must be asked for. */
         allowNonLoopback: z.boolean().default(false),
       })
@@ -112,10 +112,10 @@ export const gatewayConfig = z
       .prefault({}),
     timeouts: z
       .strictObject({
-        header: duration.default("30s"),
-        idle: duration.default("5m"),
-        keepAlive: duration.default("65s"),
-        drain: duration.default("30s"),
+        header: duration.prefault("30s"),
+        idle: duration.prefault("5m"),
+        keepAlive: duration.prefault("65s"),
+        drain: duration.prefault("30s"),
       })
       .prefault({}),
     limits: z

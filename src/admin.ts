@@ -1,0 +1,71 @@
+// The admin listener: plain HTTP, loopback by default. Liveness says the process answers; readiness
+// says the HTTPS listener is up and every backend registry answers at all (any HTTP status counts:
+// a backend with its own auth answers 401 to an anonymous /v2/, and that is up).
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
+import { API_VERSION, API_VERSION_HEADER, sendError } from "./registry/errors.js";
+
+export interface ReadinessSource {
+  listening(): boolean;
+  backends(): URL[];
+}
+
+export interface BackendProbe {
+  backend: string;
+  reachable: boolean;
+  status?: number;
+  error?: string;
+}
+
+const PROBE_TIMEOUT_MS = 2000;
+
+export function createAdminServer(readiness: ReadinessSource): http.Server {
+  return http.createServer((req, res) => {
+    void handleAdmin(req, res, readiness).catch(() => sendError(res, "internal", "admin request failed"));
+  });
+}
+
+async function handleAdmin(req: IncomingMessage, res: ServerResponse, readiness: ReadinessSource): Promise<void> {
+  const path = (req.url ?? "/").split("?")[0];
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    sendError(res, "badRequest", "the admin endpoints answer GET only");
+    return;
+  }
+  switch (path) {
+    case "/healthz":
+      return sendJson(res, 200, { status: "ok" });
+    case "/readyz": {
+      const backends = await Promise.all(readiness.backends().map(probeBackend));
+      const listening = readiness.listening();
+      const ready = listening && backends.every((b) => b.reachable);
+      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", listening, backends });
+    }
+    default:
+      sendError(res, "notFound", `no admin endpoint at ${path}`);
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "Content-Type": "application/json; charset=utf-8",
+    "Content-Length": Buffer.byteLength(text),
+    "Cache-Control": "no-store",
+    [API_VERSION_HEADER]: API_VERSION,
+  });
+  res.end(res.req.method === "HEAD" ? undefined : text);
+}
+
+export function probeBackend(backend: URL): Promise<BackendProbe> {
+  const client = backend.protocol === "https:" ? https : http;
+  return new Promise((resolve) => {
+    const request = client.get(new URL("/v2/", backend), { timeout: PROBE_TIMEOUT_MS, agent: false }, (response) => {
+      response.resume();
+      resolve({ backend: backend.origin, reachable: true, status: response.statusCode });
+    });
+    request.on("timeout", () => request.destroy(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)));
+    request.on("error", (err: NodeJS.ErrnoException) =>
+      resolve({ backend: backend.origin, reachable: false, error: err.code ?? err.message }),
+    );
+  });
+}

@@ -1,0 +1,159 @@
+// Forwarding to a backend registry with http-proxy-3: bodies streamed both ways with backpressure
+// (pipe), keep-alive agents per backend, idle timeouts only, and upstream failures turned into
+// registry errors. The response is written here (selfHandleResponse) so that headers are copied from
+// rawHeaders (duplicates intact) and Location is rewritten on 202, which http-proxy's autoRewrite
+// does not touch.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
+import { ProxyServer } from "http-proxy-3";
+import { sendError } from "../registry/errors.js";
+import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "./headers.js";
+
+export type UpstreamFailure = "refused" | "timeout" | "reset" | "other";
+
+export interface ForwardOutcome {
+  /** Status sent to the client; 0 when the exchange was cut before a status was sent. */
+  status: number;
+  /** Why the backend exchange failed, if it did. */
+  upstreamFailure?: UpstreamFailure;
+  /** The client went away before the response was complete. */
+  clientAborted: boolean;
+  /** From sending the request to the backend's response headers. */
+  upstreamMs?: number;
+}
+
+export interface ForwarderOptions {
+  /** A backend silent this long in the middle of an exchange is given up on (504). */
+  idleTimeoutMs: number;
+  /** How long an unused pooled backend connection is kept. */
+  keepAliveMs: number;
+}
+
+interface Exchange {
+  backend: URL;
+  edge: EdgeContext;
+  startedAt: number;
+  upstreamMs?: number;
+  timedOut: boolean;
+  settle: (outcome: ForwardOutcome) => void;
+}
+
+export class Forwarder {
+  private readonly proxy: ProxyServer;
+  private readonly agents = new Map<string, http.Agent>();
+  private readonly exchanges = new WeakMap<IncomingMessage, Exchange>();
+
+  constructor(private readonly options: ForwarderOptions) {
+    this.proxy = new ProxyServer({ selfHandleResponse: true, xfwd: false });
+    this.proxy.on("proxyReq", (proxyReq, req) => this.watchIdle(proxyReq, this.exchanges.get(req)!));
+    this.proxy.on("proxyRes", (proxyRes, req, res) => this.respond(proxyRes, req, res));
+  }
+
+  /** Resolves when the exchange is over: response finished, failed, or the client went away. */
+  forward(req: IncomingMessage, res: ServerResponse, backend: URL, edge: EdgeContext): Promise<ForwardOutcome> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const exchange: Exchange = {
+        backend,
+        edge,
+        startedAt: performance.now(),
+        timedOut: false,
+        settle: (outcome) => {
+          if (settled) return;
+          settled = true;
+          resolve({ ...outcome, upstreamMs: exchange.upstreamMs });
+        },
+      };
+      this.exchanges.set(req, exchange);
+      res.once("close", () => exchange.settle({ status: res.headersSent ? res.statusCode : 0, clientAborted: !res.writableFinished }));
+
+      req.headers = forwardRequestHeaders(req.headers, edge);
+      this.proxy.web(
+        req,
+        res,
+        { target: backend, agent: this.agentFor(backend) },
+        (err: NodeJS.ErrnoException) => this.fail(err, req, res, exchange),
+      );
+    });
+  }
+
+  /**
+   * Idle, never total: a multi-GB layer may take an hour, but a backend that sends and receives
+   * nothing for idleTimeoutMs is gone. (http-proxy's proxyTimeout cannot tell a timeout from a reset.)
+   */
+  private watchIdle(proxyReq: http.ClientRequest, exchange: Exchange): void {
+    proxyReq.setTimeout(this.options.idleTimeoutMs, () => {
+      exchange.timedOut = true;
+      proxyReq.destroy();
+    });
+  }
+
+  private respond(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
+    const exchange = this.exchanges.get(req)!;
+    exchange.upstreamMs = performance.now() - exchange.startedAt;
+    const status = proxyRes.statusCode ?? 502;
+    // A backend that dies mid-body must not leave the client waiting for bytes that never come.
+    const cutClient = () => {
+      if (!proxyRes.complete) res.destroy();
+    };
+    proxyRes.once("aborted", cutClient);
+    proxyRes.once("error", cutClient);
+    proxyRes.once("close", cutClient);
+    res.writeHead(status, proxyRes.statusMessage, clientResponseHeaders(proxyRes.rawHeaders, status, exchange.backend, exchange.edge));
+    proxyRes.pipe(res);
+  }
+
+  private fail(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
+    if (res.destroyed || res.writableEnded) return;
+    const failure = exchange.timedOut ? "timeout" : upstreamFailure(err);
+    const sent =
+      failure === "timeout"
+        ? sendError(res, "backendTimeout", "the backend registry did not answer in time")
+        : sendError(res, "backendUnavailable", "the backend registry is unavailable");
+    if (!sent) res.destroy();
+    exchange.settle({ status: sent ? res.statusCode : 0, upstreamFailure: failure, clientAborted: false });
+  }
+
+  agentFor(backend: URL): http.Agent {
+    let agent = this.agents.get(backend.origin);
+    if (!agent) {
+      const options: http.AgentOptions = { keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 64, timeout: this.options.keepAliveMs };
+      agent = backend.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
+      this.agents.set(backend.origin, agent);
+    }
+    return agent;
+  }
+
+  /** Backend sockets carrying a request right now (pooled idle ones not counted). */
+  upstreamSocketsInUse(): number {
+    let count = 0;
+    for (const agent of this.agents.values()) {
+      for (const list of Object.values(agent.sockets)) count += list?.length ?? 0;
+    }
+    return count;
+  }
+
+  close(): void {
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+    this.proxy.close();
+  }
+}
+
+function upstreamFailure(err: NodeJS.ErrnoException): UpstreamFailure {
+  switch (err.code) {
+    case "ECONNREFUSED":
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EHOSTUNREACH":
+      return "refused";
+    case "ETIMEDOUT":
+    case "ESOCKETTIMEDOUT":
+      return "timeout";
+    case "ECONNRESET":
+    case "EPIPE":
+      return "reset";
+    default:
+      return "other";
+  }
+}

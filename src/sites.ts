@@ -1,0 +1,70 @@
+// Host header → site. Built once per configuration; lookups are a map hit (or one wildcard probe).
+import type { GatewayConfig, SiteConfig } from "./config/schema.js";
+
+export interface Site {
+  name: string;
+  hosts: readonly string[];
+  backend: URL;
+  config: SiteConfig;
+}
+
+export interface HostHeader {
+  /** Lower-cased, without port or trailing dot; IPv6 without brackets. */
+  hostname: string;
+  /** `hostname[:port]` as the client addressed us, the authority of our external URL. */
+  authority: string;
+}
+
+export type SiteLookup =
+  | { ok: true; site: Site; host: HostHeader }
+  | { ok: false; reason: "missing" | "malformed" | "unknown"; hostname?: string };
+
+const HOST_HEADER = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9._-]+))(?::(\d{1,5}))?$/;
+
+export function siteName(site: SiteConfig): string {
+  return site.name ?? site.hosts[0]!;
+}
+
+export function parseHostHeader(value: string): HostHeader | null {
+  const match = HOST_HEADER.exec(value.trim().toLowerCase());
+  if (!match) return null;
+  const port = match[3];
+  if (port !== undefined && Number(port) > 65535) return null;
+  const v6 = match[1];
+  const hostname = v6 ?? match[2]!.replace(/\.$/, "");
+  if (hostname === "") return null;
+  const bracketed = v6 ? `[${v6}]` : hostname;
+  return { hostname, authority: port ? `${bracketed}:${port}` : bracketed };
+}
+
+export class SiteMap {
+  private readonly exact = new Map<string, Site>();
+  private readonly wildcard = new Map<string, Site>();
+  readonly sites: readonly Site[];
+  readonly defaultSite: Site;
+
+  constructor(config: GatewayConfig) {
+    this.sites = config.sites.map((s) => ({ name: siteName(s), hosts: s.hosts, backend: s.backend, config: s }));
+    for (const site of this.sites) {
+      for (const host of site.hosts) {
+        if (host.startsWith("*.")) this.wildcard.set(host.slice(2), site);
+        else this.exact.set(host, site);
+      }
+    }
+    this.defaultSite = this.sites.find((s) => s.config.default) ?? this.sites[0]!;
+  }
+
+  lookup(hostHeader: string | undefined): SiteLookup {
+    if (hostHeader === undefined || hostHeader.trim() === "") return { ok: false, reason: "missing" };
+    const host = parseHostHeader(hostHeader);
+    if (!host) return { ok: false, reason: "malformed" };
+    const site = this.exact.get(host.hostname) ?? this.wildcardMatch(host.hostname);
+    if (!site) return { ok: false, reason: "unknown", hostname: host.hostname };
+    return { ok: true, site, host };
+  }
+
+  private wildcardMatch(hostname: string): Site | undefined {
+    const dot = hostname.indexOf(".");
+    return dot > 0 ? this.wildcard.get(hostname.slice(dot + 1)) : undefined;
+  }
+}
