@@ -65,6 +65,11 @@ export class Forwarder {
         },
       };
       this.exchanges.set(req, exchange);
+      // While the backend is in play its idle timer watches both directions (a stalled client stalls
+      // the upstream socket too); the client socket's own timer would cut a slow backend answer first.
+      const clientSocket = req.socket;
+      clientSocket.setTimeout(0);
+      res.once("finish", () => clientSocket.setTimeout(this.options.idleTimeoutMs));
       res.once("close", () => exchange.settle({ status: res.headersSent ? res.statusCode : 0, clientAborted: !res.writableFinished }));
 
       req.headers = forwardRequestHeaders(req.headers, edge);
