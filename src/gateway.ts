@@ -11,7 +11,7 @@ import { createPipeline, type PipelineState } from "./pipeline.js";
 import { Forwarder } from "./proxy/forward.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
 import { SiteMap } from "./sites.js";
-import { CertificateStore, loadSiteCertificates, type SiteCertificate } from "./tls/store.js";
+import { CertificateStore, loadSiteCertificates } from "./tls/store.js";
 
 export interface RunningGateway {
   https: AddressInfo;
@@ -37,9 +37,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   let draining = false;
   const server = https.createServer(
     {
-      ...defaultKeyPair(certificates, sites.defaultSite.name),
-      SNICallback: store.sniCallback,
-      minVersion: config.tls.minVersion,
+      // SNI picks the site's certificate; no or unknown SNI gets the default site's.
+      ...store.serverOptions(),
       ALPNProtocols: ["http/1.1"],
       maxHeaderSize: config.limits.maxHeaderBytes,
       // Our JSON error for a missing Host beats Node's bare 400.
@@ -56,6 +55,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       void handle(req, res);
     },
   );
+  store.attach(server);
   server.timeout = config.timeouts.idle;
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -126,11 +126,6 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger.info("gateway stopped");
     },
   };
-}
-
-function defaultKeyPair(certificates: SiteCertificate[], defaultSite: string): { cert: string; key: string } {
-  const certificate = certificates.find((c) => c.site === defaultSite) ?? certificates[0]!;
-  return { cert: certificate.certPem, key: certificate.keyPem };
 }
 
 async function listen(server: http.Server, address: { host: string; port: number }, what: string): Promise<void> {

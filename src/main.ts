@@ -57,7 +57,7 @@ certCommand
   .action(async ({ config: file }: { config: string }) => {
     const config = await configOrExit(file);
     const ca = await loadOrCreateCa(config.dataDir, config.tls.generated.caValidityDays);
-    process.stdout.write(ca.certPem);
+    process.stdout.write(ca.certPem.endsWith("\n") ? ca.certPem : `${ca.certPem}\n`);
   });
 
 async function configOrExit(file: string): Promise<GatewayConfig> {

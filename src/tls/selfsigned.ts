@@ -1,0 +1,349 @@
+// A local certificate authority kept in the data directory, and the leaf certificates it signs for
+// sites with `tls.source: generated`. Clients trust the CA once (`cert ca` prints it); leaves can then be
+// reissued freely (new hosts, expiry) without touching the clients.
+//
+// Several gateway processes may share one data directory (DESIGN.md §7): every write happens under a
+// lock directory, each file is written to a temporary name and renamed, and a key is always renamed into
+// place before its certificate, so a reader that finds a certificate also finds its key. A reader that
+// still catches a new key next to an old certificate sees them mismatch and takes the locked path.
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { KeyObject, X509Certificate as NodeX509Certificate, createPrivateKey, randomBytes, webcrypto } from "node:crypto";
+import { mkdir, open, readFile, rename, rm, stat, chmod } from "node:fs/promises";
+import { isIP } from "node:net";
+import path from "node:path";
+
+x509.cryptoProvider.set(webcrypto);
+
+export interface KeyPairPem {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface LocalCa extends KeyPairPem {
+  certPath: string;
+  keyPath: string;
+}
+
+const KEY_ALGORITHM: webcrypto.EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };
+const SIGNING_ALGORITHM: webcrypto.EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
+const DAY_MS = 86_400_000;
+// Tolerates clients whose clocks run a little behind ours.
+const BACKDATE_MS = 3_600_000;
+const PRIVATE_FILE = 0o600;
+const PUBLIC_FILE = 0o644;
+const PRIVATE_DIR = 0o700;
+// X.520 upper bound for commonName; longer host names live only in the SAN.
+const MAX_COMMON_NAME = 64;
+
+export function caPaths(dataDir: string): { certPath: string; keyPath: string } {
+  return { certPath: path.join(dataDir, "ca", "ca.crt"), keyPath: path.join(dataDir, "ca", "ca.key") };
+}
+
+function leafPaths(dataDir: string, siteName: string): { certPath: string; keyPath: string } {
+  return { certPath: path.join(dataDir, "certs", `${siteName}.crt`), keyPath: path.join(dataDir, "certs", `${siteName}.key`) };
+}
+
+/** The CA certificate to hand to clients, or null before the first `serve` created one. */
+export async function readCaPem(dataDir: string): Promise<string | null> {
+  return readIfExists(caPaths(dataDir).certPath);
+}
+
+export async function loadOrCreateCa(dataDir: string, validityDays: number): Promise<LocalCa & { created: boolean }> {
+  const paths = caPaths(dataDir);
+  const existing = await readCa(paths);
+  if (existing) return { ...existing, created: false };
+  return withDataDirLock(dataDir, async () => {
+    // Another process may have created it while we waited for the lock.
+    const raced = await readCa(paths);
+    if (raced) return { ...raced, created: false };
+    const fresh = await createCa(validityDays);
+    await writeKeyPair(paths, fresh);
+    return { ...fresh, ...paths, created: true };
+  });
+}
+
+async function readCa(paths: { certPath: string; keyPath: string }): Promise<LocalCa | null> {
+  const certPem = await readIfExists(paths.certPath);
+  if (certPem === null) return null;
+  const keyPem = await readIfExists(paths.keyPath);
+  // Never replace a CA that clients may already trust: a half-present CA needs a human.
+  if (keyPem === null) throw new Error(`CA certificate ${paths.certPath} exists but its key ${paths.keyPath} is missing`);
+  const mismatch = keyPairProblem(certPem, keyPem);
+  if (mismatch) throw new Error(`CA certificate ${paths.certPath} and key ${paths.keyPath}: ${mismatch}`);
+  return { certPem, keyPem, ...paths };
+}
+
+async function createCa(validityDays: number): Promise<KeyPairPem> {
+  const keys = await generateKeys();
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    // The suffix keeps two installs apart in trust stores, which index CAs by subject.
+    name: [{ CN: [`registry-gateway local CA ${randomBytes(4).toString("hex")}`] }, { O: ["registry-gateway"] }],
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter: new Date(now + validityDays * DAY_MS),
+    keys,
+    signingAlgorithm: SIGNING_ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: certificatePem(cert), keyPem: exportPrivateKeyPem(keys.privateKey) };
+}
+
+export async function issueLeaf(ca: LocalCa, names: string[], validityDays: number): Promise<KeyPairPem> {
+  const sanNames = canonicalNames(names);
+  const [firstName] = sanNames;
+  if (firstName === undefined) throw new Error("a leaf certificate needs at least one host name or IP address");
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const keys = await generateKeys();
+  const now = Date.now();
+  // A leaf that outlives its CA would only fail verification later, with a more confusing error.
+  const notAfter = new Date(Math.min(now + validityDays * DAY_MS, caCert.notAfter.getTime()));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: firstName.length <= MAX_COMMON_NAME ? [{ CN: [firstName] }] : [{ O: ["registry-gateway"] }],
+    // The raw issuer name, so it matches the CA subject byte for byte (Go's chain builder compares bytes).
+    issuer: caCert.subjectName,
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter,
+    publicKey: keys.publicKey,
+    signingKey: await importSigningKey(ca.keyPem),
+    signingAlgorithm: SIGNING_ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension(sanNames.map(toGeneralName)),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      authorityKeyIdentifier(caCert),
+    ],
+  });
+  return { certPem: certificatePem(cert), keyPem: exportPrivateKeyPem(keys.privateKey) };
+}
+
+export async function loadOrIssueLeaf(
+  ca: LocalCa,
+  dataDir: string,
+  siteName: string,
+  names: string[],
+  validityDays: number,
+): Promise<KeyPairPem & { issued: boolean }> {
+  const paths = leafPaths(dataDir, siteName);
+  const existing = await readReusableLeaf(paths, ca, names);
+  if (existing) return { ...existing, issued: false };
+  return withDataDirLock(dataDir, async () => {
+    const raced = await readReusableLeaf(paths, ca, names);
+    if (raced) return { ...raced, issued: false };
+    const fresh = await issueLeaf(ca, names, validityDays);
+    await writeKeyPair(paths, fresh);
+    return { ...fresh, issued: true };
+  });
+}
+
+async function readReusableLeaf(
+  paths: { certPath: string; keyPath: string },
+  ca: LocalCa,
+  names: string[],
+): Promise<KeyPairPem | null> {
+  const certPem = await readIfExists(paths.certPath);
+  const keyPem = await readIfExists(paths.keyPath);
+  if (certPem === null || keyPem === null) return null;
+  return isReusableLeaf(certPem, keyPem, ca, names) ? { certPem, keyPem } : null;
+}
+
+/** A stored leaf is reused only if nothing about it would make a client (or the next reload) reject it. */
+function isReusableLeaf(certPem: string, keyPem: string, ca: LocalCa, names: string[]): boolean {
+  try {
+    const leaf = new NodeX509Certificate(certPem);
+    const caCert = new NodeX509Certificate(ca.certPem);
+    return (
+      sameNameSet(subjectAltNames(new x509.X509Certificate(certPem)), canonicalNames(names)) &&
+      leaf.checkIssued(caCert) &&
+      leaf.verify(caCert.publicKey) &&
+      leaf.checkPrivateKey(createPrivateKey(keyPem)) &&
+      hasMoreThanAThirdLeft(new Date(leaf.validFrom), new Date(leaf.validTo), new Date())
+    );
+  } catch {
+    // Unreadable or corrupt files are simply replaced.
+    return false;
+  }
+}
+
+function hasMoreThanAThirdLeft(notBefore: Date, notAfter: Date, now: Date): boolean {
+  const lifetime = notAfter.getTime() - notBefore.getTime();
+  return notAfter.getTime() - now.getTime() > lifetime / 3;
+}
+
+/** DNS names and IP addresses from a certificate's SAN, in the form canonicalNames produces. */
+export function subjectAltNames(cert: x509.X509Certificate): string[] {
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  if (!san) return [];
+  return san.names.items.map((name) =>
+    name.type === "dns" || name.type === "ip" ? canonicalName(name.value) : `${name.type}:${name.value}`,
+  );
+}
+
+/** Lower-cased DNS names and compressed IP literals, duplicates removed, order kept. */
+function canonicalNames(names: string[]): string[] {
+  return [...new Set(names.map(canonicalName))];
+}
+
+function canonicalName(name: string): string {
+  const trimmed = name.trim().toLowerCase().replace(/\.$/, "");
+  if (isIP(trimmed) === 6) {
+    // URL parsing compresses IPv6 and rewrites embedded IPv4 tails, which the SAN encoder cannot parse.
+    return new URL(`http://[${trimmed}]/`).hostname.slice(1, -1);
+  }
+  return trimmed;
+}
+
+function sameNameSet(a: string[], b: string[]): boolean {
+  const left = new Set(a);
+  const right = new Set(b);
+  return left.size === right.size && [...left].every((name) => right.has(name));
+}
+
+function toGeneralName(name: string): x509.JsonGeneralName {
+  return { type: isIP(name) ? "ip" : "dns", value: name };
+}
+
+function authorityKeyIdentifier(caCert: x509.X509Certificate): x509.AuthorityKeyIdentifierExtension {
+  const ski = caCert.getExtension(x509.SubjectKeyIdentifierExtension);
+  if (!ski) throw new Error("the local CA certificate has no subject key identifier");
+  return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
+}
+
+/** 16 random bytes, top bit clear so the DER INTEGER stays positive, next bit set so it keeps 16 bytes. */
+function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x40;
+  return bytes.toString("hex");
+}
+
+/** With a final newline, so files can be concatenated into chains and bundles (`cat leaf.crt ca.crt`). */
+function certificatePem(cert: x509.X509Certificate): string {
+  return `${cert.toString("pem")}\n`;
+}
+
+async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(KEY_ALGORITHM, true, ["sign", "verify"]);
+}
+
+function exportPrivateKeyPem(key: webcrypto.CryptoKey): string {
+  return KeyObject.from(key).export({ type: "pkcs8", format: "pem" }) as string;
+}
+
+async function importSigningKey(keyPem: string): Promise<webcrypto.CryptoKey> {
+  const der = createPrivateKey(keyPem).export({ type: "pkcs8", format: "der" });
+  return webcrypto.subtle.importKey("pkcs8", der, KEY_ALGORITHM, false, ["sign"]);
+}
+
+/** Why a certificate and key do not belong together, or null when they do. */
+export function keyPairProblem(certPem: string, keyPem: string): string | null {
+  let cert: NodeX509Certificate;
+  try {
+    cert = new NodeX509Certificate(certPem);
+  } catch (error) {
+    return `the certificate is not a readable PEM certificate (${errorMessage(error)})`;
+  }
+  try {
+    return cert.checkPrivateKey(createPrivateKey(keyPem)) ? null : "the private key does not match the certificate";
+  } catch (error) {
+    return `the key is not a readable PEM private key (${errorMessage(error)})`;
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// ---- files -------------------------------------------------------------------------------------------
+
+async function readIfExists(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+async function writeKeyPair(paths: { certPath: string; keyPath: string }, pair: KeyPairPem): Promise<void> {
+  await ensurePrivateDir(path.dirname(paths.certPath));
+  await writeFileAtomically(paths.keyPath, pair.keyPem, PRIVATE_FILE);
+  await writeFileAtomically(paths.certPath, pair.certPem, PUBLIC_FILE);
+}
+
+async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  // mkdir's mode is filtered by the umask and ignored for a directory that already exists.
+  await chmod(dir, PRIVATE_DIR);
+}
+
+/** Readers see the old file or the new one, never a partial write. */
+async function writeFileAtomically(file: string, content: string, mode: number): Promise<void> {
+  const temporary = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  try {
+    const handle = await open(temporary, "wx", mode);
+    try {
+      await handle.writeFile(content);
+      await handle.chmod(mode); // open's mode is filtered by the umask
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+const LOCK_STALE_MS = 60_000;
+const LOCK_WAIT_MS = 30_000;
+
+/**
+ * Runs `work` while holding `${dataDir}/.tls.lock`, shared by every process using this data directory.
+ * mkdir is atomic on local and network file systems alike, which is why the lock is a directory.
+ * A lock left by a crashed process is broken once it is older than any certificate write could take.
+ */
+export async function withDataDirLock<T>(dataDir: string, work: () => Promise<T>): Promise<T> {
+  await ensurePrivateDir(dataDir);
+  const lockDir = path.join(dataDir, ".tls.lock");
+  await acquireLock(lockDir);
+  try {
+    return await work();
+  } finally {
+    await rm(lockDir, { recursive: true, force: true });
+  }
+}
+
+async function acquireLock(lockDir: string): Promise<void> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      await mkdir(lockDir, { mode: PRIVATE_DIR });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    if (await isStaleLock(lockDir)) {
+      await rm(lockDir, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${LOCK_WAIT_MS} ms waiting for lock ${lockDir}`);
+    await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 30));
+  }
+}
+
+async function isStaleLock(lockDir: string): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(lockDir)).mtimeMs > LOCK_STALE_MS;
+  } catch {
+    return false; // released between our mkdir and stat: just retry
+  }
+}
