@@ -30,7 +30,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const { certificates, ca, issued } = await loadSiteCertificates(config);
   const store = new CertificateStore(certificates, sites.defaultSite.name, config.tls.minVersion);
   const forwarder = new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
-  const state: PipelineState = { sites, forwarder, logger };
+  const state: PipelineState = { sites, forwarder, logger, observer: null };
   const handle = createPipeline(() => state);
 
   let inFlight = 0;

@@ -3,16 +3,16 @@
 //
 //   1. resolve site    Host → site, or a registry error
 //   2. classify        method + path → registry route (kind, repository, accesses)
-//   3. authenticate    (issue #3)
-//   4. authorize       (issue #3)
-//   5. rate limit      (issue #4)
+//   3. authenticate    credentials → principal, or a 401 challenge          (site.auth, issue #3)
+//   4. authorize       principal × route accesses → allow, or 403/401        (site.auth, issue #3)
+//   5. rate limit      site : operation : principal-or-IP → allow, or 429   (site.limits, issue #4)
 //   6. forward         stream to the backend, fix response headers
-//   7. observe         always, whatever happened
+//   7. observe         always, whatever happened                            (observer, issue #5)
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "./observe/log.js";
 import type { Forwarder, ForwardOutcome } from "./proxy/forward.js";
 import type { EdgeContext } from "./proxy/headers.js";
-import { sendError } from "./registry/errors.js";
+import { sendError, type GatewayErrorKind } from "./registry/errors.js";
 import { classify, hasDotSegments, type RegistryRoute } from "./registry/routes.js";
 import type { SiteMap, Site } from "./sites.js";
 
@@ -21,13 +21,30 @@ export interface PipelineState {
   sites: SiteMap;
   forwarder: Forwarder;
   logger: Logger;
+  /** Records each finished request (metrics, access log); null when nothing observes. */
+  observer: RequestObserver | null;
 }
 
-interface RequestRecord {
+/** What is known about a request once it is over, for the observe stage. */
+export interface RequestRecord {
+  method: string;
+  /** Path and query as received. */
+  url: string;
+  clientIp: string;
+  startedAt: number;
+  durationMs: number;
+  status: number;
   site?: Site;
   route?: RegistryRoute;
-  status: number;
+  /** Authenticated user name, when there is one. */
+  user?: string;
+  /** Why the gateway itself refused or failed the request, when it did. */
+  refusal?: GatewayErrorKind;
   outcome?: ForwardOutcome;
+}
+
+export interface RequestObserver {
+  requestDone(record: RequestRecord, req: IncomingMessage, res: ServerResponse): void;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -36,72 +53,71 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
   return async function handleRequest(req, res) {
     // Requests in flight keep the state they started with, even if a reload swaps it meanwhile.
     const state = currentState();
-    const started = performance.now();
-    const record: RequestRecord = { status: 0 };
+    const record: RequestRecord = {
+      method: req.method ?? "GET",
+      url: req.url ?? "",
+      clientIp: clientAddress(req),
+      startedAt: performance.now(),
+      durationMs: 0,
+      status: 0,
+    };
+    const refuse = (kind: GatewayErrorKind, message: string) => {
+      record.refusal = kind;
+      sendError(res, kind, message);
+    };
     try {
       // 1. resolve site
       const lookup = state.sites.lookup(req.headers.host);
       if (!lookup.ok) {
-        record.status = rejectHost(res, lookup.reason, lookup.hostname);
+        refuse(...hostRefusal(lookup.reason, lookup.hostname));
         return;
       }
-      record.site = lookup.site;
+      const site = (record.site = lookup.site);
 
       // 2. classify
-      const target = parseRequestTarget(req.url ?? "");
+      const target = parseRequestTarget(record.url);
       if (!target) {
-        record.status = reject(res, "badRequest", "the request target must be an absolute path");
+        refuse("badRequest", "the request target must be an absolute path");
         return;
       }
       if (hasDotSegments(target.path)) {
-        record.status = reject(res, "nameInvalid", "paths with . or .. segments are not accepted");
+        refuse("nameInvalid", "paths with . or .. segments are not accepted");
         return;
       }
-      record.route = classify(req.method ?? "GET", target.path, target.query);
-
-      // 6. forward
+      const route = (record.route = classify(record.method, target.path, target.query));
       const edge: EdgeContext = {
         externalOrigin: `https://${lookup.host.authority}`,
         authority: lookup.host.authority,
-        clientIp: clientAddress(req),
+        clientIp: record.clientIp,
       };
-      record.outcome = await state.forwarder.forward(req, res, lookup.site.backend, edge);
-      record.status = record.outcome.status;
+
+      // 3. authenticate + 4. authorize (issue #3)
+
+      // 5. rate limit (issue #4)
+
+      // 6. forward
+      record.outcome = await state.forwarder.forward(req, res, site.backend, edge);
     } catch (err) {
       state.logger.error({ err }, "request failed inside the gateway");
+      record.refusal = "internal";
       if (!sendError(res, "internal", "internal gateway error")) res.destroy();
-      record.status = 500;
     } finally {
       // 7. observe
-      state.logger.debug(
-        {
-          site: record.site?.name,
-          route: record.route?.kind,
-          method: req.method,
-          status: record.status,
-          ms: Math.round(performance.now() - started),
-          upstreamFailure: record.outcome?.upstreamFailure,
-          clientAborted: record.outcome?.clientAborted,
-        },
-        "request",
-      );
+      record.status = res.headersSent ? res.statusCode : 0;
+      record.durationMs = performance.now() - record.startedAt;
+      state.observer?.requestDone(record, req, res);
     }
   };
 }
 
-function reject(res: ServerResponse, kind: Parameters<typeof sendError>[1], message: string): number {
-  sendError(res, kind, message);
-  return res.statusCode;
-}
-
-function rejectHost(res: ServerResponse, reason: "missing" | "malformed" | "unknown", hostname?: string): number {
+function hostRefusal(reason: "missing" | "malformed" | "unknown", hostname?: string): [GatewayErrorKind, string] {
   switch (reason) {
     case "missing":
-      return reject(res, "badRequest", "the request has no Host header");
+      return ["badRequest", "the request has no Host header"];
     case "malformed":
-      return reject(res, "badRequest", "the Host header is not a valid host[:port]");
+      return ["badRequest", "the Host header is not a valid host[:port]"];
     case "unknown":
-      return reject(res, "unknownHost", `this gateway serves no registry at host "${hostname}"`);
+      return ["unknownHost", `this gateway serves no registry at host "${hostname}"`];
   }
 }
 
