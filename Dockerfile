@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t registry-gateway .
+# Run:   docker run -p 5443:5443 -v $PWD/gateway.yaml:/etc/registry-gateway/gateway.yaml:ro \
+#          -v registry-gateway-data:/data registry-gateway
+# The mounted config must listen on ":5443" (not 127.0.0.1) to be reachable from outside the container.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    DATA_DIR=/data
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY config ./config
+RUN mkdir -p /data /etc/registry-gateway \
+ && cp config/gateway.yaml /etc/registry-gateway/gateway.yaml \
+ && sed -i 's/^listen: 127.0.0.1:5443/listen: ":5443"/' /etc/registry-gateway/gateway.yaml \
+ && chown -R node:node /data
+# The official image's unprivileged user; the gateway needs no privileges on ports above 1024.
+USER node
+VOLUME ["/data"]
+EXPOSE 5443 9091
+# The admin listener is loopback-only by default, which is exactly where the health check runs.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:9091/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["node", "dist/main.js"]
+CMD ["serve", "--config", "/etc/registry-gateway/gateway.yaml"]
