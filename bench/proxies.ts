@@ -1,0 +1,290 @@
+// Starts the three proxies in front of one registry, each on its own loopback port with the same leaf
+// certificate: the gateway (which generates the CA and leaf), nginx (distribution's documented recipe)
+// and Caddy. Everything they write stays inside the work directory given to them.
+import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { freePort } from "../test/helpers/ports.js";
+import { type ManagedProcess, startProcess, waitFor } from "../test/helpers/process.js";
+import { type Endpoint, SITE_HOST, send } from "./client.js";
+
+export interface RunningProxy extends Endpoint {
+  /** Processes whose memory the RSS row adds up (nginx: its workers). */
+  memoryPids(): Promise<number[]>;
+  /** Last lines of the process's output, for error messages. */
+  output(): string;
+  /** Warnings and errors the proxy logged so far (its own log format), for the report. */
+  logProblems(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+export interface SiteCertificate {
+  caFile: string;
+  ca: string;
+  certFile: string;
+  keyFile: string;
+}
+
+const REPO_ROOT = resolve(import.meta.dirname, "..");
+const READY_TIMEOUT_MS = 20_000;
+
+function endpointAt(port: number, cert: SiteCertificate): Pick<Endpoint, "origin" | "port" | "ca" | "caFile"> {
+  return { origin: `https://${SITE_HOST}:${port}`, port, ca: cert.ca, caFile: cert.caFile };
+}
+
+/** Ready = `GET /v2/` through the proxy, TLS verified against the CA, answers 200 from the registry. */
+async function waitUntilServing(endpoint: Endpoint, child: ManagedProcess): Promise<void> {
+  try {
+    await waitFor(async () => (await send(endpoint, "GET", "/v2/", { timeoutMs: 2000 })).status === 200, {
+      timeoutMs: READY_TIMEOUT_MS,
+      intervalMs: 100,
+      what: `${endpoint.name} at ${endpoint.origin}/v2/`,
+      giveUpIf: () => (child.exitStatus ? `process exited (${JSON.stringify(child.exitStatus)})` : undefined),
+    });
+  } catch (err) {
+    await child.stop(1000);
+    throw new Error(`${(err as Error).message}\n--- ${endpoint.name} output ---\n${child.output()}`);
+  }
+}
+
+/** Output lines matching pattern, without the "[stdout] " prefix startProcess adds. */
+function linesMatching(text: string, pattern: RegExp): string[] {
+  return text
+    .split("\n")
+    .filter((line) => pattern.test(line))
+    .map((line) => line.replace(/^\[std(out|err)\] /, "").slice(0, 400));
+}
+
+// ---- gateway ---------------------------------------------------------------------------------------------
+
+interface ReadyLine {
+  https: string;
+  caFile: string | null;
+}
+
+function readyLine(output: string): ReadyLine | undefined {
+  for (const line of output.split("\n")) {
+    const json = line.replace(/^\[stdout\] /, "");
+    if (!json.includes('"gateway ready"')) continue;
+    try {
+      return JSON.parse(json) as ReadyLine;
+    } catch {
+      // a partial line: keep waiting
+    }
+  }
+  return undefined;
+}
+
+export async function startGateway(workDir: string, backendPort: number): Promise<{ proxy: RunningProxy; cert: SiteCertificate }> {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const dataDir = join(workDir, "gateway-data");
+  const configFile = join(workDir, "gateway.yaml");
+  // Level info, not warn: the "gateway ready" line is logged at info. Requests are logged at debug only,
+  // so this adds nothing per request.
+  await writeFile(
+    configFile,
+    [
+      `listen: 127.0.0.1:${port}`,
+      `admin: { listen: 127.0.0.1:${adminPort} }`,
+      `dataDir: ${JSON.stringify(dataDir)}`,
+      "log: { level: info }",
+      "sites:",
+      `  - hosts: [${SITE_HOST}, localhost, 127.0.0.1]`,
+      `    backend: http://127.0.0.1:${backendPort}`,
+      "",
+    ].join("\n"),
+  );
+  const child = startProcess(process.execPath, [join(REPO_ROOT, "dist", "main.js"), "serve", "--config", configFile], {
+    name: "gateway",
+    cwd: workDir,
+  });
+  let ready: ReadyLine;
+  try {
+    ready = await waitFor(() => readyLine(child.output()), {
+      timeoutMs: READY_TIMEOUT_MS,
+      what: 'the gateway\'s "gateway ready" log line',
+      giveUpIf: () => (child.exitStatus ? `process exited (${JSON.stringify(child.exitStatus)})` : undefined),
+    });
+  } catch (err) {
+    await child.stop(1000);
+    throw new Error(`${(err as Error).message}\n--- gateway output ---\n${child.output()}`);
+  }
+  if (!ready.caFile) throw new Error("the gateway ready line names no caFile (expected generated certificates)");
+  // File names from src/tls/selfsigned.ts: DATADIR/certs/<site name>.crt|.key, the site name being its first host.
+  const cert: SiteCertificate = {
+    caFile: ready.caFile,
+    ca: await readFile(ready.caFile, "utf8"),
+    certFile: join(dataDir, "certs", `${SITE_HOST}.crt`),
+    keyFile: join(dataDir, "certs", `${SITE_HOST}.key`),
+  };
+  const httpsPort = Number(ready.https.split(":").pop());
+  const proxy: RunningProxy = {
+    name: "gateway",
+    ...endpointAt(httpsPort, cert),
+    memoryPids: async () => [child.pid],
+    output: () => child.output(),
+    logProblems: async () => linesMatching(child.output(), /"level":"(warn|error|fatal)"/),
+    stop: async () => void (await child.stop()),
+  };
+  await waitUntilServing(proxy, child);
+  return { proxy, cert };
+}
+
+// ---- nginx -----------------------------------------------------------------------------------------------
+
+/**
+ * distribution's docs/recipes/nginx.md, minus auth_basic (the gateway runs without auth here too), plus:
+ * proxy_request_buffering off (the issue asks for streamed uploads) and proxy_http_version 1.1, without
+ * which nginx buffers every chunked request body to disk whatever proxy_request_buffering says; and the
+ * bench's own housekeeping (paths inside DIR, worker_processes auto, access_log off).
+ */
+function nginxConf(dir: string, port: number, backendPort: number, cert: SiteCertificate): string {
+  const p = (name: string) => JSON.stringify(join(dir, name));
+  return `worker_processes auto;
+pid ${p("nginx.pid")};
+error_log ${p("error.log")} warn;
+
+events {
+    worker_connections  1024;
+}
+
+http {
+  access_log off;
+  client_body_temp_path ${p("temp/body")};
+  proxy_temp_path ${p("temp/proxy")};
+  fastcgi_temp_path ${p("temp/fastcgi")};
+  uwsgi_temp_path ${p("temp/uwsgi")};
+  scgi_temp_path ${p("temp/scgi")};
+
+  upstream docker-registry {
+    server 127.0.0.1:${backendPort};
+  }
+
+  map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {
+    'registry/2.0' '';
+    default registry/2.0;
+  }
+
+  server {
+    listen 127.0.0.1:${port} ssl;
+    server_name ${SITE_HOST};
+
+    ssl_certificate ${JSON.stringify(cert.certFile)};
+    ssl_certificate_key ${JSON.stringify(cert.keyFile)};
+
+    ssl_protocols TLSv1.1 TLSv1.2;
+    ssl_ciphers 'EECDH+AESGCM:EDH+AESGCM:AES256+EECDH:AES256+EDH';
+    ssl_prefer_server_ciphers on;
+    ssl_session_cache shared:SSL:10m;
+
+    client_max_body_size 0;
+    chunked_transfer_encoding on;
+
+    location /v2/ {
+      if ($http_user_agent ~ "^(docker\\/1\\.(3|4|5(?!\\.[0-9]-dev))|Go ).*$" ) {
+        return 404;
+      }
+
+      add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;
+
+      proxy_pass                          http://docker-registry;
+      proxy_set_header  Host              $http_host;
+      proxy_set_header  X-Real-IP         $remote_addr;
+      proxy_set_header  X-Forwarded-For   $proxy_add_x_forwarded_for;
+      proxy_set_header  X-Forwarded-Proto $scheme;
+      proxy_read_timeout                  900;
+      proxy_request_buffering             off;
+      proxy_http_version                  1.1;
+    }
+  }
+}
+`;
+}
+
+export async function startNginx(workDir: string, backendPort: number, cert: SiteCertificate): Promise<RunningProxy> {
+  const dir = join(workDir, "nginx");
+  await mkdir(join(dir, "temp"), { recursive: true });
+  // Workers run as nobody: they must be able to reach their temp paths inside the (0700) mkdtemp dir.
+  await chmod(workDir, 0o711);
+  await chmod(dir, 0o755);
+  const port = await freePort();
+  await writeFile(join(dir, "nginx.conf"), nginxConf(dir, port, backendPort, cert));
+  const child = startProcess("nginx", ["-p", dir, "-c", "nginx.conf", "-g", "daemon off;"], { name: "nginx" });
+  const proxy: RunningProxy = {
+    name: "nginx",
+    ...endpointAt(port, cert),
+    memoryPids: () => childPids(child.pid),
+    output: () => child.output(),
+    logProblems: async () =>
+      // [warn] is left out: the recipe's response buffering logs one for every blob spooled to a temp file.
+      linesMatching((await readFile(join(dir, "error.log"), "utf8").catch(() => "")) + child.output(), /\[(error|crit|alert|emerg)\]/),
+    stop: async () => void (await child.stop()),
+  };
+  await waitUntilServing(proxy, child);
+  return proxy;
+}
+
+/** Direct children of pid (nginx's workers), from /proc/PID/stat's ppid field. */
+async function childPids(parent: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
+      // Fields after the parenthesised command name: state ppid …
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+// ---- Caddy -----------------------------------------------------------------------------------------------
+
+function caddyfile(dir: string, port: number, backendPort: number, cert: SiteCertificate): string {
+  return `{
+	admin off
+	auto_https off
+	storage file_system {
+		root ${JSON.stringify(join(dir, "storage"))}
+	}
+	servers {
+		protocols h1 h2
+	}
+}
+
+https://:${port} {
+	bind 127.0.0.1
+	tls ${JSON.stringify(cert.certFile)} ${JSON.stringify(cert.keyFile)}
+	reverse_proxy 127.0.0.1:${backendPort}
+}
+`;
+}
+
+export async function startCaddy(workDir: string, backendPort: number, cert: SiteCertificate): Promise<RunningProxy> {
+  const dir = join(workDir, "caddy");
+  await mkdir(dir, { recursive: true });
+  const port = await freePort();
+  const file = join(dir, "Caddyfile");
+  await writeFile(file, caddyfile(dir, port, backendPort, cert));
+  // HOME and XDG dirs inside DIR: Caddy writes nothing outside it (autosave.json, storage, locks).
+  const env = {
+    HOME: dir,
+    XDG_CONFIG_HOME: join(dir, "config"),
+    XDG_DATA_HOME: join(dir, "data"),
+    XDG_CACHE_HOME: join(dir, "cache"),
+  };
+  const child = startProcess("caddy", ["run", "--config", file, "--adapter", "caddyfile"], { name: "caddy", env, cwd: dir });
+  const proxy: RunningProxy = {
+    name: "caddy",
+    ...endpointAt(port, cert),
+    memoryPids: async () => [child.pid],
+    output: () => child.output(),
+    // Errors only: with admin off, auto_https off and a private CA, Caddy warns at every start.
+    logProblems: async () => linesMatching(child.output(), /"level":"(error|fatal)"/),
+    stop: async () => void (await child.stop()),
+  };
+  await waitUntilServing(proxy, child);
+  return proxy;
+}

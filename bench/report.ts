@@ -1,0 +1,155 @@
+// Rows in, Markdown out. A row is one measurement across the proxies; adding a measurement is adding a
+// row. Targets are part of the row, so the verdict paragraph is computed, never written by hand.
+import { writeFile } from "node:fs/promises";
+
+export const PROXIES = ["gateway", "nginx", "caddy"] as const;
+export type ProxyName = (typeof PROXIES)[number];
+
+export interface Row {
+  name: string;
+  unit: string;
+  /** Median (or the single value); null when the measurement failed. */
+  gateway: number | null;
+  nginx: number | null;
+  caddy: number | null;
+  /** The registry without any proxy (plain HTTP), for context; absent when not measured. */
+  direct?: number | null;
+  /** Throughput rows: ratios are shown and the target is ratio ≥ 1.0 against both. */
+  higherIsBetter: boolean;
+  /** A ceiling the gateway's value must stay under (memory rows). */
+  gatewayBelow?: number;
+  /** Every sample behind the medians, shown under the table. */
+  samples?: Partial<Record<ProxyName | "direct", number[]>>;
+}
+
+export interface Report {
+  command: string;
+  date: Date;
+  durationSeconds: number;
+  machine: string[];
+  rows: Row[];
+  method: string[];
+  problems: string[];
+}
+
+const LABEL: Record<ProxyName | "direct", string> = { gateway: "gateway", nginx: "nginx", caddy: "Caddy", direct: "registry direct" };
+
+export function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function num(value: number | null | undefined): string {
+  if (value === null || value === undefined) return "error";
+  return value >= 100 ? value.toFixed(0) : value.toFixed(1);
+}
+
+function ratio(row: Row, other: ProxyName): number | null {
+  const theirs = row[other];
+  return row.higherIsBetter && row.gateway !== null && theirs !== null && theirs > 0 ? row.gateway / theirs : null;
+}
+
+const ratioText = (row: Row, other: ProxyName) => (row.higherIsBetter ? (ratio(row, other)?.toFixed(2) ?? "error") : "—");
+
+export function markdownTable(rows: Row[]): string {
+  const withDirect = rows.some((row) => row.direct !== undefined);
+  const header = ["Measurement", "Unit", "gateway", "nginx", "Caddy", "gateway/nginx", "gateway/Caddy", ...(withDirect ? ["registry direct"] : [])];
+  const lines = [`| ${header.join(" | ")} |`, `|${header.map((_, i) => (i < 2 ? "---" : "---:")).join("|")}|`];
+  for (const row of rows) {
+    const cells = [row.name, row.unit, num(row.gateway), num(row.nginx), num(row.caddy), ratioText(row, "nginx"), ratioText(row, "caddy")];
+    if (withDirect) cells.push(row.direct === undefined ? "—" : num(row.direct));
+    lines.push(`| ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+function samplesList(rows: Row[]): string {
+  const lines: string[] = [];
+  for (const row of rows) {
+    if (!row.samples) continue;
+    const parts = Object.entries(row.samples).map(([who, values]) => `${LABEL[who as ProxyName]} ${values.map((v) => num(v)).join(", ")}`);
+    lines.push(`- ${row.name} (${row.unit}): ${parts.join("; ")}`);
+  }
+  return lines.join("\n");
+}
+
+function rangesOverlap(a: number[] | undefined, b: number[] | undefined): boolean {
+  if (!a?.length || !b?.length) return false;
+  return Math.min(...a) <= Math.max(...b) && Math.min(...b) <= Math.max(...a);
+}
+
+/** The targets, row by row: met or missed, with the numbers. No adjectives. */
+export function verdict(rows: Row[]): string {
+  const met: string[] = [];
+  const missed: string[] = [];
+  for (const row of rows) {
+    if (row.higherIsBetter) {
+      const vsNginx = ratio(row, "nginx");
+      const vsCaddy = ratio(row, "caddy");
+      const text = `${row.name} (${vsNginx?.toFixed(2) ?? "n/a"}× nginx, ${vsCaddy?.toFixed(2) ?? "n/a"}× Caddy)`;
+      (vsNginx !== null && vsCaddy !== null && vsNginx >= 1 && vsCaddy >= 1 ? met : missed).push(text);
+    }
+    if (row.gatewayBelow !== undefined) {
+      const text = `${row.name} (${num(row.gateway)} ${row.unit}, target < ${row.gatewayBelow})`;
+      (row.gateway !== null && row.gateway < row.gatewayBelow ? met : missed).push(text);
+    }
+  }
+  const total = met.length + missed.length;
+  const parts = [
+    `Targets: every throughput ratio ≥ 1.00 against both nginx and Caddy, and gateway memory under the stated ceiling.`,
+    `The gateway meets ${met.length} of ${total}.`,
+  ];
+  if (met.length) parts.push(`Met: ${met.join("; ")}.`);
+  if (missed.length) parts.push(`Missed: ${missed.join("; ")}.`);
+  // How close each proxy gets to the bare registry says whether a row measures the proxies or the backend.
+  const share = (row: Row, who: ProxyName) =>
+    row[who] !== null && row.direct ? `${LABEL[who]} ${((100 * row[who]!) / row.direct).toFixed(0)} %` : `${LABEL[who]} n/a`;
+  const ceilings = rows
+    .filter((row) => row.higherIsBetter && row.direct)
+    .map((row) => `${row.name}: ${PROXIES.map((who) => share(row, who)).join(", ")}`);
+  // A ratio whose sample ranges overlap is within this run's noise: say so rather than call it a result.
+  const overlapping = rows.flatMap((row) =>
+    PROXIES.slice(1)
+      .filter((other) => rangesOverlap(row.samples?.gateway, row.samples?.[other]))
+      .map((other) => `${row.name} vs ${LABEL[other]}`),
+  );
+  if (overlapping.length) parts.push(`The gateway's samples overlap the other proxy's (difference within run-to-run noise) for: ${overlapping.join("; ")}.`);
+  if (ceilings.length) parts.push(`Share of the registry's own throughput without a proxy — ${ceilings.join("; ")}.`);
+  return parts.join(" ");
+}
+
+export function markdownReport(report: Report): string {
+  const samples = samplesList(report.rows);
+  return [
+    "# Benchmarks: registry-gateway vs nginx vs Caddy",
+    "",
+    "Generated by `bench/run.ts`; edit the generator, not this file.",
+    "",
+    `- Command: \`${report.command}\``,
+    `- Date: ${report.date.toISOString()}`,
+    `- Total run time: ${report.durationSeconds.toFixed(0)} s`,
+    "",
+    "## Machine",
+    "",
+    ...report.machine.map((line) => `- ${line}`),
+    "",
+    "## Results",
+    "",
+    markdownTable(report.rows),
+    "",
+    verdict(report.rows),
+    "",
+    ...(samples ? ["All samples, in run order:", "", samples, ""] : []),
+    "## Method",
+    "",
+    ...report.method.map((line) => `- ${line}`),
+    "",
+    ...(report.problems.length ? ["## Problems seen during the run", "", ...report.problems.map((p) => `- ${p}`), ""] : []),
+  ].join("\n");
+}
+
+export async function writeReport(path: string, report: Report): Promise<void> {
+  await writeFile(path, markdownReport(report));
+}

@@ -1,0 +1,274 @@
+// `npm run bench`: one registry, three TLS proxies in front of it (registry-gateway, nginx, Caddy), the
+// same measurements against each in the same run, interleaved, repeated; a Markdown table on stdout and
+// in docs/benchmarks.md. Everything it starts is stopped, and every temp dir removed, on any exit path.
+//
+// BENCH_QUICK=1 runs a small smoke version (tiny blobs, one round) and does not touch docs/benchmarks.md.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startRegistry } from "../test/helpers/registry.js";
+import { BlobSource, type Endpoint, MiB, closeAgents } from "./client.js";
+import { describeMachine } from "./machine.js";
+import { checkManifest, manifestRps, pullMBps, pushMBps, rssMB, uploadMemory, type MemoryResult } from "./measure.js";
+import { type RunningProxy, startCaddy, startGateway, startNginx } from "./proxies.js";
+import { PROXIES, type ProxyName, type Report, type Row, markdownTable, median, verdict, writeReport } from "./report.js";
+import { seedRegistry } from "./seed.js";
+
+const QUICK = process.env.BENCH_QUICK === "1";
+/** Rounds for the blob rows (a few seconds each) and for the wrk row (WRK_SECONDS each). */
+const BLOB_ROUNDS = QUICK ? 1 : 5;
+const RPS_ROUNDS = QUICK ? 1 : 3;
+const BLOB_MIB = QUICK ? 16 : 256;
+const RSS_UPLOAD_MIB = QUICK ? 64 : 2048;
+const WRK_SECONDS = QUICK ? 2 : 8;
+const RSS_CEILING_MB = 150;
+/** Hard stop for the whole run: a hung component must not hang the bench. */
+const MAX_RUN_MS = 9 * 60_000;
+
+const REPORT_PATH = resolve(import.meta.dirname, "..", "docs", "benchmarks.md");
+
+type Who = ProxyName | "direct";
+
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+// ---- cleanup ---------------------------------------------------------------------------------------------
+
+const cleanups: Array<() => Promise<unknown>> = [];
+let cleaning: Promise<void> | undefined;
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    closeAgents();
+    for (const step of cleanups.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        log(`cleanup step failed: ${(err as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+function exitAfterCleanup(code: number, why: string): void {
+  log(why);
+  void cleanup().finally(() => process.exit(code));
+}
+
+process.once("SIGINT", () => exitAfterCleanup(130, "interrupted: stopping everything"));
+process.once("SIGTERM", () => exitAfterCleanup(143, "terminated: stopping everything"));
+const watchdog = setTimeout(() => exitAfterCleanup(1, `gave up: the run took longer than ${MAX_RUN_MS / 60_000} min`), MAX_RUN_MS);
+watchdog.unref();
+
+// ---- measuring -------------------------------------------------------------------------------------------
+
+const problems: string[] = [];
+
+/** Runs one measurement; a failure is recorded (and shown in the report) instead of ending the run. */
+async function attempt<T>(what: string, measure: () => Promise<T>): Promise<T | null> {
+  try {
+    return await measure();
+  } catch (err) {
+    const message = `${what}: ${(err as Error).message.split("\n")[0]}`;
+    problems.push(message);
+    log(`FAILED ${message}`);
+    return null;
+  }
+}
+
+/** Round r starts at a different endpoint, so no proxy always runs first (cold) or last. */
+function rotated<T>(items: readonly T[], round: number): T[] {
+  const k = round % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+type Samples = Record<Who, number[]>;
+const emptySamples = (): Samples => ({ gateway: [], nginx: [], caddy: [], direct: [] });
+
+async function repeated(
+  endpoints: Endpoint[],
+  rounds: number,
+  what: string,
+  measure: (endpoint: Endpoint, round: number) => Promise<number>,
+): Promise<Samples> {
+  const samples = emptySamples();
+  for (let round = 0; round < rounds; round++) {
+    for (const endpoint of rotated(endpoints, round)) {
+      const value = await attempt(`${what} via ${endpoint.name} (round ${round + 1})`, () => measure(endpoint, round));
+      if (value !== null) {
+        samples[endpoint.name as Who].push(value);
+        log(`${what} via ${endpoint.name}: ${value.toFixed(1)}`);
+      }
+    }
+  }
+  return samples;
+}
+
+function throughputRow(name: string, unit: string, samples: Samples): Row {
+  return {
+    name,
+    unit,
+    gateway: median(samples.gateway),
+    nginx: median(samples.nginx),
+    caddy: median(samples.caddy),
+    direct: median(samples.direct),
+    higherIsBetter: true,
+    samples,
+  };
+}
+
+function peak(result: MemoryResult | null | undefined): number | null {
+  if (!result) return null;
+  return result.hwmMB ?? result.sampledPeakMB;
+}
+
+// ---- the run ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const date = new Date();
+  const machine = await describeMachine();
+  const loadAtStart = loadavg();
+  const workDir = await mkdtemp(join(tmpdir(), "rg-bench-"));
+  cleanups.push(() => rm(workDir, { recursive: true, force: true }));
+
+  log("starting the registry");
+  const registry = await startRegistry();
+  cleanups.push(() => registry.stop());
+  const direct: Endpoint = { name: "direct", origin: registry.url, port: registry.port };
+
+  const source = new BlobSource(randomBytes(MiB));
+  log(`seeding a ${BLOB_MIB} MiB blob and a manifest directly into the registry`);
+  const seeded = await seedRegistry(direct, source, BLOB_MIB);
+
+  log("starting the gateway, nginx and Caddy");
+  const { proxy: gateway, cert } = await startGateway(workDir, registry.port);
+  cleanups.push(() => gateway.stop());
+  const nginx = await startNginx(workDir, registry.port, cert);
+  cleanups.push(() => nginx.stop());
+  const caddy = await startCaddy(workDir, registry.port, cert);
+  cleanups.push(() => caddy.stop());
+  const proxies: RunningProxy[] = [gateway, nginx, caddy];
+  const everyone: Endpoint[] = [...proxies, direct];
+
+  const idle: Partial<Record<ProxyName, number | null>> = {};
+  for (const proxy of proxies) idle[proxy.name as ProxyName] = await attempt(`idle RSS of ${proxy.name}`, async () => rssMB(await proxy.memoryPids()));
+
+  for (const endpoint of everyone) await attempt(`manifest GET via ${endpoint.name}`, () => checkManifest(endpoint, seeded.manifestDigest));
+  // Warm-up, not counted: page cache, connection pools, JIT.
+  for (const endpoint of everyone) await attempt(`warm-up pull via ${endpoint.name}`, () => pullMBps(endpoint, seeded.layerDigest, seeded.layerBytes));
+
+  const pull = await repeated(everyone, BLOB_ROUNDS, `blob pull ${BLOB_MIB} MiB`, (endpoint) =>
+    pullMBps(endpoint, seeded.layerDigest, seeded.layerBytes),
+  );
+  const runTag = randomBytes(4).toString("hex");
+  const push = await repeated(everyone, BLOB_ROUNDS, `blob push ${BLOB_MIB} MiB`, async (endpoint, round) =>
+    (await pushMBps(endpoint, source, `push-${runTag}-${endpoint.name}-${round}`, BLOB_MIB)).mbPerSecond,
+  );
+  const rpsProblems: string[] = [];
+  const rps = await repeated(everyone, RPS_ROUNDS, "manifest GET req/s", async (endpoint) => {
+    const result = await manifestRps(endpoint, workDir, WRK_SECONDS);
+    if (result.non2xx || result.socketErrors) {
+      rpsProblems.push(`wrk via ${endpoint.name}: ${result.non2xx} non-2xx responses, ${result.socketErrors} socket errors`);
+    }
+    return result.requestsPerSecond;
+  });
+  problems.push(...rpsProblems);
+
+  const memory: Partial<Record<ProxyName, MemoryResult | null>> = {};
+  for (const proxy of proxies) {
+    const pids = await proxy.memoryPids();
+    log(`${RSS_UPLOAD_MIB} MiB chunked upload through ${proxy.name} (pids ${pids.join(",")})`);
+    memory[proxy.name as ProxyName] = await attempt(`${RSS_UPLOAD_MIB} MiB upload via ${proxy.name}`, () =>
+      uploadMemory(proxy, pids, source, `rss-${runTag}-${proxy.name}`, RSS_UPLOAD_MIB),
+    );
+  }
+
+  // Anything a proxy complained about while doing all of the above goes into the report.
+  for (const proxy of proxies) {
+    for (const line of (await proxy.logProblems()).slice(0, 20)) problems.push(`${proxy.name} logged: ${line}`);
+  }
+
+  const rows: Row[] = [
+    throughputRow(`blob pull (${BLOB_MIB} MiB GET)`, "MB/s", pull),
+    throughputRow(`blob push (${BLOB_MIB} MiB, POST → chunked PATCH → PUT)`, "MB/s", push),
+    throughputRow(`manifest GET (wrk -t2 -c32, ${WRK_SECONDS} s)`, "req/s", rps),
+    {
+      name: "RSS just after start, before any traffic",
+      unit: "MB",
+      gateway: idle.gateway ?? null,
+      nginx: idle.nginx ?? null,
+      caddy: idle.caddy ?? null,
+      higherIsBetter: false,
+    },
+    {
+      name: "peak RSS over all the runs above (VmHWM)",
+      unit: "MB",
+      gateway: memory.gateway?.earlierPeakMB ?? null,
+      nginx: memory.nginx?.earlierPeakMB ?? null,
+      caddy: memory.caddy?.earlierPeakMB ?? null,
+      higherIsBetter: false,
+      gatewayBelow: RSS_CEILING_MB,
+    },
+    {
+      name: `RSS after the runs above, before the ${RSS_UPLOAD_MIB} MiB upload`,
+      unit: "MB",
+      gateway: memory.gateway?.beforeMB ?? null,
+      nginx: memory.nginx?.beforeMB ?? null,
+      caddy: memory.caddy?.beforeMB ?? null,
+      higherIsBetter: false,
+    },
+    {
+      name: `peak RSS during a ${RSS_UPLOAD_MIB} MiB chunked upload`,
+      unit: "MB",
+      gateway: peak(memory.gateway),
+      nginx: peak(memory.nginx),
+      caddy: peak(memory.caddy),
+      higherIsBetter: false,
+      gatewayBelow: RSS_CEILING_MB,
+    },
+  ];
+
+  const durationSeconds = (performance.now() - started) / 1000;
+  const load = (values: number[]) => values.map((v) => v.toFixed(2)).join(" / ");
+  machine.push(
+    `Load average (1/5/15 min) at start: ${load(loadAtStart)}; at end: ${load(loadavg())}. Anything else running on the machine shares its cores with the bench.`,
+  );
+  const uploadSpeeds = PROXIES.map((p) => `${p} ${memory[p]?.uploadMBps.toFixed(0) ?? "error"}`).join(", ");
+  const sampled = PROXIES.map((p) => `${p} ${memory[p]?.sampledPeakMB.toFixed(0) ?? "error"}`).join(", ");
+  const method = [
+    `One \`docker-registry\` (filesystem storage in a temp dir) behind three proxies, each on its own 127.0.0.1 port, all serving the same leaf certificate (the gateway's generated \`DATADIR/certs/bench.registry.test.crt\`). Clients name \`bench.registry.test\` (resolved to 127.0.0.1) and verify the chain against the gateway's CA; wrk does not verify.`,
+    `"registry direct" is the registry itself over plain HTTP, without TLS: the ceiling a proxy can approach, not a competitor.`,
+    `Every throughput value is the median of ${BLOB_ROUNDS} rounds (blob rows) or ${RPS_ROUNDS} rounds (wrk row); in each round every endpoint is measured once, the starting endpoint rotating per round. All samples are listed under the table.`,
+    `Pull: \`curl --http1.1 -o /dev/null\` of one ${BLOB_MIB} MiB blob, \`%{speed_download}\` (one un-timed warm-up pull each first).`,
+    `Push: a Node https client (keep-alive) does POST, one PATCH of ${BLOB_MIB} MiB with \`Transfer-Encoding: chunked\` and no Content-Length, then PUT \`?digest=\`, following the registry's Location; timed from POST to the PUT's 201. Each push is a distinct blob, generated on the fly; its digest is computed before the clock starts.`,
+    `Requests/s: \`wrk -t2 -c32 -d${WRK_SECONDS}s\` on \`GET /v2/bench/pull/manifests/v1\` with \`Host: bench.registry.test:PORT\` and an OCI manifest Accept header. The load generator shares the ${machine[0]?.match(/= (\d+)/)?.[1] ?? "?"} cores with the proxy and the registry.`,
+    `Memory: one ${RSS_UPLOAD_MIB} MiB chunked PATCH per proxy (then DELETE of the upload). "peak RSS over all the runs above" is VmHWM read just before this upload (the process's peak since start). The upload peak is VmHWM from /proc/PID/status after resetting it (\`echo 5 > /proc/PID/clear_refs\`) just before the upload; a 100 ms VmRSS sampler saw peaks of ${sampled} MB. nginx counts its worker processes (not the master); Caddy and the gateway are one process each. Upload speeds in this test: ${uploadSpeeds} MB/s.`,
+    `nginx: distribution's docs/recipes/nginx.md (TLS 1.1/1.2 with its cipher list, \`client_max_body_size 0\`, \`chunked_transfer_encoding on\`, Host/X-Real-IP/X-Forwarded-For/X-Forwarded-Proto, \`proxy_read_timeout 900\`), without its auth_basic, plus \`proxy_request_buffering off\` and \`proxy_http_version 1.1\` (without 1.1 nginx buffers chunked request bodies to disk regardless), \`worker_processes auto\`, \`access_log off\`. No upstream keepalive, as in the recipe. Response buffering stays on (the default), as in the recipe, so nginx spools blob responses to a temp file when curl reads slower than the registry sends (it logs a [warn] for each).`,
+    `Caddy: \`reverse_proxy 127.0.0.1:PORT\` with \`tls cert key\`, \`admin off\`, \`auto_https off\`, protocols h1 h2 (clients here use HTTP/1.1 only), defaults otherwise (GOMAXPROCS = cores).`,
+    `Gateway: \`node dist/main.js serve\` with the minimal config (one site, generated certificates), log level info (requests are logged at debug only). No authentication or rate limiting is configured on any proxy.`,
+  ];
+
+  const report: Report = { command: "npm run bench", date, durationSeconds, machine, rows, method, problems };
+  process.stdout.write(`${markdownTable(rows)}\n\n${verdict(rows)}\n`);
+  if (problems.length) process.stdout.write(`\nProblems:\n${problems.map((p) => `- ${p}`).join("\n")}\n`);
+  process.stdout.write(`\nTotal run time: ${durationSeconds.toFixed(0)} s\n`);
+  if (QUICK) log("BENCH_QUICK=1: docs/benchmarks.md left as it was");
+  else {
+    await writeReport(REPORT_PATH, report);
+    log(`wrote ${REPORT_PATH}`);
+  }
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (err) {
+  exitCode = 1;
+  log(`bench failed: ${(err as Error).stack ?? String(err)}`);
+} finally {
+  clearTimeout(watchdog);
+  await cleanup();
+}
+process.exit(exitCode);
