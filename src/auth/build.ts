@@ -1,0 +1,135 @@
+// Builds each site's auth (stages 3-4) and backend credentials from configuration, once, at load. Every
+// file is read and every rule compiled here: a broken htpasswd line or a bad key stops the start with
+// file:line, and the request path only uses what is built.
+import { readFile } from "node:fs/promises";
+import type { AccessRuleConfig, GatewayConfig, SiteConfig } from "../config/schema.js";
+import type { Logger } from "../observe/log.js";
+import { siteName } from "../sites.js";
+import { AccessPolicy } from "./access.js";
+import { BackendTokenMinter } from "./backend-token.js";
+import { HtpasswdError, HtpasswdUsers, parseHtpasswd } from "./htpasswd.js";
+import { loadSigningKey, type SigningKey } from "./signing-key.js";
+import { HtpasswdSiteAuth, TokenSiteAuth } from "./site-auth.js";
+import { DockerTokenEndpoint } from "./token-endpoint.js";
+import { TokenIssuer, TokenVerifier } from "./tokens.js";
+import type { BackendAuth, SiteAuth } from "./types.js";
+
+export interface SiteSecurity {
+  /** null: no authentication (auth type none). */
+  auth: SiteAuth | null;
+  /** null: the backend gets no Authorization of ours (none or passthrough). */
+  backendAuth: BackendAuth | null;
+  /** The client's Authorization goes to the backend untouched (backendAuth passthrough). */
+  passClientAuthorization: boolean;
+}
+
+export interface Security {
+  /** In the order of config.sites. */
+  bySite: readonly SiteSecurity[];
+  /** Loaded only when a site issues or sends tokens. */
+  signingKey: SigningKey | null;
+  /** Stops watching htpasswd files. */
+  close(): void;
+}
+
+export async function buildSecurity(config: GatewayConfig, logger: Logger): Promise<Security> {
+  const needsKey = config.sites.some((site) => site.auth.type === "token" || site.backendAuth.type === "token");
+  const signingKey = needsKey ? await loadSigningKey(config) : null;
+  const issuer = signingKey ? new TokenIssuer(signingKey, config.tokens.issuer) : null;
+  if (signingKey) {
+    logger.info(
+      { certFile: signingKey.certPath, kid: signingKey.keyId, algorithm: signingKey.algorithm, created: signingKey.created },
+      "token signing key ready: `token cert` prints the certificate token-auth backends must trust",
+    );
+  }
+
+  // Sites sharing an htpasswd file share one watcher and one verification cache.
+  const files = new Map<string, HtpasswdUsers>();
+  const close = () => {
+    for (const users of files.values()) users.close();
+  };
+  const usersOf = async (file: string) => {
+    let users = files.get(file);
+    if (!users) {
+      users = await HtpasswdUsers.open(file, logger);
+      files.set(file, users);
+    }
+    return users;
+  };
+
+  const bySite: SiteSecurity[] = [];
+  try {
+    for (const site of config.sites) {
+      const name = siteName(site);
+      const auth = await buildSiteAuth(site, name, config, usersOf, issuer, logger);
+      const backendAuth = site.backendAuth.type === "token" ? new BackendTokenMinter(issuer!, site.backendAuth.service) : null;
+      bySite.push({ auth, backendAuth, passClientAuthorization: site.backendAuth.type === "passthrough" });
+    }
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { bySite, signingKey, close };
+}
+
+async function buildSiteAuth(
+  site: SiteConfig,
+  name: string,
+  config: GatewayConfig,
+  usersOf: (file: string) => Promise<HtpasswdUsers>,
+  issuer: TokenIssuer | null,
+  logger: Logger,
+): Promise<SiteAuth | null> {
+  const auth = site.auth;
+  if (auth.type === "none") return null;
+  const users = await usersOf(auth.htpasswd);
+  warnAboutUnknownUsers(name, auth.rules, users, logger);
+  const policy = new AccessPolicy(auth.rules);
+  if (auth.type === "htpasswd") return new HtpasswdSiteAuth(users, policy, auth.realm ?? name);
+
+  const service = auth.service ?? name;
+  const verifier = new TokenVerifier(issuer!.key, config.tokens.issuer, service);
+  const endpoint = new DockerTokenEndpoint({
+    service,
+    users,
+    policy,
+    issuer: issuer!,
+    verifier,
+    lifetimeMs: config.tokens.lifetime,
+    refreshLifetimeMs: config.tokens.refreshLifetime,
+  });
+  return new TokenSiteAuth(users, verifier, service, endpoint);
+}
+
+/**
+ * For `config check`: what would stop `serve` in the files the auth config names (an htpasswd line, a
+ * configured key), as `file:line: why` or `file: why`. Generates nothing.
+ */
+export async function authFileProblems(config: GatewayConfig): Promise<string[]> {
+  const problems: string[] = [];
+  const files = new Set(config.sites.flatMap((site) => (site.auth.type === "none" ? [] : [site.auth.htpasswd])));
+  for (const file of files) {
+    try {
+      parseHtpasswd(await readFile(file, "utf8"), file);
+    } catch (err) {
+      problems.push(err instanceof HtpasswdError ? err.message : `${file}: ${(err as Error).message}`);
+    }
+  }
+  if (config.tokens.key !== undefined) {
+    try {
+      await loadSigningKey(config);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  return problems;
+}
+
+/** A rule naming a user the file does not have is usually a typo that silently grants nothing. */
+function warnAboutUnknownUsers(site: string, rules: readonly AccessRuleConfig[], users: HtpasswdUsers, logger: Logger): void {
+  const unknown = new Set<string>();
+  for (const rule of rules) if (rule.who !== "*") for (const user of rule.who) if (!users.has(user)) unknown.add(user);
+  if (unknown.size > 0) {
+    logger.warn({ site, file: users.file, users: [...unknown] }, "access rules name users the htpasswd file does not have");
+  }
+}

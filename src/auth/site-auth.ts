@@ -1,0 +1,109 @@
+// Stages 3 and 4 for the two kinds of site auth. Both answer the same question — may this request go on,
+// and as whom — and differ only in the credential they read and how they say no:
+//
+//   htpasswd  Basic credentials; not allowed → 403 DENIED (anonymous: 401, so the client may log in).
+//   token     Bearer JWTs from our /token; not allowed → 401 with error="insufficient_scope", naming the
+//             scope to ask for (that is how docker learns to fetch a push token after a pull token).
+import type { RegistryRoute } from "../registry/routes.js";
+import type { AccessPolicy } from "./access.js";
+import { basicChallenge, bearerChallenge } from "./challenge.js";
+import { parseAuthorization } from "./credentials.js";
+import type { HtpasswdUsers } from "./htpasswd.js";
+import type { TokenVerifier } from "./tokens.js";
+import type { Admission, SiteAuth, TokenEndpoint } from "./types.js";
+
+const AUTHENTICATION_REQUIRED = "authentication required";
+const BAD_CREDENTIALS = "invalid username or password";
+
+export class HtpasswdSiteAuth implements SiteAuth {
+  readonly mode = "htpasswd";
+  readonly tokenEndpoint = null;
+  private readonly challenge: string;
+
+  constructor(
+    private readonly users: HtpasswdUsers,
+    private readonly policy: AccessPolicy,
+    realm: string,
+  ) {
+    this.challenge = basicChallenge(realm);
+  }
+
+  async admit(authorization: string | undefined, route: RegistryRoute): Promise<Admission> {
+    const credentials = parseAuthorization(authorization);
+    switch (credentials.kind) {
+      case "none":
+        // `/v2/` always asks for credentials: it is how clients learn that this registry wants them.
+        if (route.accesses.length > 0 && this.policy.permits(null, route.accesses)) return { ok: true, principal: null };
+        return this.unauthorized("missing_credentials", AUTHENTICATION_REQUIRED);
+      case "malformed":
+        return this.unauthorized("invalid_credentials", "the Authorization header is not valid Basic credentials");
+      case "bearer":
+        return this.unauthorized("invalid_credentials", "this registry takes Basic credentials");
+      case "basic": {
+        if (!(await this.users.verify(credentials.user, credentials.password))) {
+          return this.unauthorized("invalid_credentials", BAD_CREDENTIALS);
+        }
+        const user = credentials.user;
+        const refused = this.policy.firstRefused(user, route.accesses);
+        if (!refused) return { ok: true, principal: { name: user } };
+        return {
+          ok: false,
+          error: "denied",
+          reason: "denied",
+          message: `requested access to the resource is denied (${refused.action} on ${refused.type} ${refused.name})`,
+          user,
+        };
+      }
+    }
+  }
+
+  private unauthorized(reason: "missing_credentials" | "invalid_credentials", message: string): Admission {
+    return { ok: false, error: "unauthorized", reason, message, challenge: this.challenge };
+  }
+}
+
+export class TokenSiteAuth implements SiteAuth {
+  readonly mode = "token";
+
+  constructor(
+    private readonly users: HtpasswdUsers,
+    private readonly verifier: TokenVerifier,
+    private readonly service: string,
+    readonly tokenEndpoint: TokenEndpoint,
+  ) {}
+
+  async admit(authorization: string | undefined, route: RegistryRoute, externalOrigin: string): Promise<Admission> {
+    const challenge = (error?: "invalid_token" | "insufficient_scope") =>
+      bearerChallenge({ externalOrigin, service: this.service, accesses: route.accesses, error });
+    const credentials = parseAuthorization(authorization);
+    if (credentials.kind === "none") {
+      return { ok: false, error: "unauthorized", reason: "missing_credentials", message: AUTHENTICATION_REQUIRED, challenge: challenge() };
+    }
+    if (credentials.kind !== "bearer") {
+      // Basic on the data path is a client that skipped the token dance: tell it where tokens come from.
+      return { ok: false, error: "unauthorized", reason: "invalid_credentials", message: "this registry takes Bearer tokens from its /token endpoint", challenge: challenge() };
+    }
+    const verification = await this.verifier.verify(credentials.token);
+    if (!verification.ok) {
+      const message = verification.problem === "expired_token" ? "the token has expired" : "the token is not valid here";
+      return { ok: false, error: "unauthorized", reason: verification.problem, message, challenge: challenge("invalid_token") };
+    }
+    const { subject, granted } = verification.token;
+    // A user removed from the htpasswd file loses the tokens already issued, not only future logins.
+    if (subject !== "" && !this.users.has(subject)) {
+      return { ok: false, error: "unauthorized", reason: "invalid_token", message: "the token's user no longer exists", challenge: challenge("invalid_token") };
+    }
+    const missing = route.accesses.find((access) => !granted.covers(access));
+    if (missing) {
+      return {
+        ok: false,
+        error: "unauthorized",
+        reason: "insufficient_scope",
+        message: `insufficient scope: the token does not grant ${missing.action} on ${missing.type} ${missing.name}`,
+        challenge: challenge("insufficient_scope"),
+        ...(subject ? { user: subject } : {}),
+      };
+    }
+    return { ok: true, principal: subject ? { name: subject } : null };
+  }
+}

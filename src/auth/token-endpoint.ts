@@ -1,0 +1,196 @@
+// `/token` of a token-auth site (Docker registry token spec + its OAuth2 variant):
+//
+//   GET  /token?service=&scope=&scope=&account=&client_id=&offline_token=   Basic credentials, or none
+//   POST /token  grant_type=password (username, password) | refresh_token (refresh_token),
+//                service, scope (space separated), client_id, access_type=offline
+//
+// The answer is 200 {token, access_token, expires_in, issued_at} (+ refresh_token for offline requests).
+// What the token grants is what was asked AND what the rules allow: asking for more is not an error, you
+// get less — `docker login` asks for nothing and gets a token with empty access. Bad credentials are a 401
+// in registry JSON, which docker and podman show as "unauthorized: …".
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { sendError, type GatewayErrorKind } from "../registry/errors.js";
+import { isValidRepositoryName } from "../registry/routes.js";
+import type { AccessPolicy } from "./access.js";
+import { basicChallenge } from "./challenge.js";
+import { parseAuthorization } from "./credentials.js";
+import type { HtpasswdUsers } from "./htpasswd.js";
+import { parseScopes, type ResourceScope } from "./scope.js";
+import type { TokenIssuer, TokenVerifier } from "./tokens.js";
+import type { AuthFailureReason, Principal, TokenEndpoint, TokenEndpointResult } from "./types.js";
+
+export interface TokenEndpointOptions {
+  service: string;
+  users: HtpasswdUsers;
+  policy: AccessPolicy;
+  issuer: TokenIssuer;
+  verifier: TokenVerifier;
+  lifetimeMs: number;
+  refreshLifetimeMs: number;
+}
+
+/** A form with a username, a password, a refresh token and a few scopes is far smaller. */
+const MAX_FORM_BYTES = 64 * 1024;
+
+type Login = { ok: true; principal: Principal | null } | { ok: false; reason: AuthFailureReason; message: string };
+
+interface TokenRequest {
+  login: Login;
+  scopes: ResourceScope[];
+  /** Include a refresh token in the answer: offline_token=true, access_type=offline, or a refresh grant. */
+  offline: boolean;
+  /** A refresh grant hands back the refresh token it came with. */
+  refreshToken?: string;
+}
+
+class TokenRequestError extends Error {
+  constructor(
+    readonly kind: GatewayErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class DockerTokenEndpoint implements TokenEndpoint {
+  private readonly challenge: string;
+
+  constructor(private readonly options: TokenEndpointOptions) {
+    this.challenge = basicChallenge(options.service);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<TokenEndpointResult> {
+    let request: TokenRequest;
+    try {
+      if (req.method === "GET") request = await this.fromQuery(req);
+      else if (req.method === "POST") request = await this.fromForm(req);
+      else {
+        sendError(res, "methodNotAllowed", "the token endpoint answers GET and POST", { Allow: "GET, POST" });
+        return {};
+      }
+    } catch (err) {
+      if (!(err instanceof TokenRequestError)) throw err;
+      sendError(res, err.kind, err.message, { "Cache-Control": "no-store" });
+      return {};
+    }
+    const { login } = request;
+    if (!login.ok) {
+      sendError(res, "unauthorized", login.message, { "WWW-Authenticate": this.challenge, "Cache-Control": "no-store" });
+      return { failure: login.reason };
+    }
+    await this.answer(res, request, login.principal);
+    return login.principal ? { user: login.principal.name } : {};
+  }
+
+  private async fromQuery(req: IncomingMessage): Promise<TokenRequest> {
+    const url = req.url ?? "";
+    const query = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
+    this.checkService(query.get("service"));
+    const login = await this.basicLogin(req.headers.authorization);
+    const account = query.get("account");
+    if (login.ok && login.principal && account && account !== login.principal.name) {
+      throw new TokenRequestError("badRequest", "account does not match the credentials");
+    }
+    return { login, scopes: parseScopes(query.getAll("scope")), offline: query.get("offline_token") === "true" };
+  }
+
+  private async fromForm(req: IncomingMessage): Promise<TokenRequest> {
+    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/x-www-form-urlencoded") {
+      throw new TokenRequestError("badRequest", "expected an application/x-www-form-urlencoded form");
+    }
+    const form = new URLSearchParams(await readForm(req));
+    this.checkService(form.get("service"));
+    const scopes = parseScopes(form.getAll("scope"));
+    switch (form.get("grant_type")) {
+      case "password": {
+        const username = form.get("username") ?? "";
+        const password = form.get("password") ?? "";
+        const login = username === "" ? failed("missing_credentials", "username and password are required") : await this.passwordLogin(username, password);
+        return { login, scopes, offline: form.get("access_type") === "offline" };
+      }
+      case "refresh_token": {
+        const refreshToken = form.get("refresh_token") ?? "";
+        return { login: await this.refreshLogin(refreshToken), scopes, offline: true, refreshToken };
+      }
+      default:
+        throw new TokenRequestError("badRequest", "grant_type must be password or refresh_token");
+    }
+  }
+
+  /** Clients send the service from our challenge; another one is a token meant for someone else. */
+  private checkService(service: string | null): void {
+    if (service !== null && service !== this.options.service) {
+      throw new TokenRequestError("badRequest", `this endpoint issues tokens for service "${this.options.service}"`);
+    }
+  }
+
+  private async basicLogin(authorization: string | undefined): Promise<Login> {
+    const credentials = parseAuthorization(authorization);
+    switch (credentials.kind) {
+      case "none":
+        return { ok: true, principal: null };
+      case "basic":
+        return this.passwordLogin(credentials.user, credentials.password);
+      default:
+        return failed("invalid_credentials", "the token endpoint takes Basic credentials");
+    }
+  }
+
+  private async passwordLogin(user: string, password: string): Promise<Login> {
+    return (await this.options.users.verify(user, password))
+      ? { ok: true, principal: { name: user } }
+      : failed("invalid_credentials", "invalid username or password");
+  }
+
+  private async refreshLogin(refreshToken: string): Promise<Login> {
+    const claims = refreshToken ? await this.options.verifier.verifyRefresh(refreshToken) : null;
+    // A changed password or a removed user ends the sessions made before.
+    if (!claims || this.options.users.fingerprint(claims.subject) !== claims.fingerprint) {
+      return failed("invalid_token", "the refresh token is not valid");
+    }
+    return { ok: true, principal: { name: claims.subject } };
+  }
+
+  private async answer(res: ServerResponse, request: TokenRequest, principal: Principal | null): Promise<void> {
+    const { service, policy, issuer, users, lifetimeMs, refreshLifetimeMs } = this.options;
+    const subject = principal?.name ?? "";
+    const access = policy.grant(principal?.name ?? null, request.scopes, isValidRepositoryName);
+    const issued = await issuer.issue(subject, service, access, lifetimeMs);
+    const body: Record<string, unknown> = {
+      token: issued.token,
+      access_token: issued.token,
+      expires_in: issued.expiresIn,
+      issued_at: issued.issuedAt,
+    };
+    if (request.offline && principal) {
+      body.refresh_token = request.refreshToken ?? (await issuer.issueRefresh(subject, service, users.fingerprint(subject) ?? "", refreshLifetimeMs)).token;
+    }
+    const text = JSON.stringify(body);
+    res.writeHead(200, {
+      "Content-Type": "application/json; charset=utf-8",
+      "Content-Length": Buffer.byteLength(text),
+      "Cache-Control": "no-store",
+      Pragma: "no-cache",
+    });
+    res.end(text);
+  }
+}
+
+function failed(reason: AuthFailureReason, message: string): Login {
+  return { ok: false, reason, message };
+}
+
+async function readForm(req: IncomingMessage): Promise<string> {
+  if (Number(req.headers["content-length"] ?? 0) > MAX_FORM_BYTES) throw new TokenRequestError("badRequest", "the form is too large");
+  const chunks: Buffer[] = [];
+  let size = 0;
+  // Leaving the loop early would destroy the request and with it the socket the 400 must go out on:
+  // an oversized chunked body is read to its end and dropped instead (the idle timeout bounds a slow one).
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size <= MAX_FORM_BYTES) chunks.push(chunk);
+  }
+  if (size > MAX_FORM_BYTES) throw new TokenRequestError("badRequest", "the form is too large");
+  return Buffer.concat(chunks).toString("utf8");
+}

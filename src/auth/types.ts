@@ -1,0 +1,56 @@
+// The vocabulary shared by the auth modules and the pipeline (distribution's registry/auth/auth.go, reduced
+// to what the gateway needs): who is asking, what a request may do, and why it was refused.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AuthFailureReason } from "../observe/metrics.js";
+import type { Access, RegistryRoute } from "../registry/routes.js";
+
+export type { AuthFailureReason };
+
+/** An authenticated user. Anonymous requests have no principal (null), never a fake one. */
+export interface Principal {
+  name: string;
+}
+
+export type Admission =
+  | { ok: true; principal: Principal | null }
+  | {
+      ok: false;
+      /** 401 (with a challenge) or 403. */
+      error: "unauthorized" | "denied";
+      reason: AuthFailureReason;
+      /** Safe to show the client: never says whether a user exists. */
+      message: string;
+      /** WWW-Authenticate value; every 401 carries one. */
+      challenge?: string;
+      /** Known when credentials were good but not enough, for the access log. */
+      user?: string;
+    };
+
+/** Stages 3 and 4 for one site: credentials → principal, principal × route accesses → allow or refuse. */
+export interface SiteAuth {
+  readonly mode: "htpasswd" | "token";
+  /**
+   * `externalOrigin` is `https://host[:port]` as the client addressed us: the token realm lives there, and
+   * docker only sends credentials to the host it pinged.
+   */
+  admit(authorization: string | undefined, route: RegistryRoute, externalOrigin: string): Promise<Admission>;
+  /** The `/token` endpoint of a token-auth site; null in htpasswd mode. */
+  readonly tokenEndpoint: TokenEndpoint | null;
+}
+
+export interface TokenEndpointResult {
+  /** Who got a token, when someone did. */
+  user?: string;
+  /** Why no token was given, when the answer was a 401. */
+  failure?: AuthFailureReason;
+}
+
+export interface TokenEndpoint {
+  handle(req: IncomingMessage, res: ServerResponse, externalOrigin: string): Promise<TokenEndpointResult>;
+}
+
+/** What the backend is told about who is asking, for sites whose backend checks tokens itself. */
+export interface BackendAuth {
+  /** The Authorization header value for the backend, covering exactly these accesses. */
+  authorizationFor(accesses: readonly Access[], principal: Principal | null): Promise<string>;
+}
