@@ -1,0 +1,115 @@
+// What each site's certificate is, read from disk only, so `cert status` answers the same whether or not
+// a gateway runs: generated leaves and ACME certificates from the data directory, `files` from their paths.
+import { X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import type { GatewayConfig, SiteConfig } from "../config/schema.js";
+import { siteName } from "../sites.js";
+import { acmeCertificatePaths, certificateDueAt, readStoredCertificate } from "./acme-storage.js";
+import { leafPaths, readIfExists, subjectAltNames } from "./selfsigned.js";
+
+const DAY_MS = 86_400_000;
+
+export interface HostCertificateInfo {
+  site: string;
+  host: string;
+  source: SiteConfig["tls"]["source"];
+  /** The certificate file this host is served from (or would be, by a gateway started now). */
+  file: string;
+  /** An ACME site still served with its generated certificate, because no ACME certificate is stored yet. */
+  fallback: boolean;
+  /** Null when the file is missing or unreadable; `problem` says which. */
+  certificate: CertificateDetails | null;
+  problem: string | null;
+  /** ACME only: when the stored certificate is due for renewal. */
+  renewAt: Date | null;
+}
+
+export interface CertificateDetails {
+  subject: string;
+  issuer: string;
+  sans: string[];
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** Whole days until notAfter; negative once expired. */
+  daysLeft: number;
+  /** Whether the certificate's names include this host. */
+  coversHost: boolean;
+}
+
+export async function certificateStatus(config: GatewayConfig, now = new Date()): Promise<HostCertificateInfo[]> {
+  const rows: HostCertificateInfo[] = [];
+  for (const site of config.sites) {
+    const name = siteName(site);
+    const served = await servedFile(config, site, name, now);
+    const text = await readIfExists(served.file).catch((error: Error) => error);
+    const parsed = typeof text === "string" ? parseLeaf(text) : null;
+    const problem =
+      text === null
+        ? "no certificate file yet (a gateway creates it when it starts)"
+        : text instanceof Error
+          ? `cannot read: ${text.message}`
+          : parsed === null
+            ? "not a readable PEM certificate"
+            : null;
+    for (const host of site.hosts) {
+      rows.push({
+        site: name,
+        host,
+        source: site.tls.source,
+        file: served.file,
+        fallback: served.fallback,
+        certificate: parsed ? details(parsed, host, now) : null,
+        problem,
+        renewAt: served.renewAt,
+      });
+    }
+  }
+  return rows;
+}
+
+async function servedFile(config: GatewayConfig, site: SiteConfig, name: string, now: Date): Promise<{ file: string; fallback: boolean; renewAt: Date | null }> {
+  const tls = site.tls;
+  switch (tls.source) {
+    case "files":
+      return { file: tls.cert, fallback: false, renewAt: null };
+    case "generated":
+      return { file: leafPaths(config.dataDir, name).certPath, fallback: false, renewAt: null };
+    case "acme": {
+      // The same choice loadSiteCertificates makes: the stored certificate while valid, else generated.
+      const stored = await readStoredCertificate(config.dataDir, name, now.getTime());
+      if (stored) return { file: acmeCertificatePaths(config.dataDir, name).certPath, fallback: false, renewAt: certificateDueAt(stored, tls.renewBefore) };
+      return { file: leafPaths(config.dataDir, name).certPath, fallback: true, renewAt: null };
+    }
+  }
+}
+
+function parseLeaf(pem: string): X509Certificate | null {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    return null;
+  }
+}
+
+function details(leaf: X509Certificate, host: string, now: Date): CertificateDetails {
+  const sans = subjectAltNames(new x509.X509Certificate(leaf.raw));
+  const notAfter = new Date(leaf.validTo);
+  return {
+    subject: leaf.subject,
+    issuer: leaf.issuer,
+    sans,
+    serial: leaf.serialNumber,
+    notBefore: new Date(leaf.validFrom),
+    notAfter,
+    daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS),
+    coversHost: covers(leaf, sans, host),
+  };
+}
+
+function covers(leaf: X509Certificate, sans: string[], host: string): boolean {
+  if (host.startsWith("*.")) return sans.includes(host);
+  return (isIP(host) ? leaf.checkIP(host) : leaf.checkHost(host)) !== undefined;
+}
