@@ -74,10 +74,12 @@ export interface RpsResult {
 }
 
 /** wrk -t2 -c32 on the manifest GET. wrk does not verify certificates; curl checked the chain already. */
-export async function manifestRps(endpoint: Endpoint, workDir: string, seconds: number): Promise<RpsResult> {
+export async function manifestRps(endpoint: Endpoint, workDir: string, seconds: number, headers: Record<string, string> = {}): Promise<RpsResult> {
   const script = join(workDir, `wrk-${endpoint.name}.lua`);
   const host = endpoint.caFile ? `${SITE_HOST}:${endpoint.port}` : `127.0.0.1:${endpoint.port}`;
-  await writeFile(script, `wrk.headers["Host"] = "${host}"\nwrk.headers["Accept"] = "${OCI_MANIFEST}"\n`);
+  // `headers`: extra request headers (bench/auth.ts sends Authorization).
+  const extra = Object.entries(headers).map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}\n`);
+  await writeFile(script, `wrk.headers["Host"] = "${host}"\nwrk.headers["Accept"] = "${OCI_MANIFEST}"\n${extra.join("")}`);
   const scheme = endpoint.caFile ? "https" : "http";
   const url = `${scheme}://127.0.0.1:${endpoint.port}/v2/${PULL_REPO}/manifests/${PULL_TAG}`;
   const args = ["-t2", "-c32", `-d${seconds}s`, "--timeout", "5s", "-s", script, url];

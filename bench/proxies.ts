@@ -24,6 +24,26 @@ export interface SiteCertificate {
   keyFile: string;
 }
 
+/** Options for variants of the three set-ups (bench/auth.ts); without them, the set-ups are as documented. */
+export interface ProxyOptions {
+  /** Basic authentication on every proxy, from one htpasswd file (nginx: bcrypt per request; Caddy: its hash cache). */
+  basicAuth?: BenchBasicAuth;
+  /** Gateway only: its one-line-per-request access log (issue #5; default on). nginx and Caddy log no requests here. */
+  accessLog?: boolean;
+}
+
+export interface BenchBasicAuth {
+  /** Readable by nginx's workers (nobody). */
+  htpasswdFile: string;
+  user: string;
+  password: string;
+  /** The user's bcrypt hash, which Caddy takes inline. */
+  hash: string;
+}
+
+const basicAuthorization = (auth: BenchBasicAuth | undefined) =>
+  auth ? { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}` } : {};
+
 const REPO_ROOT = resolve(import.meta.dirname, "..");
 const READY_TIMEOUT_MS = 20_000;
 
@@ -32,9 +52,9 @@ function endpointAt(port: number, cert: SiteCertificate): Pick<Endpoint, "origin
 }
 
 /** Ready = `GET /v2/` through the proxy, TLS verified against the CA, answers 200 from the registry. */
-async function waitUntilServing(endpoint: Endpoint, child: ManagedProcess): Promise<void> {
+async function waitUntilServing(endpoint: Endpoint, child: ManagedProcess, auth?: BenchBasicAuth): Promise<void> {
   try {
-    await waitFor(async () => (await send(endpoint, "GET", "/v2/", { timeoutMs: 2000 })).status === 200, {
+    await waitFor(async () => (await send(endpoint, "GET", "/v2/", { timeoutMs: 2000, headers: basicAuthorization(auth) })).status === 200, {
       timeoutMs: READY_TIMEOUT_MS,
       intervalMs: 100,
       what: `${endpoint.name} at ${endpoint.origin}/v2/`,
@@ -74,7 +94,7 @@ function readyLine(output: string): ReadyLine | undefined {
   return undefined;
 }
 
-export async function startGateway(workDir: string, backendPort: number): Promise<{ proxy: RunningProxy; cert: SiteCertificate }> {
+export async function startGateway(workDir: string, backendPort: number, options: ProxyOptions = {}): Promise<{ proxy: RunningProxy; cert: SiteCertificate }> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const dataDir = join(workDir, "gateway-data");
   const configFile = join(workDir, "gateway.yaml");
@@ -86,10 +106,15 @@ export async function startGateway(workDir: string, backendPort: number): Promis
       `listen: 127.0.0.1:${port}`,
       `admin: { listen: 127.0.0.1:${adminPort} }`,
       `dataDir: ${JSON.stringify(dataDir)}`,
-      "log: { level: info }",
+      options.accessLog === false ? "log: { level: info, access: false }" : "log: { level: info }",
       "sites:",
       `  - hosts: [${SITE_HOST}, localhost, 127.0.0.1]`,
       `    backend: http://127.0.0.1:${backendPort}`,
+      ...(options.basicAuth
+        ? [
+            `    auth: { type: htpasswd, htpasswd: ${JSON.stringify(options.basicAuth.htpasswdFile)}, rules: [{ who: [${options.basicAuth.user}], repositories: ["**"], actions: [pull] }] }`,
+          ]
+        : []),
       "",
     ].join("\n"),
   );
@@ -125,7 +150,7 @@ export async function startGateway(workDir: string, backendPort: number): Promis
     logProblems: async () => linesMatching(child.output(), /"level":"(warn|error|fatal)"/),
     stop: async () => void (await child.stop()),
   };
-  await waitUntilServing(proxy, child);
+  await waitUntilServing(proxy, child, options.basicAuth);
   return { proxy, cert };
 }
 
@@ -137,7 +162,7 @@ export async function startGateway(workDir: string, backendPort: number): Promis
  * which nginx buffers every chunked request body to disk whatever proxy_request_buffering says; and the
  * bench's own housekeeping (paths inside DIR, worker_processes auto, access_log off).
  */
-function nginxConf(dir: string, port: number, backendPort: number, cert: SiteCertificate): string {
+function nginxConf(dir: string, port: number, backendPort: number, cert: SiteCertificate, auth?: BenchBasicAuth): string {
   const p = (name: string) => JSON.stringify(join(dir, name));
   return `worker_processes auto;
 pid ${p("nginx.pid")};
@@ -185,7 +210,7 @@ http {
       }
 
       add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;
-
+${auth ? `\n      auth_basic "Registry realm";\n      auth_basic_user_file ${JSON.stringify(auth.htpasswdFile)};\n` : ""}
       proxy_pass                          http://docker-registry;
       proxy_set_header  Host              $http_host;
       proxy_set_header  X-Real-IP         $remote_addr;
@@ -200,14 +225,14 @@ http {
 `;
 }
 
-export async function startNginx(workDir: string, backendPort: number, cert: SiteCertificate): Promise<RunningProxy> {
+export async function startNginx(workDir: string, backendPort: number, cert: SiteCertificate, options: ProxyOptions = {}): Promise<RunningProxy> {
   const dir = join(workDir, "nginx");
   await mkdir(join(dir, "temp"), { recursive: true });
   // Workers run as nobody: they must be able to reach their temp paths inside the (0700) mkdtemp dir.
   await chmod(workDir, 0o711);
   await chmod(dir, 0o755);
   const port = await freePort();
-  await writeFile(join(dir, "nginx.conf"), nginxConf(dir, port, backendPort, cert));
+  await writeFile(join(dir, "nginx.conf"), nginxConf(dir, port, backendPort, cert, options.basicAuth));
   const child = startProcess("nginx", ["-p", dir, "-c", "nginx.conf", "-g", "daemon off;"], { name: "nginx" });
   const proxy: RunningProxy = {
     name: "nginx",
@@ -219,7 +244,7 @@ export async function startNginx(workDir: string, backendPort: number, cert: Sit
       linesMatching((await readFile(join(dir, "error.log"), "utf8").catch(() => "")) + child.output(), /\[(error|crit|alert|emerg)\]/),
     stop: async () => void (await child.stop()),
   };
-  await waitUntilServing(proxy, child);
+  await waitUntilServing(proxy, child, options.basicAuth);
   return proxy;
 }
 
@@ -242,7 +267,7 @@ async function childPids(parent: number): Promise<number[]> {
 
 // ---- Caddy -----------------------------------------------------------------------------------------------
 
-function caddyfile(dir: string, port: number, backendPort: number, cert: SiteCertificate): string {
+function caddyfile(dir: string, port: number, backendPort: number, cert: SiteCertificate, auth?: BenchBasicAuth): string {
   return `{
 	admin off
 	auto_https off
@@ -257,17 +282,17 @@ function caddyfile(dir: string, port: number, backendPort: number, cert: SiteCer
 https://:${port} {
 	bind 127.0.0.1
 	tls ${JSON.stringify(cert.certFile)} ${JSON.stringify(cert.keyFile)}
-	reverse_proxy 127.0.0.1:${backendPort}
+${auth ? `\tbasicauth {\n\t\t${auth.user} ${Buffer.from(auth.hash).toString("base64")}\n\t}\n` : ""}	reverse_proxy 127.0.0.1:${backendPort}
 }
 `;
 }
 
-export async function startCaddy(workDir: string, backendPort: number, cert: SiteCertificate): Promise<RunningProxy> {
+export async function startCaddy(workDir: string, backendPort: number, cert: SiteCertificate, options: ProxyOptions = {}): Promise<RunningProxy> {
   const dir = join(workDir, "caddy");
   await mkdir(dir, { recursive: true });
   const port = await freePort();
   const file = join(dir, "Caddyfile");
-  await writeFile(file, caddyfile(dir, port, backendPort, cert));
+  await writeFile(file, caddyfile(dir, port, backendPort, cert, options.basicAuth));
   // HOME and XDG dirs inside DIR: Caddy writes nothing outside it (autosave.json, storage, locks).
   const env = {
     HOME: dir,
@@ -285,6 +310,6 @@ export async function startCaddy(workDir: string, backendPort: number, cert: Sit
     logProblems: async () => linesMatching(child.output(), /"level":"(error|fatal)"/),
     stop: async () => void (await child.stop()),
   };
-  await waitUntilServing(proxy, child);
+  await waitUntilServing(proxy, child, options.basicAuth);
   return proxy;
 }

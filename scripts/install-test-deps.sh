@@ -8,6 +8,7 @@ declare -A NEEDED=(
   [docker-registry]=docker-registry
   [redis-server]=redis-server
   [pebble]=pebble
+  [pebble-challtestsrv]=pebble
   [skopeo]=skopeo
   [podman]=podman
   [htpasswd]=apache2-utils
@@ -15,6 +16,8 @@ declare -A NEEDED=(
   [curl]=curl
   [unshare]=util-linux
   [ss]=iproute2
+  [promtool]=prometheus
+  [prometheus]=prometheus
 )
 if [[ "${1:-}" == "--bench" ]]; then
   NEEDED+=([nginx]=nginx [caddy]=caddy [wrk]=wrk)

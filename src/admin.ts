@@ -1,6 +1,7 @@
 // The admin listener: plain HTTP, loopback by default. Liveness says the process answers; readiness
 // says the HTTPS listener is up and every backend registry answers at all (any HTTP status counts:
-// a backend with its own auth answers 401 to an anonymous /v2/, and that is up).
+// a backend with its own auth answers 401 to an anonymous /v2/, and that is up). /metrics is the
+// Prometheus text exposition, when metrics are enabled.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { API_VERSION, API_VERSION_HEADER, sendError } from "./registry/errors.js";
@@ -17,15 +18,26 @@ export interface BackendProbe {
   error?: string;
 }
 
+/** What /metrics serves; GatewayMetrics is one. */
+export interface MetricsExporter {
+  readonly contentType: string;
+  exposition(): Promise<string>;
+}
+
 const PROBE_TIMEOUT_MS = 2000;
 
-export function createAdminServer(readiness: ReadinessSource): http.Server {
+export function createAdminServer(readiness: ReadinessSource, exporter: MetricsExporter | null = null): http.Server {
   return http.createServer((req, res) => {
-    void handleAdmin(req, res, readiness).catch(() => sendError(res, "internal", "admin request failed"));
+    void handleAdmin(req, res, readiness, exporter).catch(() => sendError(res, "internal", "admin request failed"));
   });
 }
 
-async function handleAdmin(req: IncomingMessage, res: ServerResponse, readiness: ReadinessSource): Promise<void> {
+async function handleAdmin(
+  req: IncomingMessage,
+  res: ServerResponse,
+  readiness: ReadinessSource,
+  exporter: MetricsExporter | null,
+): Promise<void> {
   const path = (req.url ?? "/").split("?")[0];
   if (req.method !== "GET" && req.method !== "HEAD") {
     sendError(res, "badRequest", "the admin endpoints answer GET only");
@@ -40,6 +52,9 @@ async function handleAdmin(req: IncomingMessage, res: ServerResponse, readiness:
       const ready = listening && backends.every((b) => b.reachable);
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", listening, backends });
     }
+    case "/metrics":
+      if (!exporter) return void sendError(res, "notFound", "metrics are disabled (metrics.enabled: false)");
+      return sendText(res, exporter.contentType, await exporter.exposition());
     default:
       sendError(res, "notFound", `no admin endpoint at ${path}`);
   }
@@ -53,6 +68,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
     "Cache-Control": "no-store",
     [API_VERSION_HEADER]: API_VERSION,
   });
+  res.end(res.req.method === "HEAD" ? undefined : text);
+}
+
+function sendText(res: ServerResponse, contentType: string, text: string): void {
+  res.writeHead(200, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store" });
   res.end(res.req.method === "HEAD" ? undefined : text);
 }
 

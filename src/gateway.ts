@@ -5,10 +5,16 @@ import type http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { createAdminServer } from "./admin.js";
+import { buildSecurity } from "./auth/build.js";
 import type { GatewayConfig } from "./config/schema.js";
 import type { Logger } from "./observe/log.js";
+import { createAccessLogger } from "./observe/access-log.js";
+import { metrics } from "./observe/metrics.js";
+import { createRequestObserver } from "./observe/observer.js";
 import { createPipeline, type PipelineState } from "./pipeline.js";
+import { clientAddressResolver } from "./proxy/client-ip.js";
 import { Forwarder } from "./proxy/forward.js";
+import { createRateLimitStage } from "./ratelimit/stage.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
 import { SiteMap } from "./sites.js";
 import { CertificateStore, loadSiteCertificates } from "./tls/store.js";
@@ -26,11 +32,19 @@ export interface RunningGateway {
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
-  const sites = new SiteMap(config);
+  // Auth first: a broken htpasswd file or signing key stops the start before anything listens.
+  const security = await buildSecurity(config, logger);
+  const sites = new SiteMap(config, security.bySite);
   const { certificates, ca, issued } = await loadSiteCertificates(config);
   const store = new CertificateStore(certificates, sites.defaultSite.name, config.tls.minVersion);
   const forwarder = new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
-  const state: PipelineState = { sites, forwarder, logger, observer: null };
+  const observer = createRequestObserver({
+    metrics: config.metrics.enabled ? metrics : null,
+    accessLog: config.log.access ? createAccessLogger(logger) : null,
+  });
+  const rateLimit = await createRateLimitStage(config, sites.sites, logger, config.metrics.enabled ? metrics : null);
+  const clientAddress = clientAddressResolver(config.trustedProxies);
+  const state: PipelineState = { sites, forwarder, logger, observer, clientAddress, rateLimit };
   const handle = createPipeline(() => state);
 
   let inFlight = 0;
@@ -58,25 +72,44 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   store.attach(server);
   server.timeout = config.timeouts.idle;
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
+  let clientConnections = 0;
+  server.on("connection", (socket: Socket) => {
+    clientConnections++;
+    socket.once("close", () => clientConnections--);
+  });
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    metrics.tlsHandshakeFailed();
     logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "TLS handshake failed");
   });
 
   const admin = createAdminServer({
     listening: () => server.listening && !draining,
     backends: () => sites.sites.map((s) => s.backend),
-  });
+  }, config.metrics.enabled ? metrics : null);
 
-  await listen(server, config.listen, "HTTPS");
+  try {
+    await listen(server, config.listen, "HTTPS");
+  } catch (err) {
+    await rateLimit?.close(); // its Redis connection would keep the process alive
+    throw err;
+  }
   try {
     await listen(admin, config.admin.listen, "admin");
   } catch (err) {
     server.close();
+    await rateLimit?.close();
     throw err;
   }
 
   const httpsAddress = server.address() as AddressInfo;
   const adminAddress = admin.address() as AddressInfo;
+  if (config.metrics.enabled) metrics.collectProcessMetrics();
+  const unwatchMetrics = metrics.watch({
+    requestsInFlight: () => inFlight,
+    clientConnections: () => clientConnections,
+    certificates: () => store.info(),
+  });
+  metrics.configLoaded();
   if (ca) {
     const hostsWithPort = sites.sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith("*."));
     logger.info(
@@ -122,6 +155,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       server.closeAllConnections();
       admin.closeAllConnections();
       forwarder.close();
+      security.close();
+      await rateLimit?.close();
+      unwatchMetrics();
       await closed;
       logger.info("gateway stopped");
     },

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-// The command line: serve | config check | cert ca.
-import { Command } from "commander";
+// The command line: serve | config check | cert ca | token cert | passwd.
+import { Command, InvalidArgumentError } from "commander";
+import { authFileProblems } from "./auth/build.js";
+import { DEFAULT_BCRYPT_COST, passwordFromStdin, promptHidden, setPassword, userNameProblem } from "./auth/passwd.js";
+import { loadSigningKey } from "./auth/signing-key.js";
 import { ConfigError, loadConfig } from "./config/load.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { startGateway } from "./gateway.js";
@@ -46,6 +49,11 @@ configCommand
   .argument("<file>", "configuration file (YAML)")
   .action(async (file: string) => {
     const config = await configOrExit(file);
+    const problems = await authFileProblems(config);
+    if (problems.length > 0) {
+      console.error(problems.join("\n"));
+      process.exit(EXIT_CONFIG);
+    }
     console.log(`${file}: OK (${config.sites.length} site${config.sites.length === 1 ? "" : "s"})`);
   });
 
@@ -59,6 +67,60 @@ certCommand
     const ca = await loadOrCreateCa(config.dataDir, config.tls.generated.caValidityDays);
     process.stdout.write(ca.certPem.endsWith("\n") ? ca.certPem : `${ca.certPem}\n`);
   });
+
+const tokenCommand = program.command("token").description("token authentication (issue #3)");
+tokenCommand
+  .command("cert")
+  .description(
+    "print the PEM certificate of the token signing key (created if it does not exist yet): the rootcertbundle " +
+      "of a backend registry running `auth: token` behind a site with `backendAuth: {type: token}`",
+  )
+  .requiredOption("-c, --config <file>", "configuration file (YAML)")
+  .action(async ({ config: file }: { config: string }) => {
+    const config = await configOrExit(file);
+    try {
+      process.stdout.write((await loadSigningKey(config)).certPem);
+    } catch (err) {
+      console.error((err as Error).message);
+      process.exit(1);
+    }
+  });
+
+program
+  .command("passwd")
+  .description("add a user to an htpasswd file, or change their password (bcrypt); creates the file (mode 0600) if needed")
+  .argument("<file>", "htpasswd file")
+  .argument("<user>", "user name")
+  .option("--password-stdin", "read the password from standard input instead of prompting")
+  .option("--cost <n>", "bcrypt cost, 4 to 17", parseCost, DEFAULT_BCRYPT_COST)
+  .action(async (file: string, user: string, options: { passwordStdin?: boolean; cost: number }) => {
+    const problem = userNameProblem(user);
+    if (problem) fail(problem);
+    let password: string;
+    try {
+      if (options.passwordStdin) password = await passwordFromStdin(process.stdin);
+      else if (!process.stdin.isTTY) fail("standard input is not a terminal: pass the password with --password-stdin");
+      else {
+        password = await promptHidden("Password: ", process.stdin, process.stderr);
+        if ((await promptHidden("Repeat password: ", process.stdin, process.stderr)) !== password) fail("the passwords do not match");
+      }
+      const added = await setPassword(file, user, password!, options.cost);
+      console.error(`${added ? "Adding" : "Updating"} password for user ${user} in ${file}`);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  });
+
+function parseCost(value: string): number {
+  const cost = Number(value);
+  if (!Number.isInteger(cost) || cost < 4 || cost > 17) throw new InvalidArgumentError("expected a whole number from 4 to 17");
+  return cost;
+}
+
+function fail(message: string): never {
+  console.error(`registry-gateway passwd: ${message}`);
+  process.exit(1);
+}
 
 async function configOrExit(file: string): Promise<GatewayConfig> {
   try {

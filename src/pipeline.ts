@@ -9,11 +9,16 @@
 //   6. forward         stream to the backend, fix response headers
 //   7. observe         always, whatever happened                            (observer, issue #5)
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Principal } from "./auth/types.js";
 import type { Logger } from "./observe/log.js";
+import { metrics } from "./observe/metrics.js";
+import { REQUEST_ID_HEADER, requestIdFrom } from "./observe/request-id.js";
+import type { ClientAddress } from "./proxy/client-ip.js";
 import type { Forwarder, ForwardOutcome } from "./proxy/forward.js";
 import type { EdgeContext } from "./proxy/headers.js";
 import { sendError, type GatewayErrorKind } from "./registry/errors.js";
 import { classify, hasDotSegments, type RegistryRoute } from "./registry/routes.js";
+import type { RateLimitStage } from "./ratelimit/stage.js";
 import type { SiteMap, Site } from "./sites.js";
 
 /** Everything a request needs that is derived from configuration; replaced whole on reload. */
@@ -23,10 +28,16 @@ export interface PipelineState {
   logger: Logger;
   /** Records each finished request (metrics, access log); null when nothing observes. */
   observer: RequestObserver | null;
+  /** Socket peer, or X-Forwarded-For from a trusted proxy (issue #4). */
+  clientAddress: ClientAddress;
+  /** Stage 5; null when no site has limits. */
+  rateLimit: RateLimitStage | null;
 }
 
 /** What is known about a request once it is over, for the observe stage. */
 export interface RequestRecord {
+  /** The client's X-Request-Id if sane, else generated; sent to the backend and back to the client. */
+  requestId: string;
   method: string;
   /** Path and query as received. */
   url: string;
@@ -53,17 +64,22 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
   return async function handleRequest(req, res) {
     // Requests in flight keep the state they started with, even if a reload swaps it meanwhile.
     const state = currentState();
+    const requestId = requestIdFrom(req.headers["x-request-id"]);
+    // Set before any stage can answer, so gateway-made errors carry it too; forwarded as a request header.
+    req.headers["x-request-id"] = requestId;
+    res.setHeader(REQUEST_ID_HEADER, requestId);
     const record: RequestRecord = {
+      requestId,
       method: req.method ?? "GET",
       url: req.url ?? "",
-      clientIp: clientAddress(req),
+      clientIp: state.clientAddress(req),
       startedAt: performance.now(),
       durationMs: 0,
       status: 0,
     };
-    const refuse = (kind: GatewayErrorKind, message: string) => {
+    const refuse = (kind: GatewayErrorKind, message: string, headers?: Record<string, string>) => {
       record.refusal = kind;
-      sendError(res, kind, message);
+      sendError(res, kind, message, headers);
     };
     try {
       // 1. resolve site
@@ -91,11 +107,49 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         clientIp: record.clientIp,
       };
 
-      // 3. authenticate + 4. authorize (issue #3)
+      // 3. authenticate + 4. authorize (issue #3). A token-auth site's /token checks credentials itself (6.)
+      const tokenEndpoint = route.kind === "token" ? (site.auth?.tokenEndpoint ?? null) : null;
+      /** Who is asking: null when anonymous or when the site has no auth. record.user carries the name. */
+      let principal: Principal | null = null;
+      if (site.auth && !tokenEndpoint) {
+        const admission = await site.auth.admit(req.headers.authorization, route, edge.externalOrigin);
+        if (!admission.ok) {
+          record.user = admission.user;
+          metrics.authFailure(site.name, admission.reason);
+          refuse(admission.error, admission.message, admission.challenge ? { "WWW-Authenticate": admission.challenge } : undefined);
+          return;
+        }
+        principal = admission.principal;
+        record.user = principal?.name;
+      }
 
-      // 5. rate limit (issue #4)
+      // 5. rate limit (issue #4): only counted requests wait for a verdict; an admitted one is never cut later.
+      const limiting = state.rateLimit?.check(site, route, record.method, { user: record.user, ip: record.clientIp });
+      if (limiting) {
+        const verdict = await limiting;
+        if (verdict.kind === "refused") {
+          refuse("tooManyRequests", verdict.message, verdict.headers);
+          return;
+        }
+        if (verdict.kind === "unavailable") {
+          refuse("unavailable", "rate limiting is unavailable; try again shortly", { "Retry-After": "1" });
+          return;
+        }
+        edge.extraHeaders = verdict.headers;
+      }
 
-      // 6. forward
+      // 6. forward (or answer /token of a token-auth site)
+      if (tokenEndpoint) {
+        const answered = await tokenEndpoint.handle(req, res, edge.externalOrigin);
+        record.user = answered.user;
+        if (answered.failure) {
+          record.refusal = "unauthorized";
+          metrics.authFailure(site.name, answered.failure);
+        }
+        return;
+      }
+      edge.passClientAuthorization = site.passClientAuthorization;
+      if (site.backendAuth) edge.backendAuthorization = await site.backendAuth.authorizationFor(route.accesses, principal);
       record.outcome = await state.forwarder.forward(req, res, site.backend, edge);
     } catch (err) {
       state.logger.error({ err }, "request failed inside the gateway");
@@ -128,9 +182,4 @@ function parseRequestTarget(url: string): { path: string; query: URLSearchParams
   return q < 0
     ? { path: url, query: new URLSearchParams() }
     : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)) };
-}
-
-function clientAddress(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress ?? "";
-  return address.startsWith("::ffff:") ? address.slice(7) : address;
 }

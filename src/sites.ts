@@ -1,12 +1,16 @@
 // Host header → site. Built once per configuration; lookups are a map hit (or one wildcard probe).
+import type { SiteSecurity } from "./auth/build.js";
 import type { GatewayConfig, SiteConfig } from "./config/schema.js";
 
-export interface Site {
+export interface Site extends SiteSecurity {
   name: string;
   hosts: readonly string[];
   backend: URL;
   config: SiteConfig;
 }
+
+/** A site without auth: what every site is unless the gateway built it some (issue #3). */
+const OPEN: SiteSecurity = { auth: null, backendAuth: null, passClientAuthorization: false };
 
 export interface HostHeader {
   /** Lower-cased, without port or trailing dot; IPv6 without brackets. */
@@ -43,8 +47,15 @@ export class SiteMap {
   readonly sites: readonly Site[];
   readonly defaultSite: Site;
 
-  constructor(config: GatewayConfig) {
-    this.sites = config.sites.map((s) => ({ name: siteName(s), hosts: s.hosts, backend: s.backend, config: s }));
+  /** `security[i]`: the auth of config.sites[i], built at load (auth/build.ts). */
+  constructor(config: GatewayConfig, security: readonly SiteSecurity[] = []) {
+    this.sites = config.sites.map((s, index) => ({
+      name: siteName(s),
+      hosts: s.hosts,
+      backend: s.backend,
+      config: s,
+      ...(security[index] ?? OPEN),
+    }));
     for (const site of this.sites) {
       for (const host of site.hosts) {
         if (host.startsWith("*.")) this.wildcard.set(host.slice(2), site);

@@ -46,7 +46,7 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
     throw new ConfigError([{ file, line: 0, column: 0, key: "(file)", message: `cannot read the file (${reason})` }]);
   }
   const { config, locate } = parseLocated(text, file, env);
-  const issues = await unreadableTlsFiles(config, locate);
+  const issues = [...(await unreadableTlsFiles(config, locate)), ...(await unreadableAuthFiles(config, locate))];
   if (issues.length > 0) throw new ConfigError(issues);
   return deepFreeze(config);
 }
@@ -403,8 +403,28 @@ function resolvePaths(config: GatewayConfig): GatewayConfig {
       site.tls.cert = path.resolve(site.tls.cert);
       site.tls.key = path.resolve(site.tls.key);
     }
+    if (site.auth.type !== "none") site.auth.htpasswd = path.resolve(site.auth.htpasswd);
   }
+  if (config.tokens.key !== undefined) config.tokens.key = path.resolve(config.tokens.key);
+  if (config.tokens.cert !== undefined) config.tokens.cert = path.resolve(config.tokens.cert);
   return config;
+}
+
+/** The htpasswd files and token key named by the config; their content is checked when auth is built. */
+async function unreadableAuthFiles(config: GatewayConfig, locate: Locate): Promise<ConfigIssue[]> {
+  const named: { keyPath: KeyPath; file: string }[] = [];
+  config.sites.forEach((site, index) => {
+    if (site.auth.type !== "none") named.push({ keyPath: ["sites", index, "auth", "htpasswd"], file: site.auth.htpasswd });
+  });
+  for (const key of ["key", "cert"] as const) {
+    const file = config.tokens[key];
+    if (file !== undefined) named.push({ keyPath: ["tokens", key], file });
+  }
+  const issues = await Promise.all(named.map(async ({ keyPath, file }) => {
+    const problem = await fileProblem(file);
+    return problem ? locate(keyPath, problem) : undefined;
+  }));
+  return issues.filter((issue): issue is ConfigIssue => issue !== undefined);
 }
 
 async function unreadableTlsFiles(config: GatewayConfig, locate: Locate): Promise<ConfigIssue[]> {

@@ -1,5 +1,6 @@
 // The one configuration schema: it is the TypeScript type, the validator and the defaults.
 // Every key here is documented in config/gateway.yaml; keep the two in step.
+import { isIP } from "node:net";
 import { z } from "zod";
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
@@ -76,7 +77,211 @@ const filesTls = z.strictObject({
   key: z.string().min(1),
 });
 
-export const siteTls = z.discriminatedUnion("source", [generatedTls, filesTls]);
+/** Directory names accepted instead of a URL. */
+export const ACME_DIRECTORY_PRESETS: Readonly<Record<string, string>> = {
+  letsencrypt: "https://acme-v02.api.letsencrypt.org/directory",
+  "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+};
+
+/** A preset name or an https:// URL (RFC 8555 requires TLS); parsed to the URL. */
+const acmeDirectory = z.string().transform((value, ctx) => {
+  const preset = ACME_DIRECTORY_PRESETS[value.trim()];
+  if (preset) return preset;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (url?.protocol !== "https:") {
+    ctx.addIssue({ code: "custom", message: `expected letsencrypt, letsencrypt-staging or an https:// ACME directory URL, got "${value}"` });
+    return z.NEVER;
+  }
+  return url.href;
+});
+
+export const ACME_CHALLENGES = ["http-01", "tls-alpn-01"] as const;
+
+const acmeTls = z.strictObject({
+  source: z.literal("acme"),
+  directory: acmeDirectory,
+  /** Contact address given to the CA (expiry notices). */
+  email: z.email().optional(),
+  /** External Account Binding, for CAs that require one (ZeroSSL, Google, most private CAs). */
+  eab: z
+    .strictObject({
+      kid: z.string().min(1),
+      hmacKey: z.string().regex(/^[A-Za-z0-9_-]+={0,2}$/, "expected the base64url HMAC key the CA gave you"),
+    })
+    .optional(),
+  /** PEM CA certificate(s) trusted for the ACME server's own HTTPS, besides the system roots. */
+  caFile: z.string().min(1).optional(),
+  challenge: z.enum(ACME_CHALLENGES).default("http-01"),
+  /** Renew this long before expiry; default: once two thirds of the lifetime have passed. */
+  renewBefore: duration.refine((ms) => ms > 0, { message: "expected a positive duration" }).optional(),
+});
+
+export const siteTls = z.discriminatedUnion("source", [generatedTls, filesTls, acmeTls]);
+
+// ---- rate limits (issue #4) ------------------------------------------------------------------------------
+
+/** What a limit counts: pull = manifest GET, blob = blob GET, push = upload start/finish + manifest PUT. */
+export const RATE_LIMIT_OPERATIONS = ["pull", "blob", "push", "any"] as const;
+
+const wholeSeconds = duration.refine((ms) => ms >= 1000 && ms % 1000 === 0, {
+  message: 'expected a whole number of seconds, at least 1s (e.g. "1m", "6h"): the RateLimit headers give it in seconds',
+});
+
+const rateLimitOverride = z.strictObject({
+  rate: z.number().int().min(1),
+  /** Default: the override's rate. */
+  burst: z.number().int().min(1).optional(),
+});
+
+export const rateLimit = z.strictObject({
+  /** Part of the counter's key and the metric label; unique within the site. */
+  name: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'"),
+  operations: z.array(z.enum(RATE_LIMIT_OPERATIONS)).min(1),
+  /** Requests admitted per `per`, on average. */
+  rate: z.number().int().min(1),
+  per: wholeSeconds,
+  /** Requests admitted back to back from a full allowance. Default: rate. */
+  burst: z.number().int().min(1).optional(),
+  /** user: the authenticated user, else the client IP; ip: always the client IP. */
+  key: z.enum(["user", "ip"]).default("user"),
+  /** Per user name: another rate (and burst) for the same window. */
+  overrides: z.record(z.string().min(1), rateLimitOverride).default({}),
+});
+
+const redisNode = z.string().transform((value, ctx): { host: string; port: number } => {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < 1 || port > 65535) {
+    ctx.addIssue({ code: "custom", message: `expected "host:port", got "${value}"` });
+    return z.NEVER;
+  }
+  return { host: match[1] ?? match[2]!, port };
+});
+
+const redisUrl = z.string().refine(
+  (value) => {
+    try {
+      return ["redis:", "rediss:"].includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  },
+  { message: "expected a redis:// or rediss:// URL such as redis://127.0.0.1:6390/0" },
+);
+
+export const redis = z
+  .strictObject({
+    url: redisUrl.optional(),
+    sentinels: z.array(redisNode).min(1).optional(),
+    /** The Sentinel master group name; required with sentinels. */
+    name: z.string().min(1).optional(),
+    cluster: z.array(redisNode).min(1).optional(),
+    /** For sentinels and cluster nodes (a url carries its own). */
+    password: z.string().min(1).optional(),
+    keyPrefix: z.string().default("rgw:"),
+    commandTimeout: duration.prefault("250ms"),
+    failure: z.enum(["failOpen", "failClosed"]).default("failOpen"),
+  })
+  .superRefine((value, ctx) => {
+    const ways = (["url", "sentinels", "cluster"] as const).filter((key) => value[key] !== undefined);
+    if (ways.length !== 1) {
+      ctx.addIssue({ code: "custom", message: `set exactly one of url, sentinels (with name) or cluster, got ${ways.length ? ways.join(" and ") : "none"}` });
+    }
+    if (value.sentinels && !value.name) ctx.addIssue({ code: "custom", path: ["name"], message: "sentinels need the master group name" });
+    if (value.name && !value.sentinels) ctx.addIssue({ code: "custom", path: ["name"], message: "name is the Sentinel master group: only with sentinels" });
+    if (value.commandTimeout < 1) ctx.addIssue({ code: "custom", path: ["commandTimeout"], message: "expected at least 1ms" });
+  });
+
+/** "10.0.0.0/8", "fd00::/8" or a single address; parsed for net.BlockList. */
+export const cidr = z.string().transform((value, ctx): { address: string; prefix: number; family: "ipv4" | "ipv6" } => {
+  const [address = "", prefixText, ...rest] = value.trim().split("/");
+  const version = isIP(address);
+  const max = version === 6 ? 128 : 32;
+  const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+  if (!version || rest.length || !(prefix >= 0 && prefix <= max)) {
+    ctx.addIssue({ code: "custom", message: `expected an IP address or CIDR block such as 10.0.0.0/8 or fd00::/8, got "${value}"` });
+    return z.NEVER;
+  }
+  return { address, prefix, family: version === 6 ? "ipv6" : "ipv4" };
+});
+
+// ---- authentication and access rules (issue #3) ----------------------------------------------------------
+
+export const RULE_ACTIONS = ["pull", "push", "delete", "catalog"] as const;
+
+/** Goes inside a quoted-string of a WWW-Authenticate challenge, so no quotes, backslashes or line breaks. */
+const challengeParameter = z.string().regex(/^[^"\\\r\n]+$/, 'expected text without ", \\ or line breaks');
+
+/** `team/*` (one path component), `team/**` (any depth), `?` (one character), or a plain repository name. */
+const repositoryGlob = z
+  .string()
+  .regex(/^[a-z0-9._\-/*?]+$/, 'expected a repository name or glob such as "team/*" or "**" (lower case, digits, . _ - / * ?)');
+
+export const accessRule = z.strictObject({
+  /** "*": everyone, anonymous included; or the user names this rule is for. */
+  who: z.union([z.literal("*"), z.array(z.string().regex(/^[^:\s]+$/, "expected a user name (no ':' or spaces)")).min(1)]),
+  repositories: z.array(repositoryGlob).min(1),
+  /** Empty denies: the first rule matching a user and repository decides. */
+  actions: z.array(z.enum(RULE_ACTIONS)),
+});
+
+const noAuth = z.strictObject({ type: z.literal("none") });
+
+const htpasswdAuth = z.strictObject({
+  type: z.literal("htpasswd"),
+  /** An htpasswd file (bcrypt, $apr1$, {SHA}); re-read when it changes. */
+  htpasswd: z.string().min(1),
+  /** Basic realm shown by clients; default: the site name. */
+  realm: challengeParameter.optional(),
+  rules: z.array(accessRule).default([]),
+});
+
+const tokenAuth = z.strictObject({
+  type: z.literal("token"),
+  /** Users who may log in at /token. */
+  htpasswd: z.string().min(1),
+  /** The `service` of challenges and the `aud` of tokens; default: the site name. */
+  service: challengeParameter.optional(),
+  rules: z.array(accessRule).default([]),
+});
+
+export const siteAuth = z.discriminatedUnion("type", [noAuth, htpasswdAuth, tokenAuth]);
+
+export const backendAuth = z.discriminatedUnion("type", [
+  /** The client's Authorization is removed; the backend trusts the gateway. */
+  z.strictObject({ type: z.literal("none") }),
+  /** The client's Authorization is forwarded untouched (only for sites with auth none). */
+  z.strictObject({ type: z.literal("passthrough") }),
+  /** The gateway sends a token of its own, for a backend running distribution's `auth: token`. */
+  z.strictObject({ type: z.literal("token"), service: z.string().min(1) }),
+]);
+
+export const tokens = z
+  .strictObject({
+    /** `iss` of every token; a token-auth backend's `issuer` must be this. */
+    issuer: z.string().min(1).default("registry-gateway"),
+    /** For a generated key. A configured key's type decides for itself. */
+    algorithm: z.enum(["ES256", "RS256"]).default("ES256"),
+    lifetime: duration.prefault("1h"),
+    refreshLifetime: duration.prefault("720h"),
+    /** PEM private key (EC P-256 or RSA) and its certificate; default: generated in dataDir/tokens. */
+    key: z.string().min(1).optional(),
+    cert: z.string().min(1).optional(),
+  })
+  .superRefine((value, ctx) => {
+    if ((value.key === undefined) !== (value.cert === undefined)) {
+      ctx.addIssue({ code: "custom", path: [value.key === undefined ? "key" : "cert"], message: "set key and cert together, or neither (then one is generated)" });
+    }
+    if (value.lifetime < 60_000) ctx.addIssue({ code: "custom", path: ["lifetime"], message: "expected at least 60s (clients need expires_in ≥ 60)" });
+    if (value.refreshLifetime < value.lifetime) {
+      ctx.addIssue({ code: "custom", path: ["refreshLifetime"], message: "expected at least the access token lifetime" });
+    }
+  });
 
 export const site = z.strictObject({
   /** Label used in logs and metrics; defaults to the first host. */
@@ -86,6 +291,21 @@ export const site = z.strictObject({
   /** The site answering TLS handshakes with an unknown or absent SNI; defaults to the first site. */
   default: z.boolean().default(false),
   tls: siteTls.prefault({ source: "generated" }),
+  /** Who may do what (issue #3); default: no authentication. */
+  auth: siteAuth.prefault({ type: "none" }),
+  /** What the backend gets as Authorization (issue #3); default: nothing. */
+  backendAuth: backendAuth.prefault({ type: "none" }),
+  /** Rate limits (issue #4); every limit a request's operation belongs to must admit it. */
+  limits: z
+    .array(rateLimit)
+    .superRefine((limits, ctx) => {
+      const seen = new Set<string>();
+      limits.forEach((limit, index) => {
+        if (seen.has(limit.name)) ctx.addIssue({ code: "custom", path: [index, "name"], message: `limit name "${limit.name}" is used twice in this site` });
+        seen.add(limit.name);
+      });
+    })
+    .default([]),
 });
 
 export const gatewayConfig = z
@@ -96,6 +316,12 @@ export const gatewayConfig = z
         listen: listenAddress.prefault("127.0.0.1:9091"),
         /** Binding the admin listener beyond loopback must be asked for. */
         allowNonLoopback: z.boolean().default(false),
+      })
+      .prefault({}),
+    /** Plain HTTP (issue #6): answers ACME HTTP-01 challenges, redirects everything else to HTTPS. */
+    http: z
+      .strictObject({
+        listen: listenAddress.nullable().default(null),
       })
       .prefault({}),
     dataDir: z.string().min(1).default("./data"),
@@ -127,11 +353,34 @@ export const gatewayConfig = z
       .strictObject({
         level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
         format: z.enum(["json", "pretty"]).default("json"),
+        /** One line per request (issue #5), whatever the level. */
+        access: z.boolean().default(true),
       })
       .prefault({}),
+    /** Request metrics on the admin listener's /metrics (issue #5). */
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+      })
+      .prefault({}),
+    /** Shared rate-limit state (issue #4); without it limits are counted in process memory. */
+    redis: redis.optional(),
+    /** Peers whose X-Forwarded-For is believed (issue #4). */
+    trustedProxies: z.array(cidr).default([]),
+    /** Signing and lifetimes of the tokens the gateway issues (issue #3). */
+    tokens: tokens.prefault({}),
     sites: z.array(site).min(1),
   })
   .superRefine((config, ctx) => {
+    config.sites.forEach((s, index) => {
+      if (s.backendAuth.type === "passthrough" && s.auth.type !== "none") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["sites", index, "backendAuth", "type"],
+          message: "passthrough would hand the users' own credentials to the backend: only with auth type none",
+        });
+      }
+    });
     const owner = new Map<string, number>();
     config.sites.forEach((s, index) => {
       s.hosts.forEach((host, hostIndex) => {
@@ -149,6 +398,26 @@ export const gatewayConfig = z
     for (const index of defaults.slice(1)) {
       ctx.addIssue({ code: "custom", path: ["sites", index, "default"], message: "only one site may be the default" });
     }
+    config.sites.forEach((s, index) => {
+      if (s.tls.source !== "acme") return;
+      s.hosts.forEach((host, hostIndex) => {
+        // Neither challenge type can prove control of a wildcard, and identifiers are ordered as DNS names.
+        if (host.startsWith("*.") || isIP(host)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["sites", index, "hosts", hostIndex],
+            message: `tls.source acme orders certificates for DNS names validated by http-01 or tls-alpn-01: "${host}" cannot be one`,
+          });
+        }
+      });
+      if (s.tls.challenge === "http-01" && config.http.listen === null) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["sites", index, "tls", "challenge"],
+          message: "http-01 challenges are answered on the plain-HTTP listener: set http.listen (the CA connects to port 80), or use tls-alpn-01",
+        });
+      }
+    });
     if (!config.admin.allowNonLoopback && !isLoopback(config.admin.listen.host)) {
       ctx.addIssue({
         code: "custom",
@@ -166,3 +435,12 @@ export type GatewayConfigInput = z.input<typeof gatewayConfig>;
 export type GatewayConfig = z.output<typeof gatewayConfig>;
 export type SiteConfig = GatewayConfig["sites"][number];
 export type SiteTlsConfig = SiteConfig["tls"];
+export type AcmeTlsConfig = Extract<SiteTlsConfig, { source: "acme" }>;
+export type AcmeChallengeType = AcmeTlsConfig["challenge"];
+export type SiteAuthConfig = SiteConfig["auth"];
+export type AccessRuleConfig = z.output<typeof accessRule>;
+export type BackendAuthConfig = SiteConfig["backendAuth"];
+export type TokensConfig = GatewayConfig["tokens"];
+export type RateLimitConfig = SiteConfig["limits"][number];
+export type RedisConfig = NonNullable<GatewayConfig["redis"]>;
+export type TrustedProxy = GatewayConfig["trustedProxies"][number];

@@ -20,7 +20,14 @@ export interface ForwardOutcome {
   clientAborted: boolean;
   /** From sending the request to the backend's response headers. */
   upstreamMs?: number;
+  /** Request body bytes read from the client and handed on to the backend. */
+  requestBytes: number;
+  /** Response body bytes relayed from the backend; absent when the backend never answered. */
+  responseBytes?: number;
 }
+
+/** What the failure paths know; the byte counts and timing come from the exchange itself. */
+type Settlement = Omit<ForwardOutcome, "upstreamMs" | "requestBytes" | "responseBytes">;
 
 export interface ForwarderOptions {
   /** A backend silent this long in the middle of an exchange is given up on (504). */
@@ -34,8 +41,10 @@ interface Exchange {
   edge: EdgeContext;
   startedAt: number;
   upstreamMs?: number;
+  requestBytes: number;
+  responseBytes?: number;
   timedOut: boolean;
-  settle: (outcome: ForwardOutcome) => void;
+  settle: (outcome: Settlement) => void;
 }
 
 export class Forwarder {
@@ -57,11 +66,12 @@ export class Forwarder {
         backend,
         edge,
         startedAt: performance.now(),
+        requestBytes: 0,
         timedOut: false,
         settle: (outcome) => {
           if (settled) return;
           settled = true;
-          resolve({ ...outcome, upstreamMs: exchange.upstreamMs });
+          resolve({ ...outcome, upstreamMs: exchange.upstreamMs, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes });
         },
       };
       this.exchanges.set(req, exchange);
@@ -79,6 +89,10 @@ export class Forwarder {
         { target: backend, agent: this.agentFor(backend) },
         (err: NodeJS.ErrnoException) => this.fail(err, req, res, exchange),
       );
+      // Counted as the body passes: web() has already piped req synchronously, so this extra listener
+      // neither starts the flow early nor overrides the pipe's pause() under backpressure. (The socket's
+      // bytesRead would include headers and, with keep-alive, other requests.)
+      req.on("data", (chunk: Buffer) => (exchange.requestBytes += chunk.length));
     });
   }
 
@@ -104,8 +118,11 @@ export class Forwarder {
     proxyRes.once("aborted", cutClient);
     proxyRes.once("error", cutClient);
     proxyRes.once("close", cutClient);
-    res.writeHead(status, proxyRes.statusMessage, clientResponseHeaders(proxyRes.rawHeaders, status, exchange.backend, exchange.edge));
+    writeHeadAfterSetHeaders(res, status, proxyRes.statusMessage, clientResponseHeaders(proxyRes.rawHeaders, status, exchange.backend, exchange.edge));
     proxyRes.pipe(res);
+    // Same as the request side: the pipe owns the flow, this only counts what passes.
+    exchange.responseBytes = 0;
+    proxyRes.on("data", (chunk: Buffer) => (exchange.responseBytes! += chunk.length));
   }
 
   private fail(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
@@ -143,6 +160,25 @@ export class Forwarder {
     this.agents.clear();
     this.proxy.close();
   }
+}
+
+/**
+ * Node 20's writeHead(status, rawList) on a response that already carries headers (X-Request-Id, which the
+ * pipeline sets before any stage can answer) goes through setHeader, which keeps only the last of repeated
+ * names: several WWW-Authenticate challenges would collapse into one. appendHeader keeps every one. A
+ * header set earlier wins over the backend's of the same name (the request id is the gateway's).
+ */
+function writeHeadAfterSetHeaders(res: ServerResponse, status: number, message: string | undefined, headers: readonly string[]): void {
+  const preset = res.getHeaderNames();
+  if (preset.length === 0) {
+    res.writeHead(status, message, headers as string[]);
+    return;
+  }
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (!preset.includes(name.toLowerCase())) res.appendHeader(name, headers[i + 1]!);
+  }
+  res.writeHead(status, message);
 }
 
 function upstreamFailure(err: NodeJS.ErrnoException): UpstreamFailure {

@@ -28,6 +28,19 @@ export interface EdgeContext {
   /** `host[:port]` part of externalOrigin. */
   authority: string;
   clientIp: string;
+  /**
+   * Headers the gateway adds to the backend's response (RateLimit-*), flat [name, value, …]. They
+   * replace any the backend sent under the same names. Passed here rather than with res.setHeader so the
+   * response is built in one place, from one list, whatever Node does with setHeader + writeHead(array).
+   */
+  extraHeaders?: readonly string[];
+  /**
+   * The backend's Authorization (issue #3): the gateway's own token for a token-auth backend, else none.
+   * The client's header never reaches the backend (its password, our tokens) unless passClientAuthorization.
+   */
+  backendAuthorization?: string;
+  /** backendAuth passthrough: a site without gateway auth in front of a backend that checks credentials itself. */
+  passClientAuthorization?: boolean;
 }
 
 function connectionTokens(value: string | string[] | undefined): Set<string> {
@@ -41,8 +54,10 @@ export function forwardRequestHeaders(incoming: IncomingHttpHeaders, edge: EdgeC
   const out: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(incoming)) {
     if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || EDGE_ONLY.has(name) || named.has(name)) continue;
+    if (name === "authorization" && !edge.passClientAuthorization) continue;
     out[name] = value;
   }
+  if (edge.backendAuthorization) out["authorization"] = edge.backendAuthorization;
   out["x-forwarded-proto"] = "https";
   out["x-forwarded-host"] = edge.authority;
   out["x-forwarded-for"] = edge.clientIp;
@@ -67,6 +82,9 @@ export function clientResponseHeaders(rawHeaders: readonly string[], status: num
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.toLowerCase() === "connection") connectionTokens(rawHeaders[i + 1]).forEach((t) => named.add(t));
   }
+  // Dropped from the backend's list like the Connection-named ones: ours replace them.
+  const extra = edge.extraHeaders ?? [];
+  for (let i = 0; i < extra.length; i += 2) named.add(extra[i]!.toLowerCase());
   const out: string[] = [];
   let hasApiVersion = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -79,6 +97,7 @@ export function clientResponseHeaders(rawHeaders: readonly string[], status: num
     out.push(name, value);
   }
   if (!hasApiVersion) out.push(API_VERSION_HEADER, API_VERSION);
+  out.push(...extra);
   return out;
 }
 

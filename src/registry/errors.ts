@@ -12,6 +12,7 @@ export const GATEWAY_ERRORS = {
   denied: { status: 403, code: "DENIED" },
   nameInvalid: { status: 400, code: "NAME_INVALID" },
   badRequest: { status: 400, code: "UNSUPPORTED" },
+  methodNotAllowed: { status: 405, code: "UNSUPPORTED" },
   unknownHost: { status: 421, code: "UNSUPPORTED" },
   notFound: { status: 404, code: "NAME_UNKNOWN" },
   tooManyRequests: { status: 429, code: "TOOMANYREQUESTS" },

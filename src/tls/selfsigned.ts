@@ -9,7 +9,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { KeyObject, X509Certificate as NodeX509Certificate, createPrivateKey, randomBytes, webcrypto } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat, chmod } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, chmod, utimes } from "node:fs/promises";
 import { isIP } from "node:net";
 import path from "node:path";
 
@@ -40,7 +40,7 @@ export function caPaths(dataDir: string): { certPath: string; keyPath: string } 
   return { certPath: path.join(dataDir, "ca", "ca.crt"), keyPath: path.join(dataDir, "ca", "ca.key") };
 }
 
-function leafPaths(dataDir: string, siteName: string): { certPath: string; keyPath: string } {
+export function leafPaths(dataDir: string, siteName: string): { certPath: string; keyPath: string } {
   return { certPath: path.join(dataDir, "certs", `${siteName}.crt`), keyPath: path.join(dataDir, "certs", `${siteName}.key`) };
 }
 
@@ -125,18 +125,24 @@ export async function issueLeaf(ca: LocalCa, names: string[], validityDays: numb
   return { certPem: certificatePem(cert), keyPem: exportPrivateKeyPem(keys.privateKey) };
 }
 
+export interface LeafOptions {
+  /** Issue a new leaf even if the stored one is still good (`cert rotate`). */
+  force?: boolean;
+}
+
 export async function loadOrIssueLeaf(
   ca: LocalCa,
   dataDir: string,
   siteName: string,
   names: string[],
   validityDays: number,
+  { force = false }: LeafOptions = {},
 ): Promise<KeyPairPem & { issued: boolean }> {
   const paths = leafPaths(dataDir, siteName);
-  const existing = await readReusableLeaf(paths, ca, names);
+  const existing = force ? null : await readReusableLeaf(paths, ca, names);
   if (existing) return { ...existing, issued: false };
   return withDataDirLock(dataDir, async () => {
-    const raced = await readReusableLeaf(paths, ca, names);
+    const raced = force ? null : await readReusableLeaf(paths, ca, names);
     if (raced) return { ...raced, issued: false };
     const fresh = await issueLeaf(ca, names, validityDays);
     await writeKeyPair(paths, fresh);
@@ -263,7 +269,7 @@ function errorMessage(error: unknown): string {
 
 // ---- files -------------------------------------------------------------------------------------------
 
-async function readIfExists(file: string): Promise<string | null> {
+export async function readIfExists(file: string): Promise<string | null> {
   try {
     return await readFile(file, "utf8");
   } catch (error) {
@@ -272,20 +278,21 @@ async function readIfExists(file: string): Promise<string | null> {
   }
 }
 
-async function writeKeyPair(paths: { certPath: string; keyPath: string }, pair: KeyPairPem): Promise<void> {
+/** Key first (0600), then certificate (0644), each atomically; also used for the token signing key. */
+export async function writeKeyPair(paths: { certPath: string; keyPath: string }, pair: KeyPairPem): Promise<void> {
   await ensurePrivateDir(path.dirname(paths.certPath));
   await writeFileAtomically(paths.keyPath, pair.keyPem, PRIVATE_FILE);
   await writeFileAtomically(paths.certPath, pair.certPem, PUBLIC_FILE);
 }
 
-async function ensurePrivateDir(dir: string): Promise<void> {
+export async function ensurePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   // mkdir's mode is filtered by the umask and ignored for a directory that already exists.
   await chmod(dir, PRIVATE_DIR);
 }
 
 /** Readers see the old file or the new one, never a partial write. */
-async function writeFileAtomically(file: string, content: string, mode: number): Promise<void> {
+export async function writeFileAtomically(file: string, content: string, mode: number): Promise<void> {
   const temporary = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
   try {
     const handle = await open(temporary, "wx", mode);
@@ -306,24 +313,47 @@ async function writeFileAtomically(file: string, content: string, mode: number):
 const LOCK_STALE_MS = 60_000;
 const LOCK_WAIT_MS = 30_000;
 
+export interface LockOptions {
+  /** A lock whose heartbeat is older than this was left by a crashed process and is broken. */
+  staleMs: number;
+  /** Give up waiting after this long. */
+  waitMs: number;
+  /** Pause between attempts while another process holds the lock (jittered up to 2.5×). */
+  pollMs?: number;
+}
+
 /**
  * Runs `work` while holding `${dataDir}/.tls.lock`, shared by every process using this data directory.
- * mkdir is atomic on local and network file systems alike, which is why the lock is a directory.
  * A lock left by a crashed process is broken once it is older than any certificate write could take.
  */
 export async function withDataDirLock<T>(dataDir: string, work: () => Promise<T>): Promise<T> {
   await ensurePrivateDir(dataDir);
-  const lockDir = path.join(dataDir, ".tls.lock");
-  await acquireLock(lockDir);
+  return withLockDirectory(path.join(dataDir, ".tls.lock"), { staleMs: LOCK_STALE_MS, waitMs: LOCK_WAIT_MS }, work);
+}
+
+/**
+ * Runs `work` while holding the lock directory `lockDir` (its parent must exist). mkdir is atomic on local
+ * and network file systems alike, which is why a lock is a directory. The holder refreshes the lock's
+ * mtime while it works, so slow work (an ACME order takes seconds to minutes) is never mistaken for a
+ * crashed holder, while a lock left by a crash still goes stale after `staleMs`.
+ */
+export async function withLockDirectory<T>(lockDir: string, options: LockOptions, work: () => Promise<T>): Promise<T> {
+  await acquireLock(lockDir, options);
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    utimes(lockDir, now, now).catch(() => {});
+  }, Math.max(1000, options.staleMs / 4));
+  heartbeat.unref();
   try {
     return await work();
   } finally {
+    clearInterval(heartbeat);
     await rm(lockDir, { recursive: true, force: true });
   }
 }
 
-async function acquireLock(lockDir: string): Promise<void> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
+async function acquireLock(lockDir: string, { staleMs, waitMs, pollMs = 20 }: LockOptions): Promise<void> {
+  const deadline = Date.now() + waitMs;
   for (;;) {
     try {
       await mkdir(lockDir, { mode: PRIVATE_DIR });
@@ -331,18 +361,18 @@ async function acquireLock(lockDir: string): Promise<void> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
-    if (await isStaleLock(lockDir)) {
+    if (await isStaleLock(lockDir, staleMs)) {
       await rm(lockDir, { recursive: true, force: true });
       continue;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${LOCK_WAIT_MS} ms waiting for lock ${lockDir}`);
-    await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 30));
+    if (Date.now() > deadline) throw new Error(`timed out after ${waitMs} ms waiting for lock ${lockDir}`);
+    await new Promise((resolve) => setTimeout(resolve, pollMs * (1 + Math.random() * 1.5)));
   }
 }
 
-async function isStaleLock(lockDir: string): Promise<boolean> {
+async function isStaleLock(lockDir: string, staleMs: number): Promise<boolean> {
   try {
-    return Date.now() - (await stat(lockDir)).mtimeMs > LOCK_STALE_MS;
+    return Date.now() - (await stat(lockDir)).mtimeMs > staleMs;
   } catch {
     return false; // released between our mkdir and stat: just retry
   }

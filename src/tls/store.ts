@@ -10,6 +10,7 @@ import * as x509 from "@peculiar/x509";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
 import { isLoopback } from "../config/schema.js";
 import { keyPairProblem, loadOrCreateCa, loadOrIssueLeaf, subjectAltNames, type LocalCa } from "./selfsigned.js";
+import { readStoredCertificate } from "./acme-storage.js";
 import { siteName } from "../sites.js";
 
 export interface SiteCertificate {
@@ -177,20 +178,38 @@ function listensLocally(host: string): boolean {
 
 type CertificateSource = (site: SiteConfig, name: string) => Promise<SiteCertificate>;
 
+export interface CertificateLoadOptions {
+  /** Load only these sites (by name); default: every site. */
+  sites?: ReadonlySet<string>;
+  /** Sites whose generated leaf is replaced even while it is still good (`cert rotate`). */
+  renew?: ReadonlySet<string>;
+}
+
 export async function loadSiteCertificates(
   config: GatewayConfig,
+  options: CertificateLoadOptions = {},
 ): Promise<{ certificates: SiteCertificate[]; ca: (LocalCa & { created: boolean }) | null; issued: string[] }> {
   let ca: (LocalCa & { created: boolean }) | null = null;
   const issued: string[] = [];
   // Created on first use, so a gateway serving only its own certificates never writes a CA.
   const localCa = async (): Promise<LocalCa> => (ca ??= await loadOrCreateCa(config.dataDir, config.tls.generated.caValidityDays));
 
+  const generated: CertificateSource = async (site, name) => {
+    const names = [...site.hosts, ...(listensLocally(config.listen.host) ? LOCAL_NAMES : [])];
+    const leaf = await loadOrIssueLeaf(await localCa(), config.dataDir, name, names, config.tls.generated.leafValidityDays, {
+      force: options.renew?.has(name) ?? false,
+    });
+    if (leaf.issued) issued.push(name);
+    return { site: name, hosts: [...site.hosts], certPem: leaf.certPem, keyPem: leaf.keyPem };
+  };
+
   const sources: Record<SiteConfig["tls"]["source"], CertificateSource> = {
-    generated: async (site, name) => {
-      const names = [...site.hosts, ...(listensLocally(config.listen.host) ? LOCAL_NAMES : [])];
-      const leaf = await loadOrIssueLeaf(await localCa(), config.dataDir, name, names, config.tls.generated.leafValidityDays);
-      if (leaf.issued) issued.push(name);
-      return { site: name, hosts: [...site.hosts], certPem: leaf.certPem, keyPem: leaf.keyPem };
+    generated,
+    // The stored ACME certificate while it is valid (the ACME manager renews it); until the first one
+    // arrives, a generated one, so the site answers from the start (and HTTP-01 can reach the gateway).
+    acme: async (site, name) => {
+      const stored = await readStoredCertificate(config.dataDir, name);
+      return stored ? { site: name, hosts: [...site.hosts], certPem: stored.certPem, keyPem: stored.keyPem } : generated(site, name);
     },
     files: async (site, name) => {
       if (site.tls.source !== "files") throw new Error(`site "${name}": expected tls.source "files"`);
@@ -201,6 +220,7 @@ export async function loadSiteCertificates(
   const certificates: SiteCertificate[] = [];
   for (const site of config.sites) {
     const name = siteName(site);
+    if (options.sites && !options.sites.has(name)) continue;
     certificates.push(await sources[site.tls.source](site, name));
   }
   return { certificates, ca, issued };

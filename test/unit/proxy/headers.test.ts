@@ -49,10 +49,17 @@ describe("request headers towards the backend", () => {
       "content-range": "0-99",
       "content-length": "100",
       "content-type": "application/octet-stream",
-      authorization: "Bearer abc",
     };
     const out = forwardRequestHeaders(incoming, edge);
     for (const [name, value] of Object.entries(incoming)) assert.equal(out[name], value, name);
+  });
+
+  // Issue #3: the backend trusts the gateway; a client's password or token is none of its business.
+  it("drops the client's Authorization unless told to pass it, and sends the gateway's own instead", () => {
+    const incoming = { authorization: "Basic YWRtaW46QWRtaW4xMjM=" };
+    assert.equal(forwardRequestHeaders(incoming, edge).authorization, undefined);
+    assert.equal(forwardRequestHeaders(incoming, { ...edge, passClientAuthorization: true }).authorization, incoming.authorization);
+    assert.equal(forwardRequestHeaders(incoming, { ...edge, backendAuthorization: "Bearer ours" }).authorization, "Bearer ours");
   });
 });
 
@@ -102,6 +109,24 @@ describe("response headers towards the client", () => {
       ["WWW-Authenticate", 'Basic realm="b"'],
       ["Content-Length", "12"],
       ["Docker-Distribution-Api-Version", "registry/2.0"],
+    ]);
+  });
+});
+
+describe("headers the gateway adds to a proxied response (issue #4)", () => {
+  it("appends extraHeaders after the backend's, replacing any the backend sent under the same names", () => {
+    const withLimits: EdgeContext = { ...edge, extraHeaders: ["RateLimit-Limit", "5;w=60", "RateLimit-Remaining", "4;w=60"] };
+    const out = clientResponseHeaders(
+      ["Content-Type", "application/json", "ratelimit-limit", "999;w=1", "Docker-Distribution-Api-Version", "registry/2.0"],
+      200,
+      backend,
+      withLimits,
+    );
+    assert.deepEqual(pairs(out), [
+      ["Content-Type", "application/json"],
+      ["Docker-Distribution-Api-Version", "registry/2.0"],
+      ["RateLimit-Limit", "5;w=60"],
+      ["RateLimit-Remaining", "4;w=60"],
     ]);
   });
 });

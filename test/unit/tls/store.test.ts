@@ -231,21 +231,25 @@ describe("loadSiteCertificates", () => {
     return {
       listen: { host: listenHost, port: 5443 },
       admin: { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false },
+      http: { listen: null },
       dataDir,
       tls: { minVersion: "TLSv1.2", generated: { caValidityDays: 30, leafValidityDays: 10 } },
       timeouts: { header: 30_000, idle: 300_000, keepAlive: 65_000, drain: 30_000 },
       limits: { maxHeaderBytes: 16_384 },
-      log: { level: "silent", format: "json" },
+      log: { level: "silent", format: "json", access: false },
+      metrics: { enabled: false },
+      trustedProxies: [],
+      tokens: { issuer: "registry-gateway", algorithm: "ES256", lifetime: 3_600_000, refreshLifetime: 2_592_000_000 },
       sites,
     };
   }
 
   function generatedSite(hosts: string[], name?: string): SiteConfig {
-    return { name, hosts, backend: new URL("http://127.0.0.1:5001"), default: false, tls: { source: "generated" } };
+    return { name, hosts, backend: new URL("http://127.0.0.1:5001"), default: false, tls: { source: "generated" }, limits: [], auth: { type: "none" }, backendAuth: { type: "none" } };
   }
 
   function filesSite(hosts: string[], cert: string, key: string): SiteConfig {
-    return { hosts, backend: new URL("http://127.0.0.1:5002"), default: false, tls: { source: "files", cert, key } };
+    return { hosts, backend: new URL("http://127.0.0.1:5002"), default: false, tls: { source: "files", cert, key }, limits: [], auth: { type: "none" }, backendAuth: { type: "none" } };
   }
 
   test("generated: issues leaves from the local CA, adding local names when listening on loopback or everywhere", async () => {
