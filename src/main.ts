@@ -68,7 +68,7 @@ certCommand
     process.stdout.write(ca.certPem.endsWith("\n") ? ca.certPem : `${ca.certPem}\n`);
   });
 
-const tokenCommand = program.command("token").description("token authentication (issue #3)");
+const tokenCommand = program.command("token").description("token authentication");
 tokenCommand
   .command("cert")
   .description(

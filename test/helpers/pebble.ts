@@ -88,7 +88,9 @@ async function tryStart(dir: string, caFile: string, caPem: string, options: Peb
     keepLines: 5000,
     // NOSLEEP: no random validation delay. AUTHZREUSE=0: every order is validated, none rides on an
     // earlier authorization. PEBBLE_VA_ALWAYS_VALID stays unset: validation must really happen.
-    env: { PEBBLE_VA_NOSLEEP: "1", PEBBLE_AUTHZREUSE: "0", PEBBLE_VA_ALWAYS_VALID: undefined },
+    // pebble rejects 5% of good nonces by default to exercise client retries; a retried newOrder would
+    // then show twice in its log and make order counting flaky.
+    env: { PEBBLE_VA_NOSLEEP: "1", PEBBLE_AUTHZREUSE: "0", PEBBLE_WFE_NONCEREJECT: "0", PEBBLE_VA_ALWAYS_VALID: undefined },
   });
   const stopAll = async () => {
     await Promise.all([pebble.stop(2000), dns.stop(2000)]);
