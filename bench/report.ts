@@ -22,12 +22,26 @@ export interface Row {
   samples?: Partial<Record<ProxyName | "direct", number[]>>;
 }
 
+/** The cost of one gateway feature: the same gateway with it off and on, same run. */
+export interface OverheadRow {
+  name: string;
+  unit: string;
+  off: number | null;
+  on: number | null;
+  /** Median gateway CPU per request, µs: steadier than req/s when the machine is shared. */
+  cpuMicrosPerRequest?: { off: number; on: number };
+  /** Largest acceptable (off − on) / off, in percent. */
+  targetPercent: number;
+  samples?: { off: number[]; on: number[] };
+}
+
 export interface Report {
   command: string;
   date: Date;
   durationSeconds: number;
   machine: string[];
   rows: Row[];
+  overheads: OverheadRow[];
   method: string[];
   problems: string[];
 }
@@ -120,8 +134,35 @@ export function verdict(rows: Row[]): string {
   return parts.join(" ");
 }
 
+function overheadPercent(row: OverheadRow): number | null {
+  return row.off !== null && row.on !== null && row.off > 0 ? ((row.off - row.on) / row.off) * 100 : null;
+}
+
+export function overheadTable(rows: OverheadRow[]): string {
+  const lines = [
+    "| Feature | Unit | off | on | overhead | target | CPU µs/request off → on |",
+    "|---|---|---:|---:|---:|---:|---:|",
+  ];
+  for (const row of rows) {
+    const overhead = overheadPercent(row);
+    const cpu = row.cpuMicrosPerRequest ? `${row.cpuMicrosPerRequest.off.toFixed(0)} → ${row.cpuMicrosPerRequest.on.toFixed(0)}` : "—";
+    const verdictText = overhead === null ? "error" : overhead <= row.targetPercent ? "met" : "missed";
+    lines.push(
+      `| ${row.name} | ${row.unit} | ${num(row.off)} | ${num(row.on)} | ${overhead === null ? "error" : `${overhead.toFixed(1)} %`} | ≤ ${row.targetPercent} % (${verdictText}) | ${cpu} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function overheadSamples(rows: OverheadRow[]): string {
+  return rows
+    .filter((row) => row.samples)
+    .map((row) => `- ${row.name} (${row.unit}): off ${row.samples!.off.map((v) => num(v)).join(", ")}; on ${row.samples!.on.map((v) => num(v)).join(", ")}`)
+    .join("\n");
+}
+
 export function markdownReport(report: Report): string {
-  const samples = samplesList(report.rows);
+  const samples = [samplesList(report.rows), overheadSamples(report.overheads)].filter(Boolean).join("\n");
   return [
     "# Benchmarks: registry-gateway vs nginx vs Caddy",
     "",
@@ -141,6 +182,9 @@ export function markdownReport(report: Report): string {
     "",
     verdict(report.rows),
     "",
+    ...(report.overheads.length
+      ? ["### What each gateway feature costs (the gateway alone, feature off vs on, same run)", "", overheadTable(report.overheads), ""]
+      : []),
     ...(samples ? ["All samples, in run order:", "", samples, ""] : []),
     "## Method",
     "",

@@ -12,8 +12,11 @@ import { BlobSource, type Endpoint, MiB, closeAgents } from "./client.js";
 import { describeMachine } from "./machine.js";
 import { checkManifest, manifestRps, pullMBps, pushMBps, rssMB, uploadMemory, type MemoryResult } from "./measure.js";
 import { type RunningProxy, startCaddy, startGateway, startNginx } from "./proxies.js";
-import { PROXIES, type ProxyName, type Report, type Row, markdownTable, median, verdict, writeReport } from "./report.js";
+import { PROXIES, type OverheadRow, type ProxyName, type Report, type Row, markdownTable, median, overheadTable, verdict, writeReport } from "./report.js";
 import { seedRegistry } from "./seed.js";
+import { benchAuthenticatedGets } from "./auth.js";
+import { benchObserveOverhead } from "./observe.js";
+import { benchRateLimitOverhead } from "./ratelimit.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 /** Rounds for the blob rows (a few seconds each) and for the wrk row (WRK_SECONDS each). */
@@ -24,7 +27,7 @@ const RSS_UPLOAD_MIB = QUICK ? 64 : 2048;
 const WRK_SECONDS = QUICK ? 2 : 8;
 const RSS_CEILING_MB = 150;
 /** Hard stop for the whole run: a hung component must not hang the bench. */
-const MAX_RUN_MS = 9 * 60_000;
+const MAX_RUN_MS = 15 * 60_000;
 
 const REPORT_PATH = resolve(import.meta.dirname, "..", "docs", "benchmarks.md");
 
@@ -143,7 +146,8 @@ async function main(): Promise<void> {
   const seeded = await seedRegistry(direct, source, BLOB_MIB);
 
   log("starting the gateway, nginx and Caddy");
-  const { proxy: gateway, cert } = await startGateway(workDir, registry.port);
+  // Access log off, like nginx's and Caddy's here; its cost is measured on its own below.
+  const { proxy: gateway, cert } = await startGateway(workDir, registry.port, { accessLog: false });
   cleanups.push(() => gateway.stop());
   const nginx = await startNginx(workDir, registry.port, cert);
   cleanups.push(() => nginx.stop());
@@ -185,6 +189,40 @@ async function main(): Promise<void> {
     );
   }
 
+  // The features: each starts its own processes against the same registry, after the rows above.
+  log("authenticated manifest GETs: bcrypt cost 10 htpasswd on all three proxies");
+  const auth = await attempt("authenticated GETs", () =>
+    benchAuthenticatedGets({ registryUrl: registry.url, seconds: WRK_SECONDS, rounds: RPS_ROUNDS }),
+  );
+  log("rate limiter (Redis) off vs on");
+  const limiter = await attempt("Redis rate limiter overhead", () =>
+    benchRateLimitOverhead({ registryUrl: registry.url, seconds: WRK_SECONDS, rounds: RPS_ROUNDS }),
+  );
+  log("metrics and access log off vs on");
+  const observe = await attempt("metrics + access log overhead", () =>
+    benchObserveOverhead({ registryUrl: registry.url, wrkSeconds: WRK_SECONDS, rounds: RPS_ROUNDS }),
+  );
+  const overheads: OverheadRow[] = [
+    {
+      name: "Redis rate limiter (a limit that never triggers)",
+      unit: "req/s",
+      off: limiter?.off ?? null,
+      on: limiter?.on ?? null,
+      cpuMicrosPerRequest: limiter?.cpuMicrosPerRequest,
+      targetPercent: 10,
+      samples: limiter?.samples,
+    },
+    {
+      name: "metrics + access log",
+      unit: "req/s",
+      off: observe?.off ?? null,
+      on: observe?.on ?? null,
+      cpuMicrosPerRequest: observe?.cpuMicrosPerRequest,
+      targetPercent: 5,
+      samples: observe?.samples,
+    },
+  ];
+
   // Anything a proxy complained about while doing all of the above goes into the report.
   for (const proxy of proxies) {
     for (const line of (await proxy.logProblems()).slice(0, 20)) problems.push(`${proxy.name} logged: ${line}`);
@@ -194,6 +232,15 @@ async function main(): Promise<void> {
     throughputRow(`blob pull (${BLOB_MIB} MiB GET)`, "MB/s", pull),
     throughputRow(`blob push (${BLOB_MIB} MiB, POST → chunked PATCH → PUT)`, "MB/s", push),
     throughputRow(`manifest GET (wrk -t2 -c32, ${WRK_SECONDS} s)`, "req/s", rps),
+    {
+      name: `authenticated manifest GET, bcrypt cost 10 htpasswd (wrk -t2 -c32, ${WRK_SECONDS} s)`,
+      unit: "req/s",
+      gateway: auth?.gateway ?? null,
+      nginx: auth?.nginx ?? null,
+      caddy: auth?.caddy ?? null,
+      higherIsBetter: true,
+      samples: auth?.samples,
+    },
     {
       name: "RSS just after start, before any traffic",
       unit: "MB",
@@ -247,11 +294,13 @@ async function main(): Promise<void> {
     `Memory: one ${RSS_UPLOAD_MIB} MiB chunked PATCH per proxy (then DELETE of the upload). "peak RSS over all the runs above" is VmHWM read just before this upload (the process's peak since start). The upload peak is VmHWM from /proc/PID/status after resetting it (\`echo 5 > /proc/PID/clear_refs\`) just before the upload; a 100 ms VmRSS sampler saw peaks of ${sampled} MB. nginx counts its worker processes (not the master); Caddy and the gateway are one process each. Upload speeds in this test: ${uploadSpeeds} MB/s.`,
     `nginx: distribution's docs/recipes/nginx.md (TLS 1.1/1.2 with its cipher list, \`client_max_body_size 0\`, \`chunked_transfer_encoding on\`, Host/X-Real-IP/X-Forwarded-For/X-Forwarded-Proto, \`proxy_read_timeout 900\`), without its auth_basic, plus \`proxy_request_buffering off\` and \`proxy_http_version 1.1\` (without 1.1 nginx buffers chunked request bodies to disk regardless), \`worker_processes auto\`, \`access_log off\`. No upstream keepalive, as in the recipe. Response buffering stays on (the default), as in the recipe, so nginx spools blob responses to a temp file when curl reads slower than the registry sends (it logs a [warn] for each).`,
     `Caddy: \`reverse_proxy 127.0.0.1:PORT\` with \`tls cert key\`, \`admin off\`, \`auto_https off\`, protocols h1 h2 (clients here use HTTP/1.1 only), defaults otherwise (GOMAXPROCS = cores).`,
-    `Gateway: \`node dist/main.js serve\` with the minimal config (one site, generated certificates), log level info (requests are logged at debug only). No authentication or rate limiting is configured on any proxy.`,
+    `Gateway: \`node dist/main.js serve\` with the minimal config (one site, generated certificates), metrics on, access log off (nginx and Caddy log nothing here either). No authentication or rate limiting is configured on any proxy for the first rows.`,
+    `Authenticated GETs: the same wrk load with \`Authorization: Basic\` for a user in a bcrypt cost-10 htpasswd file: nginx \`auth_basic\` (bcrypt on every request), Caddy \`basicauth\` (with its hash cache), the gateway's \`auth: htpasswd\` (bounded 60 s verification cache). Fresh proxy processes, same registry, rounds rotating which proxy goes first.`,
+    `Feature overheads: two gateway processes against the same registry, one with the feature and one without, measured alternately with the same wrk load; CPU µs/request is the gateway process's user+system time (from /proc) divided by requests served, steadier than req/s when wrk and the registry share the cores. The rate limiter row uses a real redis-server and a limit high enough never to refuse.`,
   ];
 
-  const report: Report = { command: "npm run bench", date, durationSeconds, machine, rows, method, problems };
-  process.stdout.write(`${markdownTable(rows)}\n\n${verdict(rows)}\n`);
+  const report: Report = { command: "npm run bench", date, durationSeconds, machine, rows, overheads, method, problems };
+  process.stdout.write(`${markdownTable(rows)}\n\n${verdict(rows)}\n\n${overheadTable(overheads)}\n`);
   if (problems.length) process.stdout.write(`\nProblems:\n${problems.map((p) => `- ${p}`).join("\n")}\n`);
   process.stdout.write(`\nTotal run time: ${durationSeconds.toFixed(0)} s\n`);
   if (QUICK) log("BENCH_QUICK=1: docs/benchmarks.md left as it was");
