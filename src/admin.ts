@@ -1,9 +1,10 @@
 // The admin listener: plain HTTP, loopback by default. Liveness says the process answers; readiness
 // says the HTTPS listener is up and every backend registry answers at all (any HTTP status counts:
 // a backend with its own auth answers 401 to an anonymous /v2/, and that is up). /metrics is the
-// Prometheus text exposition, when metrics are enabled.
+// Prometheus text exposition, when metrics are enabled. POST requests are admin actions (admin-actions.ts).
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
+import { handleAdminAction, type AdminActions } from "./admin-actions.js";
 import { API_VERSION, API_VERSION_HEADER, sendError } from "./registry/errors.js";
 
 export interface ReadinessSource {
@@ -26,9 +27,14 @@ export interface MetricsExporter {
 
 const PROBE_TIMEOUT_MS = 2000;
 
-export function createAdminServer(readiness: ReadinessSource, exporter: MetricsExporter | null = null): http.Server {
+export function createAdminServer(
+  readiness: ReadinessSource,
+  exporter: MetricsExporter | null = null,
+  actions: AdminActions | null = null,
+): http.Server {
   return http.createServer((req, res) => {
-    void handleAdmin(req, res, readiness, exporter).catch(() => sendError(res, "internal", "admin request failed"));
+    const handled = req.method === "POST" ? handleAdminAction(req, res, actions) : handleAdmin(req, res, readiness, exporter);
+    void handled.catch(() => sendError(res, "internal", "admin request failed"));
   });
 }
 
@@ -40,7 +46,7 @@ async function handleAdmin(
 ): Promise<void> {
   const path = (req.url ?? "/").split("?")[0];
   if (req.method !== "GET" && req.method !== "HEAD") {
-    sendError(res, "badRequest", "the admin endpoints answer GET only");
+    sendError(res, "badRequest", "the admin endpoints answer GET, and POST for actions");
     return;
   }
   switch (path) {

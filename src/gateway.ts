@@ -1,59 +1,83 @@
-// Builds the listeners and the pipeline from a validated configuration, and takes them down again
-// gracefully. Everything derived from configuration is computed here, once, never per request.
+// Builds the listeners from a validated configuration, swaps configurations in (reload) and certificates
+// (ACME, rotation) while running, and takes everything down again gracefully. What is derived from a
+// configuration is built in gateway-state.ts, once per configuration, never per request.
 import { once } from "node:events";
-import type http from "node:http";
+import http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ReloadOutcome } from "./admin-actions.js";
 import { createAdminServer } from "./admin.js";
-import { buildSecurity } from "./auth/build.js";
+import { keysNeedingRestart } from "./config/restart-keys.js";
 import type { GatewayConfig } from "./config/schema.js";
+import { buildGatewayState, retireState, type GatewayState } from "./gateway-state.js";
 import type { Logger } from "./observe/log.js";
-import { createAccessLogger } from "./observe/access-log.js";
 import { metrics } from "./observe/metrics.js";
-import { createRequestObserver } from "./observe/observer.js";
-import { createPipeline, type PipelineState } from "./pipeline.js";
-import { clientAddressResolver } from "./proxy/client-ip.js";
-import { Forwarder } from "./proxy/forward.js";
-import { createRateLimitStage } from "./ratelimit/stage.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
-import { SiteMap } from "./sites.js";
-import { CertificateStore, loadSiteCertificates } from "./tls/store.js";
+import { acmeSites, createAcmeManager, type AcmeCertificates, type AcmeManagerOptions } from "./tls/acme.js";
+import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./tls/acme-challenges.js";
+import { watchCertificateExpiry } from "./tls/expiry.js";
+import { rotateServedCertificates, type RotationOutcome } from "./tls/rotation.js";
+import { ServedCertificates } from "./tls/served-certificates.js";
+import { CertificateStore } from "./tls/store.js";
+
+export interface GatewayOptions {
+  /** Where a reload without a configuration of its own reads one (serve: its --config file). */
+  configSource?: () => Promise<GatewayConfig>;
+  /** ACME manager tuning (tests poll pebble faster). */
+  acme?: Pick<AcmeManagerOptions, "statusPolling" | "transport" | "backoff" | "lock">;
+}
 
 export interface RunningGateway {
   https: AddressInfo;
   admin: AddressInfo;
+  /** The plain-HTTP listener (ACME HTTP-01, redirects to HTTPS), when http.listen is set. */
+  http: AddressInfo | null;
   /** The generated CA clients must trust, when any site uses generated certificates. */
   caFile: string | null;
   certificates: CertificateStore;
+  /** The ACME manager in service; null when no site uses ACME. */
+  acme(): AcmeCertificates | null;
   inFlight(): number;
   upstreamSocketsInUse(): number;
+  /**
+   * Builds the new configuration completely (by default re-read from configSource), then swaps it in for
+   * new requests; on any error the running one stays and the outcome carries the error lines.
+   */
+  reload(config?: GatewayConfig): Promise<ReloadOutcome>;
+  /** `cert rotate`: new certificates for one site (name or host) or all, served to new handshakes at once. */
+  rotateCertificates(site?: string): Promise<RotationOutcome>;
   /** Stops accepting, lets requests in flight finish for up to drainMs, then closes everything. */
   shutdown(drainMs: number): Promise<void>;
 }
 
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
-  // Auth first: a broken htpasswd file or signing key stops the start before anything listens.
-  const security = await buildSecurity(config, logger);
-  const sites = new SiteMap(config, security.bySite);
-  const { certificates, ca, issued } = await loadSiteCertificates(config);
-  const store = new CertificateStore(certificates, sites.defaultSite.name, config.tls.minVersion);
-  const forwarder = new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
-  const observer = createRequestObserver({
-    metrics: config.metrics.enabled ? metrics : null,
-    accessLog: config.log.access ? createAccessLogger(logger) : null,
-  });
-  const rateLimit = await createRateLimitStage(config, sites.sites, logger, config.metrics.enabled ? metrics : null);
-  const clientAddress = clientAddressResolver(config.trustedProxies);
-  const state: PipelineState = { sites, forwarder, logger, observer, clientAddress, rateLimit };
-  const handle = createPipeline(() => state);
+export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
+  // Everything derived from the configuration, built before anything listens: a broken file stops the start.
+  let current = await buildGatewayState(config, logger);
+  const { ca, issued } = current.certificates;
+  const loaded = current.certificates.certificates;
+  const store = new CertificateStore(loaded, current.sites.defaultSite.name, config.tls.minVersion);
+  const served = new ServedCertificates(store, loaded, current.sites.defaultSite.name, acmeSiteNames(config));
+  // One responder for the process: an order that a manager replaced by a reload still has in flight keeps
+  // being answered.
+  const responder = new AcmeChallengeResponder();
+  const createAcme = (forConfig: GatewayConfig) =>
+    createAcmeManager(forConfig, {
+      ...options.acme,
+      responder,
+      logger,
+      onCertificate: (site, certPem, keyPem) => served.acmeCertificate(site, certPem, keyPem),
+    });
+  let acme = createAcme(config);
 
   let inFlight = 0;
   let draining = false;
   const server = https.createServer(
     {
-      // SNI picks the site's certificate; no or unknown SNI gets the default site's.
+      // SNI picks the site's certificate; no or unknown SNI gets the default site's. A TLS-ALPN-01
+      // validator (ALPN acme-tls/1) gets the pending challenge's certificate instead.
       ...store.serverOptions(),
-      ALPNProtocols: ["http/1.1"],
+      ...tlsChallengeHooks(responder, (servername) => store.contextFor(servername)),
       maxHeaderSize: config.limits.maxHeaderBytes,
       // Our JSON error for a missing Host beats Node's bare 400.
       requireHostHeader: false,
@@ -66,11 +90,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       inFlight++;
       if (draining) res.setHeader("Connection", "close");
       res.once("close", () => inFlight--);
-      void handle(req, res);
+      // The state in service when the request arrives serves all of it, whatever a reload swaps in meanwhile.
+      const state = current;
+      state.track(res);
+      void state.handle(req, res);
     },
   );
   store.attach(server);
-  server.timeout = config.timeouts.idle;
+  applyTimeouts(server, config);
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
   let clientConnections = 0;
   server.on("connection", (socket: Socket) => {
@@ -82,27 +109,35 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "TLS handshake failed");
   });
 
-  const admin = createAdminServer({
-    listening: () => server.listening && !draining,
-    backends: () => sites.sites.map((s) => s.backend),
-  }, config.metrics.enabled ? metrics : null);
+  const admin = createAdminServer(
+    {
+      listening: () => server.listening && !draining,
+      backends: () => current.sites.sites.map((s) => s.backend),
+    },
+    config.metrics.enabled ? metrics : null,
+    { reload: () => reload(), rotateCertificates: (site) => rotateCertificates(site) },
+  );
 
+  let plainHttp: http.Server | null = null;
   try {
     await listen(server, config.listen, "HTTPS");
-  } catch (err) {
-    await rateLimit?.close(); // its Redis connection would keep the process alive
-    throw err;
-  }
-  try {
     await listen(admin, config.admin.listen, "admin");
+    if (config.http.listen) {
+      const httpsPort = (server.address() as AddressInfo).port;
+      plainHttp = http.createServer({ headersTimeout: config.timeouts.header }, createPlainHttpHandler({ responder, httpsPort }));
+      await listen(plainHttp, config.http.listen, "plain HTTP");
+    }
   } catch (err) {
     server.close();
-    await rateLimit?.close();
+    admin.close();
+    plainHttp?.close();
+    await current.discard(); // its Redis connection would keep the process alive
     throw err;
   }
 
   const httpsAddress = server.address() as AddressInfo;
   const adminAddress = admin.address() as AddressInfo;
+  const httpAddress = plainHttp ? (plainHttp.address() as AddressInfo) : null;
   if (config.metrics.enabled) metrics.collectProcessMetrics();
   const unwatchMetrics = metrics.watch({
     requestsInFlight: () => inFlight,
@@ -111,7 +146,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   });
   metrics.configLoaded();
   if (ca) {
-    const hostsWithPort = sites.sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith("*."));
+    const hostsWithPort = current.sites.sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith("*."));
     logger.info(
       {
         caFile: ca.certPath,
@@ -126,25 +161,99 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     {
       https: `${httpsAddress.address}:${httpsAddress.port}`,
       admin: `${adminAddress.address}:${adminAddress.port}`,
+      http: httpAddress ? `${httpAddress.address}:${httpAddress.port}` : null,
       caFile: ca?.certPath ?? null,
-      sites: sites.sites.map((s) => ({ name: s.name, hosts: s.hosts, backend: s.backend.origin })),
+      sites: current.sites.sites.map((s) => ({ name: s.name, hosts: s.hosts, backend: s.backend.origin })),
     },
     "gateway ready",
   );
+  // After the listeners: HTTP-01 and TLS-ALPN-01 are answered there. Until a site's first ACME certificate
+  // arrives it is served with its generated one.
+  await acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
+  const stopExpiryWarnings = watchCertificateExpiry({ certificates: () => store.info(), config: () => current.config }, logger);
+
+  // Reloads, and rotations' replacements of the served set, run one at a time.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = queue.then(work);
+    queue = run.catch(() => {});
+    return run;
+  };
+  /** Replaced states whose requests are still finishing. */
+  const retiring = new Set<GatewayState>();
+
+  const reload = (given?: GatewayConfig) => serialized(() => applyConfiguration(given));
+
+  async function applyConfiguration(given?: GatewayConfig): Promise<ReloadOutcome> {
+    let next: GatewayState | null = null;
+    try {
+      const nextConfig = given ?? (await (options.configSource ?? noConfigSource)());
+      next = await buildGatewayState(nextConfig, logger, current);
+      const acmeChanged = acmeFingerprint(current.config) !== acmeFingerprint(nextConfig);
+      // The last step that can fail: it validates every certificate before serving any.
+      served.replaceLoaded(next.certificates.certificates, next.sites.defaultSite.name, acmeSiteNames(nextConfig), { keepHandOvers: !acmeChanged });
+      const previous = current;
+      current = next;
+      applyTimeouts(server, nextConfig);
+      logger.level = nextConfig.log.level;
+      if (acmeChanged) {
+        // Its orders in flight finish (and are still answered) but hand nothing over; the new one adopts them.
+        void acme?.stop();
+        acme = createAcme(nextConfig);
+        acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
+      } else {
+        // Adopts what another process sharing the data directory stored meanwhile.
+        acme?.refreshFromDisk().catch((err: Error) => logger.error({ err: err.message }, "reading stored ACME certificates failed"));
+      }
+      retiring.add(previous);
+      void retireState(previous, previous.config.timeouts.drain).finally(() => retiring.delete(previous));
+      // Compared with what the listeners were started with: only a restart changes those.
+      const warnings = keysNeedingRestart(config, nextConfig);
+      const sites = current.sites.sites.map((s) => s.name);
+      metrics.configReloaded(true);
+      logger.info({ sites }, "configuration reloaded: new requests use it, requests in flight finish on the old one");
+      if (warnings.length) logger.warn({ keys: warnings }, `changed keys that apply only after a restart: ${warnings.join(", ")}`);
+      return { ok: true, sites, warnings };
+    } catch (err) {
+      await next?.discard();
+      metrics.configReloaded(false);
+      const errors = (err as Error).message.split("\n");
+      logger.error({ errors }, "configuration reload failed: the running configuration stays in service");
+      return { ok: false, errors };
+    }
+  }
+
+  async function rotateCertificates(site?: string): Promise<RotationOutcome> {
+    const outcome = await rotateServedCertificates(
+      { config: () => current.config, acme: () => acme, served, info: () => store.info(), serialized },
+      site,
+    );
+    for (const result of outcome.certificates) {
+      const level = result.outcome === "failed" ? "error" : "info";
+      logger[level]({ ...result }, `certificate rotation: ${result.site} ${result.outcome}`);
+    }
+    for (const error of outcome.errors) logger.error({ err: error }, "certificate rotation refused");
+    return outcome;
+  }
 
   return {
     https: httpsAddress,
     admin: adminAddress,
+    http: httpAddress,
     caFile: ca?.certPath ?? null,
     certificates: store,
+    acme: () => acme,
     inFlight: () => inFlight,
-    upstreamSocketsInUse: () => forwarder.upstreamSocketsInUse(),
+    upstreamSocketsInUse: () => current.forwarder.upstreamSocketsInUse(),
+    reload,
+    rotateCertificates,
     async shutdown(drainMs) {
       draining = true;
       logger.info({ inFlight, drainMs }, "shutting down: no new connections, draining requests in flight");
-      const closed = Promise.all([once(server, "close"), once(admin, "close")]);
-      server.close();
-      admin.close();
+      const listeners = [server, admin, ...(plainHttp ? [plainHttp] : [])];
+      const closed = Promise.all(listeners.map((listener) => once(listener, "close")));
+      for (const listener of listeners) listener.close();
+      stopExpiryWarnings();
       server.closeIdleConnections();
       const deadline = Date.now() + drainMs;
       while (inFlight > 0 && Date.now() < deadline) {
@@ -152,16 +261,37 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         server.closeIdleConnections();
       }
       if (inFlight > 0) logger.warn({ inFlight }, "drain time over: cutting the requests still in flight");
-      server.closeAllConnections();
-      admin.closeAllConnections();
-      forwarder.close();
-      security.close();
-      await rateLimit?.close();
+      for (const listener of listeners) listener.closeAllConnections();
+      // An order still running when the drain time is over is abandoned; the next start orders again.
+      await Promise.race([acme?.stop(), sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
+      const states = [current, ...retiring];
+      for (const forwarder of new Set(states.map((state) => state.forwarder))) forwarder.close();
+      await Promise.all(states.map((state) => state.closeStages()));
       unwatchMetrics();
       await closed;
       logger.info("gateway stopped");
     },
   };
+}
+
+/** Listener timeouts a reload can change in place; new connections get the new values. */
+function applyTimeouts(server: https.Server, config: GatewayConfig): void {
+  server.timeout = config.timeouts.idle;
+  server.headersTimeout = config.timeouts.header;
+  server.keepAliveTimeout = config.timeouts.keepAlive;
+}
+
+function noConfigSource(): Promise<GatewayConfig> {
+  return Promise.reject(new Error("this gateway was started without a configuration file to re-read"));
+}
+
+function acmeSiteNames(config: GatewayConfig): ReadonlySet<string> {
+  return new Set(acmeSites(config).map((site) => site.name));
+}
+
+/** Everything the ACME manager is built from: when it changes, a reload replaces the manager. */
+function acmeFingerprint(config: GatewayConfig): string {
+  return JSON.stringify({ dataDir: config.dataDir, sites: acmeSites(config) });
 }
 
 async function listen(server: http.Server, address: { host: string; port: number }, what: string): Promise<void> {

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// The command line: serve | config check | cert ca | token cert | passwd.
+// The command line: serve | reload | config check | cert ca|status|rotate | token cert | passwd.
 import { Command, InvalidArgumentError } from "commander";
 import { authFileProblems } from "./auth/build.js";
 import { DEFAULT_BCRYPT_COST, passwordFromStdin, promptHidden, setPassword, userNameProblem } from "./auth/passwd.js";
 import { loadSigningKey } from "./auth/signing-key.js";
 import { ConfigError, loadConfig } from "./config/load.js";
 import type { GatewayConfig } from "./config/schema.js";
+import { registerCertCommands, registerReloadCommand } from "./cli/gateway-commands.js";
 import { startGateway } from "./gateway.js";
 import { createLogger } from "./observe/log.js";
 import { loadOrCreateCa } from "./tls/selfsigned.js";
@@ -26,7 +27,7 @@ program
     const logger = createLogger(config.log);
     let gateway;
     try {
-      gateway = await startGateway(config, logger);
+      gateway = await startGateway(config, logger, { configSource: () => loadConfig(file) });
     } catch (err) {
       logger.fatal({ err: (err as Error).message }, "gateway did not start");
       process.exit(1);
@@ -40,7 +41,14 @@ program
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    // Re-reads the same file; the outcome (or every error, with the old configuration kept) is logged.
+    process.on("SIGHUP", () => {
+      logger.info({ signal: "SIGHUP", file }, "signal received: reloading the configuration");
+      void gateway.reload();
+    });
   });
+
+registerReloadCommand(program, configOrExit);
 
 const configCommand = program.command("config").description("work with configuration files");
 configCommand
@@ -67,6 +75,7 @@ certCommand
     const ca = await loadOrCreateCa(config.dataDir, config.tls.generated.caValidityDays);
     process.stdout.write(ca.certPem.endsWith("\n") ? ca.certPem : `${ca.certPem}\n`);
   });
+registerCertCommands(certCommand, configOrExit);
 
 const tokenCommand = program.command("token").description("token authentication");
 tokenCommand

@@ -431,6 +431,10 @@ async function unreadableTlsFiles(config: GatewayConfig, locate: Locate): Promis
   const checks: Promise<ConfigIssue | undefined>[] = [];
   config.sites.forEach((site, index) => {
     const tls = site.tls;
+    if (tls.source === "acme" && tls.caFile !== undefined) {
+      const keyPath = ["sites", index, "tls", "caFile"];
+      checks.push(fileProblem(tls.caFile).then((problem) => (problem ? locate(keyPath, problem) : undefined)));
+    }
     if (tls.source !== "files") return;
     for (const key of ["cert", "key"] as const) {
       const keyPath = ["sites", index, "tls", key];

@@ -59,11 +59,6 @@ export class ServedCertificates {
     this.#store.replace(overlay(this.#loaded, next), this.#defaultSite);
     this.#handedOver.set(site, next.get(site)!);
   }
-
-  /** The configuration-derived set, before hand-overs (what a reload compares against). */
-  loaded(): readonly SiteCertificate[] {
-    return this.#loaded;
-  }
 }
 
 function overlay(loaded: SiteCertificate[], handedOver: ReadonlyMap<string, SiteCertificate>): SiteCertificate[] {

@@ -185,4 +185,14 @@ describe("leaf certificates", () => {
     mock.timers.setTime(notBefore + lifetime * 0.7);
     assert.equal((await loadOrIssueLeaf(ca, dataDir, "aging", ["aging.registry.test"], 9)).issued, true);
   });
+
+  test("force: a new leaf even while the stored one is good (issue #6, `cert rotate`)", async () => {
+    const first = await loadOrIssueLeaf(ca, dataDir, "rotated", ["rotated.registry.test"], 10);
+    const forced = await loadOrIssueLeaf(ca, dataDir, "rotated", ["rotated.registry.test"], 10, { force: true });
+    assert.equal(forced.issued, true);
+    assert.notEqual(new X509Certificate(forced.certPem).serialNumber, new X509Certificate(first.certPem).serialNumber);
+    const again = await loadOrIssueLeaf(ca, dataDir, "rotated", ["rotated.registry.test"], 10);
+    assert.equal(again.issued, false);
+    assert.equal(again.certPem, forced.certPem, "the forced leaf is the one stored");
+  });
 });

@@ -1,0 +1,128 @@
+// Everything the gateway derives from one configuration, built by ONE function for start and reload alike
+// (DESIGN.md §3 rule 4): auth, sites, certificates, rate limits, the observer, and the pipeline state that
+// requests run on. A state is built completely or not at all. Once a reload replaces it, it is retired:
+// requests that started on it finish on it, then what it holds open (htpasswd watchers, Redis) is closed.
+import type { ServerResponse } from "node:http";
+import { buildSecurity, type Security } from "./auth/build.js";
+import type { GatewayConfig } from "./config/schema.js";
+import { createAccessLogger } from "./observe/access-log.js";
+import type { Logger } from "./observe/log.js";
+import { metrics } from "./observe/metrics.js";
+import { createRequestObserver } from "./observe/observer.js";
+import { createPipeline, type PipelineState, type RequestHandler } from "./pipeline.js";
+import { clientAddressResolver } from "./proxy/client-ip.js";
+import { Forwarder } from "./proxy/forward.js";
+import { createRateLimitStage, type RateLimitStage } from "./ratelimit/stage.js";
+import { SiteMap } from "./sites.js";
+import { loadSiteCertificates } from "./tls/store.js";
+
+export type LoadedCertificates = Awaited<ReturnType<typeof loadSiteCertificates>>;
+
+export class GatewayState {
+  #inFlight = 0;
+  #idleWaiters: (() => void)[] = [];
+  #closed = false;
+  readonly handle: RequestHandler;
+
+  constructor(
+    readonly config: GatewayConfig,
+    readonly security: Security,
+    readonly sites: SiteMap,
+    /** As loaded when the state was built; what is served afterwards is tls/served-certificates.ts's business. */
+    readonly certificates: LoadedCertificates,
+    readonly rateLimit: RateLimitStage | null,
+    /** Shared with the next state when the forwarding timeouts stay the same (keeps the backend pools warm). */
+    readonly forwarder: Forwarder,
+    /** Every state using `forwarder` that may still have requests in flight; the last one out closes it. */
+    readonly forwarderUsers: Set<GatewayState>,
+    readonly pipeline: PipelineState,
+  ) {
+    forwarderUsers.add(this);
+    // Bound to this state: a request keeps it from its first stage to its last, whatever reloads meanwhile.
+    this.handle = createPipeline(() => pipeline);
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Counts a request against this state until its response closes. */
+  track(res: ServerResponse): void {
+    this.#inFlight++;
+    res.once("close", () => {
+      this.#inFlight--;
+      if (this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+    });
+  }
+
+  /** Resolves once no request that started on this state is in flight. */
+  idle(): Promise<void> {
+    return this.#inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** For a state built but never put in service (a reload that failed after building it). */
+  async discard(): Promise<void> {
+    await this.closeStages();
+    this.forwarderUsers.delete(this);
+    if (this.forwarderUsers.size === 0) this.forwarder.close();
+  }
+
+  /** Stops the htpasswd watchers and the rate limiter's connections; idempotent. */
+  async closeStages(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.security.close();
+    await this.rateLimit?.close();
+  }
+}
+
+/**
+ * Builds the state for `config`. Auth first: a broken htpasswd file or signing key fails the build before
+ * anything else is made. On any error, whatever was already opened is closed again and the error thrown.
+ */
+export async function buildGatewayState(config: GatewayConfig, logger: Logger, previous: GatewayState | null = null): Promise<GatewayState> {
+  const security = await buildSecurity(config, logger);
+  let rateLimit: RateLimitStage | null = null;
+  try {
+    const sites = new SiteMap(config, security.bySite);
+    const certificates = await loadSiteCertificates(config);
+    const observer = createRequestObserver({
+      metrics: config.metrics.enabled ? metrics : null,
+      accessLog: config.log.access ? createAccessLogger(logger) : null,
+    });
+    rateLimit = await createRateLimitStage(config, sites.sites, logger, config.metrics.enabled ? metrics : null);
+    const shared = previous && sameForwarding(previous.config, config);
+    const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
+    const forwarderUsers = shared ? previous.forwarderUsers : new Set<GatewayState>();
+    const clientAddress = clientAddressResolver(config.trustedProxies);
+    const pipeline: PipelineState = { sites, forwarder, logger, observer, clientAddress, rateLimit };
+    return new GatewayState(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, pipeline);
+  } catch (err) {
+    security.close();
+    await rateLimit?.close();
+    throw err;
+  }
+}
+
+/**
+ * After a reload: the old state's stages are closed once its requests are done, or after `graceMs` at the
+ * latest (they are only used as a request starts, so a long upload does not need them). Its forwarder
+ * carries those requests' bytes, so it is closed only once they end, and only if no newer state uses it.
+ */
+export async function retireState(old: GatewayState, graceMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, graceMs);
+    timer.unref();
+  });
+  await Promise.race([old.idle(), grace]);
+  clearTimeout(timer);
+  await old.closeStages();
+  await old.idle();
+  old.forwarderUsers.delete(old);
+  if (old.forwarderUsers.size === 0) old.forwarder.close();
+}
+
+function sameForwarding(a: GatewayConfig, b: GatewayConfig): boolean {
+  return a.timeouts.idle === b.timeouts.idle && a.timeouts.keepAlive === b.timeouts.keepAlive;
+}
