@@ -12,11 +12,11 @@ import { join } from "node:path";
 import { OCI_MANIFEST } from "../test/helpers/oci.js";
 import { run } from "../test/helpers/process.js";
 import { startRegistry } from "../test/helpers/registry.js";
-import { BlobSource, type Endpoint, MiB, expectStatus, send } from "./client.js";
+import { type Endpoint, expectStatus, send } from "./client.js";
 import { manifestRps } from "./measure.js";
 import { type BenchBasicAuth, type RunningProxy, startCaddy, startGateway, startNginx } from "./proxies.js";
 import { median } from "./report.js";
-import { PULL_REPO, PULL_TAG, seedRegistry } from "./seed.js";
+import { PULL_REPO, PULL_TAG, ensureManifest } from "./seed.js";
 
 export interface AuthBenchOptions {
   /** The registry behind all three proxies, e.g. http://127.0.0.1:5000. Seeded if it lacks bench/pull:v1. */
@@ -99,12 +99,6 @@ async function writeHtpasswd(workDir: string): Promise<BenchBasicAuth> {
   return { htpasswdFile, user: USER, password, hash: line.slice(USER.length + 1) };
 }
 
-/** The manifest wrk requests: seeded (1 MiB layer) unless the registry already has it. */
-async function ensureManifest(registry: Endpoint): Promise<void> {
-  const existing = await send(registry, "GET", `/v2/${PULL_REPO}/manifests/${PULL_TAG}`, { headers: { accept: OCI_MANIFEST } });
-  if (existing.status === 200) return;
-  await seedRegistry(registry, new BlobSource(randomBytes(MiB)), 1);
-}
 
 // Standalone: its own registry, one result line.
 if (import.meta.url === `file://${process.argv[1]}`) {

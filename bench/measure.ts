@@ -189,3 +189,10 @@ export async function uploadMemory(
     uploadMBps: (mebibytes * MiB) / MB / seconds,
   };
 }
+
+/** User + system CPU seconds a process has used: /proc/PID/stat fields 14 and 15, in clock ticks (100/s on Linux). */
+export async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}

@@ -5,7 +5,6 @@
 //
 // For `npm run bench` (bench/run.ts) to call; also runnable alone:
 //   node --import tsx bench/observe.ts [seconds] [rounds]     (starts its own registry; needs `npm run build`)
-import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,10 +12,11 @@ import { startGatewayProcess, type GatewayProcess } from "../test/helpers/cli.js
 import { OCI_MANIFEST } from "../test/helpers/oci.js";
 import { waitFor } from "../test/helpers/process.js";
 import { startRegistry } from "../test/helpers/registry.js";
-import { BlobSource, type Endpoint, MiB, SITE_HOST, expectStatus, send } from "./client.js";
+import { type Endpoint, SITE_HOST, expectStatus, send } from "./client.js";
 import { manifestRps } from "./measure.js";
 import { median } from "./report.js";
-import { PULL_REPO, PULL_TAG, seedRegistry } from "./seed.js";
+import { PULL_REPO, PULL_TAG, ensureManifest } from "./seed.js";
+import { processCpuSeconds } from "./measure.js";
 
 export interface ObserveBenchOptions {
   /** The registry to put behind both gateways, e.g. http://127.0.0.1:5000. Seeded if it lacks bench/pull:v1. */
@@ -71,9 +71,9 @@ export async function benchObserveOverhead(options: ObserveBenchOptions): Promis
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? (["off", "on"] as const) : (["on", "off"] as const);
       for (const which of order) {
-        const cpuBefore = await cpuSeconds(gateways[which].process.pid);
+        const cpuBefore = await processCpuSeconds(gateways[which].process.pid);
         const result = await manifestRps(endpoints[which], workDir, options.wrkSeconds);
-        const cpu = (await cpuSeconds(gateways[which].process.pid)) - cpuBefore;
+        const cpu = (await processCpuSeconds(gateways[which].process.pid)) - cpuBefore;
         if (result.non2xx || result.socketErrors) {
           throw new Error(`wrk via the "${which}" gateway: ${result.non2xx} non-2xx responses, ${result.socketErrors} socket errors`);
         }
@@ -97,19 +97,7 @@ export async function benchObserveOverhead(options: ObserveBenchOptions): Promis
   }
 }
 
-/** User + system CPU seconds a process has used: /proc/PID/stat fields 14 and 15, in clock ticks (100/s on Linux). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
-/** The manifest wrk requests: seeded (1 MiB layer) unless the registry already has it. */
-async function ensureManifest(registry: Endpoint): Promise<void> {
-  const existing = await send(registry, "GET", `/v2/${PULL_REPO}/manifests/${PULL_TAG}`, { headers: { accept: OCI_MANIFEST } });
-  if (existing.status === 200) return;
-  await seedRegistry(registry, new BlobSource(randomBytes(MiB)), 1);
-}
 
 /** Identical configurations but for `metrics.enabled` and `log.access`; level info in both. */
 async function startBenchGateway(workDir: string, which: Which, backend: string): Promise<GatewayProcess> {

@@ -4,7 +4,6 @@
 //
 // For `npm run bench` (bench/run.ts) to call; also runnable alone:
 //   node --import tsx bench/ratelimit.ts [seconds]     (starts its own registry)
-import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,10 +11,11 @@ import { startGatewayProcess, type GatewayProcess } from "../test/helpers/cli.js
 import { OCI_MANIFEST } from "../test/helpers/oci.js";
 import { startRedis } from "../test/helpers/redis.js";
 import { startRegistry } from "../test/helpers/registry.js";
-import { BlobSource, type Endpoint, MiB, SITE_HOST, expectStatus, send } from "./client.js";
+import { type Endpoint, SITE_HOST, expectStatus, send } from "./client.js";
 import { manifestRps } from "./measure.js";
 import { median } from "./report.js";
-import { PULL_REPO, PULL_TAG, seedRegistry } from "./seed.js";
+import { PULL_REPO, PULL_TAG, ensureManifest } from "./seed.js";
+import { processCpuSeconds } from "./measure.js";
 
 export interface RateLimitBenchOptions {
   /** The registry to put behind both gateways, e.g. http://127.0.0.1:5000. Seeded if it lacks bench/pull:v1. */
@@ -72,9 +72,9 @@ export async function benchRateLimitOverhead(options: RateLimitBenchOptions): Pr
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? (["off", "on"] as const) : (["on", "off"] as const);
       for (const which of order) {
-        const cpuBefore = await cpuMillis(pids[which]);
+        const cpuBefore = (await processCpuSeconds(pids[which])) * 1000;
         const result = await manifestRps(endpoints[which], workDir, options.seconds);
-        cpu[which].push(((await cpuMillis(pids[which])) - cpuBefore) * 1000 / (result.requestsPerSecond * options.seconds));
+        cpu[which].push(((await processCpuSeconds(pids[which])) * 1000 - cpuBefore) * 1000 / (result.requestsPerSecond * options.seconds));
         if (result.non2xx || result.socketErrors) {
           throw new Error(`wrk via the "${which}" gateway: ${result.non2xx} non-2xx responses, ${result.socketErrors} socket errors`);
         }
@@ -96,20 +96,7 @@ export async function benchRateLimitOverhead(options: RateLimitBenchOptions): Pr
   }
 }
 
-/** utime + stime of a process, ms (Linux clock ticks are 10 ms). */
-async function cpuMillis(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
-/** The manifest wrk requests: seeded (1 MiB layer) unless the registry already has it. */
-async function ensureManifest(registry: Endpoint): Promise<void> {
-  const existing = await send(registry, "GET", `/v2/${PULL_REPO}/manifests/${PULL_TAG}`, { headers: { accept: OCI_MANIFEST } });
-  if (existing.status === 200) return;
-  await seedRegistry(registry, new BlobSource(randomBytes(MiB)), 1);
-}
 
 /**
  * Identical configurations but for `redis` + `limits`. Access logs off in both: the row measures the

@@ -1,8 +1,9 @@
 // Puts the content the pull measurements read into the registry, directly (never through a proxy):
 // one big layer blob, a tiny config blob and a manifest tagged v1 in repository bench/pull.
+import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { OCI_CONFIG, OCI_MANIFEST, sha256Digest } from "../test/helpers/oci.js";
-import { type BlobSource, type Endpoint, MiB, expectStatus, locationOf, send } from "./client.js";
+import { BlobSource, type Endpoint, MiB, expectStatus, locationOf, send } from "./client.js";
 
 export const PULL_REPO = "bench/pull";
 export const PULL_TAG = "v1";
@@ -49,4 +50,11 @@ export async function seedRegistry(registry: Endpoint, source: BlobSource, layer
   });
   expectStatus(put, 201, "PUT manifest");
   return { layerDigest, layerBytes, manifestDigest: sha256Digest(manifest) };
+}
+
+/** The manifest wrk requests: seeded (1 MiB layer) unless the registry already has it. */
+export async function ensureManifest(registry: Endpoint): Promise<void> {
+  const existing = await send(registry, "GET", `/v2/${PULL_REPO}/manifests/${PULL_TAG}`, { headers: { accept: OCI_MANIFEST } });
+  if (existing.status === 200) return;
+  await seedRegistry(registry, new BlobSource(randomBytes(MiB)), 1);
 }
