@@ -188,6 +188,52 @@ describe("metrics and access log", () => {
     assert.equal(delta(before, after, `${P}request_duration_seconds_count`, { site: "hub", operation: "blob", method: "GET", code: "200" }), 1);
   });
 
+  it("a 401 and a 429 move the request, auth-failure and rate-limited counters", async () => {
+    const guarded = await startTestGateway({
+      sites: [
+        {
+          name: "guarded",
+          hosts: [HUB],
+          backend: hub.url,
+          auth: {
+            type: "htpasswd",
+            htpasswd: join(process.cwd(), "config/examples/htpasswd"),
+            rules: [{ who: ["reader"], repositories: ["**"], actions: ["pull"] }],
+          },
+          limits: [{ name: "pulls", operations: ["pull"], rate: 1, per: "1m", burst: 1 }],
+        },
+      ],
+    });
+    extraGateways.push(guarded);
+    const settled = () =>
+      waitFor(
+        async () => {
+          const samples = await scrape(guarded.admin.port);
+          return valueOf(samples, `${P}requests_in_flight`) === 0 ? samples : undefined;
+        },
+        { what: "no request in flight" },
+      );
+    const reader = `Basic ${Buffer.from("reader:Reader123").toString("base64")}`;
+    const manifest = (authorization?: string) =>
+      guarded.request(HUB, {
+        path: "/v2/metrics/pushed/manifests/v1",
+        headers: { accept: OCI_MANIFEST, ...(authorization ? { authorization } : {}) },
+      });
+
+    const before = await settled();
+    assert.equal((await manifest()).status, 401);
+    assert.equal((await manifest(reader)).status, 200);
+    assert.equal((await manifest(reader)).status, 429);
+    const after = await settled();
+
+    const requests = (code: string) => delta(before, after, `${P}requests_total`, { site: "guarded", operation: "manifest", method: "GET", code });
+    assert.equal(requests("401"), 1);
+    assert.equal(requests("200"), 1);
+    assert.equal(requests("429"), 1);
+    assert.equal(delta(before, after, `${P}auth_failures_total`, { site: "guarded", reason: "missing_credentials" }), 1);
+    assert.equal(delta(before, after, `${P}rate_limited_requests_total`, { site: "guarded", limit: "pulls" }), 1);
+  });
+
   it("a 404 from the registry is counted under its code, not as an upstream error", async () => {
     const before = await metricsSettled();
     const res = await gateway.request(HUB, { path: "/v2/metrics/pushed/manifests/nope" });
