@@ -5,15 +5,16 @@
 //
 // For `npm run bench` (bench/run.ts) to call; also runnable alone:
 //   node --import tsx bench/observe.ts [seconds] [rounds]     (starts its own registry; needs `npm run build`)
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startGatewayProcess, type GatewayProcess } from "../test/helpers/cli.js";
+import type { GatewayProcess } from "../test/helpers/cli.js";
 import { OCI_MANIFEST } from "../test/helpers/oci.js";
 import { waitFor } from "../test/helpers/process.js";
 import { startRegistry } from "../test/helpers/registry.js";
-import { type Endpoint, SITE_HOST, expectStatus, send } from "./client.js";
+import { type Endpoint, expectStatus, send } from "./client.js";
 import { manifestRps } from "./measure.js";
+import { startFeatureGateway } from "./proxies.js";
 import { median } from "./report.js";
 import { PULL_REPO, PULL_TAG, ensureManifest } from "./seed.js";
 import { processCpuSeconds } from "./measure.js";
@@ -55,12 +56,12 @@ export async function benchObserveOverhead(options: ObserveBenchOptions): Promis
     const registry = new URL(options.registryUrl);
     await ensureManifest({ name: "direct", origin: registry.origin, port: Number(registry.port) });
 
-    const gateways: Record<Which, GatewayProcess> = {
-      off: await startBenchGateway(workDir, "off", registry.origin),
-      on: await startBenchGateway(workDir, "on", registry.origin),
-    };
-    stops.push(() => gateways.off.process.stop(), () => gateways.on.process.stop());
-    const endpoints: Record<Which, Endpoint> = { off: await endpointOf(gateways.off, "off"), on: await endpointOf(gateways.on, "on") };
+    const quiet = await startObservedGateway(workDir, "off", registry.origin);
+    stops.push(() => quiet.gateway.process.stop());
+    const observed = await startObservedGateway(workDir, "on", registry.origin);
+    stops.push(() => observed.gateway.process.stop());
+    const gateways: Record<Which, GatewayProcess> = { off: quiet.gateway, on: observed.gateway };
+    const endpoints: Record<Which, Endpoint> = { off: quiet.endpoint, on: observed.endpoint };
     await checkObserving(gateways, endpoints);
 
     // Warm-up, not counted: JIT, connection pools, label caches.
@@ -99,29 +100,7 @@ export async function benchObserveOverhead(options: ObserveBenchOptions): Promis
 
 
 
-/** Identical configurations but for `metrics.enabled` and `log.access`; level info in both. */
-async function startBenchGateway(workDir: string, which: Which, backend: string): Promise<GatewayProcess> {
-  const configFile = join(workDir, `gateway-observe-${which}.yaml`);
-  const observing = which === "on";
-  const lines = [
-    "listen: 127.0.0.1:0",
-    'admin: { listen: "127.0.0.1:0" }',
-    `dataDir: ${JSON.stringify(join(workDir, `gateway-observe-${which}-data`))}`,
-    `log: { level: info, access: ${observing} }`,
-    `metrics: { enabled: ${observing} }`,
-    "sites:",
-    `  - hosts: [${SITE_HOST}]`,
-    `    backend: ${backend}`,
-    "",
-  ];
-  await writeFile(configFile, lines.join("\n"));
-  return startGatewayProcess(configFile);
-}
 
-async function endpointOf(gateway: GatewayProcess, name: string): Promise<Endpoint> {
-  if (!gateway.caFile) throw new Error(`the "${name}" gateway names no CA file (expected generated certificates)`);
-  return { name, origin: `https://${SITE_HOST}:${gateway.httpsPort}`, port: gateway.httpsPort, ca: await readFile(gateway.caFile, "utf8"), caFile: gateway.caFile };
-}
 
 /** The comparison says nothing unless "on" really counts and logs and "off" really does neither. */
 async function checkObserving(gateways: Record<Which, GatewayProcess>, endpoints: Record<Which, Endpoint>): Promise<void> {
@@ -165,4 +144,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   } finally {
     await registry.stop();
   }
+}
+
+/** Identical configurations but for `metrics.enabled` and `log.access`; level info in both. */
+function startObservedGateway(workDir: string, which: Which, backend: string) {
+  const observing = which === "on";
+  return startFeatureGateway(workDir, `observe-${which}`, backend, {
+    topLevel: [`log: { level: info, access: ${observing} }`, `metrics: { enabled: ${observing} }`],
+  });
 }

@@ -4,6 +4,7 @@
 import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { freePort } from "../test/helpers/ports.js";
+import { startGatewayProcess, type GatewayProcess } from "../test/helpers/cli.js";
 import { type ManagedProcess, startProcess, waitFor } from "../test/helpers/process.js";
 import { type Endpoint, SITE_HOST, send } from "./client.js";
 
@@ -312,4 +313,39 @@ export async function startCaddy(workDir: string, backendPort: number, cert: Sit
   };
   await waitUntilServing(proxy, child, options.basicAuth);
   return proxy;
+}
+
+/**
+ * A one-site gateway for the feature benches: `label` names its config and data dir, `topLevel` and
+ * `siteLines` add to the minimal config (top-level keys; lines under the site, indented four spaces).
+ */
+export async function startFeatureGateway(
+  workDir: string,
+  label: string,
+  backend: string,
+  { topLevel = [], siteLines = [] }: { topLevel?: string[]; siteLines?: string[] } = {},
+): Promise<{ gateway: GatewayProcess; endpoint: Endpoint }> {
+  const configFile = join(workDir, `gateway-${label}.yaml`);
+  const lines = [
+    "listen: 127.0.0.1:0",
+    'admin: { listen: "127.0.0.1:0" }',
+    `dataDir: ${JSON.stringify(join(workDir, `gateway-${label}-data`))}`,
+    ...topLevel,
+    "sites:",
+    `  - hosts: [${SITE_HOST}]`,
+    `    backend: ${backend}`,
+    ...siteLines,
+    "",
+  ];
+  await writeFile(configFile, lines.join("\n"));
+  const gateway = await startGatewayProcess(configFile);
+  if (!gateway.caFile) throw new Error(`the "${label}" gateway names no CA file (expected generated certificates)`);
+  const endpoint: Endpoint = {
+    name: label,
+    origin: `https://${SITE_HOST}:${gateway.httpsPort}`,
+    port: gateway.httpsPort,
+    ca: await readFile(gateway.caFile, "utf8"),
+    caFile: gateway.caFile,
+  };
+  return { gateway, endpoint };
 }

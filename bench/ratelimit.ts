@@ -4,15 +4,15 @@
 //
 // For `npm run bench` (bench/run.ts) to call; also runnable alone:
 //   node --import tsx bench/ratelimit.ts [seconds]     (starts its own registry)
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startGatewayProcess, type GatewayProcess } from "../test/helpers/cli.js";
 import { OCI_MANIFEST } from "../test/helpers/oci.js";
 import { startRedis } from "../test/helpers/redis.js";
 import { startRegistry } from "../test/helpers/registry.js";
-import { type Endpoint, SITE_HOST, expectStatus, send } from "./client.js";
+import { type Endpoint, expectStatus, send } from "./client.js";
 import { manifestRps } from "./measure.js";
+import { startFeatureGateway } from "./proxies.js";
 import { median } from "./report.js";
 import { PULL_REPO, PULL_TAG, ensureManifest } from "./seed.js";
 import { processCpuSeconds } from "./measure.js";
@@ -53,11 +53,11 @@ export async function benchRateLimitOverhead(options: RateLimitBenchOptions): Pr
 
     const redis = await startRedis();
     stops.push(() => redis.stop());
-    const off = await startBenchGateway(workDir, "off", registry.origin, null);
-    stops.push(() => off.process.stop());
-    const on = await startBenchGateway(workDir, "on", registry.origin, redis.url);
-    stops.push(() => on.process.stop());
-    const endpoints = { off: await endpointOf(off, "off"), on: await endpointOf(on, "on") };
+    const off = await startLimitedGateway(workDir, "off", registry.origin, null);
+    stops.push(() => off.gateway.process.stop());
+    const on = await startLimitedGateway(workDir, "on", registry.origin, redis.url);
+    stops.push(() => on.gateway.process.stop());
+    const endpoints = { off: off.endpoint, on: on.endpoint };
 
     // The "on" gateway must really be counting, or the comparison says nothing.
     const probe = expectStatus(await send(endpoints.on, "GET", `/v2/${PULL_REPO}/manifests/${PULL_TAG}`, { headers: { accept: OCI_MANIFEST } }), 200, "manifest GET via the rate-limited gateway");
@@ -68,7 +68,7 @@ export async function benchRateLimitOverhead(options: RateLimitBenchOptions): Pr
 
     const samples = { on: [] as number[], off: [] as number[] };
     const cpu = { on: [] as number[], off: [] as number[] };
-    const pids = { off: off.process.pid, on: on.process.pid };
+    const pids = { off: off.gateway.process.pid, on: on.gateway.process.pid };
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? (["off", "on"] as const) : (["on", "off"] as const);
       for (const which of order) {
@@ -98,31 +98,17 @@ export async function benchRateLimitOverhead(options: RateLimitBenchOptions): Pr
 
 
 
+
+
 /**
  * Identical configurations but for `redis` + `limits`. Access logs off in both: the row measures the
  * limiter, not stdout. A limit of 10^9 per second never refuses, so every request pays for a count.
  */
-async function startBenchGateway(workDir: string, label: string, backend: string, redisUrl: string | null): Promise<GatewayProcess> {
-  const configFile = join(workDir, `gateway-ratelimit-${label}.yaml`);
-  const lines = [
-    "listen: 127.0.0.1:0",
-    'admin: { listen: "127.0.0.1:0" }',
-    `dataDir: ${JSON.stringify(join(workDir, `gateway-ratelimit-${label}-data`))}`,
-    "log: { level: info, access: false }",
-    ...(redisUrl ? [`redis: { url: "${redisUrl}" }`] : []),
-    "sites:",
-    `  - hosts: [${SITE_HOST}]`,
-    `    backend: ${backend}`,
-    ...(redisUrl ? ["    limits: [{ name: bench, operations: [pull], rate: 1000000000, per: 1s, key: ip }]"] : []),
-    "",
-  ];
-  await writeFile(configFile, lines.join("\n"));
-  return startGatewayProcess(configFile);
-}
-
-async function endpointOf(gateway: GatewayProcess, name: string): Promise<Endpoint> {
-  if (!gateway.caFile) throw new Error(`the "${name}" gateway names no CA file (expected generated certificates)`);
-  return { name, origin: `https://${SITE_HOST}:${gateway.httpsPort}`, port: gateway.httpsPort, ca: await readFile(gateway.caFile, "utf8"), caFile: gateway.caFile };
+function startLimitedGateway(workDir: string, which: "on" | "off", backend: string, redisUrl: string | null) {
+  return startFeatureGateway(workDir, `ratelimit-${which}`, backend, {
+    topLevel: ["log: { level: info, access: false }", ...(redisUrl ? [`redis: { url: "${redisUrl}" }`] : [])],
+    siteLines: redisUrl ? ["    limits: [{ name: bench, operations: [pull], rate: 1000000000, per: 1s, key: ip }]"] : [],
+  });
 }
 
 // Standalone: its own registry, one result line.
