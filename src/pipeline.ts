@@ -1,23 +1,31 @@
 // One request, top to bottom. TLS and SNI happened before this (tls/store.ts); each stage below either
 // answers the client with a registry error or hands on to the next.
 //
-//   1. resolve site    Host → site, or a registry error
-//   2. classify        method + path → registry route (kind, repository, accesses)
-//   3. authenticate    credentials → principal, or a 401 challenge          (site.auth, issue #3)
-//   4. authorize       principal × route accesses → allow, or 403/401        (site.auth, issue #3)
-//   5. rate limit      site : operation : principal-or-IP → allow, or 429   (site.limits, issue #4)
-//   6. forward         stream to the backend, fix response headers
-//   7. observe         always, whatever happened                            (observer, issue #5)
+//   0. connection + framing   over a connection cap → 503/429; HTTP version, repeated Host/Content-Length/
+//                             Transfer-Encoding/Content-Type, bodies on GET/HEAD/DELETE → 400   (issue #9)
+//   1. resolve site           Host → site, or a registry error; SNI of another site → 421
+//   2. classify               the target, read once and only if canonical, + method → registry route
+//                             (kind, repository, accesses); anything unnamed is refused     (issue #9)
+//   3. authenticate           credentials → principal, or a 401 challenge          (site.auth, issue #3)
+//   4. authorize              principal × route accesses → allow, or 403/401        (site.auth, issue #3)
+//   5. rate limit             site : operation : principal-or-IP → allow, or 429   (site.limits, issue #4)
+//   6. forward                the accepted target byte for byte, bodies streamed
+//   7. observe                always, whatever happened                            (observer, issue #5)
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
 import type { Principal } from "./auth/types.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
 import { REQUEST_ID_HEADER, requestIdFrom } from "./observe/request-id.js";
 import type { ClientAddress } from "./proxy/client-ip.js";
+import { ConnectionLimits } from "./proxy/connections.js";
 import type { Forwarder, ForwardOutcome } from "./proxy/forward.js";
+import { checkFraming, formMediaType } from "./proxy/framing.js";
+import { abandon, awaitTurn } from "./proxy/pipelining.js";
 import type { EdgeContext } from "./proxy/headers.js";
 import { sendError, type GatewayErrorKind } from "./registry/errors.js";
-import { classify, hasDotSegments, type RegistryRoute } from "./registry/routes.js";
+import { classify, type RegistryRoute } from "./registry/routes.js";
+import { checkTarget, formValues } from "./registry/target.js";
 import type { RateLimitStage } from "./ratelimit/stage.js";
 import type { SiteMap, Site } from "./sites.js";
 
@@ -32,6 +40,8 @@ export interface PipelineState {
   clientAddress: ClientAddress;
   /** Stage 5; null when no site has limits. */
   rateLimit: RateLimitStage | null;
+  /** A Host naming another site than the TLS SNI is refused (tls.strictSni). */
+  strictSni: boolean;
 }
 
 /** What is known about a request once it is over, for the observe stage. */
@@ -60,6 +70,9 @@ export interface RequestObserver {
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
+/** An urlencoded form naming a mount source is a few hundred bytes; a bigger one is not a registry client's. */
+const MAX_FORM_BYTES = 64 * 1024;
+
 export function createPipeline(currentState: () => PipelineState): RequestHandler {
   return async function handleRequest(req, res) {
     // Requests in flight keep the state they started with, even if a reload swaps it meanwhile.
@@ -77,46 +90,86 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
       durationMs: 0,
       status: 0,
     };
+    /** The client announced a body; until it is read, a refusal must also end the connection. */
+    let unreadBody = true;
     const refuse = (kind: GatewayErrorKind, message: string, headers?: Record<string, string>) => {
       record.refusal = kind;
-      sendError(res, kind, message, headers);
+      // An unread body would be parsed as the next request on this connection: close it instead.
+      sendError(res, kind, message, unreadBody && !req.complete ? { ...headers, Connection: "close" } : headers);
     };
     try {
-      // 1. resolve site
+      // 0. connection cap, turn on the connection, and framing
+      if (!(await awaitTurn(req, res))) {
+        // Pipelined behind a response that closed the connection: never forwarded, never answered.
+        record.refusal = "badRequest";
+        abandon(req, res);
+        return;
+      }
+      const overCap = ConnectionLimits.refusalFor(req.socket);
+      if (overCap) {
+        refuse(overCap.kind, overCap.message, { "Retry-After": "1", Connection: "close" });
+        return;
+      }
+      const framing = checkFraming(req);
+      if (!framing.ok) {
+        refuse("badRequest", framing.message, { Connection: "close" });
+        return;
+      }
+      unreadBody = framing.hasBody;
+
+      // 1. resolve site: by Host, and the TLS server name must not name another one
       const lookup = state.sites.lookup(req.headers.host);
       if (!lookup.ok) {
         refuse(...hostRefusal(lookup.reason, lookup.hostname));
         return;
       }
       const site = (record.site = lookup.site);
+      if (state.strictSni && !sniMatches(state.sites, req, site)) {
+        refuse("misdirected", `this connection's TLS server name is not for ${lookup.host.hostname}: connect with that name`);
+        return;
+      }
 
-      // 2. classify
-      const target = parseRequestTarget(record.url);
-      if (!target) {
-        refuse("badRequest", "the request target must be an absolute path");
+      // 2. classify: one reading of the target, the one forwarded
+      const target = checkTarget(record.url);
+      if (!target.ok) {
+        refuse(target.kind, target.reason);
         return;
       }
-      if (hasDotSegments(target.path)) {
-        refuse("nameInvalid", "paths with . or .. segments are not accepted");
+      const form = await readMountForm(req, target.path, framing.hasBody);
+      if (!form.ok) {
+        refuse("badRequest", form.message);
         return;
       }
-      const route = (record.route = classify(record.method, target.path, target.query));
-      const edge: EdgeContext = {
-        externalOrigin: `https://${lookup.host.authority}`,
-        authority: lookup.host.authority,
-        clientIp: record.clientIp,
-      };
+      if (form.body) unreadBody = false;
+      const mountFrom = record.method === "POST" ? mountSources(target.rawQuery, form.body) : [];
+      if (mountFrom === null) {
+        refuse("badRequest", "the query or form has an invalid percent-escape");
+        return;
+      }
+      const classification = classify(record.method, target.path, mountFrom);
+      if (!classification.ok) {
+        refuse(classification.kind, classification.message, classification.allow ? { Allow: classification.allow } : undefined);
+        return;
+      }
+      const route = (record.route = classification.route);
+      const tokenEndpoint = route.kind === "token" ? (site.auth?.tokenEndpoint ?? null) : null;
+      if (route.kind === "token" && !tokenEndpoint) {
+        refuse("notFound", "this site issues no tokens");
+        return;
+      }
+      const externalOrigin = `https://${lookup.host.authority}`;
 
       // 3. authenticate + 4. authorize (issue #3). A token-auth site's /token checks credentials itself (6.)
-      const tokenEndpoint = route.kind === "token" ? (site.auth?.tokenEndpoint ?? null) : null;
       /** Who is asking: null when anonymous or when the site has no auth. record.user carries the name. */
       let principal: Principal | null = null;
       if (site.auth && !tokenEndpoint) {
-        const admission = await site.auth.admit(req.headers.authorization, route, edge.externalOrigin);
+        const admission = await site.auth.admit(req.headers.authorization, route, externalOrigin, record.clientIp);
         if (!admission.ok) {
           record.user = admission.user;
           metrics.authFailure(site.name, admission.reason);
-          refuse(admission.error, admission.message, admission.challenge ? { "WWW-Authenticate": admission.challenge } : undefined);
+          const headers: Record<string, string> = { ...admission.headers };
+          if (admission.challenge) headers["WWW-Authenticate"] = admission.challenge;
+          refuse(admission.error, admission.message, headers);
           return;
         }
         principal = admission.principal;
@@ -124,6 +177,7 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
       }
 
       // 5. rate limit (issue #4): only counted requests wait for a verdict; an admitted one is never cut later.
+      let rateLimitHeaders: readonly string[] | undefined;
       const limiting = state.rateLimit?.check(site, route, record.method, { user: record.user, ip: record.clientIp });
       if (limiting) {
         const verdict = await limiting;
@@ -135,26 +189,32 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
           refuse("unavailable", "rate limiting is unavailable; try again shortly", { "Retry-After": "1" });
           return;
         }
-        edge.extraHeaders = verdict.headers;
+        rateLimitHeaders = verdict.headers;
       }
 
       // 6. forward (or answer /token of a token-auth site)
       if (tokenEndpoint) {
-        const answered = await tokenEndpoint.handle(req, res, edge.externalOrigin);
+        const answered = await tokenEndpoint.handle(req, res, externalOrigin, record.clientIp);
         record.user = answered.user;
-        if (answered.failure) {
-          record.refusal = "unauthorized";
-          metrics.authFailure(site.name, answered.failure);
-        }
+        if (answered.refusal) record.refusal = answered.refusal;
+        if (answered.failure) metrics.authFailure(site.name, answered.failure);
         return;
       }
-      edge.passClientAuthorization = site.passClientAuthorization;
-      if (site.backendAuth) edge.backendAuthorization = await site.backendAuth.authorizationFor(route.accesses, principal);
-      record.outcome = await state.forwarder.forward(req, res, site.backend, edge);
+      const edge: EdgeContext = {
+        externalOrigin,
+        authority: lookup.host.authority,
+        clientIp: record.clientIp,
+        extraHeaders: rateLimitHeaders,
+        passClientAuthorization: site.passClientAuthorization,
+        backendAuthorization: site.backendAuth
+          ? await site.backendAuth.authorizationFor(route.backendAccesses ?? route.accesses, principal)
+          : undefined,
+      };
+      record.outcome = await state.forwarder.forward(req, res, site.backend, edge, form.body);
     } catch (err) {
       state.logger.error({ err }, "request failed inside the gateway");
       record.refusal = "internal";
-      if (!sendError(res, "internal", "internal gateway error")) res.destroy();
+      if (!sendError(res, "internal", "internal gateway error", { Connection: "close" })) res.destroy();
     } finally {
       // 7. observe
       record.status = res.headersSent ? res.statusCode : 0;
@@ -175,11 +235,42 @@ function hostRefusal(reason: "missing" | "malformed" | "unknown", hostname?: str
   }
 }
 
-/** Origin-form targets only: absolute-form would make the gateway an open forward proxy. */
-function parseRequestTarget(url: string): { path: string; query: URLSearchParams } | null {
-  if (!url.startsWith("/")) return null;
-  const q = url.indexOf("?");
-  return q < 0
-    ? { path: url, query: new URLSearchParams() }
-    : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)) };
+/** True when the connection sent no SNI (an IP-address client) or an SNI that resolves to the same site. */
+function sniMatches(sites: SiteMap, req: IncomingMessage, site: Site): boolean {
+  const servername = (req.socket as TLSSocket).servername;
+  if (typeof servername !== "string" || servername === "") return true;
+  const bySni = sites.lookup(servername);
+  return bySni.ok && bySni.site === site;
+}
+
+type MountForm = { ok: true; body?: Buffer } | { ok: false; message: string };
+
+/**
+ * distribution reads `mount`/`from` with r.FormValue: from an urlencoded body as well as the query. Such a
+ * body is read here (bounded), so the gateway authorizes what the backend will read, and then forwarded
+ * as read. Form bodies anywhere else are refused: no registry client sends them, and Go would read them.
+ */
+async function readMountForm(req: IncomingMessage, path: string, hasBody: boolean): Promise<MountForm> {
+  const mediaType = formMediaType(req.headers["content-type"]);
+  // /token is the gateway's own endpoint: its password-grant form is read there and never forwarded.
+  if (mediaType === null || !hasBody || path === "/token") return { ok: true };
+  const uploadStart = req.method === "POST" && path.startsWith("/v2/") && path.endsWith("/blobs/uploads/");
+  if (!uploadStart || mediaType !== "application/x-www-form-urlencoded") {
+    return { ok: false, message: "form bodies are only accepted as an urlencoded upload start" };
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) return { ok: false, message: `the form is larger than ${MAX_FORM_BYTES} bytes` };
+    chunks.push(chunk);
+  }
+  return { ok: true, body: Buffer.concat(chunks) };
+}
+
+/** Every `from` in the query and the form; null when either has an invalid escape. */
+function mountSources(rawQuery: string, form: Buffer | undefined): string[] | null {
+  const fromQuery = formValues(rawQuery, "from");
+  const fromForm = form ? formValues(form.toString("latin1"), "from") : [];
+  return fromQuery && fromForm ? [...fromForm, ...fromQuery] : null;
 }

@@ -5,6 +5,7 @@
 // does not touch.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
+import { Readable } from "node:stream";
 import { ProxyServer } from "http-proxy-3";
 import { sendError } from "../registry/errors.js";
 import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "./headers.js";
@@ -44,6 +45,10 @@ interface Exchange {
   requestBytes: number;
   responseBytes?: number;
   timedOut: boolean;
+  /** The idle timer fired while the request body was still coming: the client's fault (408). */
+  clientStalled: boolean;
+  /** The backend request, once it has a socket. */
+  upstream?: http.ClientRequest;
   settle: (outcome: Settlement) => void;
 }
 
@@ -54,20 +59,25 @@ export class Forwarder {
 
   constructor(private readonly options: ForwarderOptions) {
     this.proxy = new ProxyServer({ selfHandleResponse: true, xfwd: false });
-    this.proxy.on("proxyReq", (proxyReq, req) => this.watchIdle(proxyReq, this.exchanges.get(req)!));
+    this.proxy.on("proxyReq", (proxyReq, req) => this.watchIdle(proxyReq, req, this.exchanges.get(req)!));
     this.proxy.on("proxyRes", (proxyRes, req, res) => this.respond(proxyRes, req, res));
   }
 
-  /** Resolves when the exchange is over: response finished, failed, or the client went away. */
-  forward(req: IncomingMessage, res: ServerResponse, backend: URL, edge: EdgeContext): Promise<ForwardOutcome> {
+  /**
+   * Resolves when the exchange is over: response finished, failed, or the client went away. The target is
+   * forwarded exactly as received (toProxy: no re-serialisation through URL); the pipeline has checked it
+   * is canonical. `body`: a request body the pipeline already read (an urlencoded mount form), sent instead.
+   */
+  forward(req: IncomingMessage, res: ServerResponse, backend: URL, edge: EdgeContext, body?: Buffer): Promise<ForwardOutcome> {
     return new Promise((resolve) => {
       let settled = false;
       const exchange: Exchange = {
         backend,
         edge,
         startedAt: performance.now(),
-        requestBytes: 0,
+        requestBytes: body?.length ?? 0,
         timedOut: false,
+        clientStalled: false,
         settle: (outcome) => {
           if (settled) return;
           settled = true;
@@ -75,24 +85,36 @@ export class Forwarder {
         },
       };
       this.exchanges.set(req, exchange);
-      // While the backend is in play its idle timer watches both directions (a stalled client stalls
-      // the upstream socket too); the client socket's own timer would cut a slow backend answer first.
-      const clientSocket = req.socket;
-      clientSocket.setTimeout(0);
-      res.once("finish", () => clientSocket.setTimeout(this.options.idleTimeoutMs));
+      // While the backend is in play its idle timer watches both directions (a stalled client stalls the
+      // upstream socket too); the client socket's own timer would cut a slow backend answer first. After the
+      // response Node's server sets the keep-alive timeout itself.
+      req.socket.setTimeout(0);
       res.once("close", () => exchange.settle({ status: res.headersSent ? res.statusCode : 0, clientAborted: !res.writableFinished }));
+      // A client that leaves (or whose connection is cut) ends its backend request at once, even when the
+      // backend already answered and only the request body was still flowing.
+      req.once("close", () => {
+        if (!req.complete) exchange.upstream?.destroy();
+      });
+      res.once("finish", () => {
+        // The backend answered before the request body was over: nothing more of it is wanted, and the
+        // rest cannot be told from a next request. End both connections.
+        if (!req.complete) {
+          exchange.upstream?.destroy();
+          req.socket.destroySoon();
+        }
+      });
 
       req.headers = forwardRequestHeaders(req.headers, edge);
       this.proxy.web(
         req,
         res,
-        { target: backend, agent: this.agentFor(backend) },
+        { target: backend, agent: this.agentFor(backend), toProxy: true, ...(body ? { buffer: Readable.from([body]) } : {}) },
         (err: NodeJS.ErrnoException) => this.fail(err, req, res, exchange),
       );
       // Counted as the body passes: web() has already piped req synchronously, so this extra listener
       // neither starts the flow early nor overrides the pipe's pause() under backpressure. (The socket's
       // bytesRead would include headers and, with keep-alive, other requests.)
-      req.on("data", (chunk: Buffer) => (exchange.requestBytes += chunk.length));
+      if (!body) req.on("data", (chunk: Buffer) => (exchange.requestBytes += chunk.length));
     });
   }
 
@@ -100,9 +122,12 @@ export class Forwarder {
    * Idle, never total: a multi-GB layer may take an hour, but a backend that sends and receives
    * nothing for idleTimeoutMs is gone. (http-proxy's proxyTimeout cannot tell a timeout from a reset.)
    */
-  private watchIdle(proxyReq: http.ClientRequest, exchange: Exchange): void {
+  private watchIdle(proxyReq: http.ClientRequest, req: IncomingMessage, exchange: Exchange): void {
+    exchange.upstream = proxyReq;
     proxyReq.setTimeout(this.options.idleTimeoutMs, () => {
       exchange.timedOut = true;
+      // Still waiting for request body bytes: the client stalled, not the backend.
+      exchange.clientStalled = !req.complete;
       proxyReq.destroy();
     });
   }
@@ -128,10 +153,11 @@ export class Forwarder {
   private fail(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
     if (res.destroyed || res.writableEnded) return;
     const failure = exchange.timedOut ? "timeout" : upstreamFailure(err);
-    const sent =
-      failure === "timeout"
-        ? sendError(res, "backendTimeout", "the backend registry did not answer in time")
-        : sendError(res, "backendUnavailable", "the backend registry is unavailable");
+    const sent = exchange.clientStalled
+      ? sendError(res, "clientTimeout", "the request body stopped arriving", { Connection: "close" })
+      : failure === "timeout"
+        ? sendError(res, "backendTimeout", "the backend registry did not answer in time", { Connection: "close" })
+        : sendError(res, "backendUnavailable", "the backend registry is unavailable", req.complete ? {} : { Connection: "close" });
     if (!sent) res.destroy();
     exchange.settle({ status: sent ? res.statusCode : 0, upstreamFailure: failure, clientAborted: false });
   }

@@ -14,6 +14,8 @@ export const GATEWAY_ERRORS = {
   badRequest: { status: 400, code: "UNSUPPORTED" },
   methodNotAllowed: { status: 405, code: "UNSUPPORTED" },
   unknownHost: { status: 421, code: "UNSUPPORTED" },
+  misdirected: { status: 421, code: "DENIED" },
+  clientTimeout: { status: 408, code: "UNSUPPORTED" },
   notFound: { status: 404, code: "NAME_UNKNOWN" },
   tooManyRequests: { status: 429, code: "TOOMANYREQUESTS" },
   headersTooLarge: { status: 431, code: "UNSUPPORTED" },
@@ -71,6 +73,8 @@ export function rawErrorResponse(kind: GatewayErrorKind, message: string): strin
 
 const STATUS_TEXT: Record<number, string> = {
   400: "Bad Request",
+  429: "Too Many Requests",
+  503: "Service Unavailable",
   408: "Request Timeout",
   421: "Misdirected Request",
   431: "Request Header Fields Too Large",

@@ -26,10 +26,10 @@ function startRecordingBackend(): Promise<{ server: http.Server; url: string; re
     req.on("end", () => {
       received.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes });
       switch (req.url) {
-        case "/v2/storage-redirect":
+        case "/v2/redirect/blobs/sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc":
           res.writeHead(307, { Location: "https://storage.example.invalid/blob?sig=a%2Fb" }).end();
           return;
-        case "/v2/challenge":
+        case "/v2/challenge/manifests/latest":
           res.writeHead(401, [
             ["WWW-Authenticate", 'Bearer realm="https://auth.example.invalid/token",service="x"'],
             ["WWW-Authenticate", 'Basic realm="x"'],
@@ -37,9 +37,9 @@ function startRecordingBackend(): Promise<{ server: http.Server; url: string; re
           ].flat());
           res.end();
           return;
-        case "/v2/silent":
+        case "/v2/silent/manifests/latest":
           return; // never answers
-        case "/v2/dies-mid-body":
+        case "/v2/dies/blobs/sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc":
           res.writeHead(200, { "Content-Length": "1000000" });
           res.write(Buffer.alloc(1000));
           setTimeout(() => res.socket?.destroy(), 50);
@@ -113,6 +113,14 @@ describe("forwarding semantics", () => {
     assert.equal(headers.connection, "keep-alive", "the gateway's own pooled connection");
   });
 
+  it("forwards the accepted target byte for byte: the query is not re-encoded (issue #9)", async () => {
+    // WHATWG URL would percent-encode the quote and the backslash-free but odd query; the backend must see what was checked.
+    const target = "/v2/x/blobs/uploads/0f-a_b.c=?_state=a%2Bb%3D&digest=sha256%3A" + "d".repeat(64) + "&q='x'&n=1&n=2";
+    const res = await gateway.request(HOST, { method: "PUT", path: target, body: "" });
+    assert.equal(res.status, 201);
+    assert.equal(last().url, target);
+  });
+
   it("rewrites a Location that names the backend, keeping the query byte for byte", async () => {
     const res = await gateway.request(HOST, { method: "PUT", path: "/v2/x/manifests/latest", body: "{}" });
     assert.equal(res.status, 201);
@@ -121,13 +129,13 @@ describe("forwarding semantics", () => {
   });
 
   it("passes a 307 storage redirect through untouched", async () => {
-    const res = await gateway.request(HOST, { path: "/v2/storage-redirect" });
+    const res = await gateway.request(HOST, { path: "/v2/redirect/blobs/sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" });
     assert.equal(res.status, 307);
     assert.equal(res.headers.location, "https://storage.example.invalid/blob?sig=a%2Fb");
   });
 
   it("keeps several WWW-Authenticate challenges separate", async () => {
-    const res = await gateway.request(HOST, { path: "/v2/challenge" });
+    const res = await gateway.request(HOST, { path: "/v2/challenge/manifests/latest" });
     assert.equal(res.status, 401);
     const challenges = res.rawHeaders.filter((_, i) => i % 2 === 1 && res.rawHeaders[i - 1]!.toLowerCase() === "www-authenticate");
     assert.deepEqual(challenges, ['Bearer realm="https://auth.example.invalid/token",service="x"', 'Basic realm="x"']);
@@ -135,14 +143,14 @@ describe("forwarding semantics", () => {
 
   it("answers 504 in registry format when the backend goes silent past the idle timeout", async () => {
     const started = Date.now();
-    const res = await gateway.request(HOST, { path: "/v2/silent" });
+    const res = await gateway.request(HOST, { path: "/v2/silent/manifests/latest" });
     assert.equal(res.status, 504);
     assert.equal(res.json().errors[0].code, "UNAVAILABLE");
     assert.ok(Date.now() - started < 5000);
   });
 
   it("cuts the client connection when the backend dies mid-body, rather than hang", async () => {
-    await assert.rejects(gateway.request(HOST, { path: "/v2/dies-mid-body" }), /aborted|ECONNRESET|socket hang up/);
+    await assert.rejects(gateway.request(HOST, { path: "/v2/dies/blobs/sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" }), /aborted|ECONNRESET|socket hang up/);
   });
 
   it("lets a slow upload run far longer than the idle timeout as long as bytes keep flowing", async () => {

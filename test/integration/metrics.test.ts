@@ -42,11 +42,11 @@ async function startRecorder(): Promise<Recorder> {
   const server = http.createServer((req, res) => {
     seen.push(req.headers);
     req.resume();
-    if (req.url === "/v2/hold") {
+    if (req.url === "/v2/hold/manifests/latest") {
       held = res;
       return;
     }
-    if (req.url === "/v2/challenge") {
+    if (req.url === "/v2/challenge/manifests/latest") {
       const challenges = ["WWW-Authenticate", 'Bearer realm="https://auth.invalid/token"', "WWW-Authenticate", 'Basic realm="x"'];
       res.writeHead(401, [...challenges, "X-Request-Id", "the-backend-s-own", "Content-Length", "0"]).end();
       return;
@@ -263,7 +263,7 @@ describe("metrics and access log", () => {
     await waitFor(async () => valueOf(await metricsNow(), `${P}client_connections`) === 0, { what: "earlier connections to close" });
 
     const seenBefore = recorder.seen.length;
-    const held = gateway.request(ECHO, { path: "/v2/hold" });
+    const held = gateway.request(ECHO, { path: "/v2/hold/manifests/latest" });
     await waitFor(() => recorder.seen.length > seenBefore, { what: "the held request to reach the backend" });
     let now = await metricsNow();
     assert.equal(valueOf(now, `${P}requests_in_flight`), 1);
@@ -283,7 +283,10 @@ describe("metrics and access log", () => {
     const plain = netConnect(gateway.port, "127.0.0.1");
     await once(plain, "connect");
     plain.end("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"); // plain HTTP to the TLS port
+    let answer = "";
+    plain.setEncoding("utf8").on("data", (chunk: string) => (answer += chunk));
     await once(plain, "close");
+    assert.match(answer, /^HTTP\/1\.1 400 /, "plain HTTP gets a plain HTTP answer");
     await waitFor(async () => delta(before, await metricsNow(), `${P}tls_handshake_failures_total`) === 1, {
       what: "the failed handshake to be counted",
     });
@@ -320,7 +323,7 @@ describe("metrics and access log", () => {
     assert.equal(recorder.seen.at(-1)!["x-request-id"], generated.headers["x-request-id"]);
 
     // The id set before forwarding must not cost the backend's repeated headers, nor be doubled by the backend's own.
-    const challenged = await gateway.request(ECHO, { path: "/v2/challenge", headers: { "x-request-id": "challenge-1" } });
+    const challenged = await gateway.request(ECHO, { path: "/v2/challenge/manifests/latest", headers: { "x-request-id": "challenge-1" } });
     const named = (name: string) => challenged.rawHeaders.filter((_, i) => i % 2 === 1 && challenged.rawHeaders[i - 1]!.toLowerCase() === name);
     assert.deepEqual(named("www-authenticate"), ['Bearer realm="https://auth.invalid/token"', 'Basic realm="x"']);
     assert.deepEqual(named("x-request-id"), ["challenge-1"]);

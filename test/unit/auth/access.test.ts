@@ -4,10 +4,11 @@ import { describe, it } from "node:test";
 import { AccessPolicy, compileGlob } from "../../../src/auth/access.js";
 import { parseScopes } from "../../../src/auth/scope.js";
 import { gatewayConfig, type AccessRuleConfig } from "../../../src/config/schema.js";
-import { classify, isValidRepositoryName } from "../../../src/registry/routes.js";
+import { isValidRepositoryName } from "../../../src/registry/routes.js";
+import { routeOf } from "../../helpers/routes.js";
 
 const glob = (pattern: string) => new RegExp(`^(?:${compileGlob(pattern)})$`);
-const route = (method: string, path: string, query = "") => classify(method, path, new URLSearchParams(query)).accesses;
+const route = (method: string, path: string, query = "") => routeOf(method, query ? `${path}?${query}` : path).accesses;
 
 const RULES: AccessRuleConfig[] = [
   { who: ["admin"], repositories: ["**"], actions: ["pull", "push", "delete", "catalog"] },

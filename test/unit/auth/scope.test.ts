@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { formatScope, parseScope, parseScopes } from "../../../src/auth/scope.js";
-import { classify } from "../../../src/registry/routes.js";
+import { routeOf } from "../../helpers/routes.js";
 
 describe("scope parsing", () => {
   it("reads type, name and actions, in any order and without duplicates", () => {
@@ -28,13 +28,13 @@ describe("scope parsing", () => {
 
 describe("scope in challenges", () => {
   it("names one resource per entry with the route's actions", () => {
-    assert.equal(formatScope(classify("POST", "/v2/team/app/blobs/uploads/", new URLSearchParams()).accesses), "repository:team/app:pull,push");
-    assert.equal(formatScope(classify("GET", "/v2/_catalog", new URLSearchParams()).accesses), "registry:catalog:*");
-    assert.equal(formatScope(classify("GET", "/v2/", new URLSearchParams()).accesses), "");
+    assert.equal(formatScope(routeOf("POST", "/v2/team/app/blobs/uploads/").accesses), "repository:team/app:pull,push");
+    assert.equal(formatScope(routeOf("GET", "/v2/_catalog").accesses), "registry:catalog:*");
+    assert.equal(formatScope(routeOf("GET", "/v2/").accesses), "");
   });
 
   it("adds pull on the source of a cross-repository mount, space separated", () => {
-    const route = classify("POST", "/v2/team/app/blobs/uploads/", new URLSearchParams("mount=sha256:abc&from=base/alpine"));
+    const route = routeOf("POST", "/v2/team/app/blobs/uploads/?mount=sha256:abc&from=base/alpine");
     assert.equal(formatScope(route.accesses), "repository:team/app:pull,push repository:base/alpine:pull");
   });
 });

@@ -8,8 +8,8 @@ import { createAccessLogger, loggablePath } from "../../../src/observe/access-lo
 import { createLogger, HIGH_VOLUME_FLUSH_MS, highVolumeChild } from "../../../src/observe/log.js";
 import { createRequestObserver } from "../../../src/observe/observer.js";
 import type { RequestRecord } from "../../../src/pipeline.js";
-import { classify } from "../../../src/registry/routes.js";
 import type { Site } from "../../../src/sites.js";
+import { routeOf } from "../../helpers/routes.js";
 
 function capture(level = "info"): { lines: string[]; writes: string[]; logger: ReturnType<typeof createLogger> } {
   const lines: string[] = [];
@@ -57,7 +57,7 @@ describe("access log line", () => {
     durationMs: 153.456,
     status: 202,
     site,
-    route: classify("PATCH", "/v2/hub/app/blobs/uploads/0f3c", new URLSearchParams()),
+    route: routeOf("PATCH", "/v2/hub/app/blobs/uploads/0f3c"),
     user: "alice",
     outcome: { status: 202, clientAborted: false, upstreamMs: 150.04, requestBytes: 4096, responseBytes: 0 },
   };

@@ -5,9 +5,9 @@ import { describe, it } from "node:test";
 import { AUTH_FAILURE_REASONS, GatewayMetrics, OPERATIONS, type RequestSample } from "../../../src/observe/metrics.js";
 import { createRequestObserver } from "../../../src/observe/observer.js";
 import type { RequestRecord } from "../../../src/pipeline.js";
-import { classify } from "../../../src/registry/routes.js";
 import type { Site } from "../../../src/sites.js";
 import { parseExposition, valueOf, type Samples } from "../../helpers/metrics.js";
+import { routeOf } from "../../helpers/routes.js";
 
 const P = "registry_gateway_";
 
@@ -38,7 +38,7 @@ function record(method: string, path: string, overrides: Partial<RequestRecord> 
     durationMs: 5,
     status: 200,
     site: HUB,
-    route: classify(method, path.split("?")[0]!, new URLSearchParams(path.split("?")[1] ?? "")),
+    route: routeOf(method, path),
     ...overrides,
   };
 }

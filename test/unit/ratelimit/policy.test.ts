@@ -2,13 +2,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compileSiteLimits, limitKey, requestClass, ruleFor } from "../../../src/ratelimit/policy.js";
-import { classify } from "../../../src/registry/routes.js";
 import { rateLimit } from "../../../src/config/schema.js";
+import { routeOf } from "../../helpers/routes.js";
 
 const DIGEST = "sha256:" + "a".repeat(64);
 const classOf = (method: string, url: string) => {
   const [path, query = ""] = url.split("?");
-  return requestClass(method, classify(method, path!, new URLSearchParams(query)));
+  return requestClass(method, routeOf(method, query ? `${path}?${query}` : path!));
 };
 
 describe("request classes", () => {

@@ -3,12 +3,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { gatewayConfig } from "../../../src/config/schema.js";
 import { createLogger } from "../../../src/observe/log.js";
-import { classify } from "../../../src/registry/routes.js";
 import { createRateLimitStage, rateLimitHeaders, type RateLimitVerdict } from "../../../src/ratelimit/stage.js";
 import { SiteMap } from "../../../src/sites.js";
+import { routeOf } from "../../helpers/routes.js";
 
-const manifest = classify("GET", "/v2/app/manifests/v1", new URLSearchParams());
-const patch = classify("PATCH", "/v2/app/blobs/uploads/uuid", new URLSearchParams());
+const manifest = routeOf("GET", "/v2/app/manifests/v1");
+const patch = routeOf("PATCH", "/v2/app/blobs/uploads/uuid");
 const silent = createLogger({ level: "silent", format: "json" });
 
 async function stageFor(limits: unknown[]) {

@@ -1,0 +1,58 @@
+// Pipelined requests (several requests sent on one connection before the first answer). Node's server hands
+// each to the handler as soon as it is parsed, so without this the gateway would run them concurrently —
+// a DELETE could reach the backend before the GET sent ahead of it — and would still forward a request
+// pipelined behind one it refused with `Connection: close` (a request nobody gets an answer to, and the
+// very shape of a desync attack). Here requests on one connection take turns: each starts once the
+// previous response is over, and none starts after a response that closes the connection.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+
+interface Turn {
+  req: IncomingMessage;
+  res: ServerResponse;
+  over: Promise<void>;
+}
+
+const lastTurn = new WeakMap<Socket, Turn>();
+
+/** Resolves true when the request may proceed, false when its connection is closing (drop it). */
+export async function awaitTurn(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  const socket = req.socket;
+  const previous = lastTurn.get(socket);
+  // Over when the response is, or when the connection goes (a response still queued behind another then
+  // never gets a socket, nor a close event of its own).
+  const over = new Promise<void>((resolve) => {
+    res.once("close", resolve);
+    socket.once("close", resolve);
+  });
+  lastTurn.set(socket, { req, res, over });
+  if (previous) {
+    await previous.over;
+    if (closesConnection(previous.res)) return false;
+  }
+  return !socket.destroyed;
+}
+
+/**
+ * True while a request on this connection is unfinished: a parse error on the socket then belongs to that
+ * request's body (already answered or being answered), and must not get an answer of its own.
+ */
+export function requestInProgress(socket: Socket): boolean {
+  const turn = lastTurn.get(socket);
+  return turn !== undefined && (!turn.req.complete || !turn.res.writableFinished);
+}
+
+/**
+ * Ends a request that will not be served because its connection is closing. Node never gives a response
+ * queued behind a closing one a socket, so it would never close either: close it here, so whatever counts
+ * requests in flight (drain, metrics) sees it end.
+ */
+export function abandon(req: IncomingMessage, res: ServerResponse): void {
+  req.socket.destroy();
+  if (!res.socket) res.emit("close");
+}
+
+function closesConnection(res: ServerResponse): boolean {
+  const connection = res.getHeader("connection");
+  return !res.shouldKeepAlive || (typeof connection === "string" && connection.toLowerCase() === "close");
+}
