@@ -5,7 +5,9 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
+import { isLoopback } from "./config/schema.js";
 import { API_VERSION, API_VERSION_HEADER, sendError } from "./registry/errors.js";
+import { parseHostHeader } from "./sites.js";
 
 export interface ReadinessSource {
   listening(): boolean;
@@ -31,11 +33,25 @@ export function createAdminServer(
   readiness: ReadinessSource,
   exporter: MetricsExporter | null = null,
   actions: AdminActions | null = null,
+  allowedHosts: () => readonly string[] = () => [],
 ): http.Server {
   return http.createServer((req, res) => {
+    // DNS rebinding: a web page whose name resolves to 127.0.0.1 could read /metrics or POST /reload from
+    // the user's browser. The browser sends that page's name as Host; only loopback names are answered.
+    if (!isAdminHost(req.headers.host, allowedHosts())) {
+      sendError(res, "misdirected", "the admin listener answers only Host localhost, a loopback address, or admin.hosts", { Connection: "close" });
+      return;
+    }
     const handled = req.method === "POST" ? handleAdminAction(req, res, actions) : handleAdmin(req, res, readiness, exporter);
     void handled.catch(() => sendError(res, "internal", "admin request failed"));
   });
+}
+
+/** localhost, 127.0.0.0/8, ::1 (with any port), or a configured name. */
+export function isAdminHost(header: string | undefined, allowed: readonly string[]): boolean {
+  const host = parseHostHeader(header ?? "");
+  if (!host) return false;
+  return isLoopback(host.hostname) || allowed.includes(host.hostname);
 }
 
 async function handleAdmin(

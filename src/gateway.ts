@@ -13,12 +13,15 @@ import type { GatewayConfig } from "./config/schema.js";
 import { buildGatewayState, retireState, type GatewayState } from "./gateway-state.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
+import { ConnectionLimits } from "./proxy/connections.js";
+import { requestInProgress } from "./proxy/pipelining.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
 import { acmeSites, createAcmeManager, type AcmeCertificates, type AcmeManagerOptions } from "./tls/acme.js";
 import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./tls/acme-challenges.js";
 import { watchCertificateExpiry } from "./tls/expiry.js";
 import { rotateServedCertificates, type RotationOutcome } from "./tls/rotation.js";
 import { ServedCertificates } from "./tls/served-certificates.js";
+import { answerPlainHttp } from "./tls/plain-http-guard.js";
 import { CertificateStore } from "./tls/store.js";
 
 export interface GatewayOptions {
@@ -83,6 +86,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       requireHostHeader: false,
       // Node's 300 s whole-request limit would cut a slow multi-GB layer upload: only idle limits here.
       requestTimeout: 0,
+      // From the TCP accept: a connection that never sends a ClientHello is cut at this, not Node's 120 s.
+      handshakeTimeout: config.timeouts.handshake,
       headersTimeout: config.timeouts.header,
       keepAliveTimeout: config.timeouts.keepAlive,
     },
@@ -99,14 +104,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   store.attach(server);
   applyTimeouts(server, config);
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
-  let clientConnections = 0;
-  server.on("connection", (socket: Socket) => {
-    clientConnections++;
-    socket.once("close", () => clientConnections--);
-  });
+  const connections = new ConnectionLimits(config.limits.maxConnections, config.limits.maxConnectionsPerIp);
+  server.on("connection", (socket: Socket) => connections.track(socket));
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     metrics.tlsHandshakeFailed();
+    if (answerPlainHttp(err, socket)) return;
     logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "TLS handshake failed");
+    // Nothing can be said on a connection without TLS (an HTTP error would wait behind the handshake
+    // forever): close it, so it stops counting against the connection caps and does not hold up shutdown.
+    socket.destroy();
   });
 
   const admin = createAdminServer(
@@ -116,6 +122,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     },
     config.metrics.enabled ? metrics : null,
     { reload: () => reload(), rotateCertificates: (site) => rotateCertificates(site) },
+    () => current.config.admin.hosts,
   );
 
   let plainHttp: http.Server | null = null;
@@ -141,7 +148,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   if (config.metrics.enabled) metrics.collectProcessMetrics();
   const unwatchMetrics = metrics.watch({
     requestsInFlight: () => inFlight,
-    clientConnections: () => clientConnections,
+    clientConnections: () => connections.open,
     certificates: () => store.info(),
   });
   metrics.configLoaded();
@@ -195,6 +202,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const previous = current;
       current = next;
       applyTimeouts(server, nextConfig);
+      connections.configure(nextConfig.limits.maxConnections, nextConfig.limits.maxConnectionsPerIp);
       logger.level = nextConfig.log.level;
       if (acmeChanged) {
         // Its orders in flight finish (and are still answered) but hand nothing over; the new one adopts them.
@@ -310,6 +318,13 @@ async function listen(server: http.Server, address: { host: string; port: number
  * syntax): answer in registry JSON on this one connection, and only this one.
  */
 function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Socket, logger: Logger): void {
+  // TLS failures (handshake timeout, bad records) reach here too; the tlsClientError listener handles them.
+  if (err.code?.startsWith("ERR_SSL") || err.code?.startsWith("ERR_TLS")) return;
+  // A parse error inside the body of a request that is already being answered: one answer per request.
+  if (requestInProgress(socket)) {
+    socket.destroy();
+    return;
+  }
   logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "malformed request refused");
   if (!socket.writable || err.code === "ECONNRESET") {
     socket.destroy();

@@ -10,6 +10,7 @@ const RESTART_ONLY: readonly { key: string; read: (config: GatewayConfig) => unk
   { key: "admin.allowNonLoopback", read: (c) => c.admin.allowNonLoopback },
   { key: "tls.minVersion", read: (c) => c.tls.minVersion },
   { key: "limits.maxHeaderBytes", read: (c) => c.limits.maxHeaderBytes },
+  { key: "timeouts.handshake", read: (c) => c.timeouts.handshake },
   { key: "log.format", read: (c) => c.log.format },
   // /metrics is served (or not) by the admin listener as it was started.
   { key: "metrics.enabled", read: (c) => c.metrics.enabled },

@@ -316,6 +316,11 @@ export const gatewayConfig = z
         listen: listenAddress.prefault("127.0.0.1:9091"),
         /** Binding the admin listener beyond loopback must be asked for. */
         allowNonLoopback: z.boolean().default(false),
+        /**
+         * Host names the admin listener answers besides localhost and loopback addresses: any other Host is
+         * refused, so a web page cannot read /metrics or POST /reload through DNS rebinding.
+         */
+        hosts: z.array(hostName).default([]),
       })
       .prefault({}),
     /** Plain HTTP (issue #6): answers ACME HTTP-01 challenges, redirects everything else to HTTPS. */
@@ -328,6 +333,11 @@ export const gatewayConfig = z
     tls: z
       .strictObject({
         minVersion: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2"),
+        /**
+         * A request whose Host names another site than its TLS SNI is refused (421): the certificate the client
+         * checked and the site it talks to must be one. Clients that send no SNI (IP addresses) are not affected.
+         */
+        strictSni: z.boolean().default(true),
         generated: z
           .strictObject({
             caValidityDays: z.number().int().min(1).default(3650),
@@ -339,6 +349,8 @@ export const gatewayConfig = z
     timeouts: z
       .strictObject({
         header: duration.prefault("30s"),
+        /** A TLS handshake (from the TCP accept) that takes longer is cut: silent connections cost nothing for long. */
+        handshake: duration.prefault("10s"),
         idle: duration.prefault("5m"),
         keepAlive: duration.prefault("65s"),
         drain: duration.prefault("30s"),
@@ -347,6 +359,10 @@ export const gatewayConfig = z
     limits: z
       .strictObject({
         maxHeaderBytes: z.number().int().min(1024).max(1_048_576).default(16_384),
+        /** Client connections open at once; the excess is answered 503 and closed. */
+        maxConnections: z.number().int().min(1).default(4096),
+        /** Client connections open at once from one address (the socket peer); the excess is answered 429 and closed. */
+        maxConnectionsPerIp: z.number().int().min(1).default(256),
       })
       .prefault({}),
     log: z
@@ -365,6 +381,18 @@ export const gatewayConfig = z
       .prefault({}),
     /** Shared rate-limit state (issue #4); without it limits are counted in process memory. */
     redis: redis.optional(),
+    /** Password checks (issue #9): failed logins are throttled before hashing; hashing runs off the event loop. */
+    logins: z
+      .strictObject({
+        /** Failed logins allowed back to back per user and client IP; refilled at this many per `per`. */
+        maxFailures: z.number().int().min(1).default(10),
+        per: wholeSeconds.prefault("1m"),
+        /** Threads verifying passwords; auto: one less than the cores, at least one. */
+        hashWorkers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default("auto"),
+        /** Verifications waiting for a thread beyond this are refused (503) instead of queued. */
+        maxQueued: z.number().int().min(1).default(256),
+      })
+      .prefault({}),
     /** Peers whose X-Forwarded-For is believed (issue #4). */
     trustedProxies: z.array(cidr).default([]),
     /** Signing and lifetimes of the tokens the gateway issues (issue #3). */
@@ -443,4 +471,5 @@ export type BackendAuthConfig = SiteConfig["backendAuth"];
 export type TokensConfig = GatewayConfig["tokens"];
 export type RateLimitConfig = SiteConfig["limits"][number];
 export type RedisConfig = NonNullable<GatewayConfig["redis"]>;
+export type LoginsConfig = GatewayConfig["logins"];
 export type TrustedProxy = GatewayConfig["trustedProxies"][number];

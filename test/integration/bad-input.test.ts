@@ -2,7 +2,7 @@
 // the gateway keeps serving everyone else. Raw TLS sockets, because well-behaved clients cannot send these.
 import assert from "node:assert/strict";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { once } from "node:events";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
@@ -124,6 +124,21 @@ describe("bad input", () => {
   it("an absolute-form target (forward-proxy use) is refused", async () => {
     const res = await rawExchange(gateway, `GET http://127.0.0.1:1/v2/ HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
     assertRegistryError(res, 400, "UNSUPPORTED");
+    await stillServes();
+  });
+
+  it("plain HTTP on the TLS port gets a 400 in registry format saying to use https:// (issue #12)", async () => {
+    const socket = net.connect(gateway.port, "127.0.0.1");
+    socket.end(`GET /v2/ HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    let text = "";
+    socket.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+    await once(socket, "close");
+    const [head = "", body = ""] = text.split("\r\n\r\n");
+    assert.match(head, /^HTTP\/1\.1 400 /);
+    assert.match(head, /Docker-Distribution-Api-Version: registry\/2\.0/);
+    const error = JSON.parse(body).errors[0];
+    assert.equal(error.code, "UNSUPPORTED");
+    assert.match(error.message, /https:\/\//);
     await stillServes();
   });
 

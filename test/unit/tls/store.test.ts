@@ -230,12 +230,13 @@ describe("loadSiteCertificates", () => {
   function gatewayConfig(dataDir: string, listenHost: string, sites: SiteConfig[]): GatewayConfig {
     return {
       listen: { host: listenHost, port: 5443 },
-      admin: { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false },
+      admin: { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false, hosts: [] },
       http: { listen: null },
       dataDir,
-      tls: { minVersion: "TLSv1.2", generated: { caValidityDays: 30, leafValidityDays: 10 } },
-      timeouts: { header: 30_000, idle: 300_000, keepAlive: 65_000, drain: 30_000 },
-      limits: { maxHeaderBytes: 16_384 },
+      tls: { minVersion: "TLSv1.2", strictSni: true, generated: { caValidityDays: 30, leafValidityDays: 10 } },
+      timeouts: { header: 30_000, handshake: 10_000, idle: 300_000, keepAlive: 65_000, drain: 30_000 },
+      limits: { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256 },
+      logins: { maxFailures: 10, per: 60_000, hashWorkers: "auto", maxQueued: 256 },
       log: { level: "silent", format: "json", access: false },
       metrics: { enabled: false },
       trustedProxies: [],
