@@ -67,12 +67,11 @@ export class GatewayState {
     if (this.forwarderUsers.size === 0) this.forwarder.close();
   }
 
-  /** Stops the htpasswd watchers and the rate limiter's connections; idempotent. */
+  /** Stops the htpasswd watchers, the hashing threads and the limiters' connections; idempotent. */
   async closeStages(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.security.close();
-    await this.rateLimit?.close();
+    await Promise.all([this.security.close(), this.rateLimit?.close()]);
   }
 }
 
@@ -81,7 +80,7 @@ export class GatewayState {
  * anything else is made. On any error, whatever was already opened is closed again and the error thrown.
  */
 export async function buildGatewayState(config: GatewayConfig, logger: Logger, previous: GatewayState | null = null): Promise<GatewayState> {
-  const security = await buildSecurity(config, logger);
+  const security = await buildSecurity(config, logger, config.metrics.enabled ? metrics : null);
   let rateLimit: RateLimitStage | null = null;
   try {
     const sites = new SiteMap(config, security.bySite);
@@ -95,11 +94,10 @@ export async function buildGatewayState(config: GatewayConfig, logger: Logger, p
     const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
     const forwarderUsers = shared ? previous.forwarderUsers : new Set<GatewayState>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
-    const pipeline: PipelineState = { sites, forwarder, logger, observer, clientAddress, rateLimit };
+    const pipeline: PipelineState = { sites, forwarder, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni };
     return new GatewayState(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, pipeline);
   } catch (err) {
-    security.close();
-    await rateLimit?.close();
+    await Promise.all([security.close(), rateLimit?.close()]);
     throw err;
   }
 }

@@ -1,13 +1,20 @@
 // Builds each site's auth (stages 3-4) and backend credentials from configuration, once, at load. Every
 // file is read and every rule compiled here: a broken htpasswd line or a bad key stops the start with
 // file:line, and the request path only uses what is built.
+//
+// Password checks (issue #9) share, per configuration, one pool of hashing threads and one failed-login
+// throttle: its counters live in Redis when `redis` is configured (every gateway sees the same failures;
+// its own connection, keys under `<keyPrefix>login:`), in process memory otherwise.
 import { readFile } from "node:fs/promises";
 import type { AccessRuleConfig, GatewayConfig, SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
+import { MemoryLimiter } from "../ratelimit/limiter.js";
 import { siteName } from "../sites.js";
 import { AccessPolicy } from "./access.js";
 import { BackendTokenMinter } from "./backend-token.js";
+import { HashPool, hashThreads } from "./hash-pool.js";
 import { HtpasswdError, HtpasswdUsers, parseHtpasswd } from "./htpasswd.js";
+import { LoginThrottle, type LoginEvents } from "./logins.js";
 import { loadSigningKey, type SigningKey } from "./signing-key.js";
 import { HtpasswdSiteAuth, TokenSiteAuth } from "./site-auth.js";
 import { DockerTokenEndpoint } from "./token-endpoint.js";
@@ -28,11 +35,11 @@ export interface Security {
   bySite: readonly SiteSecurity[];
   /** Loaded only when a site issues or sends tokens. */
   signingKey: SigningKey | null;
-  /** Stops watching htpasswd files. */
-  close(): void;
+  /** Stops watching htpasswd files, stops the hashing threads and closes the login throttle's Redis connection. */
+  close(): Promise<void>;
 }
 
-export async function buildSecurity(config: GatewayConfig, logger: Logger): Promise<Security> {
+export async function buildSecurity(config: GatewayConfig, logger: Logger, events: LoginEvents | null = null): Promise<Security> {
   const needsKey = config.sites.some((site) => site.auth.type === "token" || site.backendAuth.type === "token");
   const signingKey = needsKey ? await loadSigningKey(config) : null;
   const issuer = signingKey ? new TokenIssuer(signingKey, config.tokens.issuer) : null;
@@ -43,15 +50,19 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger): Prom
     );
   }
 
+  const passwords = config.sites.some((site) => site.auth.type !== "none");
+  const hashPool = passwords ? new HashPool({ threads: hashThreads(config.logins.hashWorkers), maxQueued: config.logins.maxQueued }) : null;
   // Sites sharing an htpasswd file share one watcher and one verification cache.
   const files = new Map<string, HtpasswdUsers>();
-  const close = () => {
+  let throttle: LoginThrottle | null = null;
+  const close = async () => {
     for (const users of files.values()) users.close();
+    await Promise.all([hashPool?.close(), throttle?.close()]);
   };
   const usersOf = async (file: string) => {
     let users = files.get(file);
     if (!users) {
-      users = await HtpasswdUsers.open(file, logger);
+      users = await HtpasswdUsers.open(file, logger, { hashPool });
       files.set(file, users);
     }
     return users;
@@ -59,17 +70,38 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger): Prom
 
   const bySite: SiteSecurity[] = [];
   try {
+    if (passwords) throttle = await buildLoginThrottle(config, logger, events);
     for (const site of config.sites) {
       const name = siteName(site);
-      const auth = await buildSiteAuth(site, name, config, usersOf, issuer, logger);
+      const auth = await buildSiteAuth(site, name, config, usersOf, throttle, issuer, logger);
       const backendAuth = site.backendAuth.type === "token" ? new BackendTokenMinter(issuer!, site.backendAuth.service) : null;
       bySite.push({ auth, backendAuth, passClientAuthorization: site.backendAuth.type === "passthrough" });
     }
   } catch (err) {
-    close();
+    await close();
     throw err;
   }
   return { bySite, signingKey, close };
+}
+
+/**
+ * The failed-login counters: in Redis when configured, so every gateway counts the same failures, in
+ * memory otherwise. Always failOpen, whatever `redis.failure` says for rate limits: while Redis is down
+ * failures are counted per process, rather than every login refused.
+ */
+async function buildLoginThrottle(config: GatewayConfig, logger: Logger, events: LoginEvents | null): Promise<LoginThrottle> {
+  const memory = new MemoryLimiter();
+  if (!config.redis) return new LoginThrottle(memory, config.logins, events);
+  // Loaded only when configured: ioredis alone adds ~18 MB to the resident size of every gateway.
+  const { RedisLimiter } = await import("../ratelimit/redis.js");
+  const redis = new RedisLimiter({
+    config: { ...config.redis, keyPrefix: `${config.redis.keyPrefix}login:`, failure: "failOpen" },
+    fallback: memory,
+    logger,
+    counts: "failed-login counts",
+  });
+  await redis.waitUntilReady(Math.max(1000, config.redis.commandTimeout * 4));
+  return new LoginThrottle(redis, config.logins, events, [memory]);
 }
 
 async function buildSiteAuth(
@@ -77,6 +109,7 @@ async function buildSiteAuth(
   name: string,
   config: GatewayConfig,
   usersOf: (file: string) => Promise<HtpasswdUsers>,
+  throttle: LoginThrottle | null,
   issuer: TokenIssuer | null,
   logger: Logger,
 ): Promise<SiteAuth | null> {
@@ -85,13 +118,14 @@ async function buildSiteAuth(
   const users = await usersOf(auth.htpasswd);
   warnAboutUnknownUsers(name, auth.rules, users, logger);
   const policy = new AccessPolicy(auth.rules);
-  if (auth.type === "htpasswd") return new HtpasswdSiteAuth(users, policy, auth.realm ?? name);
+  const logins = throttle!.forSite(name, users);
+  if (auth.type === "htpasswd") return new HtpasswdSiteAuth(logins, policy, auth.realm ?? name);
 
   const service = auth.service ?? name;
   const verifier = new TokenVerifier(issuer!.key, config.tokens.issuer, service);
   const endpoint = new DockerTokenEndpoint({
     service,
-    users,
+    logins,
     policy,
     issuer: issuer!,
     verifier,

@@ -8,7 +8,9 @@
 // last good set and says why in the log. bcrypt costs ~100 ms of CPU, so successful verifications are kept
 // in a small cache with a short lifetime (as Caddy does), keyed by an HMAC so no password sits in memory.
 // Unknown users are checked against a dummy hash as costly as the dearest real one: a failed login takes as
-// long whether or not the user exists.
+// long whether or not the user exists. A user whose own hash is cheaper than the dearest in the file (a
+// {SHA} line among bcrypt ones) is checked against that dummy too, in parallel, so a login costs the same
+// whichever line it hits. bcrypt runs on the hashing threads (hash-pool.ts) when a pool is given.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { watch, watchFile, unwatchFile, type FSWatcher, type Stats } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -16,6 +18,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import bcrypt from "bcryptjs";
 import type { Logger } from "../observe/log.js";
+import type { HashPool } from "./hash-pool.js";
 
 // apache-md5 is CommonJS whose typings claim an ES default export; require() gets the function itself.
 const aprMd5 = createRequire(import.meta.url)("apache-md5") as (password: string, salt: string) => string;
@@ -83,8 +86,26 @@ function hashKind(hash: string, file: string, line: number, user: string): { kin
   );
 }
 
-/** Never throws: a hash the library cannot read simply does not match. */
-export async function verifyPassword(entry: Pick<HtpasswdEntry, "kind" | "hash">, password: string): Promise<boolean> {
+/**
+ * A hash the library cannot read simply does not match. bcrypt goes to `pool` when there is one: then the
+ * pool's refusals (HashPoolFullError, a closed pool) are thrown, as they say nothing about the password.
+ */
+export async function verifyPassword(entry: Pick<HtpasswdEntry, "kind" | "hash">, password: string, pool?: HashPool | null): Promise<boolean> {
+  const [matches] = await verifyAll([entry], password, pool);
+  return matches!;
+}
+
+/** verifyPassword for several hashes at once; the bcrypt ones go to the pool together, all or none. */
+async function verifyAll(entries: readonly Pick<HtpasswdEntry, "kind" | "hash">[], password: string, pool?: HashPool | null): Promise<boolean[]> {
+  const offThread = pool ? entries.filter((entry) => entry.kind === "bcrypt") : [];
+  const threaded = offThread.length > 0 ? pool!.compareAll(offThread.map(({ hash }) => ({ password, hash }))) : Promise.resolve([]);
+  const here = Promise.all(entries.map((entry) => (pool && entry.kind === "bcrypt" ? null : verifyHere(entry, password))));
+  const [fromPool, results] = await Promise.all([threaded, here]);
+  let next = 0;
+  return results.map((result) => result ?? fromPool[next++]!);
+}
+
+async function verifyHere(entry: Pick<HtpasswdEntry, "kind" | "hash">, password: string): Promise<boolean> {
   try {
     switch (entry.kind) {
       case "bcrypt":
@@ -114,6 +135,16 @@ export interface HtpasswdOptions {
   cacheSize?: number;
   /** Fallback stat polling, for file systems without change events (some bind mounts). Default 2 s. */
   pollIntervalMs?: number;
+  /** Where bcrypt checks run; without one they run on the event loop (bcryptjs's async API). */
+  hashPool?: HashPool | null;
+}
+
+/** What an unknown user (or a cheap line) is checked against: as dear as the dearest entry of the file. */
+interface Dummy {
+  kind: HashKind;
+  hash: string;
+  /** rank() of the entry it stands for. */
+  rank: number;
 }
 
 interface CachedVerification {
@@ -127,7 +158,7 @@ const RELOAD_DEBOUNCE_MS = 50;
 
 export class HtpasswdUsers {
   private entries: Map<string, HtpasswdEntry>;
-  private dummy: Pick<HtpasswdEntry, "kind" | "hash">;
+  private dummy: Dummy;
   private text: string;
   /** Bumped on every successful reload; a verification started before it is not cached after it. */
   private generation = 0;
@@ -136,6 +167,7 @@ export class HtpasswdUsers {
   private readonly cacheSecret = randomBytes(32);
   private readonly cacheTtlMs: number;
   private readonly cacheSize: number;
+  private readonly hashPool: HashPool | null;
   private watcher: FSWatcher | null = null;
   private readonly pollListener = (current: Stats, previous: Stats) => {
     if (current.mtimeMs !== previous.mtimeMs || current.size !== previous.size || current.ino !== previous.ino) this.scheduleReload();
@@ -149,7 +181,7 @@ export class HtpasswdUsers {
     private readonly logger: Logger,
     text: string,
     entries: Map<string, HtpasswdEntry>,
-    dummy: Pick<HtpasswdEntry, "kind" | "hash">,
+    dummy: Dummy,
     options: HtpasswdOptions,
   ) {
     this.text = text;
@@ -157,6 +189,7 @@ export class HtpasswdUsers {
     this.dummy = dummy;
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
     this.cacheSize = options.cacheSize ?? 1024;
+    this.hashPool = options.hashPool ?? null;
     this.startWatching(options.pollIntervalMs ?? 2000);
   }
 
@@ -184,6 +217,10 @@ export class HtpasswdUsers {
     return entry && createHash("sha256").update(entry.hash).digest("base64url").slice(0, 16);
   }
 
+  /**
+   * True when the password is the user's. Rejects only when the check could not be made (the hashing pool
+   * is full: HashPoolFullError, or closed), never because of the password.
+   */
   async verify(user: string, password: string): Promise<boolean> {
     if (password.length > MAX_PASSWORD_LENGTH) return false;
     const key = createHmac("sha256", this.cacheSecret).update(user).update("\0").update(password).digest("base64");
@@ -203,8 +240,14 @@ export class HtpasswdUsers {
   private async check(user: string, password: string, key: string): Promise<boolean> {
     const generation = this.generation;
     const entry = this.entries.get(user);
-    const matches = await verifyPassword(entry ?? this.dummy, password);
-    if (!entry || !matches) return false;
+    const dummy = this.dummy;
+    if (!entry) {
+      await verifyPassword(dummy, password, this.hashPool);
+      return false;
+    }
+    // A line cheaper than the dearest one costs as much anyway: the dummy runs alongside, its answer unused.
+    const [matches] = await verifyAll(rank(entry) < dummy.rank ? [entry, dummy] : [entry], password, this.hashPool);
+    if (!matches) return false;
     if (generation === this.generation) this.remember(key, generation);
     return true;
   }
@@ -287,23 +330,25 @@ export class HtpasswdUsers {
 }
 
 /** A hash nobody knows the password of, as costly to check as the dearest real entry. */
-async function dummyFor(entries: Map<string, HtpasswdEntry>): Promise<Pick<HtpasswdEntry, "kind" | "hash">> {
+async function dummyFor(entries: Map<string, HtpasswdEntry>): Promise<Dummy> {
   let dearest: HtpasswdEntry | undefined;
   for (const entry of entries.values()) {
     if (!dearest || rank(entry) > rank(dearest)) dearest = entry;
   }
   const secret = randomBytes(18).toString("base64");
   switch (dearest?.kind ?? "bcrypt") {
-    case "bcrypt":
-      return { kind: "bcrypt", hash: await dummyBcrypt(dearest?.cost ?? 10, secret) };
+    case "bcrypt": {
+      const cost = dearest?.cost ?? 10;
+      return { kind: "bcrypt", hash: await dummyBcrypt(cost, secret), rank: rank({ kind: "bcrypt", cost }) };
+    }
     case "apr1":
-      return { kind: "apr1", hash: aprMd5(secret, `$apr1$${randomBytes(6).toString("base64").replace(/\+/g, ".")}$`) };
+      return { kind: "apr1", hash: aprMd5(secret, `$apr1$${randomBytes(6).toString("base64").replace(/\+/g, ".")}$`), rank: rank({ kind: "apr1", cost: 0 }) };
     case "sha1":
-      return { kind: "sha1", hash: `{SHA}${createHash("sha1").update(secret).digest("base64")}` };
+      return { kind: "sha1", hash: `{SHA}${createHash("sha1").update(secret).digest("base64")}`, rank: rank({ kind: "sha1", cost: 0 }) };
   }
 }
 
-function rank(entry: HtpasswdEntry): number {
+function rank(entry: Pick<HtpasswdEntry, "kind" | "cost">): number {
   return entry.kind === "bcrypt" ? 100 + entry.cost : entry.kind === "apr1" ? 1 : 0;
 }
 

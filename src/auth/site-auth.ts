@@ -4,31 +4,34 @@
 //   htpasswd  Basic credentials; not allowed → 403 DENIED (anonymous: 401, so the client may log in).
 //   token     Bearer JWTs from our /token; not allowed → 401 with error="insufficient_scope", naming the
 //             scope to ask for (that is how docker learns to fetch a push token after a pull token).
+//
+// Passwords are checked through SiteLogins (logins.ts): too many failures for a user from one address →
+// 429 before any hashing; every hashing thread busy and the queue full → 503.
 import type { RegistryRoute } from "../registry/routes.js";
 import type { AccessPolicy } from "./access.js";
 import { basicChallenge, bearerChallenge } from "./challenge.js";
 import { parseAuthorization } from "./credentials.js";
 import type { HtpasswdUsers } from "./htpasswd.js";
+import { refusalBeforeCheck, type SiteLogins } from "./logins.js";
 import type { TokenVerifier } from "./tokens.js";
 import type { Admission, SiteAuth, TokenEndpoint } from "./types.js";
 
 const AUTHENTICATION_REQUIRED = "authentication required";
 const BAD_CREDENTIALS = "invalid username or password";
-
 export class HtpasswdSiteAuth implements SiteAuth {
   readonly mode = "htpasswd";
   readonly tokenEndpoint = null;
   private readonly challenge: string;
 
   constructor(
-    private readonly users: HtpasswdUsers,
+    private readonly logins: SiteLogins,
     private readonly policy: AccessPolicy,
     realm: string,
   ) {
     this.challenge = basicChallenge(realm);
   }
 
-  async admit(authorization: string | undefined, route: RegistryRoute): Promise<Admission> {
+  async admit(authorization: string | undefined, route: RegistryRoute, _externalOrigin: string, clientIp: string): Promise<Admission> {
     const credentials = parseAuthorization(authorization);
     switch (credentials.kind) {
       case "none":
@@ -40,9 +43,8 @@ export class HtpasswdSiteAuth implements SiteAuth {
       case "bearer":
         return this.unauthorized("invalid_credentials", "this registry takes Basic credentials");
       case "basic": {
-        if (!(await this.users.verify(credentials.user, credentials.password))) {
-          return this.unauthorized("invalid_credentials", BAD_CREDENTIALS);
-        }
+        const check = await this.logins.check(credentials.user, credentials.password, clientIp);
+        if (!check.ok) return refusalBeforeCheck(check) ?? this.unauthorized("invalid_credentials", BAD_CREDENTIALS);
         const user = credentials.user;
         const refused = this.policy.firstRefused(user, route.accesses);
         if (!refused) return { ok: true, principal: { name: user } };
@@ -72,7 +74,7 @@ export class TokenSiteAuth implements SiteAuth {
     readonly tokenEndpoint: TokenEndpoint,
   ) {}
 
-  async admit(authorization: string | undefined, route: RegistryRoute, externalOrigin: string): Promise<Admission> {
+  async admit(authorization: string | undefined, route: RegistryRoute, externalOrigin: string, _clientIp?: string): Promise<Admission> {
     const challenge = (error?: "invalid_token" | "insufficient_scope") =>
       bearerChallenge({ externalOrigin, service: this.service, accesses: route.accesses, error });
     const credentials = parseAuthorization(authorization);
@@ -88,10 +90,13 @@ export class TokenSiteAuth implements SiteAuth {
       const message = verification.problem === "expired_token" ? "the token has expired" : "the token is not valid here";
       return { ok: false, error: "unauthorized", reason: verification.problem, message, challenge: challenge("invalid_token") };
     }
-    const { subject, granted } = verification.token;
-    // A user removed from the htpasswd file loses the tokens already issued, not only future logins.
-    if (subject !== "" && !this.users.has(subject)) {
-      return { ok: false, error: "unauthorized", reason: "invalid_token", message: "the token's user no longer exists", challenge: challenge("invalid_token") };
+    const { subject, granted, fingerprint } = verification.token;
+    // A user removed from the htpasswd file, or whose password changed, loses the tokens already issued, not
+    // only future logins. A named token without a fingerprint was not issued by our /token: refused too.
+    if (subject !== "" && (fingerprint === undefined || this.users.fingerprint(subject) !== fingerprint)) {
+      const message =
+        fingerprint === undefined ? "the token is not valid here" : this.users.has(subject) ? "the token was issued before a password change" : "the token's user no longer exists";
+      return { ok: false, error: "unauthorized", reason: "invalid_token", message, challenge: challenge("invalid_token") };
     }
     const missing = route.accesses.find((access) => !granted.covers(access));
     if (missing) {

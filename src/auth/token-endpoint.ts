@@ -7,21 +7,23 @@
 // The answer is 200 {token, access_token, expires_in, issued_at} (+ refresh_token for offline requests).
 // What the token grants is what was asked AND what the rules allow: asking for more is not an error, you
 // get less — `docker login` asks for nothing and gets a token with empty access. Bad credentials are a 401
-// in registry JSON, which docker and podman show as "unauthorized: …".
+// in registry JSON, which docker and podman show as "unauthorized: …". Passwords go through SiteLogins:
+// too many failures for a user from one address → 429 + Retry-After without hashing; every hashing thread
+// busy and the queue full → 503 + Retry-After: 1.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { sendError, type GatewayErrorKind } from "../registry/errors.js";
 import { isValidRepositoryName } from "../registry/routes.js";
 import type { AccessPolicy } from "./access.js";
 import { basicChallenge } from "./challenge.js";
 import { parseAuthorization } from "./credentials.js";
-import type { HtpasswdUsers } from "./htpasswd.js";
+import { refusalBeforeCheck, type SiteLogins } from "./logins.js";
 import { parseScopes, type ResourceScope } from "./scope.js";
 import type { TokenIssuer, TokenVerifier } from "./tokens.js";
 import type { AuthFailureReason, Principal, TokenEndpoint, TokenEndpointResult } from "./types.js";
 
 export interface TokenEndpointOptions {
   service: string;
-  users: HtpasswdUsers;
+  logins: SiteLogins;
   policy: AccessPolicy;
   issuer: TokenIssuer;
   verifier: TokenVerifier;
@@ -32,7 +34,11 @@ export interface TokenEndpointOptions {
 /** A form with a username, a password, a refresh token and a few scopes is far smaller. */
 const MAX_FORM_BYTES = 64 * 1024;
 
-type Login = { ok: true; principal: Principal | null } | { ok: false; reason: AuthFailureReason; message: string };
+type Login =
+  /** `fingerprint`: the user's password fingerprint the tokens are bound to. */
+  | { ok: true; principal: Principal | null; fingerprint?: string }
+  /** 401 unless `kind` says otherwise (429 or 503 of the login throttle, with `headers`). */
+  | { ok: false; reason: AuthFailureReason; message: string; kind?: GatewayErrorKind; headers?: Record<string, string> };
 
 interface TokenRequest {
   login: Login;
@@ -59,34 +65,36 @@ export class DockerTokenEndpoint implements TokenEndpoint {
     this.challenge = basicChallenge(options.service);
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<TokenEndpointResult> {
+  async handle(req: IncomingMessage, res: ServerResponse, _externalOrigin: string, clientIp: string): Promise<TokenEndpointResult> {
     let request: TokenRequest;
     try {
-      if (req.method === "GET") request = await this.fromQuery(req);
-      else if (req.method === "POST") request = await this.fromForm(req);
+      if (req.method === "GET") request = await this.fromQuery(req, clientIp);
+      else if (req.method === "POST") request = await this.fromForm(req, clientIp);
       else {
         sendError(res, "methodNotAllowed", "the token endpoint answers GET and POST", { Allow: "GET, POST" });
-        return {};
+        return { refusal: "methodNotAllowed" };
       }
     } catch (err) {
       if (!(err instanceof TokenRequestError)) throw err;
       sendError(res, err.kind, err.message, { "Cache-Control": "no-store" });
-      return {};
+      return { refusal: err.kind };
     }
     const { login } = request;
     if (!login.ok) {
-      sendError(res, "unauthorized", login.message, { "WWW-Authenticate": this.challenge, "Cache-Control": "no-store" });
-      return { failure: login.reason };
+      const kind = login.kind ?? "unauthorized";
+      const headers = kind === "unauthorized" ? { "WWW-Authenticate": this.challenge } : login.headers;
+      sendError(res, kind, login.message, { ...headers, "Cache-Control": "no-store" });
+      return { failure: login.reason, refusal: kind };
     }
-    await this.answer(res, request, login.principal);
+    await this.answer(res, request, login);
     return login.principal ? { user: login.principal.name } : {};
   }
 
-  private async fromQuery(req: IncomingMessage): Promise<TokenRequest> {
+  private async fromQuery(req: IncomingMessage, clientIp: string): Promise<TokenRequest> {
     const url = req.url ?? "";
     const query = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
     this.checkService(query.get("service"));
-    const login = await this.basicLogin(req.headers.authorization);
+    const login = await this.basicLogin(req.headers.authorization, clientIp);
     const account = query.get("account");
     if (login.ok && login.principal && account && account !== login.principal.name) {
       throw new TokenRequestError("badRequest", "account does not match the credentials");
@@ -94,7 +102,7 @@ export class DockerTokenEndpoint implements TokenEndpoint {
     return { login, scopes: parseScopes(query.getAll("scope")), offline: query.get("offline_token") === "true" };
   }
 
-  private async fromForm(req: IncomingMessage): Promise<TokenRequest> {
+  private async fromForm(req: IncomingMessage, clientIp: string): Promise<TokenRequest> {
     const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
     if (type !== "application/x-www-form-urlencoded") {
       throw new TokenRequestError("badRequest", "expected an application/x-www-form-urlencoded form");
@@ -106,7 +114,8 @@ export class DockerTokenEndpoint implements TokenEndpoint {
       case "password": {
         const username = form.get("username") ?? "";
         const password = form.get("password") ?? "";
-        const login = username === "" ? failed("missing_credentials", "username and password are required") : await this.passwordLogin(username, password);
+        const login =
+          username === "" ? failed("missing_credentials", "username and password are required") : await this.passwordLogin(username, password, clientIp);
         return { login, scopes, offline: form.get("access_type") === "offline" };
       }
       case "refresh_token": {
@@ -125,38 +134,44 @@ export class DockerTokenEndpoint implements TokenEndpoint {
     }
   }
 
-  private async basicLogin(authorization: string | undefined): Promise<Login> {
+  private async basicLogin(authorization: string | undefined, clientIp: string): Promise<Login> {
     const credentials = parseAuthorization(authorization);
     switch (credentials.kind) {
       case "none":
         return { ok: true, principal: null };
       case "basic":
-        return this.passwordLogin(credentials.user, credentials.password);
+        return this.passwordLogin(credentials.user, credentials.password, clientIp);
       default:
         return failed("invalid_credentials", "the token endpoint takes Basic credentials");
     }
   }
 
-  private async passwordLogin(user: string, password: string): Promise<Login> {
-    return (await this.options.users.verify(user, password))
-      ? { ok: true, principal: { name: user } }
-      : failed("invalid_credentials", "invalid username or password");
+  private async passwordLogin(user: string, password: string, clientIp: string): Promise<Login> {
+    const check = await this.options.logins.check(user, password, clientIp);
+    if (check.ok) return { ok: true, principal: { name: user }, fingerprint: check.fingerprint ?? "" };
+    const refused = refusalBeforeCheck(check);
+    if (refused) return { ok: false, reason: refused.reason, message: refused.message, kind: refused.error, headers: refused.headers };
+    return failed("invalid_credentials", "invalid username or password");
   }
 
   private async refreshLogin(refreshToken: string): Promise<Login> {
     const claims = refreshToken ? await this.options.verifier.verifyRefresh(refreshToken) : null;
     // A changed password or a removed user ends the sessions made before.
-    if (!claims || this.options.users.fingerprint(claims.subject) !== claims.fingerprint) {
+    if (!claims || this.options.logins.users.fingerprint(claims.subject) !== claims.fingerprint) {
       return failed("invalid_token", "the refresh token is not valid");
     }
-    return { ok: true, principal: { name: claims.subject } };
+    return { ok: true, principal: { name: claims.subject }, fingerprint: claims.fingerprint };
   }
 
-  private async answer(res: ServerResponse, request: TokenRequest, principal: Principal | null): Promise<void> {
-    const { service, policy, issuer, users, lifetimeMs, refreshLifetimeMs } = this.options;
+  private async answer(res: ServerResponse, request: TokenRequest, login: Extract<Login, { ok: true }>): Promise<void> {
+    const { service, policy, issuer, lifetimeMs, refreshLifetimeMs } = this.options;
+    const { principal } = login;
     const subject = principal?.name ?? "";
     const access = policy.grant(principal?.name ?? null, request.scopes, isValidRepositoryName);
-    const issued = await issuer.issue(subject, service, access, lifetimeMs);
+    // A named user's tokens carry the password fingerprint they were issued under: a password change or the
+    // user's removal ends them (site-auth.ts checks it on every request).
+    const fingerprint = principal ? (login.fingerprint ?? "") : undefined;
+    const issued = await issuer.issue(subject, service, access, lifetimeMs, fingerprint);
     const body: Record<string, unknown> = {
       token: issued.token,
       access_token: issued.token,
@@ -164,7 +179,7 @@ export class DockerTokenEndpoint implements TokenEndpoint {
       issued_at: issued.issuedAt,
     };
     if (request.offline && principal) {
-      body.refresh_token = request.refreshToken ?? (await issuer.issueRefresh(subject, service, users.fingerprint(subject) ?? "", refreshLifetimeMs)).token;
+      body.refresh_token = request.refreshToken ?? (await issuer.issueRefresh(subject, service, fingerprint ?? "", refreshLifetimeMs)).token;
     }
     const text = JSON.stringify(body);
     res.writeHead(200, {

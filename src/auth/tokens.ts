@@ -5,9 +5,14 @@
 // `exp`/`nbf`/`iat` integers; ES256 signatures raw r‖s (jose's form); 60 s clock leeway.
 //
 // Refresh tokens (for `offline_token` / `access_type=offline`) are JWTs too, told apart by header `typ`
-// and by an `aud` no backend or site uses, and bound to the user's current password hash.
+// and by an `aud` no backend or site uses, and bound to the user's current password hash. Access tokens
+// for a named user carry that fingerprint too (claim `fp`): a password change or the user's removal ends
+// the access tokens issued before it, not only the refresh tokens.
+//
+// Verification takes only tokens whose header names our key (`kid`): a token without one, or for another
+// key, is refused before its signature is even looked at.
 import { createHash, randomBytes } from "node:crypto";
-import { errors, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from "jose";
 import type { Access } from "../registry/routes.js";
 import type { AccessClaim } from "./access.js";
 import type { SigningKey } from "./signing-key.js";
@@ -32,8 +37,12 @@ export class TokenIssuer {
     readonly issuer: string,
   ) {}
 
-  issue(subject: string, audience: string, access: readonly AccessClaim[], lifetimeMs: number): Promise<IssuedToken> {
-    return this.sign({ access }, ACCESS_TYPE, subject, audience, lifetimeMs);
+  /**
+   * `fingerprint`: HtpasswdUsers.fingerprint(subject) when the user logged in, for tokens the gateway itself
+   * checks later (its /token); tokens for a backend (backend-token.ts) go without.
+   */
+  issue(subject: string, audience: string, access: readonly AccessClaim[], lifetimeMs: number, fingerprint?: string): Promise<IssuedToken> {
+    return this.sign(fingerprint === undefined ? { access } : { access, fp: fingerprint }, ACCESS_TYPE, subject, audience, lifetimeMs);
   }
 
   /** `fingerprint` is HtpasswdUsers.fingerprint(subject) at the time of login. */
@@ -81,6 +90,8 @@ export class GrantedAccess {
 export interface VerifiedToken {
   subject: string;
   granted: GrantedAccess;
+  /** The subject's password fingerprint when the token was issued (claim `fp`); absent if the token has none. */
+  fingerprint?: string;
   /** Epoch ms. */
   expiresAt: number;
 }
@@ -99,12 +110,19 @@ const CACHE_SIZE = 2048;
  */
 export class TokenVerifier {
   private readonly cache = new Map<string, VerifiedToken>();
+  /** jose's key-resolver form: the header must name our key; anything else fails before the signature check. */
+  private readonly ourKey: (header: JWTHeaderParameters) => SigningKey["publicKey"];
 
   constructor(
     private readonly key: SigningKey,
     private readonly issuer: string,
     private readonly audience: string,
-  ) {}
+  ) {
+    this.ourKey = (header) => {
+      if (header.kid !== key.keyId) throw new errors.JWKSNoMatchingKey(header.kid === undefined ? "the token names no key (kid)" : "the token names another key (kid)");
+      return key.publicKey;
+    };
+  }
 
   async verify(token: string): Promise<Verification> {
     const cacheKey = createHash("sha256").update(token).digest("base64");
@@ -116,7 +134,7 @@ export class TokenVerifier {
     }
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.key.publicKey, {
+      ({ payload } = await jwtVerify(token, this.ourKey, {
         algorithms: [this.key.algorithm],
         typ: ACCESS_TYPE,
         issuer: this.issuer,
@@ -129,7 +147,9 @@ export class TokenVerifier {
     }
     const claims = accessClaims(payload.access);
     if (!claims || typeof payload.aud !== "string") return { ok: false, problem: "invalid_token" };
+    if (payload.fp !== undefined && typeof payload.fp !== "string") return { ok: false, problem: "invalid_token" };
     const verified: VerifiedToken = { subject: payload.sub ?? "", granted: new GrantedAccess(claims), expiresAt: payload.exp! * 1000 };
+    if (payload.fp !== undefined) verified.fingerprint = payload.fp;
     if (this.cache.size >= CACHE_SIZE) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
@@ -141,7 +161,7 @@ export class TokenVerifier {
   /** A refresh token for this audience's service: the user it was issued to and its password fingerprint. */
   async verifyRefresh(token: string): Promise<{ subject: string; fingerprint: string } | null> {
     try {
-      const { payload } = await jwtVerify(token, this.key.publicKey, {
+      const { payload } = await jwtVerify(token, this.ourKey, {
         algorithms: [this.key.algorithm],
         typ: REFRESH_TYPE,
         issuer: this.issuer,

@@ -29,6 +29,10 @@ export const AUTH_FAILURE_REASONS = [
   "expired_token",
   "insufficient_scope",
   "denied",
+  /** Too many failed logins for this user from this address: answered 429 without checking the password. */
+  "throttled",
+  /** Too many password checks waiting for a hashing thread: answered 503 without checking the password. */
+  "overloaded",
   "other",
 ] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
@@ -124,6 +128,7 @@ export class GatewayMetrics {
   private readonly tlsHandshakeFailures: Counter;
   private readonly authFailures: Counter<"site" | "reason">;
   private readonly rateLimitedRequests: Counter<"site" | "limit">;
+  private readonly loginsThrottled: Counter<"site">;
   private readonly redisUp: Gauge;
   private redisUpRegistered = false;
   private readonly certificateNotAfter: Gauge<"site" | "host">;
@@ -224,6 +229,12 @@ export class GatewayMetrics {
       labelNames: ["site", "limit"],
       registers,
     });
+    this.loginsThrottled = new Counter({
+      name: name("login_throttled_total"),
+      help: "Logins answered 429 without checking the password: too many recent failures for that user name from that client address, by site.",
+      labelNames: ["site"],
+      registers,
+    });
     // Registered on first use: a gateway without Redis exports no redis_up, rather than a false 0.
     this.redisUp = new Gauge({
       name: name("redis_up"),
@@ -307,7 +318,7 @@ export class GatewayMetrics {
 
   // ---- for the other capabilities ------------------------------------------------------------------------
 
-  /** A 401 or 403 from the gateway's own auth. `site` is the site's configured name. */
+  /** A 401 or 403 (or a login's 429/503) from the gateway's own auth. `site` is the site's configured name. */
   authFailure(site: string, reason: AuthFailureReason): void {
     this.authFailures.inc({ site, reason: AUTH_FAILURE_REASON_SET.has(reason) ? reason : "other" });
   }
@@ -315,6 +326,11 @@ export class GatewayMetrics {
   /** A 429. `limit` must be a configured limit's name (bounded by configuration), never a key. */
   rateLimited(site: string, limit: string): void {
     this.rateLimitedRequests.inc({ site, limit });
+  }
+
+  /** A login refused before its password was checked (failed-login throttle). `site` is the site's configured name. */
+  loginThrottled(site: string): void {
+    this.loginsThrottled.inc({ site });
   }
 
   setRedisUp(up: boolean): void {

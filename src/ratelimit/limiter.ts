@@ -31,8 +31,11 @@ export interface LimitDecision {
 }
 
 export interface Limiter {
-  /** Counts one request against key under rule (only if admitted) and says whether it is admitted. */
-  allow(key: string, rule: LimitRule): Promise<LimitDecision>;
+  /**
+   * Counts `cost` requests (default 1) against key under rule, only if admitted, and says whether they are.
+   * A negative cost is a refund: always admitted, it gives back allowance (never more than a full one).
+   */
+  allow(key: string, rule: LimitRule, cost?: number): Promise<LimitDecision>;
   close(): Promise<void>;
 }
 
@@ -56,13 +59,18 @@ export interface GcraStep {
  */
 const EPSILON = 1e-6;
 
-export function gcraStep(storedTat: number | undefined, now: number, rule: LimitRule): GcraStep {
+/**
+ * `cost` requests at once: the TAT moves by `interval × cost`. A negative cost is a refund (a failed-login
+ * charge given back once the password proved right): always allowed, and the TAT never goes below now,
+ * so a refund never banks allowance beyond a full bucket.
+ */
+export function gcraStep(storedTat: number | undefined, now: number, rule: LimitRule, cost = 1): GcraStep {
   const interval = rule.periodMs / rule.rate;
   const tolerance = interval * rule.burst;
   const tat = storedTat === undefined || storedTat < now ? now : storedTat;
-  const next = tat + interval;
+  const next = cost < 0 ? Math.max(now, tat + interval * cost) : tat + interval * cost;
   const allowAt = next - tolerance;
-  if (allowAt - now > EPSILON) {
+  if (cost > 0 && allowAt - now > EPSILON) {
     return { allowed: false, remaining: 0, retryAfterMs: allowAt - now, resetMs: tat - now, tat };
   }
   return { allowed: true, remaining: Math.floor((now - allowAt) / interval + EPSILON), retryAfterMs: 0, resetMs: next - now, tat: next };
@@ -102,13 +110,18 @@ export class MemoryLimiter implements Limiter {
     this.sweeper.unref();
   }
 
-  allow(key: string, rule: LimitRule): Promise<LimitDecision> {
-    return Promise.resolve(this.allowNow(key, rule));
+  allow(key: string, rule: LimitRule, cost = 1): Promise<LimitDecision> {
+    return Promise.resolve(this.allowNow(key, rule, cost));
   }
 
-  allowNow(key: string, rule: LimitRule): LimitDecision {
-    const step = gcraStep(this.tats.get(key), this.now(), rule);
-    if (step.allowed) this.tats.set(key, step.tat);
+  allowNow(key: string, rule: LimitRule, cost = 1): LimitDecision {
+    const now = this.now();
+    const step = gcraStep(this.tats.get(key), now, rule, cost);
+    if (step.allowed) {
+      // A full allowance is the same as no key: a refund that empties the debt frees the key at once.
+      if (step.tat > now) this.tats.set(key, step.tat);
+      else this.tats.delete(key);
+    }
     return decisionOf(step, rule);
   }
 

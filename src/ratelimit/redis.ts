@@ -14,7 +14,8 @@ import type { Logger } from "../observe/log.js";
 import { decisionOf, LimiterUnavailableError, type LimitDecision, type Limiter, type LimitRule } from "./limiter.js";
 
 /**
- * KEYS[1] the counter; ARGV[1] emission interval in ms (period / rate, may be fractional); ARGV[2] burst.
+ * KEYS[1] the counter; ARGV[1] emission interval in ms (period / rate, may be fractional); ARGV[2] burst;
+ * ARGV[3] cost (requests counted at once; negative: a refund, always admitted, TAT never below now).
  * Returns {allowed 0|1, remaining, retryAfterMs, resetMs}. Mirrors gcraStep() in limiter.ts.
  * TAT is stored in ms with 3 decimals; the key expires when the allowance is full again, which is the
  * same as having no key, so Redis holds only keys active within one period.
@@ -23,23 +24,29 @@ export const GCRA_LUA = `
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3] or '1')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
-local nextTat = tat + interval
+local nextTat = tat + interval * cost
+if cost < 0 and nextTat < now then nextTat = now end
 local allowAt = nextTat - interval * burst
-if allowAt - now > 1e-6 then
+if cost > 0 and allowAt - now > 1e-6 then
   return {0, 0, math.ceil(allowAt - now), math.ceil(tat - now)}
 end
-redis.call('SET', KEYS[1], string.format('%.3f', nextTat), 'PX', math.max(1, math.ceil(nextTat - now)))
+if nextTat > now then
+  redis.call('SET', KEYS[1], string.format('%.3f', nextTat), 'PX', math.max(1, math.ceil(nextTat - now)))
+else
+  redis.call('DEL', KEYS[1])
+end
 return {1, math.floor((now - allowAt) / interval + 1e-6), 0, math.ceil(nextTat - now)}
 `;
 
 type GcraReply = [allowed: number, remaining: number, retryAfterMs: number, resetMs: number];
 
 interface GcraClient {
-  rgwGcra(key: string, intervalMs: string, burst: number): Promise<GcraReply>;
+  rgwGcra(key: string, intervalMs: string, burst: number, cost: number): Promise<GcraReply>;
 }
 
 export interface RedisLimiterOptions {
@@ -49,6 +56,8 @@ export interface RedisLimiterOptions {
   logger: Logger;
   /** Called on every up/down transition (the "Redis up" gauge). */
   onAvailability?: (up: boolean) => void;
+  /** What the counts are, for the log lines on up/down transitions. Default "rate limits". */
+  counts?: string;
 }
 
 /** While down with a connection that claims to be ready (commands time out), probe at most this often. */
@@ -78,17 +87,17 @@ export class RedisLimiter implements Limiter {
     return this.up === true;
   }
 
-  async allow(key: string, rule: LimitRule): Promise<LimitDecision> {
-    if (this.up === false && !this.mayProbe()) return this.whileDown(key, rule);
+  async allow(key: string, rule: LimitRule, cost = 1): Promise<LimitDecision> {
+    if (this.up === false && !this.mayProbe()) return this.whileDown(key, rule, cost);
     try {
       // The interval as text keeps its fraction exact enough and avoids ioredis number formatting.
-      const reply = await this.gcra.rgwGcra(key, String(rule.periodMs / rule.rate), rule.burst);
+      const reply = await this.gcra.rgwGcra(key, String(rule.periodMs / rule.rate), rule.burst, cost);
       this.setUp(true);
       const [allowed, remaining, retryAfterMs, resetMs] = reply;
       return decisionOf({ allowed: allowed === 1, remaining, retryAfterMs, resetMs }, rule);
     } catch (err) {
       this.setUp(false, err as Error);
-      return this.whileDown(key, rule);
+      return this.whileDown(key, rule, cost);
     }
   }
 
@@ -127,9 +136,9 @@ export class RedisLimiter implements Limiter {
     return true;
   }
 
-  private whileDown(key: string, rule: LimitRule): Promise<LimitDecision> {
+  private whileDown(key: string, rule: LimitRule, cost: number): Promise<LimitDecision> {
     if (!this.failOpen) return Promise.reject(new LimiterUnavailableError("Redis is unavailable and redis.failure is failClosed"));
-    return this.options.fallback.allow(key, rule);
+    return this.options.fallback.allow(key, rule, cost);
   }
 
   private setUp(up: boolean, err?: Error): void {
@@ -138,8 +147,9 @@ export class RedisLimiter implements Limiter {
     this.up = up;
     if (!up) this.nextProbeAt = Date.now() + PROBE_EVERY_MS;
     const { logger, config } = this.options;
+    const counts = this.options.counts ?? "rate limits";
     if (up) {
-      logger.info({ redis: describeTarget(config) }, first ? "Redis connected: rate limits are shared" : "Redis is back: rate limits are shared again");
+      logger.info({ redis: describeTarget(config) }, first ? `Redis connected: ${counts} are shared` : `Redis is back: ${counts} are shared again`);
     } else {
       const meanwhile =
         config.failure === "failOpen" ? "counting in process memory meanwhile (failOpen)" : "answering counted requests 503 meanwhile (failClosed)";

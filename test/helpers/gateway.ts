@@ -30,6 +30,8 @@ export interface GatewayRequest {
   servername?: string | null;
   /** Name the certificate must be valid for; defaults to the host. */
   expectCertFor?: string;
+  /** Local address to connect from (another loopback address, e.g. 127.0.0.2, is another client IP). */
+  localAddress?: string;
 }
 
 export interface GatewayResponse {
@@ -89,6 +91,7 @@ export function gatewayRequest(port: number, caPem: string, host: string, option
         checkServerIdentity: (_name, cert) => checkServerIdentity(options.expectCertFor ?? host, cert),
         headers: { host: `${host}:${port}`, ...options.headers },
         agent: false,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
       (res) => {
         const peerNames = (res.socket as TLSSocket).getPeerCertificate().subjectaltname ?? "";

@@ -315,7 +315,10 @@ describe("auth: htpasswd and token auth with access rules, real registries and c
     it("refuses a token signed by another key, an expired one, alg none, a wrong audience, and one for another repository", async () => {
       const path = "/v2/team/app/manifests/v1";
       const now = Math.floor(Date.now() / 1000);
-      const claims = { access: [{ type: "repository", name: "team/app", actions: ["pull"] }] };
+      // Named tokens carry the user's password fingerprint (issue #9): the one /token puts in admin's tokens.
+      const fp = claimsOf((await tokenFor(basic("admin", "Admin123"), "service=team")).token).fp as string;
+      assert.match(fp, /^[\w-]{16}$/);
+      const claims = { access: [{ type: "repository", name: "team/app", actions: ["pull"] }], fp };
       const sign = (key: SigningKey["privateKey"], edit: (jwt: SignJWT) => SignJWT) =>
         edit(new SignJWT(claims).setProtectedHeader({ alg: signingKey.algorithm, typ: "JWT", kid: signingKey.keyId }).setIssuer(ISSUER).setSubject("admin"))
           .sign(key);

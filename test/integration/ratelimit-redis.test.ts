@@ -80,6 +80,31 @@ describe("RedisLimiter on a real redis-server", () => {
     assert.deepEqual(allowed, [true, true, true, true, true, false]);
   });
 
+  it("counts a cost of n at once and takes refunds like the in-memory GCRA (issue #9's failed-login charges)", async () => {
+    const { limiter: redis } = await limiter();
+    const memory = new MemoryLimiter();
+    const steps: Array<[string, number]> = [["k", 3], ["k", 3], ["k", 2], ["k", 1], ["k", -1], ["k", 1], ["k", 1], ["k", -10], ["k", 5], ["k", 1]];
+    const fromRedis = [];
+    const fromMemory = [];
+    for (const [key, cost] of steps) {
+      fromRedis.push(pick(await redis.allow(key, FIVE_PER_MINUTE, cost)));
+      fromMemory.push(pick(await memory.allow(key, FIVE_PER_MINUTE, cost)));
+    }
+    await memory.close();
+    assert.deepEqual(fromRedis, fromMemory);
+    assert.deepEqual(fromRedis.map(([allowed]) => allowed), [true, false, true, false, true, true, false, true, true, false]);
+    // A refund down to a full allowance deletes the key: nothing to keep.
+    await redis.allow("gone", FIVE_PER_MINUTE, 1);
+    await redis.allow("gone", FIVE_PER_MINUTE, -1);
+    const { Redis } = await import("ioredis");
+    const direct = new Redis(server.url);
+    try {
+      assert.equal(await direct.exists("t:gone"), 0);
+    } finally {
+      direct.disconnect();
+    }
+  });
+
   it("answers at once while Redis is down, logs each transition once, and shares again when it is back", async () => {
     const open = await limiter("failOpen");
     const closed = await limiter("failClosed");
@@ -137,3 +162,7 @@ describe("RedisLimiter on a real redis-server", () => {
     assert.deepEqual(lines.map((l) => l.msg), ["Redis unavailable: counting in process memory meanwhile (failOpen)", "Redis is back: rate limits are shared again"]);
   });
 });
+
+function pick(decision: { allowed: boolean; remaining: number; retryAfterSeconds: number }): [boolean, number, number] {
+  return [decision.allowed, decision.remaining, decision.retryAfterSeconds];
+}

@@ -98,4 +98,58 @@ describe("GCRA", () => {
     assert.equal(step.retryAfterMs, 12_000);
     assert.deepEqual(decisionOf({ allowed: false, remaining: 0, retryAfterMs: 1, resetMs: 0 }, FIVE_PER_MINUTE).retryAfterSeconds, 1);
   });
+
+  // Issue #9: the failed-login throttle charges before checking a password and refunds a right one.
+  describe("cost and refunds", () => {
+    it("a cost of n counts n requests at once, and is refused whole when fewer remain", () => {
+      const { limiter } = limiterAt();
+      assert.deepEqual(pick(limiter.allowNow("k", FIVE_PER_MINUTE, 3)), [true, 2]);
+      const tooMuch = limiter.allowNow("k", FIVE_PER_MINUTE, 3);
+      assert.deepEqual(pick(tooMuch), [false, 0]);
+      assert.equal(tooMuch.retryAfterSeconds, 12, "one more interval frees enough for 3");
+      assert.deepEqual(pick(limiter.allowNow("k", FIVE_PER_MINUTE, 2)), [true, 0], "the refused 3 charged nothing");
+    });
+
+    it("a negative cost gives allowance back, and is admitted even when the bucket is empty", () => {
+      const { limiter } = limiterAt();
+      for (let i = 0; i < 5; i++) limiter.allowNow("k", FIVE_PER_MINUTE);
+      assert.equal(limiter.allowNow("k", FIVE_PER_MINUTE).allowed, false);
+      const refund = limiter.allowNow("k", FIVE_PER_MINUTE, -1);
+      assert.deepEqual(pick(refund), [true, 1]);
+      assert.deepEqual(pick(limiter.allowNow("k", FIVE_PER_MINUTE)), [true, 0]);
+      assert.equal(limiter.allowNow("k", FIVE_PER_MINUTE).allowed, false);
+    });
+
+    it("charge then refund leaves the bucket as it was: only failures count", () => {
+      const { limiter } = limiterAt();
+      for (let i = 0; i < 100; i++) {
+        assert.equal(limiter.allowNow("k", FIVE_PER_MINUTE).allowed, true, `charge ${i}`);
+        limiter.allowNow("k", FIVE_PER_MINUTE, -1);
+      }
+      assert.equal(limiter.size, 0, "a fully refunded key is dropped at once");
+      const burst = Array.from({ length: 6 }, () => limiter.allowNow("k", FIVE_PER_MINUTE).allowed);
+      assert.deepEqual(burst, [true, true, true, true, true, false]);
+    });
+
+    it("a refund never banks allowance beyond a full bucket (the TAT never goes below now)", () => {
+      const { limiter, advance } = limiterAt();
+      for (let i = 0; i < 10; i++) assert.equal(limiter.allowNow("k", FIVE_PER_MINUTE, -1).remaining, 5);
+      const burst = Array.from({ length: 6 }, () => limiter.allowNow("k", FIVE_PER_MINUTE).allowed);
+      assert.deepEqual(burst, [true, true, true, true, true, false]);
+      // A refund on a bucket partly refilled by time: back to full, not beyond.
+      advance(12_000);
+      limiter.allowNow("k", FIVE_PER_MINUTE, -5);
+      assert.deepEqual(Array.from({ length: 6 }, () => limiter.allowNow("k", FIVE_PER_MINUTE).allowed), [true, true, true, true, true, false]);
+    });
+
+    it("gcraStep with cost: TAT moves by interval × cost", () => {
+      assert.equal(gcraStep(undefined, 1000, FIVE_PER_MINUTE, 2).tat, 1000 + 24_000);
+      assert.equal(gcraStep(1000 + 24_000, 1000, FIVE_PER_MINUTE, -1).tat, 1000 + 12_000);
+      assert.equal(gcraStep(1000 + 6_000, 1000, FIVE_PER_MINUTE, -1).tat, 1000, "never below now");
+    });
+  });
 });
+
+function pick(decision: { allowed: boolean; remaining: number }): [boolean, number] {
+  return [decision.allowed, decision.remaining];
+}
