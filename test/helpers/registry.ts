@@ -18,6 +18,13 @@ export interface RegistryOptions {
   /** Fixed port (e.g. the 5001/5002 backends of DESIGN.md §8); ephemeral when omitted. */
   port?: number;
   readyTimeoutMs?: number;
+  /**
+   * Turn distribution's access log on: one combined-log-format line per request on its stdout, e.g.
+   * `127.0.0.1 - - [date] "GET /v2/a/manifests/x HTTP/1.1" 200 123 "" "user-agent"`. Read it with
+   * `accessLog(registry)`. Keeps up to `keepLines` output lines (default 100 000) instead of 200.
+   */
+  accessLog?: boolean;
+  keepLines?: number;
 }
 
 export interface Registry {
@@ -54,9 +61,12 @@ async function tryStart(rootDir: string, port: number, options: RegistryOptions)
   const configPath = join(rootDir, "config.yml");
   const storageDir = join(rootDir, "storage");
   await mkdir(storageDir, { recursive: true });
-  await writeFile(configPath, registryConfig(storageDir, port, options.auth));
+  await writeFile(configPath, registryConfig(storageDir, port, options.auth, options.accessLog ?? false));
 
-  const child = startProcess("docker-registry", ["serve", configPath], { name: `docker-registry :${port}` });
+  const child = startProcess("docker-registry", ["serve", configPath], {
+    name: `docker-registry :${port}`,
+    keepLines: options.keepLines ?? (options.accessLog ? 100_000 : undefined),
+  });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(() => answersV2(url, options.auth !== undefined), {
@@ -85,10 +95,10 @@ async function tryStart(rootDir: string, port: number, options: RegistryOptions)
 }
 
 /** JSON is valid YAML, and JSON.stringify gets the quoting right for any path. */
-function registryConfig(storageDir: string, port: number, auth: RegistryTokenAuth | undefined): string {
+function registryConfig(storageDir: string, port: number, auth: RegistryTokenAuth | undefined, accessLog: boolean): string {
   const config: Record<string, unknown> = {
     version: "0.1",
-    log: { level: "warn", accesslog: { disabled: true } },
+    log: { level: "warn", accesslog: { disabled: !accessLog } },
     storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true } },
     http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString("hex") },
   };
@@ -105,4 +115,75 @@ async function answersV2(url: string, expectAuth: boolean): Promise<boolean> {
   const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
   await response.arrayBuffer();
   return response.status === (expectAuth ? 401 : 200);
+}
+
+/** One request as distribution's access log (gorilla/handlers CombinedLoggingHandler) recorded it. */
+export interface AccessLogLine {
+  /** The whole line, for assertion messages. */
+  line: string;
+  method: string;
+  /** The request target exactly as the backend received it, as a byte string (one char per byte, latin1). */
+  uri: string;
+  proto: string;
+  status: number;
+  userAgent: string;
+}
+
+const COMBINED = /^\S+ - \S+ \[[^\]]*\] "(\S+) (\S+) (\S+)" (\d{3}) (?:\d+|-) "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)"$/;
+
+/** Every access-log line the registry wrote so far (started with `accessLog: true`), in order. */
+export function accessLog(registry: Registry): AccessLogLine[] {
+  const lines: AccessLogLine[] = [];
+  for (const raw of registry.process.output().split("\n")) {
+    if (!raw.startsWith("[stdout] ")) continue;
+    const line = raw.slice("[stdout] ".length);
+    const match = COMBINED.exec(line);
+    if (!match) continue;
+    lines.push({
+      line,
+      method: match[1]!,
+      uri: unquoteGo(match[2]!),
+      proto: match[3]!,
+      status: Number(match[4]),
+      userAgent: Buffer.from(unquoteGo(match[6]!), "latin1").toString("utf8"),
+    });
+  }
+  return lines;
+}
+
+/**
+ * Reverses gorilla/handlers' appendQuoted (`\\`, `\"`, `\xNN` for bytes that are not UTF-8, `\uNNNN` and
+ * `\UNNNNNNNN` for unprintable runes, `\n` and friends); printable runes stay as their UTF-8 bytes. Returns
+ * the original bytes as a latin1 string.
+ */
+export function unquoteGo(text: string): string {
+  const bytes: number[] = [];
+  const pushRune = (codePoint: number) => bytes.push(...Buffer.from(String.fromCodePoint(codePoint), "utf8"));
+  const simple: Record<string, number> = { a: 7, b: 8, f: 12, n: 10, r: 13, t: 9, v: 11, "\\": 92, '"': 34 };
+  for (let i = 0; i < text.length; ) {
+    const char = text[i]!;
+    if (char !== "\\") {
+      const codePoint = text.codePointAt(i)!;
+      pushRune(codePoint);
+      i += codePoint > 0xffff ? 2 : 1;
+      continue;
+    }
+    const kind = text[i + 1]!;
+    if (kind === "x") {
+      bytes.push(parseInt(text.slice(i + 2, i + 4), 16));
+      i += 4;
+    } else if (kind === "u") {
+      pushRune(parseInt(text.slice(i + 2, i + 6), 16));
+      i += 6;
+    } else if (kind === "U") {
+      pushRune(parseInt(text.slice(i + 2, i + 10), 16));
+      i += 10;
+    } else if (kind in simple) {
+      bytes.push(simple[kind]!);
+      i += 2;
+    } else {
+      throw new Error(`unexpected escape \\${kind} in access log text ${JSON.stringify(text)}`);
+    }
+  }
+  return Buffer.from(bytes).toString("latin1");
 }
