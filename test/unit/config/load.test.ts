@@ -76,7 +76,7 @@ describe("shipped configuration files", () => {
   it("config/gateway.yaml parses with no environment and serves localhost from a local registry", () => {
     const config = parseConfig(readFileSync(GATEWAY_YAML, "utf8"), GATEWAY_YAML, {});
     assert.deepEqual(config.listen, { host: "127.0.0.1", port: 5443 });
-    assert.deepEqual(config.admin, { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false });
+    assert.deepEqual(config.admin, { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false, hosts: [] });
     assert.equal(config.dataDir, path.resolve("data"));
     assert.ok(config.dataDir.endsWith(`${path.sep}data`));
     assert.equal(config.sites.length, 1);
@@ -122,11 +122,12 @@ describe("defaults", () => {
   it("fills every omitted key, durations in milliseconds", () => {
     const config = parseConfig(lines(...MINIMAL_SITE), "test.yaml", {});
     assert.deepEqual(config.listen, { host: "0.0.0.0", port: 5443 });
-    assert.deepEqual(config.admin, { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false });
+    assert.deepEqual(config.admin, { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false, hosts: [] });
     assert.equal(config.dataDir, path.resolve("data"));
-    assert.deepEqual(config.tls, { minVersion: "TLSv1.2", generated: { caValidityDays: 3650, leafValidityDays: 365 } });
-    assert.deepEqual(config.timeouts, { header: 30_000, idle: 300_000, keepAlive: 65_000, drain: 30_000 });
-    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384 });
+    assert.deepEqual(config.tls, { minVersion: "TLSv1.2", strictSni: true, generated: { caValidityDays: 3650, leafValidityDays: 365 } });
+    assert.deepEqual(config.timeouts, { header: 30_000, handshake: 10_000, idle: 300_000, keepAlive: 65_000, drain: 30_000 });
+    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256 });
+    assert.deepEqual(config.logins, { maxFailures: 10, per: 60_000, hashWorkers: "auto", maxQueued: 256 });
     assert.deepEqual(config.log, { level: "info", format: "json", access: true });
     assert.deepEqual(config.metrics, { enabled: true });
     assert.equal(config.sites[0]!.default, false);
@@ -136,7 +137,7 @@ describe("defaults", () => {
   it("parses written durations and plain seconds", () => {
     const text = lines("timeouts:", "  header: 500ms", "  idle: 2h", "  keepAlive: 1.5", "  drain: 1m", ...MINIMAL_SITE);
     const config = parseConfig(text, "test.yaml", {});
-    assert.deepEqual(config.timeouts, { header: 500, idle: 7_200_000, keepAlive: 1_500, drain: 60_000 });
+    assert.deepEqual(config.timeouts, { header: 500, handshake: 10_000, idle: 7_200_000, keepAlive: 1_500, drain: 60_000 });
   });
 
   it("returns a deeply frozen object", () => {
@@ -265,7 +266,7 @@ describe("GATEWAY_* environment overrides", () => {
     assertAt(
       issue,
       { file: "environment", line: 0, column: 0, key: "GATEWAY_ADMIN_LISTN" },
-      /unknown key "LISTN" at admin \(expected one of: listen, allowNonLoopback\)/,
+      /unknown key "LISTN" at admin \(expected one of: listen, allowNonLoopback, hosts\)/,
     );
   });
 
