@@ -75,8 +75,8 @@ export class TokenSiteAuth implements SiteAuth {
   ) {}
 
   async admit(authorization: string | undefined, route: RegistryRoute, externalOrigin: string, _clientIp?: string): Promise<Admission> {
-    const challenge = (error?: "invalid_token" | "insufficient_scope") =>
-      bearerChallenge({ externalOrigin, service: this.service, accesses: route.accesses, error });
+    const challenge = (error?: "invalid_token" | "insufficient_scope", description?: string) =>
+      bearerChallenge({ externalOrigin, service: this.service, accesses: route.accesses, error, description });
     const credentials = parseAuthorization(authorization);
     if (credentials.kind === "none") {
       return { ok: false, error: "unauthorized", reason: "missing_credentials", message: AUTHENTICATION_REQUIRED, challenge: challenge() };
@@ -88,7 +88,7 @@ export class TokenSiteAuth implements SiteAuth {
     const verification = await this.verifier.verify(credentials.token);
     if (!verification.ok) {
       const message = verification.problem === "expired_token" ? "the token has expired" : "the token is not valid here";
-      return { ok: false, error: "unauthorized", reason: verification.problem, message, challenge: challenge("invalid_token") };
+      return { ok: false, error: "unauthorized", reason: verification.problem, message, challenge: challenge("invalid_token", message) };
     }
     const { subject, granted, fingerprint } = verification.token;
     // A user removed from the htpasswd file, or whose password changed, loses the tokens already issued, not
@@ -96,16 +96,17 @@ export class TokenSiteAuth implements SiteAuth {
     if (subject !== "" && (fingerprint === undefined || this.users.fingerprint(subject) !== fingerprint)) {
       const message =
         fingerprint === undefined ? "the token is not valid here" : this.users.has(subject) ? "the token was issued before a password change" : "the token's user no longer exists";
-      return { ok: false, error: "unauthorized", reason: "invalid_token", message, challenge: challenge("invalid_token") };
+      return { ok: false, error: "unauthorized", reason: "invalid_token", message, challenge: challenge("invalid_token", message) };
     }
     const missing = route.accesses.find((access) => !granted.covers(access));
     if (missing) {
+      const message = `requested access to the resource is denied: ${missing.action} on ${missing.type} ${missing.name} is not granted to ${subject || "anonymous"}`;
       return {
         ok: false,
         error: "unauthorized",
         reason: "insufficient_scope",
-        message: `insufficient scope: the token does not grant ${missing.action} on ${missing.type} ${missing.name}`,
-        challenge: challenge("insufficient_scope"),
+        message,
+        challenge: challenge("insufficient_scope", message),
         ...(subject ? { user: subject } : {}),
       };
     }
