@@ -35,6 +35,18 @@ export interface OverheadRow {
   samples?: { off: number[]; on: number[] };
 }
 
+/** A gateway latency under some load against the same latency on a quiet gateway, same run. */
+export interface LatencyRow {
+  name: string;
+  /** p95, ms; null when the measurement failed. */
+  quiet: number | null;
+  loaded: number | null;
+  /** Largest acceptable loaded / quiet. */
+  targetRatio: number;
+  /** What else the run saw (sample counts, what the load got), shown in the table. */
+  note?: string;
+}
+
 export interface Report {
   command: string;
   date: Date;
@@ -42,6 +54,7 @@ export interface Report {
   machine: string[];
   rows: Row[];
   overheads: OverheadRow[];
+  latencies?: LatencyRow[];
   method: string[];
   problems: string[];
 }
@@ -154,6 +167,18 @@ export function overheadTable(rows: OverheadRow[]): string {
   return lines.join("\n");
 }
 
+export function latencyTable(rows: LatencyRow[]): string {
+  const lines = ["| Gateway under load | quiet p95 ms | loaded p95 ms | ratio | target | notes |", "|---|---:|---:|---:|---:|---|"];
+  for (const row of rows) {
+    const ratio = row.quiet !== null && row.loaded !== null && row.quiet > 0 ? row.loaded / row.quiet : null;
+    const verdictText = ratio === null ? "error" : ratio <= row.targetRatio ? "met" : "missed";
+    lines.push(
+      `| ${row.name} | ${num(row.quiet)} | ${num(row.loaded)} | ${ratio === null ? "error" : `${ratio.toFixed(2)}×`} | ≤ ${row.targetRatio}× (${verdictText}) | ${row.note ?? ""} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
 function overheadSamples(rows: OverheadRow[]): string {
   return rows
     .filter((row) => row.samples)
@@ -185,6 +210,7 @@ export function markdownReport(report: Report): string {
     ...(report.overheads.length
       ? ["### What each gateway feature costs (the gateway alone, feature off vs on, same run)", "", overheadTable(report.overheads), ""]
       : []),
+    ...(report.latencies?.length ? ["### Latency under load (the gateway alone, quiet vs loaded, same run)", "", latencyTable(report.latencies), ""] : []),
     ...(samples ? ["All samples, in run order:", "", samples, ""] : []),
     "## Method",
     "",

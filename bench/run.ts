@@ -12,10 +12,24 @@ import { BlobSource, type Endpoint, MiB, closeAgents } from "./client.js";
 import { describeMachine } from "./machine.js";
 import { checkManifest, manifestRps, pullMBps, pushMBps, rssMB, uploadMemory, type MemoryResult } from "./measure.js";
 import { type RunningProxy, startCaddy, startGateway, startNginx } from "./proxies.js";
-import { PROXIES, type OverheadRow, type ProxyName, type Report, type Row, markdownTable, median, overheadTable, verdict, writeReport } from "./report.js";
+import {
+  PROXIES,
+  type LatencyRow,
+  type OverheadRow,
+  type ProxyName,
+  type Report,
+  type Row,
+  latencyTable,
+  markdownTable,
+  median,
+  overheadTable,
+  verdict,
+  writeReport,
+} from "./report.js";
 import { seedRegistry } from "./seed.js";
 import { benchAuthenticatedGets } from "./auth.js";
 import { benchObserveOverhead } from "./observe.js";
+import { benchLoginFlood, describeLoginFlood } from "./login-flood.js";
 import { benchRateLimitOverhead } from "./ratelimit.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -202,6 +216,20 @@ async function main(): Promise<void> {
   const observe = await attempt("metrics + access log overhead", () =>
     benchObserveOverhead({ registryUrl: registry.url, wrkSeconds: WRK_SECONDS, rounds: RPS_ROUNDS }),
   );
+  log("legitimate pulls quiet vs during a flood of wrong passwords");
+  const loginFlood = await attempt("login flood", () => benchLoginFlood({ registryUrl: registry.url, seconds: QUICK ? 2 : 5, rounds: QUICK ? 1 : 2 }));
+  if (loginFlood) log(describeLoginFlood(loginFlood));
+  const latencies: LatencyRow[] = [
+    {
+      name: "legitimate manifest pull (Basic, cached login) during a flood of wrong passwords (20 connections, a new user name each)",
+      quiet: loginFlood?.quietP95 ?? null,
+      loaded: loginFlood?.floodP95 ?? null,
+      targetRatio: 2,
+      note: loginFlood
+        ? `p50 ${loginFlood.quietP50.toFixed(1)} → ${loginFlood.floodP50.toFixed(1)} ms; ${loginFlood.pulls.quiet} / ${loginFlood.pulls.flood} pulls; flood answered ${loginFlood.floodPerSecond.toFixed(0)}/s ${JSON.stringify(loginFlood.floodStatuses)}`
+        : undefined,
+    },
+  ];
   const overheads: OverheadRow[] = [
     {
       name: "Redis rate limiter (a limit that never triggers)",
@@ -296,11 +324,12 @@ async function main(): Promise<void> {
     `Caddy: \`reverse_proxy 127.0.0.1:PORT\` with \`tls cert key\`, \`admin off\`, \`auto_https off\`, protocols h1 h2 (clients here use HTTP/1.1 only), defaults otherwise (GOMAXPROCS = cores).`,
     `Gateway: \`node dist/main.js serve\` with the minimal config (one site, generated certificates), metrics on, access log off (nginx and Caddy log nothing here either). No authentication or rate limiting is configured on any proxy for the first rows.`,
     `Authenticated GETs: the same wrk load with \`Authorization: Basic\` for a user in a bcrypt cost-10 htpasswd file: nginx \`auth_basic\` (bcrypt on every request), Caddy \`basicauth\` (with its hash cache), the gateway's \`auth: htpasswd\` (bounded 60 s verification cache). Fresh proxy processes, same registry, rounds rotating which proxy goes first.`,
+    `Login flood: one gateway process (bcrypt cost-10 htpasswd site, \`logins\` defaults: hashWorkers auto = cores − 1, maxQueued 256, 10 failures per minute per user and address). Two sequential loops pull the manifest with a login the gateway has cached; p95 over alternating quiet and flood phases of ${QUICK ? 2 : 5} s (${QUICK ? 1 : 2} of each). The flood: 20 keep-alive connections of their own, each sending a wrong password for a new user name back to back (never throttled; each wants a bcrypt check on the hashing threads, or gets 503 when the queue is full). \`node --import tsx bench/login-flood.ts [seconds] [rounds]\` runs this row alone.`,
     `Feature overheads: two gateway processes against the same registry, one with the feature and one without, measured alternately with the same wrk load; CPU µs/request is the gateway process's user+system time (from /proc) divided by requests served, steadier than req/s when wrk and the registry share the cores. The rate limiter row uses a real redis-server and a limit high enough never to refuse.`,
   ];
 
-  const report: Report = { command: "npm run bench", date, durationSeconds, machine, rows, overheads, method, problems };
-  process.stdout.write(`${markdownTable(rows)}\n\n${verdict(rows)}\n\n${overheadTable(overheads)}\n`);
+  const report: Report = { command: "npm run bench", date, durationSeconds, machine, rows, overheads, latencies, method, problems };
+  process.stdout.write(`${markdownTable(rows)}\n\n${verdict(rows)}\n\n${overheadTable(overheads)}\n\n${latencyTable(latencies)}\n`);
   if (problems.length) process.stdout.write(`\nProblems:\n${problems.map((p) => `- ${p}`).join("\n")}\n`);
   process.stdout.write(`\nTotal run time: ${durationSeconds.toFixed(0)} s\n`);
   if (QUICK) log("BENCH_QUICK=1: docs/benchmarks.md left as it was");
