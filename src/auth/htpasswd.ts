@@ -155,6 +155,7 @@ interface CachedVerification {
 /** Passwords longer than this are refused without hashing: bcrypt reads 72 bytes anyway. */
 const MAX_PASSWORD_LENGTH = 1024;
 const RELOAD_DEBOUNCE_MS = 50;
+const EMPTY_REREAD_MS = 250;
 
 export class HtpasswdUsers {
   private entries: Map<string, HtpasswdEntry>;
@@ -175,6 +176,8 @@ export class HtpasswdUsers {
   private reloadTimer: NodeJS.Timeout | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private closed = false;
+  /** When an empty read of a file with users was first seen, if it still is. */
+  private emptySince: number | null = null;
 
   private constructor(
     readonly file: string,
@@ -278,6 +281,17 @@ export class HtpasswdUsers {
       return;
     }
     if (text === this.text) return;
+    // A writer that truncates and then writes is caught in between: an empty read of a file that had users
+    // is believed only once the file has stayed empty for a moment.
+    if (text.trim() === "" && this.entries.size > 0) {
+      this.emptySince ??= Date.now();
+      const wait = this.emptySince + EMPTY_REREAD_MS - Date.now();
+      if (wait > 0) {
+        setTimeout(() => this.scheduleReload(), wait).unref();
+        return;
+      }
+    }
+    this.emptySince = null;
     try {
       const entries = parseHtpasswd(text, this.file);
       const dummy = await dummyFor(entries);

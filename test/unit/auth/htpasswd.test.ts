@@ -169,6 +169,22 @@ describe("htpasswd user set", () => {
     assert.equal(await users.verify("alice", "Alice123"), true);
   });
 
+  it("does not believe one empty read (a writer caught between truncate and write), but a file left empty empties the set", async () => {
+    const alice = await htpasswdLine(["-B", "-C", "4"], "alice", "Alice123");
+    await writeFile(file, `${alice}\n`);
+    await waitFor(() => users.has("alice"), { timeoutMs: 5000, what: "alice" });
+    await writeFile(file, "");
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(users.has("alice"), true, "a single empty read must not drop every user");
+    await writeFile(file, `${alice}\n`);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(users.has("alice"), true);
+    await writeFile(file, "");
+    await waitFor(() => !users.has("alice"), { timeoutMs: 5000, what: "the emptied file to take effect" });
+    await writeFile(file, `${alice}\n`);
+    await waitFor(() => users.has("alice"), { timeoutMs: 5000, what: "alice back for the next test" });
+  });
+
   it("keeps the last good set when an edit breaks the file, and logs file and line", async () => {
     const alice = await htpasswdLine(["-B", "-C", "4"], "alice", "Alice123");
     await writeFile(file, `${alice}\ncarol:plaintext\n`);
