@@ -13,6 +13,10 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
+# The registry the default configuration's managed backend runs (storage in /data/registry).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends docker-registry \
+ && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     DATA_DIR=/data
 WORKDIR /app

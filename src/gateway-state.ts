@@ -13,7 +13,7 @@ import { createPipeline, type PipelineState, type RequestHandler } from "./pipel
 import { clientAddressResolver } from "./proxy/client-ip.js";
 import { Forwarder } from "./proxy/forward.js";
 import { createRateLimitStage, type RateLimitStage } from "./ratelimit/stage.js";
-import { SiteMap } from "./sites.js";
+import { configuredBackend, SiteMap, type BackendResolver } from "./sites.js";
 import { loadSiteCertificates } from "./tls/store.js";
 
 export type LoadedCertificates = Awaited<ReturnType<typeof loadSiteCertificates>>;
@@ -79,11 +79,17 @@ export class GatewayState {
  * Builds the state for `config`. Auth first: a broken htpasswd file or signing key fails the build before
  * anything else is made. On any error, whatever was already opened is closed again and the error thrown.
  */
-export async function buildGatewayState(config: GatewayConfig, logger: Logger, previous: GatewayState | null = null): Promise<GatewayState> {
+export async function buildGatewayState(
+  config: GatewayConfig,
+  logger: Logger,
+  previous: GatewayState | null = null,
+  /** Each site's backend URL; managed backends resolve to their running registry (backends/managed.ts). */
+  backendFor: BackendResolver = configuredBackend,
+): Promise<GatewayState> {
   const security = await buildSecurity(config, logger, config.metrics.enabled ? metrics : null);
   let rateLimit: RateLimitStage | null = null;
   try {
-    const sites = new SiteMap(config, security.bySite);
+    const sites = new SiteMap(config, security.bySite, backendFor);
     const certificates = await loadSiteCertificates(config);
     const observer = createRequestObserver({
       metrics: config.metrics.enabled ? metrics : null,

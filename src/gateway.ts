@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReloadOutcome } from "./admin-actions.js";
 import { createAdminServer } from "./admin.js";
+import { ManagedRegistries, type ManagedOptions } from "./backends/managed.js";
 import { keysNeedingRestart } from "./config/restart-keys.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { buildGatewayState, retireState, type GatewayState } from "./gateway-state.js";
@@ -29,6 +30,8 @@ export interface GatewayOptions {
   configSource?: () => Promise<GatewayConfig>;
   /** ACME manager tuning (tests poll pebble faster). */
   acme?: Pick<AcmeManagerOptions, "statusPolling" | "transport" | "backoff" | "lock">;
+  /** Supervision of managed backends (tests shorten the restart delays). */
+  managed?: ManagedOptions;
 }
 
 export interface RunningGateway {
@@ -55,8 +58,17 @@ export interface RunningGateway {
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
+  // Managed backends first: the state forwards to their URLs, known once they run.
+  const managed = new ManagedRegistries(logger, options.managed);
+  await managed.start(config);
   // Everything derived from the configuration, built before anything listens: a broken file stops the start.
-  let current = await buildGatewayState(config, logger);
+  let current: GatewayState;
+  try {
+    current = await buildGatewayState(config, logger, null, managed.resolver(config));
+  } catch (err) {
+    await managed.stop();
+    throw err;
+  }
   const { ca, issued } = current.certificates;
   const loaded = current.certificates.certificates;
   const store = new CertificateStore(loaded, current.sites.defaultSite.name, config.tls.minVersion);
@@ -139,6 +151,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     admin.close();
     plainHttp?.close();
     await current.discard(); // its Redis connection would keep the process alive
+    await managed.stop();
     throw err;
   }
 
@@ -188,6 +201,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   };
   /** Replaced states whose requests are still finishing. */
   const retiring = new Set<GatewayState>();
+  /** Managed registries no state in service or still finishing names are stopped. */
+  const pruneManaged = () => managed.prune([current.config, ...[...retiring].map((state) => state.config)]);
 
   const reload = (given?: GatewayConfig) => serialized(() => applyConfiguration(given));
 
@@ -195,7 +210,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     let next: GatewayState | null = null;
     try {
       const nextConfig = given ?? (await (options.configSource ?? noConfigSource)());
-      next = await buildGatewayState(nextConfig, logger, current);
+      // Registries whose spec is unchanged keep running; new ones start before the state that uses them.
+      await managed.start(nextConfig);
+      next = await buildGatewayState(nextConfig, logger, current, managed.resolver(nextConfig));
       const acmeChanged = acmeFingerprint(current.config) !== acmeFingerprint(nextConfig);
       // The last step that can fail: it validates every certificate before serving any.
       served.replaceLoaded(next.certificates.certificates, next.sites.defaultSite.name, acmeSiteNames(nextConfig), { keepHandOvers: !acmeChanged });
@@ -214,7 +231,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         acme?.refreshFromDisk().catch((err: Error) => logger.error({ err: err.message }, "reading stored ACME certificates failed"));
       }
       retiring.add(previous);
-      void retireState(previous, previous.config.timeouts.drain).finally(() => retiring.delete(previous));
+      // Once its requests are done, the registries only it used stop (serialized: never under a reload
+      // that is about to use one again).
+      void retireState(previous, previous.config.timeouts.drain).finally(() => {
+        retiring.delete(previous);
+        if (!draining) void serialized(pruneManaged);
+      });
       // Compared with what the listeners were started with: only a restart changes those.
       const warnings = keysNeedingRestart(config, nextConfig);
       const sites = current.sites.sites.map((s) => s.name);
@@ -224,6 +246,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       return { ok: true, sites, warnings };
     } catch (err) {
       await next?.discard();
+      await pruneManaged(); // what this attempt started
       metrics.configReloaded(false);
       const errors = (err as Error).message.split("\n");
       logger.error({ errors }, "configuration reload failed: the running configuration stays in service");
@@ -275,6 +298,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const states = [current, ...retiring];
       for (const forwarder of new Set(states.map((state) => state.forwarder))) forwarder.close();
       await Promise.all(states.map((state) => state.closeStages()));
+      // After the drain: requests in flight to a managed registry have had their chance to finish.
+      await managed.stop();
       unwatchMetrics();
       await closed;
       logger.info("gateway stopped");

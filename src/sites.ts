@@ -29,6 +29,19 @@ export function siteName(site: SiteConfig): string {
   return site.name ?? site.hosts[0]!;
 }
 
+/** The site answering handshakes with an unknown or absent SNI: the one marked default, else the first. */
+export function defaultSiteName(config: GatewayConfig): string {
+  return siteName(config.sites.find((s) => s.default) ?? config.sites[0]!);
+}
+
+/** Where a site's requests go. A managed backend has a URL only once its registry runs (backends/managed.ts). */
+export type BackendResolver = (site: SiteConfig) => URL;
+
+export const configuredBackend: BackendResolver = (site) => {
+  if (site.backend instanceof URL) return site.backend;
+  throw new Error(`site "${siteName(site)}" has a managed backend, and its registry has not been started`);
+};
+
 export function parseHostHeader(value: string): HostHeader | null {
   const match = HOST_HEADER.exec(value.trim().toLowerCase());
   if (!match) return null;
@@ -47,12 +60,15 @@ export class SiteMap {
   readonly sites: readonly Site[];
   readonly defaultSite: Site;
 
-  /** `security[i]`: the auth of config.sites[i], built at load (auth/build.ts). */
-  constructor(config: GatewayConfig, security: readonly SiteSecurity[] = []) {
+  /**
+   * `security[i]`: the auth of config.sites[i], built at load (auth/build.ts). `backendFor`: the URL of each
+   * site's backend (a managed backend's is its running registry's loopback URL).
+   */
+  constructor(config: GatewayConfig, security: readonly SiteSecurity[] = [], backendFor: BackendResolver = configuredBackend) {
     this.sites = config.sites.map((s, index) => ({
       name: siteName(s),
       hosts: s.hosts,
-      backend: s.backend,
+      backend: backendFor(s),
       config: s,
       ...(security[index] ?? OPEN),
     }));

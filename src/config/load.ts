@@ -300,10 +300,15 @@ function typedValue(raw: string, schema: Schema | undefined): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Walking the schema: only the wrappers this schema uses (default, prefault, optional, pipe/transform).
+// Walking the schema: only the wrappers this schema uses (default, prefault, optional, nullable, pipe/transform).
 
 function unwrap(schema: Schema): Schema {
-  if (schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault || schema instanceof z.ZodOptional) {
+  if (
+    schema instanceof z.ZodDefault ||
+    schema instanceof z.ZodPrefault ||
+    schema instanceof z.ZodOptional ||
+    schema instanceof z.ZodNullable
+  ) {
     return unwrap(schema.unwrap() as Schema);
   }
   if (schema instanceof z.ZodPipe) return unwrap(schema.in as Schema);
@@ -353,6 +358,16 @@ function fromZodIssue(issue: z.core.$ZodIssue, data: unknown, locate: Locate): C
       locate([...keyPath, key], `unknown key "${key}" (expected one of: ${[...new Set(expected)].join(", ")})`),
     );
   }
+  if (issue.code === "invalid_union" && issue.discriminator === undefined) {
+    // A union of different kinds (sites[].backend: a URL string or { managed: … }): the one option of the
+    // value's kind says what is wrong with it.
+    const fitting = issue.errors.filter(
+      (errors) => !errors.some((e) => (e.code === "invalid_type" || e.code === "invalid_value") && e.path.length === 0),
+    );
+    if (fitting.length === 1) {
+      return fitting[0]!.flatMap((inner) => fromZodIssue({ ...inner, path: [...issue.path, ...inner.path] }, data, locate));
+    }
+  }
   return [locate(keyPath, describe(issue))];
 }
 
@@ -371,14 +386,19 @@ function describe(issue: z.core.$ZodIssue): string {
       return `expected ${issue.expected}, got ${shown(input)}`;
     case "invalid_value":
       return `expected one of ${issue.values.map(shown).join(", ")}, got ${shown(input)}`;
-    case "invalid_union":
+    case "invalid_union": {
       if (issue.discriminator !== undefined && "options" in issue && issue.options) {
         const found = isPlainObject(input) ? input[issue.discriminator] : undefined;
         const expected = `one of ${issue.options.map(shown).join(", ")}`;
         if (found === undefined) return `required key is missing (expected ${expected})`;
         return `expected ${expected}, got ${shown(found)}`;
       }
+      // A union whose schema says what it takes (sites[].backend), given a value of none of its kinds.
+      if (issue.message.startsWith("expected")) {
+        return input === undefined ? `required key is missing (${issue.message})` : `${issue.message}, got ${shown(input)}`;
+      }
       return issue.message;
+    }
     default:
       // Drop zod's "Too small: " style prefix; the schema's own messages already start with "expected".
       return issue.message.replace(/^[A-Z][A-Za-z ]*: /, "");
@@ -404,6 +424,9 @@ function resolvePaths(config: GatewayConfig): GatewayConfig {
       site.tls.key = path.resolve(site.tls.key);
     }
     if (site.auth.type !== "none") site.auth.htpasswd = path.resolve(site.auth.htpasswd);
+    if ("managed" in site.backend && site.backend.managed.storage !== undefined) {
+      site.backend.managed.storage = path.resolve(site.backend.managed.storage);
+    }
   }
   if (config.tokens.key !== undefined) config.tokens.key = path.resolve(config.tokens.key);
   if (config.tokens.cert !== undefined) config.tokens.cert = path.resolve(config.tokens.cert);
@@ -456,7 +479,7 @@ async function fileProblem(file: string): Promise<string | undefined> {
   }
 }
 
-/** URL objects are frozen too, though their setters still work: treat `backend` as read-only by convention. */
+/** URL objects are frozen too, though their setters still work: treat a `backend` URL as read-only by convention. */
 function deepFreeze<T>(value: T): Readonly<T> {
   if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);

@@ -1,6 +1,7 @@
 // The one configuration schema: it is the TypeScript type, the validator and the defaults.
 // Every key here is documented in config/gateway.yaml; keep the two in step.
 import { isIP } from "node:net";
+import path from "node:path";
 import { z } from "zod";
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
@@ -66,6 +67,32 @@ export const backendUrl = z.string().transform((value, ctx) => {
   }
   return url;
 });
+
+/** The registry the gateway runs itself (issue #11): Debian's `docker-registry`, on a loopback port of its own. */
+export const managedBackend = z.strictObject({
+  managed: z
+    .strictObject({
+      /** Filesystem storage of the registry (its config.yml lives there too); default: <dataDir>/registry. */
+      storage: z.string().min(1).optional(),
+      /** Loopback port the registry listens on; default: a free one, chosen at start. */
+      port: z.number().int().min(1).max(65535).optional(),
+      /** The distribution registry executable: a name looked up on PATH, or a path. */
+      binary: z.string().min(1).default("docker-registry"),
+    })
+    // `managed:` with nothing after it is YAML's null: every default.
+    .nullable()
+    .transform((spec) => spec ?? { binary: "docker-registry" }),
+});
+
+/** A registry URL, or `{ managed: {…} }` for one the gateway starts and supervises. */
+export const backend = z.union([backendUrl, managedBackend], {
+  error: "expected an http:// or https:// URL of a registry, or { managed: {…} } for one the gateway runs",
+});
+
+/** Where a managed backend keeps its images, before relative paths are resolved. */
+export function managedStorage(spec: ManagedBackendConfig, dataDir: string): string {
+  return spec.storage ?? path.join(dataDir, "registry");
+}
 
 const generatedTls = z.strictObject({
   source: z.literal("generated"),
@@ -287,7 +314,8 @@ export const site = z.strictObject({
   /** Label used in logs and metrics; defaults to the first host. */
   name: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
   hosts: z.array(hostName).min(1),
-  backend: backendUrl,
+  /** An http(s) URL, or { managed: {…} }: a registry the gateway runs (resolved to its loopback URL at start). */
+  backend,
   /** The site answering TLS handshakes with an unknown or absent SNI; defaults to the first site. */
   default: z.boolean().default(false),
   tls: siteTls.prefault({ source: "generated" }),
@@ -422,6 +450,22 @@ export const gatewayConfig = z
         } else owner.set(host, index);
       });
     });
+    // One managed registry per storage directory: two sites naming it must agree on how it runs.
+    const managedBy = new Map<string, { index: number; spec: ManagedBackendConfig }>();
+    config.sites.forEach((s, index) => {
+      if (!("managed" in s.backend)) return;
+      const spec = s.backend.managed;
+      const storage = path.resolve(managedStorage(spec, config.dataDir));
+      const first = managedBy.get(storage);
+      if (!first) managedBy.set(storage, { index, spec });
+      else if (first.spec.port !== spec.port || first.spec.binary !== spec.binary) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["sites", index, "backend", "managed"],
+          message: `storage ${storage} is already run by the managed backend of sites[${first.index}] with another port or binary: give the same settings (the sites then share one registry) or another storage`,
+        });
+      }
+    });
     const defaults = config.sites.flatMap((s, index) => (s.default ? [index] : []));
     for (const index of defaults.slice(1)) {
       ctx.addIssue({ code: "custom", path: ["sites", index, "default"], message: "only one site may be the default" });
@@ -462,6 +506,8 @@ export function isLoopback(host: string): boolean {
 export type GatewayConfigInput = z.input<typeof gatewayConfig>;
 export type GatewayConfig = z.output<typeof gatewayConfig>;
 export type SiteConfig = GatewayConfig["sites"][number];
+export type BackendConfig = SiteConfig["backend"];
+export type ManagedBackendConfig = z.output<typeof managedBackend>["managed"];
 export type SiteTlsConfig = SiteConfig["tls"];
 export type AcmeTlsConfig = Extract<SiteTlsConfig, { source: "acme" }>;
 export type AcmeChallengeType = AcmeTlsConfig["challenge"];

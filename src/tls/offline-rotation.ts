@@ -7,7 +7,7 @@ import { once } from "node:events";
 import http from "node:http";
 import * as tls from "node:tls";
 import type { GatewayConfig, ListenAddress } from "../config/schema.js";
-import { SiteMap, siteName } from "../sites.js";
+import { defaultSiteName, siteName } from "../sites.js";
 import { AcmeManager, acmeSites, type AcmeLogger } from "./acme.js";
 import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./acme-challenges.js";
 import { certificateStatus } from "./cert-info.js";
@@ -69,7 +69,7 @@ async function orderWithTemporaryListeners(config: GatewayConfig, names: string[
     if (sites.some((site) => site.tls.challenge === "tls-alpn-01")) {
       // Whoever else connects meanwhile gets the site's current certificate and a closed connection.
       const { certificates } = await loadSiteCertificates(config);
-      const store = new CertificateStore(certificates, new SiteMap(config).defaultSite.name, config.tls.minVersion);
+      const store = new CertificateStore(certificates, defaultSiteName(config), config.tls.minVersion);
       const server = tls.createServer({ ...store.serverOptions(), ...tlsChallengeHooks(responder, (name) => store.contextFor(name)) }, (socket) => socket.end());
       servers.push(await listen(server, config.listen, "listen"));
     }

@@ -31,6 +31,11 @@ describe("container image", () => {
     assert.match(dockerfile, /^CMD \["serve", "--config", "\/etc\/registry-gateway\/gateway.yaml"\]$/m);
   });
 
+  it("carries the registry that the built-in (default) configuration's managed backend runs (issue #11)", () => {
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
+    assert.match(runtime, /apt-get install -y --no-install-recommends docker-registry/);
+  });
+
   it("runs from dist with production dependencies only", async () => {
     for (const entry of ["package.json", "package-lock.json", "dist", "config"]) {
       await cp(join(REPO_ROOT, entry), join(dir, entry), { recursive: true });

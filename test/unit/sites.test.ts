@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { gatewayConfig } from "../../src/config/schema.js";
-import { parseHostHeader, SiteMap } from "../../src/sites.js";
+import { defaultSiteName, parseHostHeader, SiteMap } from "../../src/sites.js";
 
 const config = gatewayConfig.parse({
   sites: [
@@ -41,6 +41,18 @@ describe("host header → site", () => {
     assert.equal(map.defaultSite.name, "team");
     const plain = new SiteMap(gatewayConfig.parse({ sites: [{ hosts: ["a.test"], backend: "http://127.0.0.1:1" }] }));
     assert.equal(plain.defaultSite.name, "a.test");
+  });
+
+  it("names the default site without building a map", () => {
+    assert.equal(defaultSiteName(config), "team");
+  });
+
+  it("gives a managed backend the URL its registry runs on, and refuses one not started (issue #11)", () => {
+    const managed = gatewayConfig.parse({ sites: [{ hosts: ["a.test"], backend: { managed: {} } }, { hosts: ["b.test"], backend: "http://127.0.0.1:5002" }] });
+    assert.throws(() => new SiteMap(managed), /site "a.test" has a managed backend, and its registry has not been started/);
+    const running = new URL("http://127.0.0.1:41234");
+    const map = new SiteMap(managed, [], (site) => (site.backend instanceof URL ? site.backend : running));
+    assert.deepEqual(map.sites.map((s) => s.backend.origin), ["http://127.0.0.1:41234", "http://127.0.0.1:5002"]);
   });
 
   it("parses IPv6 literals", () => {

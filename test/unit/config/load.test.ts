@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { z } from "zod";
+import { managedSpec } from "../../../src/backends/managed.js";
 import { ConfigError, loadConfig, parseConfig, type ConfigIssue } from "../../../src/config/load.js";
-import { gatewayConfig } from "../../../src/config/schema.js";
+import { gatewayConfig, type BackendConfig } from "../../../src/config/schema.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const GATEWAY_YAML = path.join(ROOT, "config/gateway.yaml");
@@ -39,6 +40,12 @@ async function issuesOfAsync(run: () => Promise<unknown>): Promise<ConfigIssue[]
   assert.fail("expected a ConfigError");
 }
 
+/** A backend given as a URL (not `managed`). */
+function url(backend: BackendConfig): URL {
+  assert.ok(backend instanceof URL, `expected a URL backend, got ${JSON.stringify(backend)}`);
+  return backend;
+}
+
 /** The one issue a text produces, without its message (checked separately with a regex). */
 function onlyIssue(text: string, env: NodeJS.ProcessEnv = {}): ConfigIssue {
   const issues = issuesOf(() => parseConfig(text, "test.yaml", env));
@@ -58,7 +65,7 @@ function assertAt(issue: ConfigIssue, where: { file?: string; line: number; colu
 function schemaKeys(schema: z.core.$ZodType, prefix = ""): string[] {
   let node = schema;
   for (;;) {
-    if (node instanceof z.ZodDefault || node instanceof z.ZodPrefault || node instanceof z.ZodOptional) {
+    if (node instanceof z.ZodDefault || node instanceof z.ZodPrefault || node instanceof z.ZodOptional || node instanceof z.ZodNullable) {
       node = node.unwrap() as z.core.$ZodType;
     } else if (node instanceof z.ZodPipe) node = node.in as z.core.$ZodType;
     else break;
@@ -73,7 +80,7 @@ function schemaKeys(schema: z.core.$ZodType, prefix = ""): string[] {
 }
 
 describe("shipped configuration files", () => {
-  it("config/gateway.yaml parses with no environment and serves localhost from a local registry", () => {
+  it("config/gateway.yaml parses with no environment and serves localhost from a managed registry in dataDir", () => {
     const config = parseConfig(readFileSync(GATEWAY_YAML, "utf8"), GATEWAY_YAML, {});
     assert.deepEqual(config.listen, { host: "127.0.0.1", port: 5443 });
     assert.deepEqual(config.admin, { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false, hosts: [] });
@@ -81,8 +88,15 @@ describe("shipped configuration files", () => {
     assert.ok(config.dataDir.endsWith(`${path.sep}data`));
     assert.equal(config.sites.length, 1);
     assert.deepEqual(config.sites[0]!.hosts, ["localhost", "127.0.0.1"]);
-    assert.equal(config.sites[0]!.backend.href, "http://127.0.0.1:5000/");
+    // The registry `npm start` runs: Debian's docker-registry, a free loopback port, storage in ./data/registry.
+    assert.deepEqual(config.sites[0]!.backend, { managed: { binary: "docker-registry" } });
+    assert.equal(managedSpec(config.sites[0]!, config.dataDir)?.storage, path.resolve("data", "registry"));
     assert.deepEqual(config.sites[0]!.tls, { source: "generated" });
+  });
+
+  it("config/gateway.yaml's backend can be pointed at a registry of one's own with GATEWAY_SITES_0_BACKEND", () => {
+    const config = parseConfig(readFileSync(GATEWAY_YAML, "utf8"), GATEWAY_YAML, { GATEWAY_SITES_0_BACKEND: "http://127.0.0.1:5000" });
+    assert.equal(url(config.sites[0]!.backend).href, "http://127.0.0.1:5000/");
   });
 
   it("config/gateway.yaml takes dataDir from DATA_DIR when it is set", () => {
@@ -110,7 +124,7 @@ describe("shipped configuration files", () => {
     assert.deepEqual(config.listen, { host: "127.0.0.1", port: 5443 });
     assert.deepEqual(config.admin.listen, { host: "127.0.0.1", port: 9091 });
     assert.equal(config.dataDir, path.resolve("data"));
-    const summary = config.sites.map((s) => [s.hosts.join(","), s.backend.href, s.default, s.tls.source]);
+    const summary = config.sites.map((s) => [s.hosts.join(","), url(s.backend).href, s.default, s.tls.source]);
     assert.deepEqual(summary, [
       ["hub.registry.test", "http://127.0.0.1:5001/", true, "generated"],
       ["team.registry.test", "http://127.0.0.1:5002/", false, "generated"],
@@ -171,7 +185,7 @@ describe("${NAME} interpolation", () => {
   it("needs no variable for a value a GATEWAY_* override replaces", () => {
     const text = lines("sites:", "  - hosts: [a.test]", "    backend: ${BACKEND}");
     const config = parseConfig(text, "test.yaml", { GATEWAY_SITES_0_BACKEND: "http://127.0.0.1:5009" });
-    assert.equal(config.sites[0]!.backend.port, "5009");
+    assert.equal(url(config.sites[0]!.backend).port, "5009");
   });
 
   it("treats $${ as a literal ${", () => {
@@ -222,7 +236,7 @@ describe("GATEWAY_* environment overrides", () => {
 
   it("addresses list elements by index", () => {
     const config = parseConfig(base, "test.yaml", { GATEWAY_SITES_0_BACKEND: "http://127.0.0.1:5009" });
-    assert.equal(config.sites[0]!.backend.href, "http://127.0.0.1:5009/");
+    assert.equal(url(config.sites[0]!.backend).href, "http://127.0.0.1:5009/");
   });
 
   it("reads values as YAML: booleans, numbers and flow sequences", () => {
@@ -247,7 +261,7 @@ describe("GATEWAY_* environment overrides", () => {
       GATEWAY_SITES_1_BACKEND: "http://127.0.0.1:5002",
     });
     assert.deepEqual(
-      config.sites.map((s) => s.backend.port),
+      config.sites.map((s) => url(s.backend).port),
       ["5000", "5002"],
     );
   });
@@ -258,7 +272,7 @@ describe("GATEWAY_* environment overrides", () => {
       GATEWAY_SITES: '[{hosts: [b.test], backend: "http://127.0.0.1:5002"}]',
     });
     assert.deepEqual(config.sites[0]!.hosts, ["b.test"]);
-    assert.equal(config.sites[0]!.backend.port, "5003");
+    assert.equal(url(config.sites[0]!.backend).port, "5003");
   });
 
   it("reports a variable naming a key the schema does not have, by the variable's name", () => {
@@ -353,7 +367,7 @@ describe("validation issues name file:line:column, the key and what is expected"
 
   it("points a missing key at its nearest parent", () => {
     const issue = onlyIssue(lines("listen: :5443", "sites:", "  - hosts: [a.test]", "    default: true"));
-    assertAt(issue, { line: 3, column: 5, key: "sites[0].backend" }, /required key is missing \(expected string\)/);
+    assertAt(issue, { line: 3, column: 5, key: "sites[0].backend" }, /required key is missing \(expected an http:\/\/ or https:\/\/ URL of a registry, or \{ managed: \{…\} \}/);
   });
 
   it("reports every issue together, in file order, one per line of the message", () => {
@@ -448,5 +462,73 @@ describe("loadConfig", () => {
     const file = path.join(dir, "absent.yaml");
     const issues = await issuesOfAsync(() => loadConfig(file, {}));
     assertAt(issues[0]!, { file, line: 0, key: "(file)" }, /ENOENT/);
+  });
+});
+
+describe("managed backends (issue #11)", () => {
+  const site = (...backend: string[]) => lines("sites:", "  - hosts: [a.test]", ...backend);
+
+  it("accepts { managed: {} } and a bare `managed:`, with every default", () => {
+    for (const text of [site("    backend: { managed: {} }"), site("    backend:", "      managed:")]) {
+      const config = parseConfig(text, "test.yaml", {});
+      assert.deepEqual(config.sites[0]!.backend, { managed: { binary: "docker-registry" } });
+      assert.deepEqual(managedSpec(config.sites[0]!, config.dataDir), {
+        binary: "docker-registry",
+        storage: path.resolve("data", "registry"),
+        port: undefined,
+      });
+    }
+  });
+
+  it("takes storage (relative to the working directory), port and binary", () => {
+    const config = parseConfig(site("    backend:", "      managed: { storage: ./images, port: 5005, binary: /opt/registry }"), "test.yaml", {});
+    assert.deepEqual(config.sites[0]!.backend, { managed: { storage: path.resolve("images"), port: 5005, binary: "/opt/registry" } });
+  });
+
+  it("names an unknown key inside managed and lists the known ones", () => {
+    const issue = onlyIssue(site("    backend:", "      managed:", "        prot: 5005"));
+    assertAt(issue, { line: 5, column: 9, key: "sites[0].backend.managed.prot" }, /^unknown key "prot" \(expected one of: storage, port, binary\)$/);
+  });
+
+  it("names a bad value inside managed by its key", () => {
+    const issue = onlyIssue(site("    backend:", "      managed:", "        port: 70000"));
+    assertAt(issue, { line: 5, column: 9, key: "sites[0].backend.managed.port" }, /65535/);
+  });
+
+  it("says what a backend may be when it is neither a URL nor { managed }", () => {
+    const number = onlyIssue(site("    backend: 5000"));
+    assertAt(number, { line: 3, column: 5, key: "sites[0].backend" }, /^expected an http:\/\/ or https:\/\/ URL of a registry, or \{ managed: \{…\} \}.*, got 5000$/);
+    const issues = issuesOf(() => parseConfig(site("    backend: { manage: {} }"), "test.yaml", {}));
+    assert.ok(
+      issues.some((i) => i.key === "sites[0].backend.manage" && /unknown key "manage" \(expected one of: managed\)/.test(i.message)),
+      issues.map((i) => `${i.key}: ${i.message}`).join("\n"),
+    );
+  });
+
+  it("can be tuned, or replaced by a URL, from the environment", () => {
+    const text = site("    backend: { managed: {} }");
+    const tuned = parseConfig(text, "test.yaml", { GATEWAY_SITES_0_BACKEND_MANAGED_PORT: "5005" });
+    assert.deepEqual(tuned.sites[0]!.backend, { managed: { binary: "docker-registry", port: 5005 } });
+    const replaced = parseConfig(text, "test.yaml", { GATEWAY_SITES_0_BACKEND: "http://127.0.0.1:5009" });
+    assert.equal(url(replaced.sites[0]!.backend).port, "5009");
+  });
+
+  it("lets sites share one storage only with the same settings", () => {
+    const shared = lines(
+      "sites:",
+      "  - hosts: [a.test]",
+      "    backend: { managed: {} }",
+      "  - hosts: [b.test]",
+      "    backend: { managed: { storage: ./data/registry } }",
+    );
+    assert.equal(parseConfig(shared, "test.yaml", {}).sites.length, 2);
+    const clash = lines(
+      "sites:",
+      "  - hosts: [a.test]",
+      "    backend: { managed: {} }",
+      "  - hosts: [b.test]",
+      "    backend: { managed: { storage: ./data/registry, port: 5005 } }",
+    );
+    assertAt(onlyIssue(clash), { line: 5, key: "sites[1].backend.managed" }, /is already run by the managed backend of sites\[0\] with another port or binary/);
   });
 });

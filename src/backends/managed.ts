@@ -1,0 +1,402 @@
+// The managed backend (issue #11): a distribution registry (Debian's `docker-registry`) that the gateway
+// runs itself, so `npm start` serves a working private registry with nothing started by hand.
+//
+// One registry per distinct spec (binary, storage, port), listening on a loopback port of its own, with
+// filesystem storage and its config.yml under the storage directory (default <dataDir>/registry). It is
+// started before the state that forwards to it is built, restarted with backoff when it dies (the log says
+// how it ended and what it printed last), and stopped once the gateway has drained, or once no
+// configuration in service names it after a reload. Everything downstream only ever sees its URL,
+// http://127.0.0.1:PORT (sites.ts BackendResolver).
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import path from "node:path";
+import { stringify } from "yaml";
+import { probeBackend } from "../admin.js";
+import { managedStorage, type GatewayConfig, type SiteConfig } from "../config/schema.js";
+import type { Logger } from "../observe/log.js";
+import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
+
+export interface ManagedOptions {
+  /** How long a (re)started registry may take to answer GET /v2/ with 200. Default: 15 s. */
+  readyTimeoutMs?: number;
+  /** Delay before a restart: from initialMs, doubled after each exit that came soon after a start, up to maxMs. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** On stop, SIGTERM, then SIGKILL after this. Default: 5 s. */
+  stopGraceMs?: number;
+}
+
+/** A managed backend as it runs: paths absolute, defaults applied. */
+export interface ManagedSpec {
+  binary: string;
+  storage: string;
+  /** undefined: a free loopback port, chosen at start (and kept across restarts). */
+  port: number | undefined;
+}
+
+export const MISSING_BINARY_HINT =
+  "install it with `apt-get install docker-registry` (Debian/Ubuntu; `npm start` does so when run as root), " +
+  "set backend.managed.binary to where it is, or give backend a registry URL instead";
+
+const DEFAULT_READY_TIMEOUT_MS = 15_000;
+const DEFAULT_BACKOFF = { initialMs: 1000, maxMs: 30_000 };
+const DEFAULT_STOP_GRACE_MS = 5000;
+/** A registry that ran this long before it exited was healthy: the next restart waits the initial delay again. */
+const STABLE_RUN_MS = 60_000;
+/** Output lines kept for the log line that reports an exit. */
+const TAIL_LINES = 20;
+const PORT_ATTEMPTS = 3;
+
+/** The spec a site's backend runs with, or null for a backend given as a URL. */
+export function managedSpec(site: SiteConfig, dataDir: string): ManagedSpec | null {
+  if (site.backend instanceof URL) return null;
+  const { binary, storage, port } = site.backend.managed;
+  return { binary, storage: path.resolve(managedStorage({ binary, storage, port }, dataDir)), port };
+}
+
+function keyOf(spec: ManagedSpec): string {
+  return JSON.stringify([spec.binary, spec.storage, spec.port ?? null]);
+}
+
+/** Every managed registry of the running gateway, keyed by spec; configurations share one per spec. */
+export class ManagedRegistries {
+  readonly #registries = new Map<string, ManagedRegistry>();
+  #stopped = false;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly options: ManagedOptions = {},
+  ) {}
+
+  /**
+   * Starts a registry for every managed backend of `config` that is not running yet, and resolves once each
+   * answers. All or nothing: on a failure the ones this call started are stopped and the error names the site.
+   */
+  async start(config: GatewayConfig): Promise<void> {
+    if (this.#stopped) throw new Error("the managed registries were stopped with the gateway");
+    const started: ManagedRegistry[] = [];
+    try {
+      for (const [index, site] of config.sites.entries()) {
+        const spec = managedSpec(site, config.dataDir);
+        if (!spec || this.#registries.has(keyOf(spec))) continue;
+        const registry = new ManagedRegistry(spec, this.logger, this.options);
+        started.push(registry);
+        try {
+          await registry.start();
+        } catch (err) {
+          throw new Error(`sites[${index}] (${siteName(site)}) backend.managed: ${(err as Error).message}`, { cause: err });
+        }
+        this.#registries.set(keyOf(spec), registry);
+      }
+    } catch (err) {
+      for (const registry of started) this.#registries.delete(keyOf(registry.spec));
+      await Promise.all(started.map((registry) => registry.stop()));
+      throw err;
+    }
+  }
+
+  /** Each site's backend URL under `config`: its own, or its managed registry's (which must be started). */
+  resolver(config: GatewayConfig): BackendResolver {
+    return (site) => {
+      const spec = managedSpec(site, config.dataDir);
+      if (!spec) return configuredBackend(site);
+      const registry = this.#registries.get(keyOf(spec));
+      if (!registry) return configuredBackend(site); // throws: not started
+      return registry.url;
+    };
+  }
+
+  /** Stops every registry that none of `inUse` names (after a reload, once the replaced state is done). */
+  async prune(inUse: readonly GatewayConfig[]): Promise<void> {
+    const wanted = new Set(
+      inUse.flatMap((config) => config.sites.flatMap((site) => {
+        const spec = managedSpec(site, config.dataDir);
+        return spec ? [keyOf(spec)] : [];
+      })),
+    );
+    const unused = [...this.#registries].filter(([key]) => !wanted.has(key));
+    for (const [key] of unused) this.#registries.delete(key);
+    await Promise.all(unused.map(([, registry]) => registry.stop()));
+  }
+
+  /** Stops them all (gateway shutdown); later starts are refused. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    const all = [...this.#registries.values()];
+    this.#registries.clear();
+    await Promise.all(all.map((registry) => registry.stop()));
+  }
+
+}
+
+/** One supervised `docker-registry serve` process. */
+class ManagedRegistry {
+  #url: URL | null = null;
+  #executable = "";
+  #configFile = "";
+  #child: ChildProcess | null = null;
+  #startedAt = 0;
+  #state: "idle" | "starting" | "running" | "stopping" = "idle";
+  #restartTimer: NodeJS.Timeout | null = null;
+  #delayMs = 0;
+  readonly #tail = new OutputTail(TAIL_LINES);
+  readonly #readyTimeoutMs: number;
+  readonly #backoff: { initialMs: number; maxMs: number };
+  readonly #stopGraceMs: number;
+
+  constructor(
+    readonly spec: ManagedSpec,
+    private readonly logger: Logger,
+    options: ManagedOptions,
+  ) {
+    this.#readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+    this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.#stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+  }
+
+  get url(): URL {
+    if (!this.#url) throw new Error(`the managed registry for ${this.spec.storage} has not been started`);
+    return this.#url;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.exitCode === null && this.#child.signalCode === null ? this.#child.pid : undefined;
+  }
+
+  async start(): Promise<void> {
+    this.#state = "starting";
+    const executable = await findExecutable(this.spec.binary);
+    if (!executable) {
+      const where = this.spec.binary.includes("/") ? `${this.spec.binary} is not an executable file` : `"${this.spec.binary}" was not found on PATH`;
+      throw new Error(`${where}: the managed backend runs the CNCF distribution registry; ${MISSING_BINARY_HINT}`);
+    }
+    this.#executable = executable;
+    this.#configFile = await writeRegistryConfig(this.spec.storage);
+    for (let attempt = 1; ; attempt++) {
+      const port = this.spec.port ?? (await freeLoopbackPort());
+      const url = new URL(`http://127.0.0.1:${port}`);
+      this.#spawn(url);
+      try {
+        await this.#untilReady(url, this.#child!);
+        this.#url = url;
+        break;
+      } catch (err) {
+        await this.#kill();
+        const portTaken = /address already in use/i.test(this.#tail.text());
+        // A free port can be taken between our probe and the registry's bind: try another.
+        if (portTaken && this.spec.port === undefined && attempt < PORT_ATTEMPTS) continue;
+        const tail = this.#tail.text();
+        throw new Error(`${(err as Error).message}${tail ? `; it printed:\n${tail}` : ""}`, { cause: err });
+      }
+    }
+    this.#state = "running";
+    this.logger.info(
+      { storage: this.spec.storage, url: this.url.origin, pid: this.#child?.pid, binary: this.#executable, config: this.#configFile },
+      "managed registry started",
+    );
+  }
+
+  /** SIGTERM, SIGKILL after the grace; resolves once the process is gone. No restart follows. */
+  async stop(): Promise<void> {
+    this.#state = "stopping";
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#restartTimer = null;
+    const pid = this.pid;
+    await this.#kill();
+    if (pid !== undefined) this.logger.info({ storage: this.spec.storage, url: this.#url?.origin, pid }, "managed registry stopped");
+  }
+
+  #spawn(url: URL): void {
+    this.#tail.clear();
+    // The registry reads REGISTRY_* variables as configuration overrides: a user's REGISTRY_AUTH_FILE
+    // (podman's) would turn into `auth: {file: …}`. It gets only ours.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("REGISTRY_")));
+    const child = spawn(this.#executable, ["serve", this.#configFile], {
+      env: { ...env, REGISTRY_HTTP_ADDR: url.host },
+      stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group: a Ctrl-C meant for the gateway must not kill the registry while the gateway
+      // drains; the gateway stops it afterwards.
+      detached: true,
+    });
+    this.#child = child;
+    this.#startedAt = Date.now();
+    liveChildren.add(child);
+    const output = (chunk: string) => {
+      for (const line of this.#tail.push(chunk)) this.logger.warn({ storage: this.spec.storage, pid: child.pid, line }, "managed registry output");
+    };
+    child.stdout?.setEncoding("utf8").on("data", output);
+    child.stderr?.setEncoding("utf8").on("data", output);
+    // Spawn and kill failures; an "error" without a listener would take the gateway down.
+    child.on("error", (err) => output(`\n${err.message}\n`));
+    child.once("close", (code, signal) => {
+      liveChildren.delete(child);
+      if (this.#child === child && this.#state === "running") this.#exited(url, code, signal);
+    });
+  }
+
+  /** The process died on its own: say why, then start it again on the same port after the backoff delay. */
+  #exited(url: URL, code: number | null, signal: NodeJS.Signals | null): void {
+    const ranMs = Date.now() - this.#startedAt;
+    this.#delayMs = this.#delayMs === 0 || ranMs >= STABLE_RUN_MS ? this.#backoff.initialMs : Math.min(this.#delayMs * 2, this.#backoff.maxMs);
+    this.logger.error(
+      { storage: this.spec.storage, url: url.origin, pid: this.#child?.pid, code, signal, ranMs, restartInMs: this.#delayMs, output: this.#tail.lines() },
+      `managed registry exited (${signal ? `signal ${signal}` : `code ${code}`}): restarting in ${this.#delayMs} ms`,
+    );
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = null;
+      if (this.#state !== "running") return;
+      this.#spawn(url);
+      const child = this.#child!;
+      this.#untilReady(url, child).then(
+        () => this.logger.info({ storage: this.spec.storage, url: url.origin, pid: child.pid }, "managed registry restarted"),
+        // An exit is reported (and retried) by the exit handler; a registry that hangs is only warned about.
+        (err: Error) => {
+          if (child.exitCode === null && child.signalCode === null && this.#state === "running") {
+            this.logger.warn({ storage: this.spec.storage, url: url.origin, err: err.message }, "managed registry restarted but does not answer");
+          }
+        },
+      );
+    }, this.#delayMs);
+  }
+
+  /** Resolves once GET /v2/ answers 200; rejects if the process exits first or the time runs out. */
+  async #untilReady(url: URL, child: ChildProcess): Promise<void> {
+    const deadline = Date.now() + this.#readyTimeoutMs;
+    for (;;) {
+      if (child.pid === undefined) throw new Error(`${this.#executable} could not be started: ${this.#tail.text()}`);
+      if (child.exitCode !== null || child.signalCode !== null || this.#child !== child) {
+        throw new Error(`${this.#executable} exited (${child.signalCode ? `signal ${child.signalCode}` : `code ${child.exitCode}`}) before answering on ${url.origin}`);
+      }
+      const probe = await probeBackend(url);
+      if (probe.reachable && probe.status === 200) return;
+      if (Date.now() >= deadline) {
+        const seen = probe.reachable ? `HTTP ${probe.status}` : probe.error;
+        throw new Error(`${this.#executable} did not answer GET ${url.origin}/v2/ with 200 within ${this.#readyTimeoutMs} ms (last: ${seen})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async #kill(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const closed = new Promise((resolve) => child.once("close", resolve));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), this.#stopGraceMs);
+    await closed;
+    clearTimeout(timer);
+  }
+}
+
+/** Registries still running when the process exits anyway (an uncaught error, process.exit) are killed. */
+const liveChildren = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of liveChildren) child.kill("SIGKILL");
+});
+
+/**
+ * `<storage>/config.yml`, rewritten at each start: filesystem storage in the same directory, deletes on,
+ * warnings only, no access log (the gateway logs every request). The HTTP secret signs upload state, so it
+ * is generated once and kept (`<storage>/http-secret`): uploads survive a restart. The listen address is
+ * not in the file: the gateway passes it in REGISTRY_HTTP_ADDR.
+ */
+async function writeRegistryConfig(storage: string): Promise<string> {
+  await mkdir(storage, { recursive: true, mode: 0o700 });
+  const secret = await httpSecret(path.join(storage, "http-secret"));
+  const config = {
+    version: "0.1",
+    log: { level: "warn", accesslog: { disabled: true } },
+    storage: { filesystem: { rootdirectory: storage }, delete: { enabled: true } },
+    http: { secret },
+  };
+  const header = [
+    "# Written by registry-gateway for a managed backend at each start: edits are lost.",
+    "# The gateway gives the listen address in REGISTRY_HTTP_ADDR (127.0.0.1 and a port of its choosing);",
+    "# to run it by hand, give one too: REGISTRY_HTTP_ADDR=127.0.0.1:5000 docker-registry serve config.yml",
+  ].join("\n");
+  const file = path.join(storage, "config.yml");
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  await writeFile(temporary, `${header}\n${stringify(config)}`, { mode: 0o600 });
+  await rename(temporary, file);
+  return file;
+}
+
+async function httpSecret(file: string): Promise<string> {
+  try {
+    // "wx": two gateways sharing the storage agree on the first one written.
+    await writeFile(file, `${randomBytes(32).toString("hex")}\n`, { flag: "wx", mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  await chmod(file, 0o600);
+  const secret = (await readFile(file, "utf8")).trim();
+  if (!secret) throw new Error(`${file} is empty: remove it and a new secret is generated`);
+  return secret;
+}
+
+/** A name is looked up on PATH, a path taken as it is; null when there is no executable file there. */
+async function findExecutable(binary: string): Promise<string | null> {
+  const candidates = binary.includes("/")
+    ? [path.resolve(binary)]
+    : (process.env.PATH ?? "").split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, binary));
+  for (const candidate of candidates) {
+    try {
+      if (!(await stat(candidate)).isFile()) continue;
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen({ host: "127.0.0.1", port: 0, exclusive: true }, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * distribution logs every 4xx it answers (a HEAD for a blob a push is about to upload, a tag that does not
+ * exist) at level error; the gateway's access log has those requests already.
+ */
+const CLIENT_ERROR_LINE = /msg="response completed with error".*http\.response\.status=4\d\d/;
+
+/** The last lines a process printed (stdout and stderr together, client-error lines left out), each cut short. */
+class OutputTail {
+  #lines: string[] = [];
+  #partial = "";
+
+  constructor(private readonly capacity: number) {}
+
+  /** Returns the complete lines in `chunk` that are kept. */
+  push(chunk: string): string[] {
+    const parts = (this.#partial + chunk).split("\n");
+    this.#partial = parts.pop() ?? "";
+    const kept = parts.filter((line) => line.trim() && !CLIENT_ERROR_LINE.test(line)).map((line) => line.slice(0, 1000));
+    this.#lines.push(...kept);
+    if (this.#lines.length > this.capacity) this.#lines.splice(0, this.#lines.length - this.capacity);
+    return kept;
+  }
+
+  lines(): string[] {
+    return this.#partial.trim() ? [...this.#lines, this.#partial.slice(0, 1000)] : [...this.#lines];
+  }
+
+  text(): string {
+    return this.lines().join("\n");
+  }
+
+  clear(): void {
+    this.#lines = [];
+    this.#partial = "";
+  }
+}

@@ -1,0 +1,301 @@
+// Issue #11 item 6, "a registry out of the box": a `managed` backend is a real distribution registry the
+// gateway starts on a loopback port of its own, with storage under dataDir, restarts when it dies and
+// stops on shutdown. And `npm start`'s configuration, run as the built CLI, accepts a push at once.
+import assert from "node:assert/strict";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { gatewayConfig } from "../../src/config/schema.js";
+import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from "../helpers/cli.js";
+import { certDir, cleanupClients, skopeo } from "../helpers/clients.js";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { buildOciImage, sha256Digest, type OciImage } from "../helpers/oci.js";
+import { formatRun, run, waitFor, type RunResult } from "../helpers/process.js";
+
+const HUB = "127.0.0.1";
+const TEAM = "localhost";
+
+function assertRan(what: string, args: readonly string[], result: RunResult): void {
+  assert.equal(result.code, 0, formatRun(what, args, result));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
+    throw err;
+  }
+}
+
+type LogLine = Record<string, any>;
+
+/** skopeo copy to `ref` and back into a fresh OCI layout; both ends must have the image's manifest digest. */
+async function pushAndPull(image: OciImage, ref: string, certs: string, out: string): Promise<void> {
+  const push = ["copy", "--dest-cert-dir", certs, image.ociRef, ref];
+  assertRan("skopeo push", push, await skopeo(push, { timeoutMs: 60_000 }));
+  await assertPullable(image, ref, certs, out);
+}
+
+async function assertPullable(image: OciImage, ref: string, certs: string, out: string): Promise<void> {
+  const inspect = ["inspect", "--raw", "--cert-dir", certs, ref];
+  const raw = await skopeo(inspect, { timeoutMs: 30_000 });
+  assertRan("skopeo inspect", inspect, raw);
+  assert.equal(sha256Digest(raw.stdout), image.manifestDigest);
+  const pull = ["copy", "--src-cert-dir", certs, ref, `oci:${out}:v1`];
+  assertRan("skopeo pull", pull, await skopeo(pull, { timeoutMs: 60_000 }));
+  const index = JSON.parse(await readFile(join(out, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+  assert.equal(index.manifests.at(-1)!.digest, image.manifestDigest);
+}
+
+describe("managed backend: the gateway runs the registry", () => {
+  let workDir: string;
+  let dataDir: string;
+  let image: OciImage;
+  let gateway: TestGateway | undefined;
+  let certs: string;
+  const ref = () => `docker://${HUB}:${gateway!.port}/hub/app:v1`;
+  const lines = (msg: string): LogLine[] => (gateway?.logs ?? []).filter((l) => l.msg === msg) as LogLine[];
+  /** The pid of the hub's registry as last (re)started. */
+  const hubPid = (): number =>
+    (gateway?.logs ?? [])
+      .filter((l: LogLine) => /^managed registry (re)?started$/.test(l.msg) && l.storage === join(dataDir, "registry"))
+      .map((l: LogLine) => l.pid as number)
+      .at(-1)!;
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "rg-managed-"));
+    dataDir = join(workDir, "data");
+    image = await buildOciImage(join(workDir, "image"), { layers: 2, layerSize: 256 * 1024, tag: "v1" });
+    const started = Date.now();
+    gateway = await startTestGateway({ dataDir, sites: [{ hosts: [HUB], backend: { managed: {} }, default: true }] });
+    console.log(`# gateway with a managed registry ready in ${Date.now() - started} ms`);
+    certs = await certDir(gateway.caPem);
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await cleanupClients();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("starts docker-registry on a loopback port with storage and config under dataDir, reported by /readyz", async () => {
+    const [started] = lines("managed registry started");
+    assert.ok(started, "no 'managed registry started' log line");
+    assert.equal(started.storage, join(dataDir, "registry"));
+    assert.match(started.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.ok(alive(started.pid));
+    const config = await readFile(join(dataDir, "registry", "config.yml"), "utf8");
+    assert.match(config, new RegExp(`rootdirectory: ${join(dataDir, "registry")}`));
+    assert.match(config, /secret: [0-9a-f]{64}/);
+    assert.equal((await stat(join(dataDir, "registry", "config.yml"))).mode & 0o777, 0o600);
+
+    const ready = await fetch(`http://127.0.0.1:${gateway!.admin.port}/readyz`);
+    const body = (await ready.json()) as { backends: { backend: string; reachable: boolean; status: number }[] };
+    assert.equal(ready.status, 200, JSON.stringify(body));
+    assert.deepEqual(body.backends, [{ backend: started.url, reachable: true, status: 200 }]);
+  });
+
+  it("skopeo copies an OCI image to it and back through the gateway, trusting only the gateway CA", async () => {
+    await pushAndPull(image, ref(), certs, join(workDir, "pulled-1"));
+    // The blobs are in the registry's storage under dataDir.
+    await stat(join(dataDir, "registry", "docker", "registry", "v2", "repositories", "hub", "app"));
+  });
+
+  it("restarts the registry after it is killed (SIGKILL); the image is still there", async () => {
+    const before = lines("managed registry started")[0]!;
+    process.kill(before.pid, "SIGKILL");
+    const killedAt = Date.now();
+    const exited = await waitFor(() => lines("managed registry exited (signal SIGKILL): restarting in 1000 ms")[0], { what: "the exit log line" });
+    assert.equal(exited.signal, "SIGKILL");
+    assert.equal(exited.code, null);
+    assert.ok(Array.isArray(exited.output));
+    const restarted = await waitFor(() => lines("managed registry restarted")[0], { timeoutMs: 10_000, what: "the restart log line" });
+    assert.notEqual(restarted.pid, before.pid);
+    assert.equal(restarted.url, before.url);
+    assert.ok(alive(restarted.pid));
+    await assertPullable(image, ref(), certs, join(workDir, "pulled-2"));
+    const tookMs = Date.now() - killedAt;
+    console.log(`# killed → pulled again in ${tookMs} ms`);
+    assert.ok(tookMs < 10_000, `${tookMs} ms`);
+  });
+
+  it("a reload keeps an unchanged registry, starts a new one, and stops the one no longer named", async () => {
+    const pid = hubPid();
+    const hub = { hosts: [HUB], backend: { managed: {} }, default: true };
+    const team = { hosts: [TEAM], backend: { managed: { storage: join(workDir, "team-storage") } } };
+    const parse = (sites: unknown[]) =>
+      gatewayConfig.parse({ listen: "127.0.0.1:0", admin: { listen: "127.0.0.1:0" }, log: { level: "debug" }, dataDir, sites });
+
+    const grown = await gateway!.reload(parse([hub, team]));
+    assert.equal(grown.ok, true, JSON.stringify(grown));
+    const teamStarted = lines("managed registry started").find((l) => l.storage === join(workDir, "team-storage"));
+    assert.ok(teamStarted, "the new site's registry did not start");
+    assert.ok(alive(pid), "the unchanged registry was restarted");
+    assert.equal(lines("managed registry started").length, 2);
+    const teamRef = `docker://${TEAM}:${gateway!.port}/team/app:v1`;
+    await pushAndPull(image, teamRef, certs, join(workDir, "pulled-team"));
+
+    const shrunk = await gateway!.reload(parse([hub]));
+    assert.equal(shrunk.ok, true, JSON.stringify(shrunk));
+    await waitFor(() => !alive(teamStarted.pid), { what: "the removed site's registry to stop" });
+    assert.ok(alive(pid));
+  });
+
+  it("a reload that fails stops what it started and leaves the running registry serving", async () => {
+    const hub = { hosts: [HUB], backend: { managed: {} }, default: true };
+    const parse = (sites: unknown[]) =>
+      gatewayConfig.parse({ listen: "127.0.0.1:0", admin: { listen: "127.0.0.1:0" }, log: { level: "debug" }, dataDir, sites });
+    const doomedStorage = join(workDir, "doomed-storage");
+    // The new site's registry starts; then its htpasswd file is missing, so the state is never built.
+    const broken = await gateway!.reload(
+      parse([hub, { hosts: [TEAM], backend: { managed: { storage: doomedStorage } }, auth: { type: "htpasswd", htpasswd: join(workDir, "no-such-htpasswd") } }]),
+    );
+    assert.equal(broken.ok, false);
+    const doomed = lines("managed registry started").find((l) => l.storage === doomedStorage);
+    assert.ok(doomed, "the new site's registry was not started");
+    assert.equal(alive(doomed.pid), false, "the failed reload left its registry running");
+
+    const missing = await gateway!.reload(parse([hub, { hosts: [TEAM], backend: { managed: { binary: "no-such-docker-registry", storage: doomedStorage } } }]));
+    assert.equal(missing.ok, false);
+    assert.match(missing.ok ? "" : missing.errors.join("\n"), /sites\[1\] \(localhost\) backend\.managed: .*apt-get install docker-registry/);
+
+    assert.ok(alive(hubPid()));
+    await assertPullable(image, ref(), certs, join(workDir, "pulled-3"));
+  });
+
+  it("shutdown stops the registry", async () => {
+    const pid = hubPid();
+    assert.ok(alive(pid));
+    const running = gateway!;
+    gateway = undefined;
+    await running.shutdown(1000);
+    assert.equal(alive(pid), false, `registry ${pid} still runs after shutdown`);
+    assert.ok(running.logs.some((l) => l.msg === "managed registry stopped" && l.pid === pid));
+  });
+
+  it("without the registry binary the start fails naming the package to install", async () => {
+    await assert.rejects(
+      startTestGateway({ dataDir: join(workDir, "missing"), sites: [{ hosts: [HUB], backend: { managed: { binary: "no-such-docker-registry" } } }] }),
+      (err: Error) => {
+        assert.match(err.message, /^sites\[0\] \(127\.0\.0\.1\) backend\.managed: "no-such-docker-registry" was not found on PATH/);
+        assert.match(err.message, /apt-get install docker-registry/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      startTestGateway({ dataDir: join(workDir, "missing"), sites: [{ hosts: [HUB], backend: { managed: { binary: "/nonexistent/docker-registry" } } }] }),
+      /\/nonexistent\/docker-registry is not an executable file.*apt-get install docker-registry/,
+    );
+  });
+});
+
+describe("npm start: config/gateway.yaml serves a working registry at once", () => {
+  let workDir: string;
+  let gateway: GatewayProcess | undefined;
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "rg-npm-start-"));
+  });
+
+  after(async () => {
+    await gateway?.process.stop();
+    await cleanupClients();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("accepts a skopeo push and serves it back, registry storage under DATA_DIR/registry; SIGTERM stops both", async () => {
+    const dataDir = join(workDir, "data");
+    const image = await buildOciImage(join(workDir, "image"), { layers: 2, layerSize: 128 * 1024, tag: "v1" });
+    const started = Date.now();
+    gateway = await startGatewayProcess("config/gateway.yaml", {
+      DATA_DIR: dataDir,
+      GATEWAY_LISTEN: "127.0.0.1:0",
+      GATEWAY_ADMIN_LISTEN: "127.0.0.1:0",
+    });
+    console.log(`# node dist/main.js serve --config config/gateway.yaml ready in ${Date.now() - started} ms`);
+    const registry = gateway.logs().find((l) => l.msg === "managed registry started");
+    assert.ok(registry, gateway.process.output());
+    assert.equal(registry.storage, join(dataDir, "registry"));
+
+    const certs = await certDir(await readFile(gateway.caFile!, "utf8"));
+    for (const host of ["localhost", "127.0.0.1"]) {
+      await pushAndPull(image, `docker://${host}:${gateway.httpsPort}/library/app:v1`, certs, join(workDir, `pulled-${host}`));
+    }
+    await stat(join(dataDir, "registry", "docker", "registry", "v2", "repositories", "library", "app"));
+
+    const status = await gateway.process.stop(10_000);
+    assert.equal(status.code, 0, gateway.process.output());
+    assert.equal(alive(registry.pid), false, `registry ${registry.pid} outlived the gateway`);
+    gateway = undefined;
+  });
+});
+
+describe("npm start's prestart: scripts/install-test-deps.sh --registry-only", () => {
+  let workDir: string;
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "rg-prestart-"));
+  });
+
+  after(async () => {
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  /** A PATH of fake commands: each named one is a shell script that records its arguments and exits as told. */
+  async function fakePath(name: string, commands: Record<string, string>): Promise<{ path: string; calls: () => Promise<string> }> {
+    const dir = join(workDir, name);
+    await mkdir(dir);
+    const log = join(dir, "calls.log");
+    for (const [command, body] of Object.entries(commands)) {
+      await writeFile(join(dir, command), `#!/bin/sh\necho "${command} $*" >> ${log}\n${body}\n`);
+      await chmod(join(dir, command), 0o755);
+    }
+    return { path: dir, calls: () => readFile(log, "utf8").catch(() => "") };
+  }
+
+  const script = (args: string[], path: string) =>
+    run("/bin/bash", [join(REPO_ROOT, "scripts/install-test-deps.sh"), ...args], { env: { PATH: path }, timeoutMs: 30_000 });
+
+  it("is what npm start runs first", async () => {
+    const pkg = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    assert.match(pkg.scripts.prestart!, /^bash scripts\/install-test-deps\.sh --registry-only && npm run build$/);
+  });
+
+  it("does nothing when docker-registry is installed", async () => {
+    const fake = await fakePath("present", { "docker-registry": "exit 0", "apt-get": "exit 0", id: "echo 0" });
+    const result = await script(["--registry-only"], fake.path);
+    assert.equal(result.code, 0, formatRun("install-test-deps.sh", ["--registry-only"], result));
+    assert.equal(await fake.calls(), "");
+  });
+
+  it("installs only docker-registry with apt when missing, as root", async () => {
+    const fake = await fakePath("root", { "apt-get": "exit 0", id: "echo 0" });
+    const result = await script(["--registry-only"], fake.path);
+    assert.equal(result.code, 0, formatRun("install-test-deps.sh", ["--registry-only"], result));
+    const calls = (await fake.calls()).trim().split("\n").filter((line) => line.startsWith("apt-get"));
+    assert.deepEqual(calls, ["apt-get update -qq", "apt-get install -y -qq --no-install-recommends docker-registry"]);
+  });
+
+  it("where it cannot install, says how and lets the start go on; npm test's install still fails", async () => {
+    const fake = await fakePath("user", { "apt-get": "exit 0", id: "echo 1000" });
+    const result = await script(["--registry-only"], fake.path);
+    assert.equal(result.code, 0, formatRun("install-test-deps.sh", ["--registry-only"], result));
+    assert.match(result.stderr, /not root: install them with: sudo apt-get install -y --no-install-recommends docker-registry/);
+    assert.doesNotMatch(await fake.calls(), /apt-get/);
+
+    const noApt = await script(["--registry-only"], (await fakePath("no-apt", { id: "echo 0" })).path);
+    assert.equal(noApt.code, 0);
+    assert.match(noApt.stderr, /no apt-get here: install docker-registry/);
+
+    const failing = await script(["--registry-only"], (await fakePath("apt-fails", { "apt-get": "exit 100", id: "echo 0" })).path);
+    assert.equal(failing.code, 0);
+    assert.match(failing.stderr, /installing docker-registry failed/);
+
+    const forTests = await script([], fake.path);
+    assert.equal(forTests.code, 1, formatRun("install-test-deps.sh", [], forTests));
+    assert.match(forTests.stderr, /not root: install them with: sudo apt-get install/);
+  });
+});
