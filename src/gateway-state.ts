@@ -12,6 +12,7 @@ import { createRequestObserver } from "./observe/observer.js";
 import { createPipeline, type PipelineState, type RequestHandler } from "./pipeline.js";
 import { clientAddressResolver } from "./proxy/client-ip.js";
 import { Forwarder } from "./proxy/forward.js";
+import { CatalogSearch } from "./registry/search.js";
 import { createRateLimitStage, type RateLimitStage } from "./ratelimit/stage.js";
 import { configuredBackend, SiteMap, type BackendResolver } from "./sites.js";
 import { loadSiteCertificates } from "./tls/store.js";
@@ -100,7 +101,8 @@ export async function buildGatewayState(
     const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
     const forwarderUsers = shared ? previous.forwarderUsers : new Set<GatewayState>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
-    const pipeline: PipelineState = { sites, forwarder, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni };
+    const search = new CatalogSearch((backend) => forwarder.agentFor(backend));
+    const pipeline: PipelineState = { sites, forwarder, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search };
     return new GatewayState(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, pipeline);
   } catch (err) {
     await Promise.all([security.close(), rateLimit?.close()]);

@@ -25,6 +25,7 @@ import { abandon, awaitTurn } from "./proxy/pipelining.js";
 import type { EdgeContext } from "./proxy/headers.js";
 import { sendError, type GatewayErrorKind } from "./registry/errors.js";
 import { classify, type RegistryRoute } from "./registry/routes.js";
+import { type CatalogSearch, sendJson } from "./registry/search.js";
 import { checkTarget, formValues } from "./registry/target.js";
 import type { RateLimitStage } from "./ratelimit/stage.js";
 import type { SiteMap, Site } from "./sites.js";
@@ -42,6 +43,8 @@ export interface PipelineState {
   rateLimit: RateLimitStage | null;
   /** A Host naming another site than the TLS SNI is refused (tls.strictSni). */
   strictSni: boolean;
+  /** docker search, from the backends' catalogs. */
+  search: CatalogSearch;
 }
 
 /** What is known about a request once it is over, for the observe stage. */
@@ -158,6 +161,26 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         return;
       }
       const externalOrigin = `https://${lookup.host.authority}`;
+
+      // docker search (v1), answered by the gateway: anyone may ask, each caller sees what it may pull.
+      if (route.kind === "ping") {
+        // Standalone: docker then sends its stored credentials with the search.
+        sendJson(res, 200, {}, { "X-Docker-Registry-Standalone": "true" });
+        return;
+      }
+      if (route.kind === "search") {
+        const who = site.auth ? await site.auth.identify(req.headers.authorization, externalOrigin, record.clientIp) : null;
+        if (who && !who.ok) {
+          metrics.authFailure(site.name, who.reason);
+          refuse(who.error, who.message, { ...who.headers, ...(who.challenge ? { "WWW-Authenticate": who.challenge } : {}) });
+          return;
+        }
+        record.user = who?.principal?.name;
+        const page = await state.search.search(site, record.user ?? null, target.rawQuery).catch(() => null);
+        if (page) sendJson(res, 200, page);
+        else refuse("backendUnavailable", "the backend registry's catalog could not be read");
+        return;
+      }
 
       // 3. authenticate + 4. authorize (issue #3). A token-auth site's /token checks credentials itself (6.)
       /** Who is asking: null when anonymous or when the site has no auth. record.user carries the name. */

@@ -132,7 +132,7 @@ async function buildSiteAuth(
     lifetimeMs: config.tokens.lifetime,
     refreshLifetimeMs: config.tokens.refreshLifetime,
   });
-  return new TokenSiteAuth(users, verifier, service, endpoint);
+  return new TokenSiteAuth(users, verifier, service, endpoint, logins, policy);
 }
 
 /**

@@ -52,16 +52,35 @@ export class HtpasswdSiteAuth implements SiteAuth {
           ok: false,
           error: "denied",
           reason: "denied",
-          message: `requested access to the resource is denied (${refused.action} on ${refused.type} ${refused.name})`,
+          // The same words as a token site's error_description, and what docker prints for both.
+          message: `requested access to the resource is denied: ${refused.action} on ${refused.type} ${refused.name} is not granted to ${user}`,
           user,
         };
       }
     }
   }
 
+  async identify(authorization: string | undefined, _externalOrigin: string, clientIp: string): Promise<Admission> {
+    const credentials = parseAuthorization(authorization);
+    if (credentials.kind === "none") return { ok: true, principal: null };
+    if (credentials.kind !== "basic") return this.unauthorized("invalid_credentials", "this registry takes Basic credentials");
+    return passwordPrincipal(this.logins, credentials.user, credentials.password, clientIp, this.challenge);
+  }
+
+  mayPull(user: string | null, repository: string): boolean {
+    return this.policy.repositoryActions(user, repository).has("pull");
+  }
+
   private unauthorized(reason: "missing_credentials" | "invalid_credentials", message: string): Admission {
     return { ok: false, error: "unauthorized", reason, message, challenge: this.challenge };
   }
+}
+
+/** Basic credentials → the user, through the login throttle and the hashing threads. */
+async function passwordPrincipal(logins: SiteLogins, user: string, password: string, clientIp: string, challenge: string): Promise<Admission> {
+  const check = await logins.check(user, password, clientIp);
+  if (check.ok) return { ok: true, principal: { name: user } };
+  return refusalBeforeCheck(check) ?? { ok: false, error: "unauthorized", reason: "invalid_credentials", message: BAD_CREDENTIALS, challenge };
 }
 
 export class TokenSiteAuth implements SiteAuth {
@@ -72,7 +91,28 @@ export class TokenSiteAuth implements SiteAuth {
     private readonly verifier: TokenVerifier,
     private readonly service: string,
     readonly tokenEndpoint: TokenEndpoint,
+    private readonly logins: SiteLogins,
+    private readonly policy: AccessPolicy,
   ) {}
+
+  /** docker sends Basic credentials to the v1 search endpoint even of a token registry; Bearer works too. */
+  async identify(authorization: string | undefined, externalOrigin: string, clientIp: string): Promise<Admission> {
+    const credentials = parseAuthorization(authorization);
+    switch (credentials.kind) {
+      case "none":
+        return { ok: true, principal: null };
+      case "basic":
+        return passwordPrincipal(this.logins, credentials.user, credentials.password, clientIp, basicChallenge(this.service));
+      case "bearer":
+        return this.admit(authorization, { kind: "other", accesses: [] }, externalOrigin);
+      default:
+        return { ok: false, error: "unauthorized", reason: "invalid_credentials", message: "the Authorization header is not valid", challenge: basicChallenge(this.service) };
+    }
+  }
+
+  mayPull(user: string | null, repository: string): boolean {
+    return this.policy.repositoryActions(user, repository).has("pull");
+  }
 
   async admit(authorization: string | undefined, route: RegistryRoute, externalOrigin: string, _clientIp?: string): Promise<Admission> {
     const challenge = (error?: "invalid_token" | "insufficient_scope", description?: string) =>

@@ -40,6 +40,13 @@ export interface SiteAuth {
    * docker only sends credentials to the host it pinged.
    */
   admit(authorization: string | undefined, route: RegistryRoute, externalOrigin: string, clientIp: string): Promise<Admission>;
+  /**
+   * Who is asking, for the gateway's own endpoints that answer anyone but show each caller only what it may
+   * see (docker search): no credentials → anonymous (principal null); bad credentials → a refusal.
+   */
+  identify(authorization: string | undefined, externalOrigin: string, clientIp: string): Promise<Admission>;
+  /** Whether the rules let `user` (null: anonymous) pull `repository`. */
+  mayPull(user: string | null, repository: string): boolean;
   /** The `/token` endpoint of a token-auth site; null in htpasswd mode. */
   readonly tokenEndpoint: TokenEndpoint | null;
 }

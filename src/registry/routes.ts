@@ -10,7 +10,7 @@
 // accepts is read the same way by the backend.
 import type { GatewayErrorKind } from "./errors.js";
 
-export type RouteKind = "base" | "catalog" | "tags" | "manifest" | "blob" | "upload" | "referrers" | "token" | "other";
+export type RouteKind = "base" | "catalog" | "tags" | "manifest" | "blob" | "upload" | "referrers" | "token" | "search" | "ping" | "other";
 
 export type UploadPhase = "start" | "chunk" | "finish" | "status" | "cancel";
 
@@ -83,6 +83,9 @@ export function classify(method: string, path: string, mountFrom: readonly strin
     return withMethods(method, ["GET"], { kind: "catalog", accesses: [{ type: "registry", name: "catalog", action: "*" }] });
   }
   if (path === "/token") return withMethods(method, ["GET", "POST"], { kind: "token", accesses: [] });
+  // docker search: the v1 ping it sends first, and the search itself (answered by the gateway, search.ts).
+  if (path === "/v1/_ping") return withMethods(method, ["GET", "HEAD"], { kind: "ping", accesses: [] });
+  if (path === "/v1/search") return withMethods(method, ["GET"], { kind: "search", accesses: [] });
 
   for (const { shape, pattern, methods } of SHAPES) {
     const match = pattern.exec(path);

@@ -13,18 +13,16 @@ import type { TokenEndpoint } from "../../../src/auth/types.js";
 import { gatewayConfig } from "../../../src/config/schema.js";
 import { createLogger } from "../../../src/observe/log.js";
 import type { RegistryRoute } from "../../../src/registry/routes.js";
-import { run } from "../../helpers/process.js";
+import { AccessPolicy } from "../../../src/auth/access.js";
+import { LoginThrottle } from "../../../src/auth/logins.js";
+import { MemoryLimiter } from "../../../src/ratelimit/limiter.js";
+import { htpasswdLine } from "../../helpers/htpasswd.js";
 
 const ORIGIN = "https://team.registry.test";
 const PULL: RegistryRoute = { kind: "manifest", repository: "team/app", reference: "v1", accesses: [{ type: "repository", name: "team/app", action: "pull" }] };
 const GRANT = [{ type: "repository", name: "team/app", actions: ["pull"] }];
 const noEndpoint: TokenEndpoint = { handle: () => Promise.reject(new Error("not used")) };
 
-async function htpasswdLine(user: string, password: string): Promise<string> {
-  const result = await run("htpasswd", ["-nbB", "-C", "4", user, password]);
-  assert.equal(result.code, 0, result.stderr);
-  return result.stdout.trim();
-}
 
 describe("token key id and password binding", () => {
   let dir: string;
@@ -43,7 +41,8 @@ describe("token key id and password binding", () => {
     file = join(dir, "htpasswd");
     await writeFile(file, `${await htpasswdLine("admin", "Admin123")}\n${await htpasswdLine("reader", "Reader123")}\n`);
     users = await HtpasswdUsers.open(file, createLogger({ level: "silent", format: "json" }), { pollIntervalMs: 100 });
-    auth = new TokenSiteAuth(users, verifier, "team", noEndpoint);
+    const logins = new LoginThrottle(new MemoryLimiter(), { maxFailures: 10, per: 60_000 }).forSite("team", users);
+    auth = new TokenSiteAuth(users, verifier, "team", noEndpoint, logins, new AccessPolicy([]));
   });
 
   after(async () => {

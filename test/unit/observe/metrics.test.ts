@@ -103,6 +103,8 @@ describe("metrics: request observations", () => {
       ["PATCH", "/v2/team/app/blobs/uploads/0f3c", "upload"],
       ["GET", `/v2/team/app/referrers/${digest}`, "referrers"],
       ["GET", "/token?scope=repository:team/app:pull", "token"],
+      ["GET", "/v1/search?q=app", "search"],
+      ["GET", "/v1/_ping", "ping"],
       ["GET", "/v2/team/app/something-new", "other"],
     ];
     for (const [method, path] of cases) observer.requestDone(record(method, path), ...fakeExchange(method));

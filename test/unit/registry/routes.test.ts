@@ -48,6 +48,14 @@ describe("registry route classification", () => {
     assert.equal(route("GET", `/v2/library/alpine/referrers/${DIGEST}`).kind, "referrers");
   });
 
+  it("knows docker search's v1 ping and search, which the gateway answers itself", () => {
+    assert.equal(route("GET", "/v1/_ping").kind, "ping");
+    assert.equal(route("GET", "/v1/search?q=app&n=25").kind, "search");
+    assert.deepEqual(route("GET", "/v1/search?q=app").accesses, []);
+    assert.equal(refusal("POST", "/v1/search").kind, "methodNotAllowed");
+    assert.equal(refusal("GET", "/v1/users/").kind, "notFound");
+  });
+
   it("names each upload phase", () => {
     assert.equal(route("POST", "/v2/app/blobs/uploads/").uploadPhase, "start");
     assert.equal(route("PATCH", "/v2/app/blobs/uploads/0b1c-uuid?_state=abc").uploadPhase, "chunk");

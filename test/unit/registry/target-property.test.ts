@@ -37,8 +37,10 @@ function gatewayReading(method: string, target: string): GatewayReading {
   if (mountFrom === null) return { refused: "bad escape in query" };
   const classified = classify(method, checked.path, mountFrom);
   if (!classified.ok) return { refused: classified.message };
-  // The token endpoint is the gateway's own: never forwarded, so never the backend's reading.
+  // The token endpoint and docker search (v1 ping and search) are the gateway's own: never forwarded, so
+  // never the backend's reading.
   if (classified.route.kind === "token") return { refused: "token endpoint" };
+  if (classified.route.kind === "search" || classified.route.kind === "ping") return { refused: "answered by the gateway" };
   return { route: classified.route, rawQuery: checked.rawQuery };
 }
 
