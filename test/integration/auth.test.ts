@@ -12,8 +12,9 @@ import { REPO_ROOT } from "../helpers/cli.js";
 import { certDir, cleanupClients, hostsFile, podman, podmanStore, skopeo, type PodmanStore } from "../helpers/clients.js";
 import { startTestGateway, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
 import { buildOciImage, sha256Digest, type OciImage } from "../helpers/oci.js";
-import { formatRun, run, waitFor, type RunResult } from "../helpers/process.js";
+import { formatRun, waitFor, type RunResult } from "../helpers/process.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
+import { htpasswdLine } from "../helpers/htpasswd.js";
 
 const HUB = "hub.registry.test"; // htpasswd
 const TEAM = "team.registry.test"; // token
@@ -42,11 +43,6 @@ function assertRegistryError(res: GatewayResponse, status: number, code: string)
   assert.equal(res.json().errors[0].code, code);
 }
 
-async function htpasswdLine(user: string, password: string, cost = 4): Promise<string> {
-  const result = await run("htpasswd", ["-nbB", "-C", String(cost), user, password]);
-  assert.equal(result.code, 0, result.stderr);
-  return result.stdout.trim();
-}
 
 describe("auth: htpasswd and token auth with access rules, real registries and clients", () => {
   let workDir: string;

@@ -10,9 +10,10 @@ import { after, before, describe, it } from "node:test";
 import type { GatewayConfigInput } from "../../src/config/schema.js";
 import { startTestGateway, type GatewayRequest, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
 import { delta, scrape } from "../helpers/metrics.js";
-import { run, waitFor } from "../helpers/process.js";
+import { waitFor } from "../helpers/process.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
+import { htpasswdLine } from "../helpers/htpasswd.js";
 
 const HUB = "hub.registry.test"; // htpasswd
 const TEAM = "team.registry.test"; // token
@@ -22,11 +23,6 @@ const OTHER_IP = "127.0.0.2";
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 
-async function htpasswdLine(user: string, password: string, cost = 10): Promise<string> {
-  const result = await run("htpasswd", ["-nbB", "-C", String(cost), user, password]);
-  assert.equal(result.code, 0, result.stderr);
-  return result.stdout.trim();
-}
 
 function assertRegistryError(res: GatewayResponse, status: number, code: string): void {
   assert.equal(res.status, status, res.body.toString());
@@ -68,7 +64,7 @@ describe("failed-login throttle and hashing off the event loop (issue #9)", () =
     htpasswd = join(workDir, "htpasswd");
     // Cost 10, as shipped: a check is ~100 ms of CPU, so skipping it shows.
     for (const [user, password] of [["admin", "Admin123"], ["reader", "Reader123"], ["ci", "Ci123456"], ["tok", "Tok12345"]] as const) {
-      lines[user] = await htpasswdLine(user, password);
+      lines[user] = await htpasswdLine(user, password, 10);
     }
     await writeUsers();
     [registry, redis] = await Promise.all([startRegistry(), startRedis()]);

@@ -14,7 +14,7 @@ import { HtpasswdSiteAuth } from "../../../src/auth/site-auth.js";
 import { createLogger } from "../../../src/observe/log.js";
 import { MemoryLimiter } from "../../../src/ratelimit/limiter.js";
 import type { RegistryRoute } from "../../../src/registry/routes.js";
-import { run } from "../../helpers/process.js";
+import { htpasswdLine } from "../../helpers/htpasswd.js";
 
 /** A real pool that counts the checks it was asked for: a throttled login must not reach it. */
 class CountingPool extends HashPool {
@@ -29,11 +29,6 @@ const logger = createLogger({ level: "silent", format: "json" });
 const PULL: RegistryRoute = { kind: "manifest", repository: "team/app", reference: "v1", accesses: [{ type: "repository", name: "team/app", action: "pull" }] };
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 
-async function htpasswdLine(user: string, password: string, cost: number): Promise<string> {
-  const result = await run("htpasswd", ["-nbB", "-C", String(cost), user, password]);
-  assert.equal(result.code, 0, result.stderr);
-  return result.stdout.trim();
-}
 
 describe("failed-login throttle", () => {
   let dir: string;
