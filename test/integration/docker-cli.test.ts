@@ -345,6 +345,22 @@ describe("docker CLI (dockerd 20.10) through the gateway, TLS trusted only via c
         assert.equal(cancels[0]!.status, 204, cancels[0]!.line);
       });
 
+      it("docker search lists the repositories the caller may pull, and hides the rest (issue #11, #12)", async () => {
+        const searched = async (client: DockerClient, term: string) => {
+          const result = await dockerOk(client, ["search", "--no-trunc", `${hostPort(host)}/${term}`]);
+          const [header = "", ...rows] = result.stdout.trimEnd().split("\n");
+          assert.match(header, /^NAME\s+DESCRIPTION\s+STARS\s+OFFICIAL\s+AUTOMATED$/, result.stdout);
+          return rows.map((row) => row.split(/\s+/)[0]);
+        };
+        assert.deepEqual(await searched(admin, "small"), [`${repo}/small`]);
+        assert.deepEqual(await searched(admin, "ci/"), ["ci/a", "ci/b", "ci/c"]);
+        // ci may pull ci/** only: the same search finds nothing of the site's own repositories.
+        const ci = await engine.client();
+        await dockerOk(ci, ["login", "--username", "ci", "--password-stdin", hostPort(host)], { input: "Ci123456\n" });
+        assert.deepEqual(await searched(ci, "small"), []);
+        assert.deepEqual(await searched(ci, "a"), ["ci/a"]);
+      });
+
       it("backend down: docker shows the gateway's 502 status, never HTML", async () => {
         // Last in this mode: the backend stops for good; admin is still logged in. docker 20.10 reads error
         // bodies of 4xx answers only: for a 5xx it prints the status line. (A push would print the same after
