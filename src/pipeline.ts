@@ -12,6 +12,7 @@
 //   6. forward                the accepted target byte for byte, bodies streamed
 //   7. observe                always, whatever happened                            (observer, issue #5)
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Principal } from "./auth/types.js";
 import type { Logger } from "./observe/log.js";
@@ -258,10 +259,13 @@ function hostRefusal(reason: "missing" | "malformed" | "unknown", hostname?: str
   }
 }
 
-/** True when the connection sent no SNI (an IP-address client) or an SNI that resolves to the same site. */
+/**
+ * True when the connection sent no SNI, or an IP address as SNI (RFC 6066 forbids it, and it names no
+ * site: wrk and other clients connecting by address send one), or an SNI that resolves to the same site.
+ */
 function sniMatches(sites: SiteMap, req: IncomingMessage, site: Site): boolean {
   const servername = (req.socket as TLSSocket).servername;
-  if (typeof servername !== "string" || servername === "") return true;
+  if (typeof servername !== "string" || servername === "" || isIP(servername) !== 0) return true;
   const bySni = sites.lookup(servername);
   return bySni.ok && bySni.site === site;
 }

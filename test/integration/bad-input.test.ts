@@ -142,6 +142,17 @@ describe("bad input", () => {
     await stillServes();
   });
 
+  it("an IP address as SNI (what wrk and clients connecting by address send) names no site: the Host decides", async () => {
+    const socket = tls.connect({ host: "127.0.0.1", port: gateway.port, servername: "127.0.0.1", rejectUnauthorized: false });
+    await once(socket, "secureConnect");
+    assert.equal((socket as tls.TLSSocket & { servername?: string }).servername, "127.0.0.1", "the client did send the address as SNI");
+    let text = "";
+    socket.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+    socket.write(`GET /v2/ HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    await once(socket, "close");
+    assert.match(text, /^HTTP\/1\.1 200 /);
+  });
+
   it("garbage instead of HTTP gets 400 in registry format", async () => {
     assertRegistryError(await rawExchange(gateway, "HELLO\r\n\r\n"), 400, "UNSUPPORTED");
     await stillServes();
