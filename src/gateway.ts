@@ -101,7 +101,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       // From the TCP accept: a connection that never sends a ClientHello is cut at this, not Node's 120 s.
       handshakeTimeout: config.timeouts.handshake,
       headersTimeout: config.timeouts.header,
-      keepAliveTimeout: config.timeouts.keepAlive,
+      keepAliveTimeout: nodeKeepAliveTimeout(config.timeouts.keepAlive),
     },
     (req, res) => {
       inFlight++;
@@ -311,7 +311,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 function applyTimeouts(server: https.Server, config: GatewayConfig): void {
   server.timeout = config.timeouts.idle;
   server.headersTimeout = config.timeouts.header;
-  server.keepAliveTimeout = config.timeouts.keepAlive;
+  server.keepAliveTimeout = nodeKeepAliveTimeout(config.timeouts.keepAlive);
+}
+
+/**
+ * Node's server closes an idle keep-alive connection 1 s after its keepAliveTimeout (a grace so that a
+ * client told `Keep-Alive: timeout=N` never races the close). timeouts.keepAlive is when the gateway
+ * closes: the client is told one second less (at least 1 s).
+ */
+function nodeKeepAliveTimeout(keepAliveMs: number): number {
+  return Math.max(1000, keepAliveMs - 1000);
 }
 
 function noConfigSource(): Promise<GatewayConfig> {
