@@ -101,6 +101,18 @@ export function rawExchange(target: RawTarget, request: string | Buffer, options
   });
 }
 
+/** Header lines → lower-case names; repeated names joined with ", ". */
+export function parseHeaderLines(lines: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  return headers;
+}
+
 /**
  * Splits a byte stream into HTTP/1.1 responses: Content-Length, chunked, or (last) until close; no body for
  * HEAD, 1xx, 204 and 304. 1xx interim responses are dropped. A response whose body is cut short stays in
@@ -117,13 +129,7 @@ export function parseResponses(raw: Buffer, methods: readonly string[]): { respo
     const [statusLine = "", ...lines] = head.split("\r\n");
     const status = Number(/^HTTP\/\d\.\d (\d{3})/.exec(statusLine)?.[1] ?? NaN);
     if (Number.isNaN(status)) break;
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(":");
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-    }
+    const headers = parseHeaderLines(lines);
     let bodyStart = headEnd + 4;
     if (status >= 100 && status < 200) {
       at = bodyStart;

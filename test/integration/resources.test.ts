@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { run, waitFor } from "../helpers/process.js";
+import { parseHeaderLines } from "../helpers/raw-http.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
 import { finishUpload, patchChunked, startUpload, type UploadTarget } from "../helpers/upload.js";
 
@@ -119,13 +120,7 @@ function parseResponse(buffer: Buffer, closed: boolean): { response: Omit<RawRes
   if (headEnd < 0) return null;
   const [statusLine = "", ...lines] = buffer.toString("latin1", 0, headEnd).split("\r\n");
   const status = Number(statusLine.split(" ")[1]);
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(":");
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-  }
+  const headers = parseHeaderLines(lines);
   let offset = headEnd + 4;
   let body: Buffer;
   if (headers["transfer-encoding"]?.toLowerCase() === "chunked") {
