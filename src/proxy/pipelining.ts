@@ -22,8 +22,14 @@ export async function awaitTurn(req: IncomingMessage, res: ServerResponse): Prom
   // Over when the response is, or when the connection goes (a response still queued behind another then
   // never gets a socket, nor a close event of its own).
   const over = new Promise<void>((resolve) => {
-    res.once("close", resolve);
-    socket.once("close", resolve);
+    // The socket's listener goes with the response: a keep-alive connection serves thousands of requests.
+    const done = () => {
+      res.off("close", done);
+      socket.off("close", done);
+      resolve();
+    };
+    res.once("close", done);
+    socket.once("close", done);
   });
   lastTurn.set(socket, { req, res, over });
   if (previous) {
