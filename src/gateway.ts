@@ -312,6 +312,9 @@ function applyTimeouts(server: https.Server, config: GatewayConfig): void {
   server.timeout = config.timeouts.idle;
   server.headersTimeout = config.timeouts.header;
   server.keepAliveTimeout = nodeKeepAliveTimeout(config.timeouts.keepAlive);
+  // Connections over limits.maxConnections get a clear answer (proxy/connections.ts); that answer costs a
+  // handshake, so beyond twice the cap a flood is dropped at accept, without one.
+  server.maxConnections = 2 * config.limits.maxConnections;
 }
 
 /**

@@ -561,6 +561,9 @@ describe("connection caps (issue #9)", () => {
       const again = await admittedAgain(gateway);
       held.push(again.client);
       console.log(`  [5] global cap: a freed slot was usable after ${again.afterMs} ms`);
+      // Beyond twice the cap a flood is dropped at accept: no handshake is spent on it.
+      for (let i = 0; i < 3; i++) held.push(await connectTcp(gateway));
+      await assert.rejects(connectTls(gateway), /ECONNRESET|socket disconnected|socket hang up|EPIPE/, "the 7th connection should be dropped at accept");
     } finally {
       for (const client of held) client.destroy();
       await stopGateway(gateway);
