@@ -87,7 +87,7 @@ export async function benchAuthenticatedGets(options: AuthBenchOptions): Promise
 }
 
 /** One user, bcrypt cost 10, written by Apache's htpasswd as an operator would. */
-async function writeHtpasswd(workDir: string): Promise<BenchBasicAuth> {
+export async function writeHtpasswd(workDir: string): Promise<BenchBasicAuth> {
   const password = randomBytes(9).toString("base64url");
   const made = await run("htpasswd", ["-nbB", "-C", String(BCRYPT_COST), USER, password]);
   if (made.code !== 0) throw new Error(`htpasswd -nbB: ${made.stderr}`);

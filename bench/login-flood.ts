@@ -9,15 +9,15 @@
 // For `npm run bench` (bench/run.ts) to call; also runnable alone (needs `npm run build`):
 //   node --import tsx bench/login-flood.ts [seconds per phase] [rounds]     (starts its own registry)
 import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OCI_MANIFEST } from "../test/helpers/oci.js";
-import { run } from "../test/helpers/process.js";
 import { startRegistry } from "../test/helpers/registry.js";
 import { type Endpoint, expectStatus, send } from "./client.js";
+import { writeHtpasswd } from "./auth.js";
 import { startFeatureGateway } from "./proxies.js";
 import { PULL_REPO, PULL_TAG, ensureManifest } from "./seed.js";
 
@@ -50,7 +50,6 @@ export interface LoginFloodBenchResult {
 }
 
 const USER = "bench";
-const BCRYPT_COST = 10;
 /** Legitimate pullers running at once (each a sequential loop). */
 const PULLERS = 2;
 
@@ -184,16 +183,6 @@ function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-async function writeHtpasswd(workDir: string): Promise<{ htpasswdFile: string; password: string }> {
-  const password = randomBytes(9).toString("base64url");
-  const made = await run("htpasswd", ["-nbB", "-C", String(BCRYPT_COST), USER, password]);
-  if (made.code !== 0) throw new Error(`htpasswd -nbB: ${made.stderr}`);
-  const htpasswdFile = join(workDir, "login-flood.htpasswd");
-  await writeFile(htpasswdFile, made.stdout);
-  await chmod(htpasswdFile, 0o600);
-  return { htpasswdFile, password };
 }
 
 export function describeLoginFlood(result: LoginFloodBenchResult): string {

@@ -6,7 +6,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
 import { isLoopback } from "./config/schema.js";
-import { API_VERSION, API_VERSION_HEADER, sendError } from "./registry/errors.js";
+import { sendError, sendJson } from "./registry/errors.js";
 import { parseHostHeader } from "./sites.js";
 
 export interface ReadinessSource {
@@ -28,6 +28,7 @@ export interface MetricsExporter {
 }
 
 const PROBE_TIMEOUT_MS = 2000;
+const NO_STORE = { "Cache-Control": "no-store" };
 
 export function createAdminServer(
   readiness: ReadinessSource,
@@ -67,12 +68,12 @@ async function handleAdmin(
   }
   switch (path) {
     case "/healthz":
-      return sendJson(res, 200, { status: "ok" });
+      return sendJson(res, 200, { status: "ok" }, NO_STORE);
     case "/readyz": {
       const backends = await Promise.all(readiness.backends().map(probeBackend));
       const listening = readiness.listening();
       const ready = listening && backends.every((b) => b.reachable);
-      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", listening, backends });
+      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", listening, backends }, NO_STORE);
     }
     case "/metrics":
       if (!exporter) return void sendError(res, "notFound", "metrics are disabled (metrics.enabled: false)");
@@ -80,17 +81,6 @@ async function handleAdmin(
     default:
       sendError(res, "notFound", `no admin endpoint at ${path}`);
   }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json; charset=utf-8",
-    "Content-Length": Buffer.byteLength(text),
-    "Cache-Control": "no-store",
-    [API_VERSION_HEADER]: API_VERSION,
-  });
-  res.end(res.req.method === "HEAD" ? undefined : text);
 }
 
 function sendText(res: ServerResponse, contentType: string, text: string): void {

@@ -54,6 +54,18 @@ export function sendError(
   return true;
 }
 
+/** A JSON answer the gateway makes itself (docker search, the v1 ping, admin health), with the API version header. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    "Content-Type": "application/json; charset=utf-8",
+    "Content-Length": Buffer.byteLength(text),
+    [API_VERSION_HEADER]: API_VERSION,
+  });
+  res.end(res.req?.method === "HEAD" ? undefined : text);
+}
+
 /**
  * A whole HTTP/1.1 error response as bytes, for the places where Node has no ServerResponse yet
  * (malformed requests reported through the server's `clientError` event).

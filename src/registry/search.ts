@@ -2,10 +2,9 @@
 // "Unexpected status code 404"). The gateway answers it from the backend's catalog, fetched with the
 // gateway's own backend credentials, cached briefly per site, and filtered to the repositories the caller
 // may pull — a search never reveals a name the rules hide.
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Site } from "../sites.js";
-import { API_VERSION, API_VERSION_HEADER } from "./errors.js";
 
 export interface SearchResult {
   name: string;
@@ -128,16 +127,4 @@ function nextLink(link: string | undefined): string | null {
 
 function clamp(value: number, min: number, max: number, fallback: number): number {
   return Number.isInteger(value) ? Math.min(max, Math.max(min, value)) : fallback;
-}
-
-/** A JSON answer of the gateway's own (search, v1 ping), with the registry's API version header. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    "Content-Type": "application/json; charset=utf-8",
-    "Content-Length": Buffer.byteLength(text),
-    [API_VERSION_HEADER]: API_VERSION,
-  });
-  res.end(res.req?.method === "HEAD" ? undefined : text);
 }
