@@ -163,31 +163,21 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
       }
       const externalOrigin = `https://${lookup.host.authority}`;
 
-      // docker search (v1), answered by the gateway: anyone may ask, each caller sees what it may pull.
+      // docker search (v1): its ping needs nothing; the search itself is answered at stage 6.
       if (route.kind === "ping") {
         // Standalone: docker then sends its stored credentials with the search.
         sendJson(res, 200, {}, { "X-Docker-Registry-Standalone": "true" });
         return;
       }
-      if (route.kind === "search") {
-        const who = site.auth ? await site.auth.identify(req.headers.authorization, externalOrigin, record.clientIp) : null;
-        if (who && !who.ok) {
-          metrics.authFailure(site.name, who.reason);
-          refuse(who.error, who.message, { ...who.headers, ...(who.challenge ? { "WWW-Authenticate": who.challenge } : {}) });
-          return;
-        }
-        record.user = who?.principal?.name;
-        const page = await state.search.search(site, record.user ?? null, target.rawQuery).catch(() => null);
-        if (page) sendJson(res, 200, page);
-        else refuse("backendUnavailable", "the backend registry's catalog could not be read");
-        return;
-      }
-
       // 3. authenticate + 4. authorize (issue #3). A token-auth site's /token checks credentials itself (6.)
       /** Who is asking: null when anonymous or when the site has no auth. record.user carries the name. */
       let principal: Principal | null = null;
       if (site.auth && !tokenEndpoint) {
-        const admission = await site.auth.admit(req.headers.authorization, route, externalOrigin, record.clientIp);
+        // docker search: anyone may ask (anonymous included); the answer shows each caller what it may pull.
+        const admission =
+          route.kind === "search"
+            ? await site.auth.identify(req.headers.authorization, externalOrigin, record.clientIp)
+            : await site.auth.admit(req.headers.authorization, route, externalOrigin, record.clientIp);
         if (!admission.ok) {
           record.user = admission.user;
           metrics.authFailure(site.name, admission.reason);
@@ -216,12 +206,18 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         rateLimitHeaders = verdict.headers;
       }
 
-      // 6. forward (or answer /token of a token-auth site)
+      // 6. forward (or answer /token of a token-auth site, or docker search)
       if (tokenEndpoint) {
         const answered = await tokenEndpoint.handle(req, res, externalOrigin, record.clientIp);
         record.user = answered.user;
         if (answered.refusal) record.refusal = answered.refusal;
         if (answered.failure) metrics.authFailure(site.name, answered.failure);
+        return;
+      }
+      if (route.kind === "search") {
+        const page = await state.search.search(site, record.user ?? null, target.rawQuery).catch(() => null);
+        if (page) sendJson(res, 200, page);
+        else refuse("backendUnavailable", "the backend registry's catalog could not be read");
         return;
       }
       const edge: EdgeContext = {

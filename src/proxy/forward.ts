@@ -69,6 +69,9 @@ export class Forwarder {
    * is canonical. `body`: a request body the pipeline already read (an urlencoded mount form), sent instead.
    */
   forward(req: IncomingMessage, res: ServerResponse, backend: URL, edge: EdgeContext, body?: Buffer): Promise<ForwardOutcome> {
+    // The client may have gone while earlier stages awaited (a password check, a rate limit): then nothing is
+    // sent upstream, and the close events this exchange would wait for have already fired.
+    if (res.destroyed || req.socket.destroyed) return Promise.resolve({ status: 0, clientAborted: true, requestBytes: 0 });
     return new Promise((resolve) => {
       let settled = false;
       const exchange: Exchange = {
@@ -151,8 +154,11 @@ export class Forwarder {
   }
 
   private fail(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
-    if (res.destroyed || res.writableEnded) return;
     const failure = exchange.timedOut ? "timeout" : upstreamFailure(err);
+    if (res.destroyed || res.writableEnded) {
+      exchange.settle({ status: res.headersSent ? res.statusCode : 0, upstreamFailure: failure, clientAborted: !res.writableFinished });
+      return;
+    }
     const sent = exchange.clientStalled
       ? sendError(res, "clientTimeout", "the request body stopped arriving", { Connection: "close" })
       : failure === "timeout"

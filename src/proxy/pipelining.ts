@@ -14,6 +14,14 @@ interface Turn {
 }
 
 const lastTurn = new WeakMap<Socket, Turn>();
+/** Requests waiting for their turn, per connection. */
+const waiting = new WeakMap<Socket, number>();
+
+/**
+ * No client needs more requests than this queued on one connection (docker, podman and skopeo do not
+ * pipeline at all); beyond it the connection is closed, so queued requests cannot pile up in memory.
+ */
+export const MAX_PIPELINED = 16;
 
 /** Resolves true when the request may proceed, false when its connection is closing (drop it). */
 export async function awaitTurn(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -33,7 +41,11 @@ export async function awaitTurn(req: IncomingMessage, res: ServerResponse): Prom
   });
   lastTurn.set(socket, { req, res, over });
   if (previous) {
+    const queued = (waiting.get(socket) ?? 0) + 1;
+    if (queued > MAX_PIPELINED) return false;
+    waiting.set(socket, queued);
     await previous.over;
+    waiting.set(socket, (waiting.get(socket) ?? 1) - 1);
     if (closesConnection(previous.res)) return false;
   }
   return !socket.destroyed;

@@ -70,9 +70,12 @@ export class CatalogSearch {
     const cached = this.cache.get(site);
     if (cached && cached.expiresAt > Date.now()) return cached.repositories;
     const repositories = this.fetchCatalog(site).then((names) => [...new Set(names)].sort());
-    this.cache.set(site, { expiresAt: Date.now() + this.ttlMs, repositories });
-    // A failure is not remembered: the next search asks again.
-    repositories.catch(() => this.cache.delete(site));
+    const entry = { expiresAt: Date.now() + this.ttlMs, repositories };
+    this.cache.set(site, entry);
+    // A failure is not remembered: the next search asks again (unless a newer fetch already replaced it).
+    repositories.catch(() => {
+      if (this.cache.get(site) === entry) this.cache.delete(site);
+    });
     return repositories;
   }
 
@@ -82,7 +85,8 @@ export class CatalogSearch {
       : undefined;
     const names: string[] = [];
     let next: string | null = `/v2/_catalog?n=${CATALOG_PAGE}`;
-    while (next && names.length < MAX_REPOSITORIES) {
+    // Pages are bounded too: a backend repeating an empty page with the same Link must not loop forever.
+    for (let pages = 0; next && names.length < MAX_REPOSITORIES && pages <= MAX_REPOSITORIES / CATALOG_PAGE; pages++) {
       const { body, link } = await this.getJson(site.backend, next, authorization);
       const page = (body as { repositories?: unknown }).repositories;
       if (!Array.isArray(page)) throw new Error("the backend's catalog has no repositories list");

@@ -12,6 +12,7 @@ import { htpasswdLine } from "../helpers/htpasswd.js";
 
 const HUB = "hub.registry.test"; // htpasswd
 const TEAM = "team.registry.test"; // token auth
+const LIMITED = "limited.registry.test"; // no auth, an "any" rate limit
 const REPOSITORIES = ["public/app", "public/tools", "secret/app", "secret/vault", "team/app"];
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
@@ -37,6 +38,7 @@ describe("docker search (v1) from the catalog, filtered by the caller's pull rig
       sites: [
         { name: "hub", hosts: [HUB], backend: registry.url, auth: { type: "htpasswd", htpasswd, rules: rules.map((r) => ({ ...r })) as never } },
         { name: "team", hosts: [TEAM], backend: registry.url, auth: { type: "token", htpasswd, rules: rules.map((r) => ({ ...r })) as never } },
+        { name: "limited", hosts: [LIMITED], backend: registry.url, limits: [{ name: "any", operations: ["any"], rate: 3, per: "1m", key: "ip" }] },
       ],
     });
   });
@@ -87,6 +89,12 @@ describe("docker search (v1) from the catalog, filtered by the caller's pull rig
     assert.deepEqual(names(third), ["team/app"]);
     assert.equal(first.num_results, 5);
     assert.equal(first.num_pages, 3);
+  });
+
+  it("is rate limited like any other request (a search filters the whole catalog)", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await gateway.request(LIMITED, { path: "/v1/search?q=app" })).status);
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
   });
 
   it("takes Basic credentials (what docker sends to v1 search) and Bearer tokens on a token site", async () => {

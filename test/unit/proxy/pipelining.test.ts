@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, it } from "node:test";
-import { awaitTurn, requestInProgress } from "../../../src/proxy/pipelining.js";
+import { awaitTurn, MAX_PIPELINED, requestInProgress } from "../../../src/proxy/pipelining.js";
 
 type FakeSocket = EventEmitter & { destroyed: boolean };
 
@@ -48,6 +48,17 @@ describe("requests on one connection take turns", () => {
     const turn = awaitTurn(smuggled.req, smuggled.res);
     refused.finish();
     assert.equal(await turn, false);
+  });
+
+  it("refuses to queue more than MAX_PIPELINED requests behind one in progress", async () => {
+    const socket = socketOf();
+    const first = exchange(socket);
+    await awaitTurn(first.req, first.res);
+    const queued = Array.from({ length: MAX_PIPELINED }, () => exchange(socket)).map(({ req, res }) => awaitTurn(req, res));
+    const extra = exchange(socket);
+    assert.equal(await awaitTurn(extra.req, extra.res), false, "one more than the queue takes is refused at once");
+    first.finish();
+    assert.equal(await queued[0], true);
   });
 
   it("leaves no listener behind on a long keep-alive connection", async () => {
