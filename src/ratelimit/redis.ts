@@ -159,7 +159,7 @@ export class RedisLimiter implements Limiter {
   }
 }
 
-function createClient(config: RedisConfig): Redis | Cluster {
+export function createClient(config: RedisConfig): Redis | Cluster {
   const failFast: RedisOptions = {
     keyPrefix: config.keyPrefix,
     commandTimeout: config.commandTimeout,
