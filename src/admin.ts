@@ -1,6 +1,7 @@
 // The admin listener: plain HTTP, loopback by default. Liveness says the process answers; readiness
-// says the HTTPS listener is up and every backend registry answers at all (any HTTP status counts:
-// a backend with its own auth answers 401 to an anonymous /v2/, and that is up). /metrics is the
+// says the HTTPS listener is up and every pool has a backend registry that answers at all, probed now (any
+// HTTP status counts: a backend with its own auth answers 401 to an anonymous /v2/, and that is up); each
+// backend's entry also carries its pool's view (health checks, requests outstanding). /metrics is the
 // Prometheus text exposition, when metrics are enabled. POST requests are admin actions (admin-actions.ts).
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
@@ -11,7 +12,7 @@ import { parseHostHeader } from "./sites.js";
 
 export interface ReadinessSource {
   listening(): boolean;
-  backends(): URL[];
+  backends(): readonly { pool: string; url: URL; healthy: boolean; outstanding: number }[];
 }
 
 export interface BackendProbe {
@@ -70,9 +71,13 @@ async function handleAdmin(
     case "/healthz":
       return sendJson(res, 200, { status: "ok" }, NO_STORE);
     case "/readyz": {
-      const backends = await Promise.all(readiness.backends().map(probeBackend));
+      const members = readiness.backends();
+      const probes = await Promise.all(members.map((member) => probeBackend(member.url)));
+      const backends = members.map((member, index) => ({ pool: member.pool, ...probes[index]!, healthy: member.healthy, outstanding: member.outstanding }));
       const listening = readiness.listening();
-      const ready = listening && backends.every((b) => b.reachable);
+      const unserved = new Set(backends.map((b) => b.pool));
+      for (const b of backends) if (b.reachable) unserved.delete(b.pool);
+      const ready = listening && unserved.size === 0;
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", listening, backends }, NO_STORE);
     }
     case "/metrics":

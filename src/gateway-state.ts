@@ -4,6 +4,9 @@
 // requests that started on it finish on it, then what it holds open (htpasswd watchers, Redis) is closed.
 import type { ServerResponse } from "node:http";
 import { buildSecurity, type Security } from "./auth/build.js";
+import { createUploadAffinity, type UploadAffinity } from "./backends/affinity.js";
+import { SiteLists } from "./backends/lists.js";
+import { buildSiteUpstreams } from "./backends/upstream.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { createAccessLogger } from "./observe/access-log.js";
 import type { Logger } from "./observe/log.js";
@@ -36,9 +39,13 @@ export class GatewayState {
     readonly forwarder: Forwarder,
     /** Every state using `forwarder` that may still have requests in flight; the last one out closes it. */
     readonly forwarderUsers: Set<GatewayState>,
+    /** Shared with the next state while `redis` stays the same: uploads in flight keep their replica. */
+    readonly affinity: UploadAffinity,
+    readonly affinityUsers: Set<GatewayState>,
     readonly pipeline: PipelineState,
   ) {
     forwarderUsers.add(this);
+    affinityUsers.add(this);
     // Bound to this state: a request keeps it from its first stage to its last, whatever reloads meanwhile.
     this.handle = createPipeline(() => pipeline);
   }
@@ -64,15 +71,23 @@ export class GatewayState {
   /** For a state built but never put in service (a reload that failed after building it). */
   async discard(): Promise<void> {
     await this.closeStages();
-    this.forwarderUsers.delete(this);
-    if (this.forwarderUsers.size === 0) this.forwarder.close();
+    await this.release();
   }
 
-  /** Stops the htpasswd watchers, the hashing threads and the limiters' connections; idempotent. */
+  /** Stops the htpasswd watchers, the hashing threads, the health checks and the limiters' connections; idempotent. */
   async closeStages(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const site of this.sites.sites) site.upstreams.stop();
     await Promise.all([this.security.close(), this.rateLimit?.close()]);
+  }
+
+  /** Once no request of this state is in flight: closes what no newer state shares. */
+  async release(): Promise<void> {
+    this.forwarderUsers.delete(this);
+    if (this.forwarderUsers.size === 0) this.forwarder.close();
+    this.affinityUsers.delete(this);
+    if (this.affinityUsers.size === 0) await this.affinity.close();
   }
 }
 
@@ -84,27 +99,35 @@ export async function buildGatewayState(
   config: GatewayConfig,
   logger: Logger,
   previous: GatewayState | null = null,
-  /** Each site's backend URL; managed backends resolve to their running registry (backends/managed.ts). */
+  /** Each backend's URL; managed backends resolve to their running registry (backends/managed.ts). */
   backendFor: BackendResolver = configuredBackend,
 ): Promise<GatewayState> {
   const security = await buildSecurity(config, logger, config.metrics.enabled ? metrics : null);
   let rateLimit: RateLimitStage | null = null;
+  let sites: SiteMap | null = null;
   try {
-    const sites = new SiteMap(config, security.bySite, backendFor);
+    const shared = previous && sameForwarding(previous.config, config);
+    const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
+    const forwarderUsers = shared ? previous.forwarderUsers : new Set<GatewayState>();
+    const agentFor = (url: URL) => forwarder.agentFor(url);
+    sites = new SiteMap(config, security.bySite, (name, site) => buildSiteUpstreams(name, site, { resolve: backendFor, agentFor, logger }));
     const certificates = await loadSiteCertificates(config);
     const observer = createRequestObserver({
       metrics: config.metrics.enabled ? metrics : null,
       accessLog: config.log.access ? createAccessLogger(logger) : null,
     });
     rateLimit = await createRateLimitStage(config, sites.sites, logger, config.metrics.enabled ? metrics : null);
-    const shared = previous && sameForwarding(previous.config, config);
-    const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
-    const forwarderUsers = shared ? previous.forwarderUsers : new Set<GatewayState>();
+    const keepAffinity = previous && JSON.stringify(previous.config.redis) === JSON.stringify(config.redis);
+    const affinity = keepAffinity ? previous.affinity : createUploadAffinity(config.redis, logger);
+    const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<GatewayState>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
-    const search = new CatalogSearch((backend) => forwarder.agentFor(backend));
-    const pipeline: PipelineState = { sites, forwarder, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search };
-    return new GatewayState(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, pipeline);
+    const lists = new SiteLists(agentFor, logger);
+    const search = new CatalogSearch((site) => lists.repositories(site));
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search };
+    for (const site of sites.sites) site.upstreams.start();
+    return new GatewayState(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, pipeline);
   } catch (err) {
+    for (const site of sites?.sites ?? []) site.upstreams.stop();
     await Promise.all([security.close(), rateLimit?.close()]);
     throw err;
   }
@@ -125,8 +148,7 @@ export async function retireState(old: GatewayState, graceMs: number): Promise<v
   clearTimeout(timer);
   await old.closeStages();
   await old.idle();
-  old.forwarderUsers.delete(old);
-  if (old.forwarderUsers.size === 0) old.forwarder.close();
+  await old.release();
 }
 
 function sameForwarding(a: GatewayConfig, b: GatewayConfig): boolean {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ReloadOutcome } from "./admin-actions.js";
 import { createAdminServer } from "./admin.js";
 import { ManagedRegistries, type ManagedOptions } from "./backends/managed.js";
+import { isReplicated } from "./backends/upstream.js";
 import { keysNeedingRestart } from "./config/restart-keys.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { buildGatewayState, retireState, type GatewayState } from "./gateway-state.js";
@@ -87,6 +88,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 
   let inFlight = 0;
   let draining = false;
+  const backendsInService = () => current.sites.sites.flatMap((site) => site.upstreams.pools()).flatMap((pool) => pool.members.map((member) => ({ pool, member })));
   const server = https.createServer(
     {
       // SNI picks the site's certificate; no or unknown SNI gets the default site's. A TLS-ALPN-01
@@ -130,7 +132,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const admin = createAdminServer(
     {
       listening: () => server.listening && !draining,
-      backends: () => current.sites.sites.map((s) => s.backend),
+      backends: () => backendsInService().map(({ pool, member }) => ({ pool: pool.name, url: member.url, healthy: member.healthy, outstanding: member.outstanding })),
     },
     config.metrics.enabled ? metrics : null,
     { reload: () => reload(), rotateCertificates: (site) => rotateCertificates(site) },
@@ -163,6 +165,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     requestsInFlight: () => inFlight,
     clientConnections: () => connections.open,
     certificates: () => store.info(),
+    // Replicas only: a lone backend is not health-checked (backends/upstream.ts), so it has no health to report.
+    backends: () =>
+      backendsInService()
+        .filter(({ pool }) => isReplicated(pool))
+        .map(({ pool, member }) => ({ pool: pool.name, backend: member.origin, healthy: member.healthy, outstanding: member.outstanding })),
   });
   metrics.configLoaded();
   if (ca) {
@@ -183,7 +190,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       admin: `${adminAddress.address}:${adminAddress.port}`,
       http: httpAddress ? `${httpAddress.address}:${httpAddress.port}` : null,
       caFile: ca?.certPath ?? null,
-      sites: current.sites.sites.map((s) => ({ name: s.name, hosts: s.hosts, backend: s.backend.origin })),
+      sites: current.sites.sites.map((s) => ({ name: s.name, hosts: s.hosts, backends: [...new Set(s.upstreams.pools().flatMap((p) => p.members.map((m) => m.origin)))] })),
     },
     "gateway ready",
   );
@@ -296,8 +303,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       // An order still running when the drain time is over is abandoned; the next start orders again.
       await Promise.race([acme?.stop(), sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
       const states = [current, ...retiring];
-      for (const forwarder of new Set(states.map((state) => state.forwarder))) forwarder.close();
       await Promise.all(states.map((state) => state.closeStages()));
+      for (const state of states) await state.release();
       // After the drain: requests in flight to a managed registry have had their chance to finish.
       await managed.stop();
       unwatchMetrics();

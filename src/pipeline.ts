@@ -9,12 +9,17 @@
 //   3. authenticate           credentials → principal, or a 401 challenge          (site.auth, issue #3)
 //   4. authorize              principal × route accesses → allow, or 403/401        (site.auth, issue #3)
 //   5. rate limit             site : operation : principal-or-IP → allow, or 429   (site.limits, issue #4)
-//   6. forward                the accepted target byte for byte, bodies streamed
+//   6. forward                the accepted target byte for byte, bodies streamed, to the backend the
+//                             site's upstream picks (backends/dispatch.ts); lists spanning several
+//                             registries, and docker search, are answered here          (issue #11)
 //   7. observe                always, whatever happened                            (observer, issue #5)
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Principal } from "./auth/types.js";
+import type { UploadAffinity } from "./backends/affinity.js";
+import { dispatch } from "./backends/dispatch.js";
+import type { SiteLists } from "./backends/lists.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
 import { REQUEST_ID_HEADER, requestIdFrom } from "./observe/request-id.js";
@@ -24,6 +29,7 @@ import type { Forwarder, ForwardOutcome } from "./proxy/forward.js";
 import { checkFraming, formMediaType } from "./proxy/framing.js";
 import { abandon, awaitTurn } from "./proxy/pipelining.js";
 import type { EdgeContext } from "./proxy/headers.js";
+import { paginate, readPageRequest } from "./registry/catalog.js";
 import { sendError, sendJson, type GatewayErrorKind } from "./registry/errors.js";
 import { classify, type RegistryRoute } from "./registry/routes.js";
 import type { CatalogSearch } from "./registry/search.js";
@@ -35,6 +41,10 @@ import type { SiteMap, Site } from "./sites.js";
 export interface PipelineState {
   sites: SiteMap;
   forwarder: Forwarder;
+  /** Which replica holds each upload session (memory, or Redis shared by gateways). */
+  affinity: UploadAffinity;
+  /** Catalogs and tag lists merged across a site's registries. */
+  lists: SiteLists;
   logger: Logger;
   /** Records each finished request (metrics, access log); null when nothing observes. */
   observer: RequestObserver | null;
@@ -220,6 +230,29 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         else refuse("backendUnavailable", "the backend registry's catalog could not be read");
         return;
       }
+      const upstream = site.upstreams.for(route.repository);
+      // A catalog over several registries, or a group's tags: merged and paginated here.
+      const mergedList =
+        route.kind === "catalog" && site.upstreams.mergesCatalog ? "catalog" : route.kind === "tags" && upstream.kind === "group" ? "tags" : null;
+      if (mergedList) {
+        const page = readPageRequest(target.rawQuery);
+        if (!page.ok) {
+          refuse("paginationInvalid", page.message);
+          return;
+        }
+        const list =
+          mergedList === "catalog"
+            ? await state.lists.repositories(site).catch(() => undefined)
+            : await state.lists.tags(site, upstream, route.repository!, principal).catch(() => undefined);
+        if (list === undefined) refuse("backendUnavailable", "no backend registry of this site answered with its list");
+        else if (list === null) refuse("notFound", "repository name not known to registry");
+        else {
+          const { items, link } = paginate(list, page, target.path);
+          const body = mergedList === "catalog" ? { repositories: items } : { name: route.repository, tags: items };
+          sendJson(res, 200, body, link ? { Link: link } : {});
+        }
+        return;
+      }
       const edge: EdgeContext = {
         externalOrigin,
         authority: lookup.host.authority,
@@ -230,7 +263,13 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
           ? await site.backendAuth.authorizationFor(route.backendAccesses ?? route.accesses, principal)
           : undefined,
       };
-      record.outcome = await state.forwarder.forward(req, res, site.backend, edge, form.body);
+      const dispatched = await dispatch(
+        upstream,
+        { req, res, method: record.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name },
+        { forwarder: state.forwarder, affinity: state.affinity },
+      );
+      if (dispatched.ok) record.outcome = dispatched.outcome;
+      else refuse(dispatched.kind, dispatched.message);
     } catch (err) {
       state.logger.error({ err }, "request failed inside the gateway");
       record.refusal = "internal";

@@ -1,11 +1,15 @@
 // Host header → site. Built once per configuration; lookups are a map hit (or one wildcard probe).
+import http from "node:http";
 import type { SiteSecurity } from "./auth/build.js";
-import type { GatewayConfig, SiteConfig } from "./config/schema.js";
+import { buildSiteUpstreams, type SiteUpstreams } from "./backends/upstream.js";
+import type { BackendConfig, GatewayConfig, SiteConfig } from "./config/schema.js";
+import { createLogger } from "./observe/log.js";
 
 export interface Site extends SiteSecurity {
   name: string;
   hosts: readonly string[];
-  backend: URL;
+  /** Where its repositories are served: the site's own upstream and its prefix routes (issue #11). */
+  upstreams: SiteUpstreams;
   config: SiteConfig;
 }
 
@@ -34,13 +38,20 @@ export function defaultSiteName(config: GatewayConfig): string {
   return siteName(config.sites.find((s) => s.default) ?? config.sites[0]!);
 }
 
-/** Where a site's requests go. A managed backend has a URL only once its registry runs (backends/managed.ts). */
-export type BackendResolver = (site: SiteConfig) => URL;
+/** A backend's URL. A managed backend has one only once its registry runs (backends/managed.ts). */
+export type BackendResolver = (backend: BackendConfig) => URL;
 
-export const configuredBackend: BackendResolver = (site) => {
-  if (site.backend instanceof URL) return site.backend;
-  throw new Error(`site "${siteName(site)}" has a managed backend, and its registry has not been started`);
+export const configuredBackend: BackendResolver = (backend) => {
+  if (backend instanceof URL) return backend;
+  throw new Error(`a managed backend (storage ${backend.managed.storage ?? "default"}) has not been started`);
 };
+
+/** Builds a site's upstreams; the gateway's own starts health checks and shares its backend agents. */
+export type UpstreamsBuilder = (name: string, site: SiteConfig) => SiteUpstreams;
+
+/** Upstreams with no health checks running and a private agent: for tools and tests that only route. */
+const idleUpstreams: UpstreamsBuilder = (name, site) =>
+  buildSiteUpstreams(name, site, { resolve: configuredBackend, agentFor: () => http.globalAgent, logger: createLogger({ level: "silent", format: "json" }) });
 
 export function parseHostHeader(value: string): HostHeader | null {
   const match = HOST_HEADER.exec(value.trim().toLowerCase());
@@ -60,15 +71,12 @@ export class SiteMap {
   readonly sites: readonly Site[];
   readonly defaultSite: Site;
 
-  /**
-   * `security[i]`: the auth of config.sites[i], built at load (auth/build.ts). `backendFor`: the URL of each
-   * site's backend (a managed backend's is its running registry's loopback URL).
-   */
-  constructor(config: GatewayConfig, security: readonly SiteSecurity[] = [], backendFor: BackendResolver = configuredBackend) {
+  /** `security[i]`: the auth of config.sites[i], built at load (auth/build.ts). */
+  constructor(config: GatewayConfig, security: readonly SiteSecurity[] = [], upstreams: UpstreamsBuilder = idleUpstreams) {
     this.sites = config.sites.map((s, index) => ({
       name: siteName(s),
       hosts: s.hosts,
-      backend: backendFor(s),
+      upstreams: upstreams(siteName(s), s),
       config: s,
       ...(security[index] ?? OPEN),
     }));

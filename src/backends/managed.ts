@@ -1,12 +1,19 @@
 // The managed backend (issue #11): a distribution registry (Debian's `docker-registry`) that the gateway
 // runs itself, so `npm start` serves a working private registry with nothing started by hand.
 //
-// One registry per distinct spec (binary, storage, port), listening on a loopback port of its own, with
+// One registry per distinct spec (binary, storage, port, proxy), listening on a loopback port of its own, with
 // filesystem storage and its config.yml under the storage directory (default <dataDir>/registry). It is
 // started before the state that forwards to it is built, restarted with backoff when it dies (the log says
 // how it ended and what it printed last), and stopped once the gateway has drained, or once no
 // configuration in service names it after a reload. Everything downstream only ever sees its URL,
 // http://127.0.0.1:PORT (sites.ts BackendResolver).
+//
+// With `proxy`, the registry is a pull-through cache of a remote one (distribution's `proxy:` section).
+// distribution 2.8 asks the remote's /v2/ once as it starts and panics when there is no answer, so a cache
+// could not be (re)started at all while, say, Docker Hub is unreachable. The gateway asks first: without an
+// answer it starts the registry on the same storage without `proxy:` and read-only (an offline cache: it
+// serves what it holds), asks the remote again every `remoteRetryMs`, and once it answers restarts the
+// registry, on the same port, as the pull-through cache.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
@@ -15,7 +22,7 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { stringify } from "yaml";
 import { probeBackend } from "../admin.js";
-import { managedStorage, type GatewayConfig, type SiteConfig } from "../config/schema.js";
+import { managedStorage, namedBackends, siteBackends, type BackendConfig, type GatewayConfig, type ManagedBackendConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
 
@@ -26,7 +33,18 @@ export interface ManagedOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** On stop, SIGTERM, then SIGKILL after this. Default: 5 s. */
   stopGraceMs?: number;
+  /** How often an offline pull-through cache asks its remote registry whether it answers again. Default: 30 s. */
+  remoteRetryMs?: number;
 }
+
+/** A pull-through cache's remote registry (`proxy:`); the password is never logged. */
+export type ManagedProxy = NonNullable<ManagedBackendConfig["proxy"]>;
+
+/**
+ * How a managed registry runs: a plain registry; a pull-through cache; or, while the cache's remote registry
+ * does not answer, an offline cache (no `proxy:`, read-only: what the storage holds is served).
+ */
+export type ManagedMode = "registry" | "proxy" | "offline";
 
 /** A managed backend as it runs: paths absolute, defaults applied. */
 export interface ManagedSpec {
@@ -34,6 +52,8 @@ export interface ManagedSpec {
   storage: string;
   /** undefined: a free loopback port, chosen at start (and kept across restarts). */
   port: number | undefined;
+  /** Absent: not a pull-through cache. */
+  proxy?: ManagedProxy;
 }
 
 export const MISSING_BINARY_HINT =
@@ -43,21 +63,24 @@ export const MISSING_BINARY_HINT =
 const DEFAULT_READY_TIMEOUT_MS = 15_000;
 const DEFAULT_BACKOFF = { initialMs: 1000, maxMs: 30_000 };
 const DEFAULT_STOP_GRACE_MS = 5000;
+const DEFAULT_REMOTE_RETRY_MS = 30_000;
 /** A registry that ran this long before it exited was healthy: the next restart waits the initial delay again. */
 const STABLE_RUN_MS = 60_000;
 /** Output lines kept for the log line that reports an exit. */
 const TAIL_LINES = 20;
 const PORT_ATTEMPTS = 3;
 
-/** The spec a site's backend runs with, or null for a backend given as a URL. */
-export function managedSpec(site: SiteConfig, dataDir: string): ManagedSpec | null {
-  if (site.backend instanceof URL) return null;
-  const { binary, storage, port } = site.backend.managed;
-  return { binary, storage: path.resolve(managedStorage({ binary, storage, port }, dataDir)), port };
+/** The spec a managed backend runs with, or null for a backend given as a URL. */
+export function managedSpec(backend: BackendConfig, dataDir: string): ManagedSpec | null {
+  if (backend instanceof URL) return null;
+  const { binary, storage, port, proxy } = backend.managed;
+  return { binary, storage: path.resolve(managedStorage({ binary, storage, port }, dataDir)), port, ...(proxy ? { proxy } : {}) };
 }
 
+/** Specs that differ in anything, the remote registry and its credentials included, are different registries. */
 function keyOf(spec: ManagedSpec): string {
-  return JSON.stringify([spec.binary, spec.storage, spec.port ?? null]);
+  const proxy = spec.proxy ? [spec.proxy.remoteurl, spec.proxy.username ?? null, spec.proxy.password ?? null] : null;
+  return JSON.stringify([spec.binary, spec.storage, spec.port ?? null, proxy]);
 }
 
 /** Every managed registry of the running gateway, keyed by spec; configurations share one per spec. */
@@ -79,16 +102,19 @@ export class ManagedRegistries {
     const started: ManagedRegistry[] = [];
     try {
       for (const [index, site] of config.sites.entries()) {
-        const spec = managedSpec(site, config.dataDir);
-        if (!spec || this.#registries.has(keyOf(spec))) continue;
-        const registry = new ManagedRegistry(spec, this.logger, this.options);
-        started.push(registry);
-        try {
-          await registry.start();
-        } catch (err) {
-          throw new Error(`sites[${index}] (${siteName(site)}) backend.managed: ${(err as Error).message}`, { cause: err });
+        for (const { backend, at } of namedBackends(site, [])) {
+          const spec = managedSpec(backend, config.dataDir);
+          if (!spec || this.#registries.has(keyOf(spec))) continue;
+          const registry = new ManagedRegistry(spec, this.logger, this.options);
+          started.push(registry);
+          try {
+            await registry.start();
+          } catch (err) {
+            const key = at.map((part) => (typeof part === "number" ? `[${part}]` : `.${part}`)).join("").slice(1);
+            throw new Error(`sites[${index}] (${siteName(site)}) ${key}.managed: ${(err as Error).message}`, { cause: err });
+          }
+          this.#registries.set(keyOf(spec), registry);
         }
-        this.#registries.set(keyOf(spec), registry);
       }
     } catch (err) {
       for (const registry of started) this.#registries.delete(keyOf(registry.spec));
@@ -99,11 +125,11 @@ export class ManagedRegistries {
 
   /** Each site's backend URL under `config`: its own, or its managed registry's (which must be started). */
   resolver(config: GatewayConfig): BackendResolver {
-    return (site) => {
-      const spec = managedSpec(site, config.dataDir);
-      if (!spec) return configuredBackend(site);
+    return (backend) => {
+      const spec = managedSpec(backend, config.dataDir);
+      if (!spec) return configuredBackend(backend);
       const registry = this.#registries.get(keyOf(spec));
-      if (!registry) return configuredBackend(site); // throws: not started
+      if (!registry) return configuredBackend(backend); // throws: not started
       return registry.url;
     };
   }
@@ -111,10 +137,14 @@ export class ManagedRegistries {
   /** Stops every registry that none of `inUse` names (after a reload, once the replaced state is done). */
   async prune(inUse: readonly GatewayConfig[]): Promise<void> {
     const wanted = new Set(
-      inUse.flatMap((config) => config.sites.flatMap((site) => {
-        const spec = managedSpec(site, config.dataDir);
-        return spec ? [keyOf(spec)] : [];
-      })),
+      inUse.flatMap((config) =>
+        config.sites.flatMap((site) =>
+          siteBackends(site).flatMap((backend) => {
+            const spec = managedSpec(backend, config.dataDir);
+            return spec ? [keyOf(spec)] : [];
+          }),
+        ),
+      ),
     );
     const unused = [...this.#registries].filter(([key]) => !wanted.has(key));
     for (const [key] of unused) this.#registries.delete(key);
@@ -141,10 +171,15 @@ class ManagedRegistry {
   #state: "idle" | "starting" | "running" | "stopping" = "idle";
   #restartTimer: NodeJS.Timeout | null = null;
   #delayMs = 0;
+  /** How the process running now was configured. */
+  #mode: ManagedMode = "registry";
+  /** While offline: the next question to the remote registry. */
+  #remoteTimer: NodeJS.Timeout | null = null;
   readonly #tail = new OutputTail(TAIL_LINES);
   readonly #readyTimeoutMs: number;
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #stopGraceMs: number;
+  readonly #remoteRetryMs: number;
 
   constructor(
     readonly spec: ManagedSpec,
@@ -154,6 +189,7 @@ class ManagedRegistry {
     this.#readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+    this.#remoteRetryMs = options.remoteRetryMs ?? DEFAULT_REMOTE_RETRY_MS;
   }
 
   get url(): URL {
@@ -173,7 +209,7 @@ class ManagedRegistry {
       throw new Error(`${where}: the managed backend runs the CNCF distribution registry; ${MISSING_BINARY_HINT}`);
     }
     this.#executable = executable;
-    this.#configFile = await writeRegistryConfig(this.spec.storage);
+    await this.#writeConfig();
     for (let attempt = 1; ; attempt++) {
       const port = this.spec.port ?? (await freeLoopbackPort());
       const url = new URL(`http://127.0.0.1:${port}`);
@@ -193,9 +229,10 @@ class ManagedRegistry {
     }
     this.#state = "running";
     this.logger.info(
-      { storage: this.spec.storage, url: this.url.origin, pid: this.#child?.pid, binary: this.#executable, config: this.#configFile },
+      { storage: this.spec.storage, url: this.url.origin, pid: this.#child?.pid, binary: this.#executable, config: this.#configFile, ...this.#modeFields() },
       "managed registry started",
     );
+    if (this.#mode === "offline") this.#watchRemote(this.url, this.#child!);
   }
 
   /** SIGTERM, SIGKILL after the grace; resolves once the process is gone. No restart follows. */
@@ -203,6 +240,8 @@ class ManagedRegistry {
     this.#state = "stopping";
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     this.#restartTimer = null;
+    if (this.#remoteTimer) clearTimeout(this.#remoteTimer);
+    this.#remoteTimer = null;
     const pid = this.pid;
     await this.#kill();
     if (pid !== undefined) this.logger.info({ storage: this.spec.storage, url: this.#url?.origin, pid }, "managed registry stopped");
@@ -246,19 +285,95 @@ class ManagedRegistry {
     );
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = null;
-      if (this.#state !== "running") return;
-      this.#spawn(url);
-      const child = this.#child!;
-      this.#untilReady(url, child).then(
-        () => this.logger.info({ storage: this.spec.storage, url: url.origin, pid: child.pid }, "managed registry restarted"),
-        // An exit is reported (and retried) by the exit handler; a registry that hangs is only warned about.
-        (err: Error) => {
-          if (child.exitCode === null && child.signalCode === null && this.#state === "running") {
-            this.logger.warn({ storage: this.spec.storage, url: url.origin, err: err.message }, "managed registry restarted but does not answer");
-          }
-        },
-      );
+      void this.#restart(url, "managed registry restarted");
     }, this.#delayMs);
+  }
+
+  /**
+   * Starts the process again on `url` (after an exit, or to turn an offline cache back into a pull-through
+   * one); a pull-through cache's config is written anew first, for the mode its remote registry allows now.
+   */
+  async #restart(url: URL, message: string): Promise<void> {
+    if (this.#state !== "running") return;
+    if (this.spec.proxy) {
+      try {
+        await this.#writeConfig();
+      } catch (err) {
+        // As after an exit that came at once: the next attempt comes after the grown backoff delay.
+        this.#delayMs = Math.min(Math.max(this.#delayMs * 2, this.#backoff.initialMs), this.#backoff.maxMs);
+        this.logger.error(
+          { storage: this.spec.storage, url: url.origin, err: (err as Error).message, restartInMs: this.#delayMs },
+          `managed registry config could not be written: trying again in ${this.#delayMs} ms`,
+        );
+        if (this.#state !== "running") return;
+        this.#restartTimer = setTimeout(() => {
+          this.#restartTimer = null;
+          void this.#restart(url, message);
+        }, this.#delayMs);
+        return;
+      }
+      if (this.#state !== "running") return;
+    }
+    this.#spawn(url);
+    const child = this.#child!;
+    this.#untilReady(url, child).then(
+      () => {
+        this.logger.info({ storage: this.spec.storage, url: url.origin, pid: child.pid, ...this.#modeFields() }, message);
+        if (this.#mode === "offline") this.#watchRemote(url, child);
+      },
+      // An exit is reported (and retried) by the exit handler; a registry that hangs is only warned about.
+      (err: Error) => {
+        if (child.exitCode === null && child.signalCode === null && this.#state === "running") {
+          this.logger.warn({ storage: this.spec.storage, url: url.origin, err: err.message }, "managed registry restarted but does not answer");
+        }
+      },
+    );
+  }
+
+  /**
+   * Writes config.yml. A pull-through cache asks its remote registry first, as distribution would (any HTTP
+   * answer to GET /v2/ will do): no answer, and the cache runs offline.
+   */
+  async #writeConfig(): Promise<void> {
+    let mode: ManagedMode = "registry";
+    if (this.spec.proxy) {
+      const probe = await probeBackend(new URL(this.spec.proxy.remoteurl));
+      mode = probe.reachable ? "proxy" : "offline";
+      if (!probe.reachable) {
+        this.logger.warn(
+          { storage: this.spec.storage, remote: this.spec.proxy.remoteurl, error: probe.error, retryInMs: this.#remoteRetryMs },
+          "the remote registry of a pull-through cache does not answer: serving what the cache holds, read-only, until it does",
+        );
+      }
+    }
+    this.#configFile = await writeRegistryConfig(this.spec, mode);
+    this.#mode = mode;
+  }
+
+  /** Log fields saying what a pull-through cache runs as (none for a plain registry); never the credentials. */
+  #modeFields(): Record<string, string> {
+    return this.spec.proxy ? { mode: this.#mode === "proxy" ? "pull-through cache" : "offline cache (read-only)", remote: this.spec.proxy.remoteurl } : {};
+  }
+
+  /** Offline: asks the remote registry again every remoteRetryMs; once it answers, restarts as the pull-through cache. */
+  #watchRemote(url: URL, child: ChildProcess): void {
+    const remote = new URL(this.spec.proxy!.remoteurl);
+    const current = () => this.#state === "running" && this.#child === child && this.#mode === "offline";
+    if (this.#remoteTimer) clearTimeout(this.#remoteTimer);
+    this.#remoteTimer = setTimeout(async () => {
+      this.#remoteTimer = null;
+      if (!current()) return;
+      const probe = await probeBackend(remote);
+      if (!current()) return;
+      if (!probe.reachable) return this.#watchRemote(url, child);
+      this.logger.info({ storage: this.spec.storage, url: url.origin, remote: remote.origin }, "the remote registry answers again: restarting the offline cache as a pull-through cache");
+      // Not "running" while it is replaced: its exit is not a crash to report and restart.
+      this.#state = "starting";
+      await this.#kill();
+      if (this.#state !== "starting") return; // stopped meanwhile
+      this.#state = "running";
+      await this.#restart(url, "managed registry restarted as a pull-through cache");
+    }, this.#remoteRetryMs);
   }
 
   /** Resolves once GET /v2/ answers 200; rejects if the process exits first or the time runs out. */
@@ -300,21 +415,36 @@ process.once("exit", () => {
  * `<storage>/config.yml`, rewritten at each start: filesystem storage in the same directory, deletes on,
  * warnings only, no access log (the gateway logs every request). The HTTP secret signs upload state, so it
  * is generated once and kept (`<storage>/http-secret`): uploads survive a restart. The listen address is
- * not in the file: the gateway passes it in REGISTRY_HTTP_ADDR.
+ * not in the file: the gateway passes it in REGISTRY_HTTP_ADDR. A pull-through cache gets distribution's
+ * `proxy:` section (the file, mode 0600, is the one place the remote password is written), or, offline,
+ * none and `maintenance.readonly`.
  */
-async function writeRegistryConfig(storage: string): Promise<string> {
+async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode): Promise<string> {
+  const { storage, proxy } = spec;
   await mkdir(storage, { recursive: true, mode: 0o700 });
   const secret = await httpSecret(path.join(storage, "http-secret"));
-  const config = {
+  const config: Record<string, unknown> = {
     version: "0.1",
     log: { level: "warn", accesslog: { disabled: true } },
-    storage: { filesystem: { rootdirectory: storage }, delete: { enabled: true } },
+    storage: {
+      filesystem: { rootdirectory: storage },
+      delete: { enabled: true },
+      // An offline cache serves what it holds and takes nothing in.
+      ...(mode === "offline" ? { maintenance: { readonly: { enabled: true } } } : {}),
+    },
     http: { secret },
   };
+  // Credentials only when given: distribution then pulls from the remote anonymously. (2.8 has no `ttl`.)
+  if (mode === "proxy" && proxy) {
+    config.proxy = { remoteurl: proxy.remoteurl, ...(proxy.username !== undefined ? { username: proxy.username, password: proxy.password } : {}) };
+  }
   const header = [
     "# Written by registry-gateway for a managed backend at each start: edits are lost.",
     "# The gateway gives the listen address in REGISTRY_HTTP_ADDR (127.0.0.1 and a port of its choosing);",
     "# to run it by hand, give one too: REGISTRY_HTTP_ADDR=127.0.0.1:5000 docker-registry serve config.yml",
+    ...(mode === "offline"
+      ? [`# Offline cache: ${proxy!.remoteurl} did not answer, so no proxy section (distribution would not start)`, "# and read-only, until it answers again."]
+      : []),
   ].join("\n");
   const file = path.join(storage, "config.yml");
   const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;

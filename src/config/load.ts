@@ -7,7 +7,7 @@ import { access, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from "yaml";
 import { z } from "zod";
-import { gatewayConfig, type GatewayConfig } from "./schema.js";
+import { gatewayConfig, siteBackends, type GatewayConfig } from "./schema.js";
 
 export interface ConfigIssue {
   file: string;
@@ -424,8 +424,8 @@ function resolvePaths(config: GatewayConfig): GatewayConfig {
       site.tls.key = path.resolve(site.tls.key);
     }
     if (site.auth.type !== "none") site.auth.htpasswd = path.resolve(site.auth.htpasswd);
-    if ("managed" in site.backend && site.backend.managed.storage !== undefined) {
-      site.backend.managed.storage = path.resolve(site.backend.managed.storage);
+    for (const backend of siteBackends(site)) {
+      if (!(backend instanceof URL) && backend.managed.storage !== undefined) backend.managed.storage = path.resolve(backend.managed.storage);
     }
   }
   if (config.tokens.key !== undefined) config.tokens.key = path.resolve(config.tokens.key);

@@ -78,6 +78,23 @@ export const managedBackend = z.strictObject({
       port: z.number().int().min(1).max(65535).optional(),
       /** The distribution registry executable: a name looked up on PATH, or a path. */
       binary: z.string().min(1).default("docker-registry"),
+      /**
+       * A pull-through cache of another registry (distribution's `proxy:` section): a pull is answered from
+       * storage, else fetched from `remoteurl` and kept; pushes and deletes are refused (405). distribution
+       * 2.8 has no `ttl`: what it caches is dropped 7 days after it was fetched, and fetched again if pulled.
+       */
+      proxy: z
+        .strictObject({
+          /** The registry cached, e.g. https://registry-1.docker.io (no path: the API lives at /v2/). */
+          remoteurl: backendUrl.transform((url) => url.origin),
+          /** Credentials for the remote registry (Docker Hub: an access token as the password); set both or neither. */
+          username: z.string().min(1).optional(),
+          password: z.string().min(1).optional(),
+        })
+        .refine((proxy) => (proxy.username === undefined) === (proxy.password === undefined), {
+          message: "set username and password together, or neither (anonymous pulls from remoteurl)",
+        })
+        .optional(),
     })
     // `managed:` with nothing after it is YAML's null: every default.
     .nullable()
@@ -88,6 +105,121 @@ export const managedBackend = z.strictObject({
 export const backend = z.union([backendUrl, managedBackend], {
   error: "expected an http:// or https:// URL of a registry, or { managed: {…} } for one the gateway runs",
 });
+
+/** Active health checks of a pool's members (issue #11): GET /v2/, any status below 500 is up. */
+export const healthCheck = z.strictObject({
+  interval: duration.prefault("5s"),
+  timeout: duration.prefault("2s"),
+  /** Consecutive failed checks that take a member out of rotation. */
+  unhealthyThreshold: z.number().int().min(1).default(2),
+  /** Consecutive passed checks that bring it back. */
+  healthyThreshold: z.number().int().min(1).default(1),
+});
+
+/** One registry (`backend`), or replicas of one registry sharing its storage (`backends`). */
+const poolFields = {
+  backend: backend.optional(),
+  /** Replicas: least outstanding requests, GET/HEAD retried once elsewhere, uploads kept on their replica. */
+  backends: z.array(backend).min(1).optional(),
+  health: healthCheck.prefault({}),
+};
+
+const memberName = z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'");
+
+/** A member of a group (Nexus's group repository): one registry or a pool of replicas. */
+const groupMember = exactlyOneOf(z.strictObject({ name: memberName, ...poolFields }), ["backend", "backends"], "expected one of backend or backends");
+
+const UPSTREAM_KEYS = ["backend", "backends", "group"] as const;
+const NO_UPSTREAM = "expected one of backend (a registry), backends (replicas of one registry) or group (registries tried in order)";
+
+/** Where a set of repositories is served: a registry, a pool of replicas, or a group of those. */
+const upstreamFields = {
+  ...poolFields,
+  /** Pulls try the members in order (404 or 5xx → next); pushes go to `pushTo`. */
+  group: z.array(groupMember).min(1).optional(),
+  /** The member uploads, manifest PUTs and DELETEs go to; without it a group is read-only (405). */
+  pushTo: memberName.optional(),
+};
+
+/** A repository name prefix, whole path components ending in "/": `library/`, `team-a/tools/`. */
+const REPOSITORY_PREFIX = /^(?:[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*\/)+$/;
+
+/** Repositories under `prefix` go to this route's upstream; the longest matching prefix wins. */
+const repositoryRoute = exactlyOneOf(
+  z.strictObject({
+    prefix: z.string().regex(REPOSITORY_PREFIX, 'expected repository path components ending in "/", such as "library/" or "team-a/tools/"'),
+    ...upstreamFields,
+  }),
+  UPSTREAM_KEYS,
+  NO_UPSTREAM,
+);
+
+/**
+ * Exactly one of `keys` is given. Checked on the object itself, and even when other keys of it are invalid,
+ * so a missing backend is reported beside a typo in its name (the check reads only which keys are present).
+ */
+function exactlyOneOf<T extends z.ZodType>(schema: T, keys: readonly string[], missing: string): T {
+  return schema.superRefine(
+    (value, ctx) => {
+      const given = keys.filter((key) => (value as Record<string, unknown>)[key] !== undefined);
+      if (given.length === 1) return;
+      ctx.addIssue({ code: "custom", message: given.length === 0 ? missing : `give only one of ${given.join(", ")}` });
+    },
+    { when: (payload) => typeof payload.value === "object" && payload.value !== null },
+  ) as T;
+}
+
+type UpstreamFields = {
+  backend?: BackendConfig;
+  backends?: BackendConfig[];
+  group?: { name: string; backend?: BackendConfig; backends?: BackendConfig[] }[];
+  pushTo?: string;
+};
+
+/** Exactly one of backend, backends, group; pushTo names a member; every member has one of backend, backends. */
+function checkUpstream(value: UpstreamFields, ctx: z.RefinementCtx, at: (string | number)[]): void {
+  const noRepeats = (backends: BackendConfig[] | undefined, where: (string | number)[]) => {
+    const origins = new Set<string>();
+    backends?.forEach((backend, index) => {
+      if (!(backend instanceof URL)) return;
+      if (origins.has(backend.origin)) ctx.addIssue({ code: "custom", path: [...where, "backends", index], message: `${backend.origin} is listed twice` });
+      origins.add(backend.origin);
+    });
+  };
+  noRepeats(value.backends, at);
+  value.group?.forEach((member, index) => noRepeats(member.backends, [...at, "group", index]));
+  if (value.pushTo !== undefined && value.group === undefined) {
+    ctx.addIssue({ code: "custom", path: [...at, "pushTo"], message: "pushTo names a member of group: only with group" });
+  }
+  if (!value.group) return;
+  const names = new Set<string>();
+  value.group.forEach((member, index) => {
+    if (names.has(member.name)) ctx.addIssue({ code: "custom", path: [...at, "group", index, "name"], message: `member name "${member.name}" is used twice` });
+    names.add(member.name);
+  });
+  if (value.pushTo !== undefined && !names.has(value.pushTo)) {
+    ctx.addIssue({ code: "custom", path: [...at, "pushTo"], message: `no group member is named "${value.pushTo}" (members: ${[...names].join(", ")})` });
+  }
+}
+
+/** How a managed registry runs, apart from where it stores: two backends naming one storage must agree on it. */
+function runSettings(spec: ManagedBackendConfig): string {
+  const { storage: _storage, ...settings } = spec;
+  return JSON.stringify(Object.entries(settings).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** Every backend a site names, with where it is named (for issues). */
+export function namedBackends(site: UpstreamFields & { routes: UpstreamFields[] }, at: (string | number)[]): { backend: BackendConfig; at: (string | number)[] }[] {
+  const ofPool = (fields: Omit<UpstreamFields, "group" | "pushTo">, where: (string | number)[]) => [
+    ...(fields.backend ? [{ backend: fields.backend, at: [...where, "backend"] }] : []),
+    ...(fields.backends ?? []).map((backend, i) => ({ backend, at: [...where, "backends", i] })),
+  ];
+  const ofUpstream = (fields: UpstreamFields, where: (string | number)[]) => [
+    ...ofPool(fields, where),
+    ...(fields.group ?? []).flatMap((member, i) => ofPool(member, [...where, "group", i])),
+  ];
+  return [...ofUpstream(site, at), ...site.routes.flatMap((route, i) => ofUpstream(route, [...at, "routes", i]))];
+}
 
 /** Where a managed backend keeps its images, before relative paths are resolved. */
 export function managedStorage(spec: ManagedBackendConfig, dataDir: string): string {
@@ -310,31 +442,49 @@ export const tokens = z
     }
   });
 
-export const site = z.strictObject({
-  /** Label used in logs and metrics; defaults to the first host. */
-  name: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
-  hosts: z.array(hostName).min(1),
-  /** An http(s) URL, or { managed: {…} }: a registry the gateway runs (resolved to its loopback URL at start). */
-  backend,
-  /** The site answering TLS handshakes with an unknown or absent SNI; defaults to the first site. */
-  default: z.boolean().default(false),
-  tls: siteTls.prefault({ source: "generated" }),
-  /** Who may do what (issue #3); default: no authentication. */
-  auth: siteAuth.prefault({ type: "none" }),
-  /** What the backend gets as Authorization (issue #3); default: nothing. */
-  backendAuth: backendAuth.prefault({ type: "none" }),
-  /** Rate limits (issue #4); every limit a request's operation belongs to must admit it. */
-  limits: z
-    .array(rateLimit)
-    .superRefine((limits, ctx) => {
-      const seen = new Set<string>();
-      limits.forEach((limit, index) => {
-        if (seen.has(limit.name)) ctx.addIssue({ code: "custom", path: [index, "name"], message: `limit name "${limit.name}" is used twice in this site` });
-        seen.add(limit.name);
-      });
-    })
-    .default([]),
-});
+export const site = exactlyOneOf(
+  z.strictObject({
+    /** Label used in logs and metrics; defaults to the first host. */
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+    hosts: z.array(hostName).min(1),
+    /**
+     * Where the site's repositories are served (issue #11): `backend` (an http(s) URL, or { managed: {…} }: a
+     * registry the gateway runs), `backends` (replicas) or `group` + `pushTo`.
+     */
+    ...upstreamFields,
+    /** Repository-prefix routes to other upstreams; repositories under no prefix go to the site's own. */
+    routes: z
+      .array(repositoryRoute)
+      .superRefine((routes, ctx) => {
+        const seen = new Set<string>();
+        routes.forEach((route, index) => {
+          if (seen.has(route.prefix)) ctx.addIssue({ code: "custom", path: [index, "prefix"], message: `prefix "${route.prefix}" is routed twice` });
+          seen.add(route.prefix);
+        });
+      })
+      .default([]),
+    /** The site answering TLS handshakes with an unknown or absent SNI; defaults to the first site. */
+    default: z.boolean().default(false),
+    tls: siteTls.prefault({ source: "generated" }),
+    /** Who may do what (issue #3); default: no authentication. */
+    auth: siteAuth.prefault({ type: "none" }),
+    /** What the backend gets as Authorization (issue #3); default: nothing. */
+    backendAuth: backendAuth.prefault({ type: "none" }),
+    /** Rate limits (issue #4); every limit a request's operation belongs to must admit it. */
+    limits: z
+      .array(rateLimit)
+      .superRefine((limits, ctx) => {
+        const seen = new Set<string>();
+        limits.forEach((limit, index) => {
+          if (seen.has(limit.name)) ctx.addIssue({ code: "custom", path: [index, "name"], message: `limit name "${limit.name}" is used twice in this site` });
+          seen.add(limit.name);
+        });
+      })
+      .default([]),
+  }),
+  UPSTREAM_KEYS,
+  NO_UPSTREAM,
+);
 
 export const gatewayConfig = z
   .strictObject({
@@ -429,6 +579,8 @@ export const gatewayConfig = z
   })
   .superRefine((config, ctx) => {
     config.sites.forEach((s, index) => {
+      checkUpstream(s, ctx, ["sites", index]);
+      s.routes.forEach((route, routeIndex) => checkUpstream(route, ctx, ["sites", index, "routes", routeIndex]));
       if (s.backendAuth.type === "passthrough" && s.auth.type !== "none") {
         ctx.addIssue({
           code: "custom",
@@ -453,17 +605,19 @@ export const gatewayConfig = z
     // One managed registry per storage directory: two sites naming it must agree on how it runs.
     const managedBy = new Map<string, { index: number; spec: ManagedBackendConfig }>();
     config.sites.forEach((s, index) => {
-      if (!("managed" in s.backend)) return;
-      const spec = s.backend.managed;
-      const storage = path.resolve(managedStorage(spec, config.dataDir));
-      const first = managedBy.get(storage);
-      if (!first) managedBy.set(storage, { index, spec });
-      else if (first.spec.port !== spec.port || first.spec.binary !== spec.binary) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["sites", index, "backend", "managed"],
-          message: `storage ${storage} is already run by the managed backend of sites[${first.index}] with another port or binary: give the same settings (the sites then share one registry) or another storage`,
-        });
+      for (const { backend, at } of namedBackends(s, ["sites", index])) {
+        if (backend instanceof URL) continue;
+        const spec = backend.managed;
+        const storage = path.resolve(managedStorage(spec, config.dataDir));
+        const first = managedBy.get(storage);
+        if (!first) managedBy.set(storage, { index, spec });
+        else if (runSettings(first.spec) !== runSettings(spec)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [...at, "managed"],
+            message: `storage ${storage} is already run by a managed backend of sites[${first.index}] with other settings: give the same settings (they then share one registry) or another storage`,
+          });
+        }
       }
     });
     const defaults = config.sites.flatMap((s, index) => (s.default ? [index] : []));
@@ -506,7 +660,40 @@ export function isLoopback(host: string): boolean {
 export type GatewayConfigInput = z.input<typeof gatewayConfig>;
 export type GatewayConfig = z.output<typeof gatewayConfig>;
 export type SiteConfig = GatewayConfig["sites"][number];
-export type BackendConfig = SiteConfig["backend"];
+export type BackendConfig = z.output<typeof backend>;
+export type HealthCheckConfig = z.output<typeof healthCheck>;
+
+/** One registry or replicas of one, with their health checks. */
+export interface PoolSpec {
+  backends: BackendConfig[];
+  health: HealthCheckConfig;
+}
+
+/** What a site, or one of its routes, forwards to, once validated. */
+export type UpstreamSpec =
+  | { kind: "pool"; pool: PoolSpec }
+  | { kind: "group"; members: { name: string; pool: PoolSpec }[]; pushTo: string | null };
+
+type ValidatedUpstream = Pick<SiteConfig, "backend" | "backends" | "health" | "group" | "pushTo">;
+
+function poolSpec(fields: Pick<ValidatedUpstream, "backend" | "backends" | "health">): PoolSpec {
+  return { backends: fields.backends ?? (fields.backend ? [fields.backend] : []), health: fields.health };
+}
+
+/** The upstream a validated site or route names (checkUpstream made sure it names exactly one). */
+export function upstreamSpec(fields: ValidatedUpstream): UpstreamSpec {
+  if (fields.group) return { kind: "group", members: fields.group.map((m) => ({ name: m.name, pool: poolSpec(m) })), pushTo: fields.pushTo ?? null };
+  return { kind: "pool", pool: poolSpec(fields) };
+}
+
+function upstreamBackends(spec: UpstreamSpec): BackendConfig[] {
+  return spec.kind === "pool" ? spec.pool.backends : spec.members.flatMap((m) => m.pool.backends);
+}
+
+/** Every backend a site names: its own upstream's and its routes'. */
+export function siteBackends(site: ValidatedUpstream & Pick<SiteConfig, "routes">): BackendConfig[] {
+  return [upstreamSpec(site), ...site.routes.map(upstreamSpec)].flatMap(upstreamBackends);
+}
 export type ManagedBackendConfig = z.output<typeof managedBackend>["managed"];
 export type SiteTlsConfig = SiteConfig["tls"];
 export type AcmeTlsConfig = Extract<SiteTlsConfig, { source: "acme" }>;

@@ -65,6 +65,15 @@ export interface GatewaySource {
   requestsInFlight(): number;
   clientConnections(): number;
   certificates(): readonly CertificateExpiry[];
+  /** Every backend of the configuration in service, with its pool's view of it. */
+  backends(): readonly BackendHealth[];
+}
+
+export interface BackendHealth {
+  pool: string;
+  backend: string;
+  healthy: boolean;
+  outstanding: number;
 }
 
 export interface CertificateExpiry {
@@ -133,6 +142,7 @@ export class GatewayMetrics {
   private redisUpRegistered = false;
   private readonly certificateNotAfter: Gauge<"site" | "host">;
   private readonly configReloads: Counter<"result">;
+  private readonly groupPassedOverTotal: Counter<"site" | "member" | "reason">;
   private readonly configLastSuccess: Gauge;
 
   constructor() {
@@ -257,6 +267,32 @@ export class GatewayMetrics {
         }
       },
     });
+    new Gauge({
+      name: name("backend_up"),
+      help: "1 when a backend registry passes its health checks (GET /v2/ below 500, no refused connections), else 0; by pool (site, site/member, site:prefix) and backend.",
+      labelNames: ["pool", "backend"],
+      registers,
+      collect() {
+        this.reset();
+        for (const source of live) for (const b of source.backends()) this.set({ pool: b.pool, backend: b.backend }, b.healthy ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: name("backend_outstanding_requests"),
+      help: "Requests forwarded to a backend registry and not yet finished, by pool and backend (what least-outstanding balancing compares).",
+      labelNames: ["pool", "backend"],
+      registers,
+      collect() {
+        this.reset();
+        for (const source of live) for (const b of source.backends()) this.set({ pool: b.pool, backend: b.backend }, b.outstanding);
+      },
+    });
+    this.groupPassedOverTotal = new Counter({
+      name: name("group_passed_over_total"),
+      help: "Pulls a group member could not answer, passed on to the next member: reason not_found (404) or error (5xx, no connection).",
+      labelNames: ["site", "member", "reason"],
+      registers,
+    });
     this.configReloads = new Counter({
       name: name("config_reloads_total"),
       help: "Configuration reloads attempted, by result (success, failure).",
@@ -321,6 +357,11 @@ export class GatewayMetrics {
   /** A 401 or 403 (or a login's 429/503) from the gateway's own auth. `site` is the site's configured name. */
   authFailure(site: string, reason: AuthFailureReason): void {
     this.authFailures.inc({ site, reason: AUTH_FAILURE_REASON_SET.has(reason) ? reason : "other" });
+  }
+
+  /** A group member answered 404 or failed, and the next member was asked. Member names come from configuration. */
+  groupPassedOver(site: string, member: string, reason: "not_found" | "error"): void {
+    this.groupPassedOverTotal.inc({ site, member, reason });
   }
 
   /** A 429. `limit` must be a configured limit's name (bounded by configuration), never a key. */

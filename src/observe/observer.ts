@@ -30,7 +30,7 @@ export function createRequestObserver({ metrics, accessLog }: ObserverOptions): 
         durationMs: record.durationMs,
         bytesIn,
         bytesOut,
-        backend: outcome ? record.site?.backend.origin : undefined,
+        backend: outcome?.backend,
         upstreamMs: outcome?.upstreamMs,
         upstreamFailure: outcome?.upstreamFailure,
       });

@@ -15,6 +15,15 @@ export type UpstreamFailure = "refused" | "timeout" | "reset" | "other";
 export interface ForwardOutcome {
   /** Status sent to the client; 0 when the exchange was cut before a status was sent. */
   status: number;
+  /** The backend (origin) the exchange was with. */
+  backend: string;
+  /**
+   * With ForwardOptions.returnUnconnected: no connection to the backend could be made and nothing was
+   * answered, so the caller may try another one.
+   */
+  notConnected?: boolean;
+  /** With ForwardOptions.passOver: the backend's status, whose answer was drained and not relayed. */
+  passedOver?: number;
   /** Why the backend exchange failed, if it did. */
   upstreamFailure?: UpstreamFailure;
   /** The client went away before the response was complete. */
@@ -28,7 +37,19 @@ export interface ForwardOutcome {
 }
 
 /** What the failure paths know; the byte counts and timing come from the exchange itself. */
-type Settlement = Omit<ForwardOutcome, "upstreamMs" | "requestBytes" | "responseBytes">;
+type Settlement = Omit<ForwardOutcome, "backend" | "upstreamMs" | "requestBytes" | "responseBytes">;
+
+/** How one exchange may end other than relaying the backend's answer (backends/dispatch.ts). */
+export interface ForwardOptions {
+  /** A request body the pipeline already read (an urlencoded mount form), sent instead of the client's stream. */
+  body?: Buffer;
+  /** A refused connection is reported (outcome.notConnected) rather than answered 502: another backend may serve. */
+  returnUnconnected?: boolean;
+  /** Statuses not relayed (a group member without the image): the answer is drained, outcome.passedOver set. */
+  passOver?: (status: number) => boolean;
+  /** Sees the backend's answer before it is relayed, and may hold the relay until it is done (upload affinity). */
+  beforeRelay?: (status: number, rawHeaders: readonly string[]) => Promise<void> | void;
+}
 
 export interface ForwarderOptions {
   /** A backend silent this long in the middle of an exchange is given up on (504). */
@@ -45,6 +66,7 @@ interface Exchange {
   requestBytes: number;
   responseBytes?: number;
   timedOut: boolean;
+  options: ForwardOptions;
   /** The idle timer fired while the request body was still coming: the client's fault (408). */
   clientStalled: boolean;
   /** The backend request, once it has a socket. */
@@ -66,17 +88,23 @@ export class Forwarder {
   /**
    * Resolves when the exchange is over: response finished, failed, or the client went away. The target is
    * forwarded exactly as received (toProxy: no re-serialisation through URL); the pipeline has checked it
-   * is canonical. `body`: a request body the pipeline already read (an urlencoded mount form), sent instead.
+   * is canonical. A request without a body may be forwarded again after an outcome that answered nothing
+   * (notConnected, passedOver).
    */
-  forward(req: IncomingMessage, res: ServerResponse, backend: URL, edge: EdgeContext, body?: Buffer): Promise<ForwardOutcome> {
+  forward(req: IncomingMessage, res: ServerResponse, backend: URL, edge: EdgeContext, options: ForwardOptions = {}): Promise<ForwardOutcome> {
+    const { body } = options;
     // The client may have gone while earlier stages awaited (a password check, a rate limit): then nothing is
     // sent upstream, and the close events this exchange would wait for have already fired.
-    if (res.destroyed || req.socket.destroyed) return Promise.resolve({ status: 0, clientAborted: true, requestBytes: 0 });
+    if (res.destroyed || req.socket.destroyed) return Promise.resolve({ status: 0, backend: backend.origin, clientAborted: true, requestBytes: 0 });
+    // Forwarded before (to a backend that was down or had no such image): its stream is over, so the
+    // next exchange sends an empty body of its own.
+    const replay = body ?? (req.readableEnded ? Buffer.alloc(0) : undefined);
     return new Promise((resolve) => {
       let settled = false;
       const exchange: Exchange = {
         backend,
         edge,
+        options,
         startedAt: performance.now(),
         requestBytes: body?.length ?? 0,
         timedOut: false,
@@ -84,7 +112,13 @@ export class Forwarder {
         settle: (outcome) => {
           if (settled) return;
           settled = true;
-          resolve({ ...outcome, upstreamMs: exchange.upstreamMs, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes });
+          resolve({
+            ...outcome,
+            backend: backend.origin,
+            upstreamMs: exchange.upstreamMs,
+            requestBytes: exchange.requestBytes,
+            responseBytes: exchange.responseBytes,
+          });
         },
       };
       this.exchanges.set(req, exchange);
@@ -111,13 +145,13 @@ export class Forwarder {
       this.proxy.web(
         req,
         res,
-        { target: backend, agent: this.agentFor(backend), toProxy: true, ...(body ? { buffer: Readable.from([body]) } : {}) },
+        { target: backend, agent: this.agentFor(backend), toProxy: true, ...(replay ? { buffer: Readable.from([replay]) } : {}) },
         (err: NodeJS.ErrnoException) => this.fail(err, req, res, exchange),
       );
       // Counted as the body passes: web() has already piped req synchronously, so this extra listener
       // neither starts the flow early nor overrides the pipe's pause() under backpressure. (The socket's
       // bytesRead would include headers and, with keep-alive, other requests.)
-      if (!body) req.on("data", (chunk: Buffer) => (exchange.requestBytes += chunk.length));
+      if (!replay) req.on("data", (chunk: Buffer) => (exchange.requestBytes += chunk.length));
     });
   }
 
@@ -139,6 +173,31 @@ export class Forwarder {
     const exchange = this.exchanges.get(req)!;
     exchange.upstreamMs = performance.now() - exchange.startedAt;
     const status = proxyRes.statusCode ?? 502;
+    const { passOver, beforeRelay } = exchange.options;
+    if (passOver?.(status)) {
+      // Read to the end so the backend connection goes back to the pool; the client hears nothing of it.
+      proxyRes.resume();
+      exchange.settle({ status: 0, passedOver: status, clientAborted: false });
+      return;
+    }
+    const held = beforeRelay?.(status, proxyRes.rawHeaders);
+    if (held) {
+      // Nothing is read from the backend meanwhile: its answer waits in the socket (backpressure).
+      held.then(
+        () => this.relay(proxyRes, res, exchange, status),
+        () => this.relay(proxyRes, res, exchange, status),
+      );
+      return;
+    }
+    this.relay(proxyRes, res, exchange, status);
+  }
+
+  private relay(proxyRes: IncomingMessage, res: ServerResponse, exchange: Exchange, status: number): void {
+    // The client left while the relay was held.
+    if (res.destroyed) {
+      proxyRes.destroy();
+      return;
+    }
     // A backend that dies mid-body must not leave the client waiting for bytes that never come.
     const cutClient = () => {
       if (!proxyRes.complete) res.destroy();
@@ -155,6 +214,10 @@ export class Forwarder {
 
   private fail(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
     const failure = exchange.timedOut ? "timeout" : upstreamFailure(err);
+    if (failure === "refused" && exchange.options.returnUnconnected && !res.headersSent) {
+      exchange.settle({ status: 0, upstreamFailure: failure, notConnected: true, clientAborted: false });
+      return;
+    }
     if (res.destroyed || res.writableEnded) {
       exchange.settle({ status: res.headersSent ? res.statusCode : 0, upstreamFailure: failure, clientAborted: !res.writableFinished });
       return;

@@ -17,6 +17,8 @@ export const GATEWAY_ERRORS = {
   misdirected: { status: 421, code: "DENIED" },
   clientTimeout: { status: 408, code: "UNSUPPORTED" },
   notFound: { status: 404, code: "NAME_UNKNOWN" },
+  uploadUnknown: { status: 404, code: "BLOB_UPLOAD_UNKNOWN" },
+  paginationInvalid: { status: 400, code: "PAGINATION_NUMBER_INVALID" },
   tooManyRequests: { status: 429, code: "TOOMANYREQUESTS" },
   headersTooLarge: { status: 431, code: "UNSUPPORTED" },
   backendUnavailable: { status: 502, code: "UNAVAILABLE" },

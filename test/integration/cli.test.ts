@@ -58,7 +58,7 @@ describe("command line", () => {
     const lines = result.stderr.trim().split("\n");
     const line = (pattern: RegExp) => lines.find((l) => pattern.test(l));
     assert.ok(line(new RegExp(`^${path}:4:5 sites\\[0\\]\\.bakend: unknown key "bakend" \\(expected one of: .*backend`)), result.stderr);
-    assert.ok(line(new RegExp(`^${path}:3:5 sites\\[0\\]\\.backend: `)), result.stderr);
+    assert.ok(line(new RegExp(`^${path}:3:5 sites\\[0\\]: expected one of backend \\(a registry\\)`)), result.stderr);
     assert.ok(line(new RegExp(`^${path}:6:5 sites\\[1\\]\\.backend: expected an http:// or https:// URL`)), result.stderr);
     assert.equal(lines.length, 3, result.stderr);
   });

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { gatewayConfig } from "../../src/config/schema.js";
+import http from "node:http";
+import { buildSiteUpstreams } from "../../src/backends/upstream.js";
+import { gatewayConfig, type BackendConfig } from "../../src/config/schema.js";
+import { createLogger } from "../../src/observe/log.js";
 import { defaultSiteName, parseHostHeader, SiteMap } from "../../src/sites.js";
 
 const config = gatewayConfig.parse({
@@ -9,6 +12,8 @@ const config = gatewayConfig.parse({
     { name: "team", hosts: ["Team.Registry.Test", "*.apps.test"], backend: "http://127.0.0.1:5002", default: true },
   ],
 });
+
+const silent = createLogger({ level: "silent", format: "json" });
 
 describe("host header → site", () => {
   const map = new SiteMap(config);
@@ -49,10 +54,14 @@ describe("host header → site", () => {
 
   it("gives a managed backend the URL its registry runs on, and refuses one not started (issue #11)", () => {
     const managed = gatewayConfig.parse({ sites: [{ hosts: ["a.test"], backend: { managed: {} } }, { hosts: ["b.test"], backend: "http://127.0.0.1:5002" }] });
-    assert.throws(() => new SiteMap(managed), /site "a.test" has a managed backend, and its registry has not been started/);
+    assert.throws(() => new SiteMap(managed), /a managed backend \(storage default\) has not been started/);
     const running = new URL("http://127.0.0.1:41234");
-    const map = new SiteMap(managed, [], (site) => (site.backend instanceof URL ? site.backend : running));
-    assert.deepEqual(map.sites.map((s) => s.backend.origin), ["http://127.0.0.1:41234", "http://127.0.0.1:5002"]);
+    const resolve = (backend: BackendConfig) => (backend instanceof URL ? backend : running);
+    const map = new SiteMap(managed, [], (name, site) => buildSiteUpstreams(name, site, { resolve, agentFor: () => http.globalAgent, logger: silent }));
+    assert.deepEqual(
+      map.sites.map((s) => s.upstreams.pools().map((pool) => pool.members[0]!.origin)),
+      [["http://127.0.0.1:41234"], ["http://127.0.0.1:5002"]],
+    );
   });
 
   it("parses IPv6 literals", () => {

@@ -41,7 +41,7 @@ async function issuesOfAsync(run: () => Promise<unknown>): Promise<ConfigIssue[]
 }
 
 /** A backend given as a URL (not `managed`). */
-function url(backend: BackendConfig): URL {
+function url(backend: BackendConfig | undefined): URL {
   assert.ok(backend instanceof URL, `expected a URL backend, got ${JSON.stringify(backend)}`);
   return backend;
 }
@@ -90,7 +90,7 @@ describe("shipped configuration files", () => {
     assert.deepEqual(config.sites[0]!.hosts, ["localhost", "127.0.0.1"]);
     // The registry `npm start` runs: Debian's docker-registry, a free loopback port, storage in ./data/registry.
     assert.deepEqual(config.sites[0]!.backend, { managed: { binary: "docker-registry" } });
-    assert.equal(managedSpec(config.sites[0]!, config.dataDir)?.storage, path.resolve("data", "registry"));
+    assert.equal(managedSpec(config.sites[0]!.backend!, config.dataDir)?.storage, path.resolve("data", "registry"));
     assert.deepEqual(config.sites[0]!.tls, { source: "generated" });
   });
 
@@ -306,7 +306,7 @@ describe("validation issues name file:line:column, the key and what is expected"
       issue,
       { line: 3, column: 5, key: "sites[0].bakend" },
       // Later issues add site keys (auth, limits, …) after these.
-      /^unknown key "bakend" \(expected one of: name, hosts, backend, default, tls(, \w+)*\)$/,
+      /^unknown key "bakend" \(expected one of: name, hosts, backend, backends, health, group, pushTo, routes, default, tls(, \w+)*\)$/,
     );
   });
 
@@ -367,7 +367,7 @@ describe("validation issues name file:line:column, the key and what is expected"
 
   it("points a missing key at its nearest parent", () => {
     const issue = onlyIssue(lines("listen: :5443", "sites:", "  - hosts: [a.test]", "    default: true"));
-    assertAt(issue, { line: 3, column: 5, key: "sites[0].backend" }, /required key is missing \(expected an http:\/\/ or https:\/\/ URL of a registry, or \{ managed: \{…\} \}/);
+    assertAt(issue, { line: 3, column: 5, key: "sites[0]" }, /expected one of backend \(a registry\), backends \(replicas of one registry\) or group/);
   });
 
   it("reports every issue together, in file order, one per line of the message", () => {
@@ -472,7 +472,7 @@ describe("managed backends (issue #11)", () => {
     for (const text of [site("    backend: { managed: {} }"), site("    backend:", "      managed:")]) {
       const config = parseConfig(text, "test.yaml", {});
       assert.deepEqual(config.sites[0]!.backend, { managed: { binary: "docker-registry" } });
-      assert.deepEqual(managedSpec(config.sites[0]!, config.dataDir), {
+      assert.deepEqual(managedSpec(config.sites[0]!.backend!, config.dataDir), {
         binary: "docker-registry",
         storage: path.resolve("data", "registry"),
         port: undefined,
@@ -487,7 +487,7 @@ describe("managed backends (issue #11)", () => {
 
   it("names an unknown key inside managed and lists the known ones", () => {
     const issue = onlyIssue(site("    backend:", "      managed:", "        prot: 5005"));
-    assertAt(issue, { line: 5, column: 9, key: "sites[0].backend.managed.prot" }, /^unknown key "prot" \(expected one of: storage, port, binary\)$/);
+    assertAt(issue, { line: 5, column: 9, key: "sites[0].backend.managed.prot" }, /^unknown key "prot" \(expected one of: storage, port, binary, proxy\)$/);
   });
 
   it("names a bad value inside managed by its key", () => {
@@ -529,6 +529,6 @@ describe("managed backends (issue #11)", () => {
       "  - hosts: [b.test]",
       "    backend: { managed: { storage: ./data/registry, port: 5005 } }",
     );
-    assertAt(onlyIssue(clash), { line: 5, key: "sites[1].backend.managed" }, /is already run by the managed backend of sites\[0\] with another port or binary/);
+    assertAt(onlyIssue(clash), { line: 5, key: "sites[1].backend.managed" }, /is already run by a managed backend of sites\[0\] with other settings/);
   });
 });

@@ -59,7 +59,7 @@ describe("access log line", () => {
     site,
     route: routeOf("PATCH", "/v2/hub/app/blobs/uploads/0f3c"),
     user: "alice",
-    outcome: { status: 202, clientAborted: false, upstreamMs: 150.04, requestBytes: 4096, responseBytes: 0 },
+    outcome: { status: 202, backend: "http://127.0.0.1:5000", clientAborted: false, upstreamMs: 150.04, requestBytes: 4096, responseBytes: 0 },
   };
   const secrets = ["QWxhZGRpbjpPcGVuU2VzYW1l", "OpenSesame", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln", "cookie-secret", STATE];
   const req = {

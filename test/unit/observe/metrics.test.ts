@@ -177,6 +177,7 @@ describe("metrics: the API other capabilities record through", () => {
       requestsInFlight: () => 3,
       clientConnections: () => 7,
       certificates: () => [{ site: "hub", hosts: ["hub.test", "*.hub.test"], notAfter }],
+      backends: () => [],
     });
     metrics.setCertificateNotAfter("acme", "acme.test", new Date("2031-01-01T00:00:00Z"));
     let s = await samplesOf(metrics);

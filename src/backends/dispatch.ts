@@ -1,0 +1,155 @@
+// Stage 6 for a site's upstream (issue #11): which backend a request goes to, and what happens when that
+// backend is down or does not have the image.
+//
+//   group   pushes (uploads, manifest PUT, DELETE) → pushTo, or 405 without one; a blob HEAD (a pusher
+//           asking whether to upload) → pushTo; /v2/ and manifest/blob/referrers GET/HEAD → each member in
+//           order, a 404 or 5xx (or no connection) passing on to the next; anything else → pushTo, else
+//           the first member.
+//   pool    least outstanding healthy replica; a request that can be sent again (no body, or one read
+//           already) is retried once on another replica when the connection is refused. An upload session
+//           (PATCH/PUT/GET/DELETE of uploads/<uuid>) goes to the replica that started it, found in the
+//           upload affinity store, or is answered BLOB_UPLOAD_UNKNOWN: never restarted elsewhere, where
+//           distribution has no state for it.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { metrics } from "../observe/metrics.js";
+import type { ForwardOptions, ForwardOutcome, Forwarder } from "../proxy/forward.js";
+import type { EdgeContext } from "../proxy/headers.js";
+import type { GatewayErrorKind } from "../registry/errors.js";
+import type { RegistryRoute } from "../registry/routes.js";
+import { AffinityUnavailableError, type UploadAffinity } from "./affinity.js";
+import type { BackendPool, PoolMember } from "./pool.js";
+import { isReplicated, type Upstream } from "./upstream.js";
+
+export interface DispatchRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  method: string;
+  route: RegistryRoute;
+  edge: EdgeContext;
+  /** The request body, when the pipeline read it (a mount form). */
+  body?: Buffer;
+  /** The client announced a body (it is streamed through, so it can be sent once only). */
+  hasBody: boolean;
+  site: string;
+}
+
+export interface DispatchDeps {
+  forwarder: Forwarder;
+  affinity: UploadAffinity;
+}
+
+export type Dispatched = { ok: true; outcome: ForwardOutcome } | { ok: false; kind: GatewayErrorKind; message: string };
+
+/**
+ * Requests a group answers from the first member that has the content (or, for /v2/, that answers at
+ * all: every client asks it first, and one member down must not stop pulls from the others).
+ */
+const MEMBER_BY_MEMBER = new Set(["base", "manifest", "blob", "referrers"]);
+
+const UPLOAD_LOCATION = /\/blobs\/uploads\/([a-zA-Z0-9\-_.=]+)(?:\?|$)/;
+
+export async function dispatch(upstream: Upstream, request: DispatchRequest, deps: DispatchDeps): Promise<Dispatched> {
+  if (upstream.kind === "pool") return toPool(upstream.pool, request, deps, {});
+  const { route, method } = request;
+  if (isPush(route, method)) {
+    if (!upstream.pushTo) return { ok: false, kind: "methodNotAllowed", message: "this registry is a group without pushTo: it serves pulls only" };
+    return toPool(upstream.pushTo.pool, request, deps, {});
+  }
+  // A blob HEAD is how docker, podman and skopeo ask "may I skip uploading this layer?" before a push: only
+  // pushTo's answer is true for the manifest PUT that follows (pulls GET blobs without asking first).
+  if (upstream.pushTo && route.kind === "blob" && method === "HEAD") return toPool(upstream.pushTo.pool, request, deps, {});
+  if (MEMBER_BY_MEMBER.has(route.kind) && (method === "GET" || method === "HEAD")) {
+    const last = upstream.members.length - 1;
+    for (const [index, member] of upstream.members.entries()) {
+      if (index === last) return toPool(member.pool, request, deps, {});
+      const passOver = (status: number) => status === 404 || status >= 500;
+      const result = await toPool(member.pool, request, deps, { passOver, lastResort: false });
+      if (!result.ok) return result;
+      const { outcome } = result;
+      if (outcome.passedOver === undefined && !outcome.notConnected) return result;
+      if (outcome.clientAborted) return result;
+      metrics.groupPassedOver(request.site, member.name, outcome.passedOver === 404 ? "not_found" : "error");
+    }
+  }
+  return toPool((upstream.pushTo ?? upstream.members[0]!).pool, request, deps, {});
+}
+
+function isPush(route: RegistryRoute, method: string): boolean {
+  if (route.kind === "upload") return true;
+  if (route.kind === "manifest") return method === "PUT" || method === "DELETE";
+  return route.kind === "blob" && method === "DELETE";
+}
+
+interface PoolOptions {
+  passOver?: ForwardOptions["passOver"];
+  /** false: a refused connection is returned (outcome.notConnected) for the caller to go on elsewhere. */
+  lastResort?: boolean;
+}
+
+async function toPool(pool: BackendPool, request: DispatchRequest, deps: DispatchDeps, options: PoolOptions): Promise<Dispatched> {
+  const { route } = request;
+  const replicated = isReplicated(pool);
+  if (replicated && route.kind === "upload" && route.uploadPhase !== "start") return toUploadHolder(pool, request, deps);
+  // A streamed body is gone once sent: only a request without one (or with one in memory) is sent again.
+  const resendable = !request.hasBody || request.body !== undefined;
+  const remember = replicated && route.kind === "upload" && route.uploadPhase === "start";
+  const tried = new Set<string>();
+  for (;;) {
+    const member = pool.pick(tried)!;
+    tried.add(member.origin);
+    const mayRetry = resendable && replicated && tried.size < 2 && tried.size < pool.members.length;
+    const outcome = await forwardTo(pool, member, request, deps, {
+      body: request.body,
+      passOver: options.passOver,
+      returnUnconnected: mayRetry || options.lastResort === false,
+      beforeRelay: remember ? (status, headers) => rememberUpload(pool, member, status, headers, deps) : undefined,
+    });
+    if (outcome.notConnected && mayRetry) continue;
+    return { ok: true, outcome };
+  }
+}
+
+/** An upload session's requests go to the replica that holds its state, or nowhere. */
+async function toUploadHolder(pool: BackendPool, request: DispatchRequest, deps: DispatchDeps): Promise<Dispatched> {
+  const uuid = request.route.reference!;
+  let holder: string | null;
+  try {
+    holder = await deps.affinity.lookup(pool.name, uuid);
+  } catch (err) {
+    if (!(err instanceof AffinityUnavailableError)) throw err;
+    return { ok: false, kind: "unavailable", message: "where this upload is kept cannot be looked up right now; try again shortly" };
+  }
+  const member = holder === null ? undefined : pool.member(holder);
+  if (!member) return { ok: false, kind: "uploadUnknown", message: "this upload is not known to the gateway: start it again" };
+  const gone = { ok: false, kind: "uploadUnknown", message: "the registry replica holding this upload is down: start the upload again" } as const;
+  if (!member.healthy) return gone;
+  const ends = (status: number) =>
+    (request.method === "PUT" && status === 201) || (request.method === "DELETE" && (status === 204 || status === 404));
+  const outcome = await forwardTo(pool, member, request, deps, {
+    returnUnconnected: true,
+    beforeRelay: (status) => (ends(status) ? deps.affinity.forget(pool.name, uuid).catch(() => {}) : undefined),
+  });
+  return outcome.notConnected ? gone : { ok: true, outcome };
+}
+
+async function forwardTo(pool: BackendPool, member: PoolMember, request: DispatchRequest, deps: DispatchDeps, options: ForwardOptions): Promise<ForwardOutcome> {
+  const release = pool.acquire(member);
+  try {
+    const outcome = await deps.forwarder.forward(request.req, request.res, member.url, request.edge, options);
+    if (outcome.upstreamFailure === "refused" && isReplicated(pool)) pool.reportConnectionFailure(member, "connection refused");
+    return outcome;
+  } finally {
+    release();
+  }
+}
+
+/** A replica accepted an upload: its session must come back to it, so that is stored before the client hears of it. */
+async function rememberUpload(pool: BackendPool, member: PoolMember, status: number, rawHeaders: readonly string[], deps: DispatchDeps): Promise<void> {
+  if (status !== 202) return;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() !== "location") continue;
+    const uuid = UPLOAD_LOCATION.exec(rawHeaders[i + 1]!)?.[1];
+    if (uuid) await deps.affinity.remember(pool.name, uuid, member.origin);
+    return;
+  }
+}

@@ -1,0 +1,72 @@
+// The repository and tag lists of a site that fronts several registries (issue #11): every upstream's
+// catalog, each filtered to the names that route to it (a name under a route's prefix is served by that
+// route, whatever another registry holds under it), and a group's tags merged across its members. A
+// member that fails is left out and counted; only when none answers does the list fail.
+import type http from "node:http";
+import type { Principal } from "../auth/types.js";
+import type { Logger } from "../observe/log.js";
+import { metrics } from "../observe/metrics.js";
+import { fetchRepositories, fetchTags, mergeSorted, type ListSource } from "../registry/catalog.js";
+import type { Site } from "../sites.js";
+import type { BackendPool } from "./pool.js";
+import { type Upstream } from "./upstream.js";
+
+interface NamedPool {
+  /** The group member's name; null for a pool that is the whole upstream. */
+  member: string | null;
+  pool: BackendPool;
+}
+
+export class SiteLists {
+  constructor(
+    private readonly agentFor: (url: URL) => http.Agent,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Every repository the site serves, sorted. */
+  async repositories(site: Site): Promise<string[]> {
+    const authorization = await site.backendAuth?.authorizationFor([{ type: "registry", name: "catalog", action: "*" }], null);
+    const settled = await Promise.allSettled(
+      site.upstreams.all().map(async (upstream) => {
+        const names = await this.fromMembers(site, upstream, (source) => fetchRepositories(source), authorization);
+        return names.flat().filter((name) => site.upstreams.for(name) === upstream);
+      }),
+    );
+    const lists = settled.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+    if (lists.length === 0) throw new Error("no registry of this site answered with its catalog");
+    return mergeSorted(lists);
+  }
+
+  /** A repository's tags across a group's members, sorted; null when no member knows the repository. */
+  async tags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
+    const authorization = await site.backendAuth?.authorizationFor([{ type: "repository", name, action: "pull" }], principal);
+    const lists = await this.fromMembers(site, upstream, (source) => fetchTags(source, name), authorization);
+    const found = lists.filter((tags): tags is string[] => tags !== null);
+    return found.length ? mergeSorted(found) : null;
+  }
+
+  /** One answer per member (a replica of each pool); failures are skipped unless every member fails. */
+  private async fromMembers<T>(
+    site: Site,
+    upstream: Upstream,
+    read: (source: ListSource) => Promise<T>,
+    authorization: string | undefined,
+  ): Promise<T[]> {
+    const pools: NamedPool[] = upstream.kind === "pool" ? [{ member: null, pool: upstream.pool }] : upstream.members.map(({ name, pool }) => ({ member: name, pool }));
+    const settled = await Promise.allSettled(
+      pools.map(({ pool }) => {
+        const replica = pool.pick()!;
+        return read({ backend: replica.url, agent: this.agentFor(replica.url), authorization });
+      }),
+    );
+    const answers: T[] = [];
+    settled.forEach((result, index) => {
+      if (result.status === "fulfilled") return answers.push(result.value);
+      const { member, pool } = pools[index]!;
+      this.logger.warn({ site: site.name, pool: pool.name, err: (result.reason as Error).message }, "a registry's list could not be read: left out");
+      if (member !== null) metrics.groupPassedOver(site.name, member, "error");
+    });
+    if (answers.length === 0) throw new Error("no registry of this site answered with its list");
+    return answers;
+  }
+}
