@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { checkServerIdentity, type TLSSocket } from "node:tls";
 import { gatewayConfig, type GatewayConfigInput } from "../../src/config/schema.js";
-import { startGateway, type RunningGateway } from "../../src/gateway.js";
+import { startGateway, type GatewayOptions, type RunningGateway } from "../../src/gateway.js";
 import { createLogger } from "../../src/observe/log.js";
 
 export interface TestGateway extends RunningGateway {
@@ -44,7 +44,10 @@ export interface GatewayResponse {
   json(): any;
 }
 
-export async function startTestGateway(config: Omit<GatewayConfigInput, "listen" | "admin" | "dataDir"> & Partial<GatewayConfigInput>): Promise<TestGateway> {
+export async function startTestGateway(
+  config: Omit<GatewayConfigInput, "listen" | "admin" | "dataDir"> & Partial<GatewayConfigInput>,
+  options: GatewayOptions = {},
+): Promise<TestGateway> {
   const dataDir = config.dataDir ?? (await mkdtemp(join(tmpdir(), "rg-gateway-")));
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -60,7 +63,7 @@ export async function startTestGateway(config: Omit<GatewayConfigInput, "listen"
     ...config,
     dataDir,
   });
-  const gateway = await startGateway(parsed, createLogger(parsed.log, sink));
+  const gateway = await startGateway(parsed, createLogger(parsed.log, sink), options);
   const caPem = gateway.caFile ? await readFile(gateway.caFile, "utf8") : "";
   return {
     ...gateway,
