@@ -102,6 +102,7 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
       body: request.body,
       passOver: options.passOver,
       returnUnconnected: mayRetry || options.lastResort === false,
+      resetIsUnconnected: request.method === "GET" || request.method === "HEAD",
       beforeRelay: remember ? (status, headers) => rememberUpload(pool, member, status, headers, deps) : undefined,
     });
     if (outcome.notConnected && mayRetry) continue;

@@ -3,7 +3,8 @@
 // - Choice: least outstanding requests among healthy replicas, ties round-robin (a fresh pool, or one that
 //   is idle between requests, still spreads the load instead of sending everything to the first replica).
 // - Health: active checks (GET /v2/ on every replica, thresholds in both directions) plus passive ejection
-//   (a refused or reset connection takes the replica out at once; only the active check brings it back).
+//   (a refused connection takes the replica out at once; only the active check brings it back; a reset is
+//   not enough: a keep-alive socket the replica closed while idle resets too).
 // - Panic mode, like Envoy: when no replica is healthy, pick among all of them anyway. Health may be stale
 //   or wrong (a probe path blocked, a flapping network); answering 503 for the whole site is never better
 //   than trying.

@@ -18,8 +18,8 @@ export interface ForwardOutcome {
   /** The backend (origin) the exchange was with. */
   backend: string;
   /**
-   * With ForwardOptions.returnUnconnected: no connection to the backend could be made and nothing was
-   * answered, so the caller may try another one.
+   * With ForwardOptions.returnUnconnected: no connection to the backend could be made (or, for a GET/HEAD, it
+   * was reset before any answer) and nothing was answered, so the caller may try another one.
    */
   notConnected?: boolean;
   /** With ForwardOptions.passOver: the backend's status, whose answer was drained and not relayed. */
@@ -45,6 +45,11 @@ export interface ForwardOptions {
   body?: Buffer;
   /** A refused connection is reported (outcome.notConnected) rather than answered 502: another backend may serve. */
   returnUnconnected?: boolean;
+  /**
+   * With returnUnconnected: a reset before any answer (the backend died with the request in flight) is
+   * reported the same way. Only for requests safe to send twice (GET, HEAD).
+   */
+  resetIsUnconnected?: boolean;
   /** Statuses not relayed (a group member without the image): the answer is drained, outcome.passedOver set. */
   passOver?: (status: number) => boolean;
   /** Sees the backend's answer before it is relayed, and may hold the relay until it is done (upload affinity). */
@@ -214,7 +219,8 @@ export class Forwarder {
 
   private fail(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
     const failure = exchange.timedOut ? "timeout" : upstreamFailure(err);
-    if (failure === "refused" && exchange.options.returnUnconnected && !res.headersSent) {
+    const unanswered = failure === "refused" || (failure === "reset" && exchange.options.resetIsUnconnected === true && exchange.upstreamMs === undefined);
+    if (unanswered && exchange.options.returnUnconnected && !res.headersSent) {
       exchange.settle({ status: 0, upstreamFailure: failure, notConnected: true, clientAborted: false });
       return;
     }

@@ -25,6 +25,14 @@ export interface RegistryOptions {
    */
   accessLog?: boolean;
   keepLines?: number;
+  /**
+   * Use this directory (storage in ROOT/storage) instead of a fresh temp one, and leave it on stop: replicas
+   * of one registry share it, and a registry restarted on it finds its content again. The config file is
+   * ROOT/config-PORT.yml, so replicas do not overwrite each other's.
+   */
+  rootDir?: string;
+  /** http.secret, which signs the upload `_state` parameter; random when omitted. */
+  secret?: string;
 }
 
 export interface Registry {
@@ -40,9 +48,9 @@ export interface Registry {
 
 const BIND_ATTEMPTS = 3;
 
-/** Starts a real CNCF distribution registry with filesystem storage in a fresh temp dir. */
+/** Starts a real CNCF distribution registry with filesystem storage in a fresh temp dir (or options.rootDir). */
 export async function startRegistry(options: RegistryOptions = {}): Promise<Registry> {
-  const rootDir = await mkdtemp(join(tmpdir(), "rg-registry-"));
+  const rootDir = options.rootDir ?? (await mkdtemp(join(tmpdir(), "rg-registry-")));
   try {
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
@@ -52,16 +60,16 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
       if (options.port !== undefined || attempt >= BIND_ATTEMPTS) throw new Error(`registry could not bind 127.0.0.1:${port}`);
     }
   } catch (err) {
-    await rm(rootDir, { recursive: true, force: true });
+    if (options.rootDir === undefined) await rm(rootDir, { recursive: true, force: true });
     throw err;
   }
 }
 
 async function tryStart(rootDir: string, port: number, options: RegistryOptions): Promise<Registry | "port-taken"> {
-  const configPath = join(rootDir, "config.yml");
+  const configPath = join(rootDir, options.rootDir === undefined ? "config.yml" : `config-${port}.yml`);
   const storageDir = join(rootDir, "storage");
   await mkdir(storageDir, { recursive: true });
-  await writeFile(configPath, registryConfig(storageDir, port, options.auth, options.accessLog ?? false));
+  await writeFile(configPath, registryConfig(storageDir, port, options.auth, options.accessLog ?? false, options.secret));
 
   const child = startProcess("docker-registry", ["serve", configPath], {
     name: `docker-registry :${port}`,
@@ -89,18 +97,18 @@ async function tryStart(rootDir: string, port: number, options: RegistryOptions)
     process: child,
     stop: async () => {
       await child.stop();
-      await rm(rootDir, { recursive: true, force: true });
+      if (options.rootDir === undefined) await rm(rootDir, { recursive: true, force: true });
     },
   };
 }
 
 /** JSON is valid YAML, and JSON.stringify gets the quoting right for any path. */
-function registryConfig(storageDir: string, port: number, auth: RegistryTokenAuth | undefined, accessLog: boolean): string {
+function registryConfig(storageDir: string, port: number, auth: RegistryTokenAuth | undefined, accessLog: boolean, secret?: string): string {
   const config: Record<string, unknown> = {
     version: "0.1",
     log: { level: "warn", accesslog: { disabled: !accessLog } },
     storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true } },
-    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString("hex") },
+    http: { addr: `127.0.0.1:${port}`, secret: secret ?? randomBytes(16).toString("hex") },
   };
   if (auth) {
     config.auth = {
