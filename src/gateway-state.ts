@@ -6,6 +6,7 @@ import type { ServerResponse } from "node:http";
 import { buildSecurity, type Security } from "./auth/build.js";
 import { createUploadAffinity, type UploadAffinity } from "./backends/affinity.js";
 import { SiteLists } from "./backends/lists.js";
+import { memoryAffinity } from "./cluster/shared.js";
 import { buildSiteUpstreams } from "./backends/upstream.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { createAccessLogger } from "./observe/access-log.js";
@@ -118,7 +119,7 @@ export async function buildGatewayState(
     });
     rateLimit = await createRateLimitStage(config, sites.sites, logger, config.metrics.enabled ? metrics : null);
     const keepAffinity = previous && JSON.stringify(previous.config.redis) === JSON.stringify(config.redis);
-    const affinity = keepAffinity ? previous.affinity : createUploadAffinity(config.redis, logger);
+    const affinity = keepAffinity ? previous.affinity : config.redis ? createUploadAffinity(config.redis, logger) : memoryAffinity();
     const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<GatewayState>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const lists = new SiteLists(agentFor, logger);

@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReloadOutcome } from "./admin-actions.js";
 import { createAdminServer } from "./admin.js";
-import { ManagedRegistries, type ManagedOptions } from "./backends/managed.js";
+import { ManagedRegistries, type ManagedBackends, type ManagedOptions } from "./backends/managed.js";
 import { isReplicated } from "./backends/upstream.js";
 import { keysNeedingRestart } from "./config/restart-keys.js";
 import type { GatewayConfig } from "./config/schema.js";
@@ -33,16 +33,26 @@ export interface GatewayOptions {
   acme?: Pick<AcmeManagerOptions, "statusPolling" | "transport" | "backoff" | "lock">;
   /** Supervision of managed backends (tests shorten the restart delays). */
   managed?: ManagedOptions;
+  /**
+   * Set in a worker process of a cluster (cluster/worker.ts): the primary runs the managed registries, the
+   * ACME orders and the admin listener for every worker, so this process starts none of them.
+   */
+  worker?: { managed: ManagedBackends };
 }
 
 export interface RunningGateway {
   https: AddressInfo;
+  /** Port 0 in a cluster worker: the primary has the admin listener. */
   admin: AddressInfo;
   /** The plain-HTTP listener (ACME HTTP-01, redirects to HTTPS), when http.listen is set. */
   http: AddressInfo | null;
   /** The generated CA clients must trust, when any site uses generated certificates. */
   caFile: string | null;
   certificates: CertificateStore;
+  /** What each site presents; a cluster worker is handed rotated and ACME certificates through it. */
+  served: ServedCertificates;
+  /** Pending ACME challenges this process answers (a cluster worker's are filled by the primary). */
+  responder: AcmeChallengeResponder;
   /** The ACME manager in service; null when no site uses ACME. */
   acme(): AcmeCertificates | null;
   inFlight(): number;
@@ -52,6 +62,13 @@ export interface RunningGateway {
    * new requests; on any error the running one stays and the outcome carries the error lines.
    */
   reload(config?: GatewayConfig): Promise<ReloadOutcome>;
+  /**
+   * A cluster reload in two phases (cluster/primary.ts): build the configuration and check every
+   * certificate without serving it, then commit (swap it in) or abort (discard it), in every worker.
+   */
+  prepareReload(config: GatewayConfig): Promise<ReloadOutcome>;
+  commitReload(): ReloadOutcome;
+  abortReload(): Promise<void>;
   /** `cert rotate`: new certificates for one site (name or host) or all, served to new handshakes at once. */
   rotateCertificates(site?: string): Promise<RotationOutcome>;
   /** Stops accepting, lets requests in flight finish for up to drainMs, then closes everything. */
@@ -60,7 +77,8 @@ export interface RunningGateway {
 
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
   // Managed backends first: the state forwards to their URLs, known once they run.
-  const managed = new ManagedRegistries(logger, options.managed);
+  const managed: ManagedBackends = options.worker?.managed ?? new ManagedRegistries(logger, options.managed);
+  const isWorker = options.worker !== undefined;
   await managed.start(config);
   // Everything derived from the configuration, built before anything listens: a broken file stops the start.
   let current: GatewayState;
@@ -77,8 +95,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   // One responder for the process: an order that a manager replaced by a reload still has in flight keeps
   // being answered.
   const responder = new AcmeChallengeResponder();
+  // In a cluster the primary orders once for every worker and hands the certificates over.
   const createAcme = (forConfig: GatewayConfig) =>
-    createAcmeManager(forConfig, {
+    isWorker ? null : createAcmeManager(forConfig, {
       ...options.acme,
       responder,
       logger,
@@ -142,7 +161,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   let plainHttp: http.Server | null = null;
   try {
     await listen(server, config.listen, "HTTPS");
-    await listen(admin, config.admin.listen, "admin");
+    if (!isWorker) await listen(admin, config.admin.listen, "admin");
     if (config.http.listen) {
       const httpsPort = (server.address() as AddressInfo).port;
       plainHttp = http.createServer({ headersTimeout: config.timeouts.header }, createPlainHttpHandler({ responder, httpsPort }));
@@ -158,7 +177,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   }
 
   const httpsAddress = server.address() as AddressInfo;
-  const adminAddress = admin.address() as AddressInfo;
+  const adminAddress = isWorker ? { address: "", family: "", port: 0 } : (admin.address() as AddressInfo);
   const httpAddress = plainHttp ? (plainHttp.address() as AddressInfo) : null;
   if (config.metrics.enabled) metrics.collectProcessMetrics();
   const unwatchMetrics = metrics.watch({
@@ -192,12 +211,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       caFile: ca?.certPath ?? null,
       sites: current.sites.sites.map((s) => ({ name: s.name, hosts: s.hosts, backends: [...new Set(s.upstreams.pools().flatMap((p) => p.members.map((m) => m.origin)))] })),
     },
-    "gateway ready",
+    // In a cluster the primary says "gateway ready" once every worker is.
+    isWorker ? "worker ready" : "gateway ready",
   );
   // After the listeners: HTTP-01 and TLS-ALPN-01 are answered there. Until a site's first ACME certificate
   // arrives it is served with its generated one.
   await acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
-  const stopExpiryWarnings = watchCertificateExpiry({ certificates: () => store.info(), config: () => current.config }, logger);
+  // Once per cluster (the primary's), not once per worker.
+  const stopExpiryWarnings = isWorker ? () => {} : watchCertificateExpiry({ certificates: () => store.info(), config: () => current.config }, logger);
 
   // Reloads, and rotations' replacements of the served set, run one at a time.
   let queue: Promise<unknown> = Promise.resolve();
@@ -213,53 +234,78 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 
   const reload = (given?: GatewayConfig) => serialized(() => applyConfiguration(given));
 
+  interface PreparedReload {
+    config: GatewayConfig;
+    next: GatewayState;
+  }
+
+  /** Builds everything the next configuration needs and checks every certificate; serves nothing yet. */
+  async function prepareConfiguration(nextConfig: GatewayConfig): Promise<PreparedReload> {
+    // Registries whose spec is unchanged keep running; new ones start before the state that uses them.
+    await managed.start(nextConfig);
+    const next = await buildGatewayState(nextConfig, logger, current, managed.resolver(nextConfig));
+    try {
+      served.validate(next.certificates.certificates, next.sites.defaultSite.name);
+    } catch (err) {
+      await next.discard();
+      throw err;
+    }
+    return { config: nextConfig, next };
+  }
+
+  /** Swaps a prepared configuration in for new requests; cannot fail. */
+  function commitConfiguration({ config: nextConfig, next }: PreparedReload): ReloadOutcome {
+    const acmeChanged = acmeFingerprint(current.config) !== acmeFingerprint(nextConfig);
+    served.replaceLoaded(next.certificates.certificates, next.sites.defaultSite.name, acmeSiteNames(nextConfig), { keepHandOvers: !acmeChanged });
+    const previous = current;
+    current = next;
+    applyTimeouts(server, nextConfig);
+    connections.configure(nextConfig.limits.maxConnections, nextConfig.limits.maxConnectionsPerIp);
+    logger.level = nextConfig.log.level;
+    if (acmeChanged) {
+      // Its orders in flight finish (and are still answered) but hand nothing over; the new one adopts them.
+      void acme?.stop();
+      acme = createAcme(nextConfig);
+      acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
+    } else {
+      // Adopts what another process sharing the data directory stored meanwhile.
+      acme?.refreshFromDisk().catch((err: Error) => logger.error({ err: err.message }, "reading stored ACME certificates failed"));
+    }
+    retiring.add(previous);
+    // Once its requests are done, the registries only it used stop (serialized: never under a reload
+    // that is about to use one again).
+    void retireState(previous, previous.config.timeouts.drain).finally(() => {
+      retiring.delete(previous);
+      if (!draining) void serialized(pruneManaged);
+    });
+    // Compared with what the listeners were started with: only a restart changes those.
+    const warnings = keysNeedingRestart(config, nextConfig);
+    const sites = current.sites.sites.map((s) => s.name);
+    metrics.configReloaded(true);
+    logger.info({ sites }, "configuration reloaded: new requests use it, requests in flight finish on the old one");
+    if (warnings.length) logger.warn({ keys: warnings }, `changed keys that apply only after a restart: ${warnings.join(", ")}`);
+    return { ok: true, sites, warnings };
+  }
+
+  async function reloadFailed(err: unknown): Promise<ReloadOutcome> {
+    await pruneManaged(); // what this attempt started
+    metrics.configReloaded(false);
+    const errors = (err as Error).message.split("\n");
+    logger.error({ errors }, "configuration reload failed: the running configuration stays in service");
+    return { ok: false, errors };
+  }
+
   async function applyConfiguration(given?: GatewayConfig): Promise<ReloadOutcome> {
-    let next: GatewayState | null = null;
     try {
       const nextConfig = given ?? (await (options.configSource ?? noConfigSource)());
-      // Registries whose spec is unchanged keep running; new ones start before the state that uses them.
-      await managed.start(nextConfig);
-      next = await buildGatewayState(nextConfig, logger, current, managed.resolver(nextConfig));
-      const acmeChanged = acmeFingerprint(current.config) !== acmeFingerprint(nextConfig);
-      // The last step that can fail: it validates every certificate before serving any.
-      served.replaceLoaded(next.certificates.certificates, next.sites.defaultSite.name, acmeSiteNames(nextConfig), { keepHandOvers: !acmeChanged });
-      const previous = current;
-      current = next;
-      applyTimeouts(server, nextConfig);
-      connections.configure(nextConfig.limits.maxConnections, nextConfig.limits.maxConnectionsPerIp);
-      logger.level = nextConfig.log.level;
-      if (acmeChanged) {
-        // Its orders in flight finish (and are still answered) but hand nothing over; the new one adopts them.
-        void acme?.stop();
-        acme = createAcme(nextConfig);
-        acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
-      } else {
-        // Adopts what another process sharing the data directory stored meanwhile.
-        acme?.refreshFromDisk().catch((err: Error) => logger.error({ err: err.message }, "reading stored ACME certificates failed"));
-      }
-      retiring.add(previous);
-      // Once its requests are done, the registries only it used stop (serialized: never under a reload
-      // that is about to use one again).
-      void retireState(previous, previous.config.timeouts.drain).finally(() => {
-        retiring.delete(previous);
-        if (!draining) void serialized(pruneManaged);
-      });
-      // Compared with what the listeners were started with: only a restart changes those.
-      const warnings = keysNeedingRestart(config, nextConfig);
-      const sites = current.sites.sites.map((s) => s.name);
-      metrics.configReloaded(true);
-      logger.info({ sites }, "configuration reloaded: new requests use it, requests in flight finish on the old one");
-      if (warnings.length) logger.warn({ keys: warnings }, `changed keys that apply only after a restart: ${warnings.join(", ")}`);
-      return { ok: true, sites, warnings };
+      return commitConfiguration(await prepareConfiguration(nextConfig));
     } catch (err) {
-      await next?.discard();
-      await pruneManaged(); // what this attempt started
-      metrics.configReloaded(false);
-      const errors = (err as Error).message.split("\n");
-      logger.error({ errors }, "configuration reload failed: the running configuration stays in service");
-      return { ok: false, errors };
+      return reloadFailed(err);
     }
   }
+
+  /** A cluster reload's first phase waits here for its verdict; one at a time, like every reload. */
+  let prepared: PreparedReload | null = null;
 
   async function rotateCertificates(site?: string): Promise<RotationOutcome> {
     const outcome = await rotateServedCertificates(
@@ -280,10 +326,38 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     http: httpAddress,
     caFile: ca?.certPath ?? null,
     certificates: store,
+    served,
+    responder,
     acme: () => acme,
     inFlight: () => inFlight,
     upstreamSocketsInUse: () => current.forwarder.upstreamSocketsInUse(),
     reload,
+    prepareReload: (nextConfig) =>
+      serialized(async () => {
+        if (prepared) await prepared.next.discard();
+        try {
+          prepared = await prepareConfiguration(nextConfig);
+          return { ok: true, sites: prepared.next.sites.sites.map((s) => s.name), warnings: keysNeedingRestart(config, nextConfig) };
+        } catch (err) {
+          prepared = null;
+          return reloadFailed(err);
+        }
+      }),
+    commitReload() {
+      if (!prepared) return { ok: false, errors: ["no prepared configuration to commit"] };
+      const outcome = commitConfiguration(prepared);
+      prepared = null;
+      return outcome;
+    },
+    async abortReload() {
+      const abandoned = prepared;
+      prepared = null;
+      if (abandoned) {
+        await abandoned.next.discard();
+        await pruneManaged();
+        metrics.configReloaded(false);
+      }
+    },
     rotateCertificates,
     async shutdown(drainMs) {
       draining = true;

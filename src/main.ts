@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The command line: serve | reload | config check | cert ca|status|rotate | token cert | passwd.
+import cluster from "node:cluster";
 import { Command, InvalidArgumentError } from "commander";
 import { authFileProblems } from "./auth/build.js";
 import { DEFAULT_BCRYPT_COST, passwordFromStdin, promptHidden, setPassword, userNameProblem } from "./auth/passwd.js";
@@ -7,6 +8,9 @@ import { loadSigningKey } from "./auth/signing-key.js";
 import { ConfigError, loadConfig } from "./config/load.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { registerCertCommands, registerReloadCommand } from "./cli/gateway-commands.js";
+import { workerCount } from "./cluster/cpus.js";
+import { runPrimary } from "./cluster/primary.js";
+import { runWorker } from "./cluster/worker.js";
 import { startGateway } from "./gateway.js";
 import { createLogger } from "./observe/log.js";
 import { loadOrCreateCa } from "./tls/selfsigned.js";
@@ -23,8 +27,18 @@ program
   .description("run the gateway")
   .requiredOption("-c, --config <file>", "configuration file (YAML)")
   .action(async ({ config: file }: { config: string }) => {
+    // A cluster worker is started with the primary's arguments; its configuration comes from the primary.
+    if (cluster.isWorker) return runWorker();
     const config = await configOrExit(file);
     const logger = createLogger(config.log);
+    const workers = workerCount(config.workers);
+    if (workers > 1) {
+      await runPrimary(config, { file, workers, logger }).catch((err: Error) => {
+        logger.fatal({ err: err.message }, "gateway did not start");
+        process.exit(1);
+      });
+      return;
+    }
     let gateway;
     try {
       gateway = await startGateway(config, logger, { configSource: () => loadConfig(file) });

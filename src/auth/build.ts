@@ -8,6 +8,7 @@
 import { readFile } from "node:fs/promises";
 import type { AccessRuleConfig, GatewayConfig, SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
+import { memoryLimits } from "../cluster/shared.js";
 import { MemoryLimiter } from "../ratelimit/limiter.js";
 import { siteName } from "../sites.js";
 import { AccessPolicy } from "./access.js";
@@ -90,8 +91,8 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
  * failures are counted per process, rather than every login refused.
  */
 async function buildLoginThrottle(config: GatewayConfig, logger: Logger, events: LoginEvents | null): Promise<LoginThrottle> {
+  if (!config.redis) return new LoginThrottle(memoryLimits("logins"), config.logins, events);
   const memory = new MemoryLimiter();
-  if (!config.redis) return new LoginThrottle(memory, config.logins, events);
   // Loaded only when configured: ioredis alone adds ~18 MB to the resident size of every gateway.
   const { RedisLimiter } = await import("../ratelimit/redis.js");
   const redis = new RedisLimiter({

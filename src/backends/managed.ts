@@ -84,7 +84,7 @@ function keyOf(spec: ManagedSpec): string {
 }
 
 /** Every managed registry of the running gateway, keyed by spec; configurations share one per spec. */
-export class ManagedRegistries {
+export class ManagedRegistries implements ManagedBackends {
   readonly #registries = new Map<string, ManagedRegistry>();
   #stopped = false;
 
@@ -159,6 +159,56 @@ export class ManagedRegistries {
     await Promise.all(all.map((registry) => registry.stop()));
   }
 
+  /** Every running registry's URL by spec key: what worker processes resolve managed backends with. */
+  urls(): ManagedUrls {
+    return Object.fromEntries([...this.#registries].map(([key, registry]) => [key, registry.url.href]));
+  }
+}
+
+/** Spec key → URL of the running registry (JSON, sent from the cluster's primary to its workers). */
+export type ManagedUrls = Record<string, string>;
+
+/** The managed backends as a gateway process sees them: run by itself, or by the cluster's primary. */
+export interface ManagedBackends {
+  start(config: GatewayConfig): Promise<void>;
+  resolver(config: GatewayConfig): BackendResolver;
+  prune(inUse: readonly GatewayConfig[]): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A worker's view: the primary runs the registries (one per spec for the whole cluster) and tells the
+ * workers where they listen, before any configuration naming them is built.
+ */
+export class RemoteManagedRegistries implements ManagedBackends {
+  #urls: ManagedUrls;
+
+  constructor(urls: ManagedUrls) {
+    this.#urls = urls;
+  }
+
+  update(urls: ManagedUrls): void {
+    this.#urls = urls;
+  }
+
+  async start(config: GatewayConfig): Promise<void> {
+    const resolve = this.resolver(config);
+    for (const site of config.sites) for (const backend of siteBackends(site)) resolve(backend);
+  }
+
+  resolver(config: GatewayConfig): BackendResolver {
+    return (backend) => {
+      const spec = managedSpec(backend, config.dataDir);
+      if (!spec) return configuredBackend(backend);
+      const url = this.#urls[keyOf(spec)];
+      if (!url) return configuredBackend(backend); // throws: not started
+      return new URL(url);
+    };
+  }
+
+  async prune(): Promise<void> {}
+
+  async stop(): Promise<void> {}
 }
 
 /** One supervised `docker-registry serve` process. */

@@ -14,6 +14,7 @@ const RESTART_ONLY: readonly { key: string; read: (config: GatewayConfig) => unk
   { key: "log.format", read: (c) => c.log.format },
   // /metrics is served (or not) by the admin listener as it was started.
   { key: "metrics.enabled", read: (c) => c.metrics.enabled },
+  { key: "workers", read: (c) => c.workers },
 ];
 
 /** The keys whose new values only a restart applies, in a fixed order. */

@@ -571,6 +571,11 @@ export const gatewayConfig = z
         maxQueued: z.number().int().min(1).default(256),
       })
       .prefault({}),
+    /**
+     * Processes accepting connections (issue #10): auto = the cores this process may use (a container's CPU
+     * quota respected); 1 = one process, no cluster. Above 1, a primary supervises the workers.
+     */
+    workers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default("auto"),
     /** Peers whose X-Forwarded-For is believed (issue #4). */
     trustedProxies: z.array(cidr).default([]),
     /** Signing and lifetimes of the tokens the gateway issues (issue #3). */

@@ -143,6 +143,9 @@ export class GatewayMetrics {
   private readonly certificateNotAfter: Gauge<"site" | "host">;
   private readonly configReloads: Counter<"result">;
   private readonly groupPassedOverTotal: Counter<"site" | "member" | "reason">;
+  private readonly workerRequests: Counter<"worker">;
+  /** This process's worker number in a cluster; null in a single process (no worker label at all). */
+  private worker: { worker: string } | null = null;
   private readonly configLastSuccess: Gauge;
 
   constructor() {
@@ -248,11 +251,14 @@ export class GatewayMetrics {
     // Registered on first use: a gateway without Redis exports no redis_up, rather than a false 0.
     this.redisUp = new Gauge({
       name: name("redis_up"),
+      // A cluster's workers each report it; one value stands for all of them (prom-client aggregation).
+      aggregator: "min",
       help: "1 when the last exchange with Redis (shared rate-limit state) succeeded, else 0.",
       registers: [],
     });
     this.certificateNotAfter = new Gauge({
       name: name("certificate_not_after_timestamp_seconds"),
+      aggregator: "min",
       help: "Expiry (notAfter) of the certificate each site presents, in Unix seconds, by site and configured host.",
       labelNames: ["site", "host"],
       registers,
@@ -269,6 +275,7 @@ export class GatewayMetrics {
     });
     new Gauge({
       name: name("backend_up"),
+      aggregator: "min",
       help: "1 when a backend registry passes its health checks (GET /v2/ below 500, no refused connections), else 0; by pool (site, site/member, site:prefix) and backend.",
       labelNames: ["pool", "backend"],
       registers,
@@ -293,8 +300,15 @@ export class GatewayMetrics {
       labelNames: ["site", "member", "reason"],
       registers,
     });
+    this.workerRequests = new Counter({
+      name: name("worker_requests_total"),
+      help: "Requests answered by each worker process of a cluster (workers > 1), by worker number.",
+      labelNames: ["worker"],
+      registers,
+    });
     this.configReloads = new Counter({
       name: name("config_reloads_total"),
+      aggregator: "max",
       help: "Configuration reloads attempted, by result (success, failure).",
       labelNames: ["result"],
       registers,
@@ -304,6 +318,7 @@ export class GatewayMetrics {
     this.configReloads.inc({ result: "failure" }, 0);
     this.configLastSuccess = new Gauge({
       name: name("config_last_reload_success_timestamp_seconds"),
+      aggregator: "min",
       help: "When the configuration in use was loaded (at start or by the last successful reload), in Unix seconds.",
       registers,
     });
@@ -325,7 +340,14 @@ export class GatewayMetrics {
 
   // ---- the request path ----------------------------------------------------------------------------------
 
+  /** In a cluster worker: its number labels worker_requests_total (bounded by `workers`). */
+  setWorker(worker: number): void {
+    this.worker = { worker: String(worker) };
+    this.workerRequests.inc(this.worker, 0);
+  }
+
   recordRequest(sample: RequestSample): void {
+    if (this.worker) this.workerRequests.inc(this.worker);
     const site = this.labelsFor(sample.site);
     const method = METHODS.has(sample.method) ? sample.method : "OTHER";
     const labels = site.request(sample.operation, method, sample.status);

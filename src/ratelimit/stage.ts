@@ -6,6 +6,7 @@ import type { GatewayConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import type { RegistryRoute } from "../registry/routes.js";
 import type { Site } from "../sites.js";
+import { memoryLimits } from "../cluster/shared.js";
 import { LimiterUnavailableError, MemoryLimiter, type LimitDecision, type Limiter } from "./limiter.js";
 import { compileSiteLimits, limitKey, requestClass, ruleFor, type CompiledLimit, type Requester, type SiteLimits } from "./policy.js";
 
@@ -98,8 +99,8 @@ export async function createRateLimitStage(
     if (compiled) limitsBySite.set(site, compiled);
   }
   if (limitsBySite.size === 0) return null;
+  if (!config.redis) return new RateLimitStage(limitsBySite, memoryLimits("limits"), events);
   const memory = new MemoryLimiter();
-  if (!config.redis) return new RateLimitStage(limitsBySite, memory, events);
   // Loaded only when configured: ioredis alone adds ~18 MB to the resident size of every gateway.
   const { RedisLimiter } = await import("./redis.js");
   const redis = new RedisLimiter({

@@ -41,6 +41,16 @@ export class ServedCertificates {
     for (const [site, certificate] of handedOver) this.#handedOver.set(site, certificate);
   }
 
+  /** The set loaded from configuration (without ACME hand-overs), as replaceSome last left it. */
+  get loaded(): readonly SiteCertificate[] {
+    return this.#loaded;
+  }
+
+  /** Throws what replaceLoaded would throw for this set, changing nothing. */
+  validate(loaded: SiteCertificate[], defaultSite: string): void {
+    this.#store.validate(loaded, defaultSite);
+  }
+
   /** Replaces some sites' loaded certificates (rotation of generated and files sites). */
   replaceSome(certificates: SiteCertificate[]): void {
     const bySite = new Map(certificates.map((c) => [c.site, c]));

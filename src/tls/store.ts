@@ -87,6 +87,11 @@ export class CertificateStore {
   }
 
   /** Builds and validates the whole new set before anything changes: a bad certificate throws, the old set stays. */
+  /** Throws what replace() would throw for this set, changing nothing (the first phase of a cluster reload). */
+  validate(certificates: SiteCertificate[], defaultSite: string): void {
+    buildState(certificates, defaultSite, this.#minVersion);
+  }
+
   replace(certificates: SiteCertificate[], defaultSite: string): void {
     const next = buildState(certificates, defaultSite, this.#minVersion);
     this.#state = next;

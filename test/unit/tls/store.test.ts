@@ -232,6 +232,7 @@ describe("loadSiteCertificates", () => {
       listen: { host: listenHost, port: 5443 },
       admin: { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false, hosts: [] },
       http: { listen: null },
+      workers: 1,
       dataDir,
       tls: { minVersion: "TLSv1.2", strictSni: true, generated: { caValidityDays: 30, leafValidityDays: 10 } },
       timeouts: { header: 30_000, handshake: 10_000, idle: 300_000, keepAlive: 65_000, drain: 30_000 },

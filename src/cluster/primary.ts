@@ -1,0 +1,302 @@
+// The cluster's primary (workers > 1): it accepts no client connection itself. It supervises the workers
+// (cluster/worker.ts), which share the listening sockets, and does once, for all of them, what must be one:
+//
+//   managed registries   started here, their URLs handed to every worker
+//   in-memory counters   rate limits, failed logins, upload affinity (cluster/shared.ts)
+//   ACME                 orders run here; pending challenges and new certificates go to every worker
+//   reload               two phases: every worker builds and checks the new configuration, then all
+//                        commit, or all abort and the old one stays: never some workers on each
+//   cert rotate          new certificates made here once (one serial), then served by every worker
+//   admin listener       /healthz, /readyz, /metrics summed over the workers, POST /reload, /cert/rotate
+//   shutdown             every worker drains (uploads in flight finish), then the registries stop
+//
+// A worker that dies is logged with how it ended and restarted after a delay (1 s, doubling up to 30 s while
+// it keeps dying young); the others keep serving.
+import cluster, { type Worker } from "node:cluster";
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { AggregatorRegistry } from "prom-client";
+import type { ReloadOutcome } from "../admin-actions.js";
+import { createAdminServer } from "../admin.js";
+import { ManagedRegistries } from "../backends/managed.js";
+import { ConfigError, loadConfig } from "../config/load.js";
+import { keysNeedingRestart } from "../config/restart-keys.js";
+import { siteBackends, type GatewayConfig } from "../config/schema.js";
+import type { Logger } from "../observe/log.js";
+import { siteName } from "../sites.js";
+import { acmeSites, createAcmeManager, type AcmeManager } from "../tls/acme.js";
+import { AcmeChallengeResponder } from "../tls/acme-challenges.js";
+import { rotateServedCertificates, type RotationOutcome } from "../tls/rotation.js";
+import { ServedCertificates } from "../tls/served-certificates.js";
+import { CertificateStore, loadSiteCertificates, type SiteCertificate } from "../tls/store.js";
+import { Rpc } from "./rpc.js";
+import { SharedCounters } from "./shared.js";
+import type { ChallengeChange, WorkerStart } from "./worker.js";
+
+const START_TIMEOUT_MS = 60_000;
+const CALL_TIMEOUT_MS = 30_000;
+const RESTART_BACKOFF = { initialMs: 1000, maxMs: 30_000 };
+/** A worker that ran this long before it died was healthy: its replacement starts after the initial delay. */
+const STABLE_RUN_MS = 60_000;
+
+interface Member {
+  number: number;
+  worker: Worker;
+  rpc: Rpc;
+  ready: boolean;
+  startedAt: number;
+}
+
+export interface ClusterOptions {
+  file: string;
+  workers: number;
+  logger: Logger;
+}
+
+export async function runPrimary(initial: GatewayConfig, { file, workers: count, logger }: ClusterOptions): Promise<void> {
+  let config = initial;
+  let text = await readFile(file, "utf8");
+  const managed = new ManagedRegistries(logger);
+  await managed.start(config);
+  const counters = new SharedCounters();
+
+  // The certificates as the workers serve them, kept here too: rotation and ACME change them here first.
+  const loaded = await loadSiteCertificates(config);
+  const defaultSite = () => siteName(config.sites.find((s) => s.default) ?? config.sites[0]!);
+  const store = new CertificateStore(loaded.certificates, defaultSite(), config.tls.minVersion);
+  const served = new ServedCertificates(store, loaded.certificates, defaultSite(), acmeSiteNames(config));
+  const acmeCertificates = new Map<string, { site: string; certPem: string; keyPem: string }>();
+  const responder = new BroadcastingResponder((change) => broadcast("challenge", change));
+
+  const members = new Map<number, Member>();
+  let stopping = false;
+  let delayMs = RESTART_BACKOFF.initialMs;
+  let firstAddress: { https: AddressInfo; http: AddressInfo | null; caFile: string | null } | null = null;
+
+  const broadcast = (method: string, args: unknown) =>
+    Promise.allSettled([...members.values()].filter((m) => m.ready).map((m) => m.rpc.call(method, args, CALL_TIMEOUT_MS)));
+
+  let queue: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = queue.then(work);
+    queue = run.catch(() => {});
+    return run;
+  };
+
+  function fork(number: number): Promise<void> {
+    const worker = cluster.fork({ REGISTRY_GATEWAY_WORKER: String(number) });
+    const member: Member = { number, worker, rpc: new Rpc((message) => worker.send(message), counters.handlers()), ready: false, startedAt: Date.now() };
+    members.set(number, member);
+    const hello = new Promise<void>((resolve) => {
+      worker.on("message", (message: { rg?: string }) => {
+        if (message?.rg === "hello") resolve();
+        else member.rpc.receive(message);
+      });
+    });
+    worker.on("exit", (code, signal) => {
+      member.rpc.disconnected();
+      if (members.get(number) === member) members.delete(number);
+      if (stopping) return;
+      const ranMs = Date.now() - member.startedAt;
+      if (ranMs >= STABLE_RUN_MS) delayMs = RESTART_BACKOFF.initialMs;
+      logger.error({ worker: number, pid: worker.process.pid, code, signal, ranMs, restartInMs: delayMs }, "worker exited: restarting it");
+      const wait = delayMs;
+      delayMs = Math.min(delayMs * 2, RESTART_BACKOFF.maxMs);
+      setTimeout(() => {
+        if (!stopping) void fork(number).catch((err: Error) => logger.error({ worker: number, err: err.message }, "worker did not start"));
+      }, wait).unref();
+    });
+    return (async () => {
+      await Promise.race([hello, once(worker, "exit").then(() => Promise.reject(new Error(`worker ${number} exited before it started`)))]);
+      const start: WorkerStart = { worker: number, file, text, managedUrls: managed.urls() };
+      const address = await member.rpc.call<NonNullable<typeof firstAddress>>("start", start, START_TIMEOUT_MS);
+      firstAddress ??= address;
+      // What changed since the configuration was read: rotated certificates, ACME hand-overs, challenges.
+      await member.rpc.call("certificates", { certificates: served.loaded }, CALL_TIMEOUT_MS);
+      for (const certificate of acmeCertificates.values()) await member.rpc.call("acmeCertificate", certificate, CALL_TIMEOUT_MS);
+      for (const change of responder.pending()) await member.rpc.call("challenge", change, CALL_TIMEOUT_MS);
+      member.ready = true;
+      logger.info({ worker: number, pid: worker.process.pid }, "worker started");
+    })();
+  }
+
+  let acme: AcmeManager | null = null;
+  const createAcme = (forConfig: GatewayConfig) =>
+    createAcmeManager(forConfig, {
+      responder,
+      logger,
+      onCertificate: (site, certPem, keyPem) => {
+        served.acmeCertificate(site, certPem, keyPem);
+        acmeCertificates.set(site, { site, certPem, keyPem });
+        void broadcast("acmeCertificate", { site, certPem, keyPem });
+      },
+    });
+
+  async function reload(): Promise<ReloadOutcome> {
+    return serialized(async () => {
+      let nextConfig: GatewayConfig;
+      let nextText: string;
+      try {
+        nextText = await readFile(file, "utf8");
+        nextConfig = await loadConfig(file);
+        await managed.start(nextConfig);
+      } catch (err) {
+        const errors = err instanceof ConfigError ? err.message.split("\n") : [(err as Error).message];
+        logger.error({ errors }, "configuration reload failed: the running configuration stays in service");
+        await broadcast("reloadFailed", {});
+        return { ok: false, errors };
+      }
+      const ready = [...members.values()].filter((m) => m.ready);
+      const prepared = await Promise.allSettled(
+        ready.map((m) => m.rpc.call<ReloadOutcome>("prepare", { text: nextText, managedUrls: managed.urls() }, CALL_TIMEOUT_MS)),
+      );
+      const errors = [
+        ...new Set(prepared.flatMap((result) => (result.status === "rejected" ? [(result.reason as Error).message] : result.value.ok ? [] : result.value.errors))),
+      ];
+      if (errors.length > 0) {
+        await Promise.allSettled(ready.map((m) => m.rpc.call("abort", {}, CALL_TIMEOUT_MS)));
+        await managed.prune([config]);
+        logger.error({ errors }, "configuration reload failed in a worker: no worker switched, the running configuration stays in service");
+        return { ok: false, errors };
+      }
+      await Promise.allSettled(ready.map((m) => m.rpc.call("commit", {}, CALL_TIMEOUT_MS)));
+      const previous = config;
+      config = nextConfig;
+      text = nextText;
+      const reloaded = await loadSiteCertificates(config);
+      const acmeChanged = JSON.stringify(acmeSites(previous)) !== JSON.stringify(acmeSites(config));
+      served.replaceLoaded(reloaded.certificates, defaultSite(), acmeSiteNames(config), { keepHandOvers: !acmeChanged });
+      if (acmeChanged) {
+        acmeCertificates.clear();
+        void acme?.stop();
+        acme = createAcme(config);
+        acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
+      } else {
+        acme?.refreshFromDisk().catch((err: Error) => logger.error({ err: err.message }, "reading stored ACME certificates failed"));
+      }
+      // The workers drain requests of the old configuration themselves; its registries stop after that.
+      setTimeout(() => void serialized(() => managed.prune([config])), previous.timeouts.drain).unref();
+      const sites = config.sites.map(siteName);
+      const warnings = keysNeedingRestart(initial, config);
+      logger.info({ sites, workers: ready.length }, "configuration reloaded in every worker");
+      return { ok: true, sites, warnings };
+    });
+  }
+
+  async function rotateCertificates(site?: string): Promise<RotationOutcome> {
+    const outcome = await rotateServedCertificates({ config: () => config, acme: () => acme, served, info: () => store.info(), serialized }, site);
+    // Made once here, served by every worker before the answer goes out.
+    const results = await broadcast("certificates", { certificates: served.loaded });
+    const failed = results.filter((r) => r.status === "rejected").map((r) => ((r as PromiseRejectedResult).reason as Error).message);
+    for (const result of outcome.certificates) logger[result.outcome === "failed" ? "error" : "info"]({ ...result }, `certificate rotation: ${result.site} ${result.outcome}`);
+    return failed.length ? { ...outcome, ok: false, errors: [...outcome.errors, ...failed.map((e) => `a worker did not take the new certificates: ${e}`)] } : outcome;
+  }
+
+  const aggregator = new AggregatorRegistry();
+  const admin = createAdminServer(
+    {
+      listening: () => !stopping && [...members.values()].some((m) => m.ready),
+      backends: () => {
+        const resolve = managed.resolver(config);
+        return config.sites.flatMap((s) => siteBackends(s).map((backend) => ({ pool: siteName(s), url: resolve(backend), healthy: true, outstanding: 0 })));
+      },
+    },
+    config.metrics.enabled ? { contentType: aggregator.contentType, exposition: () => aggregator.clusterMetrics() } : null,
+    { reload, rotateCertificates },
+    () => config.admin.hosts,
+  );
+
+  try {
+    await Promise.all(Array.from({ length: count }, (_, index) => fork(index + 1)));
+    admin.listen(config.admin.listen.port, config.admin.listen.host);
+    await once(admin, "listening");
+  } catch (err) {
+    stopping = true;
+    for (const member of members.values()) member.worker.kill("SIGKILL");
+    await managed.stop();
+    throw err;
+  }
+  const adminAddress = admin.address() as AddressInfo;
+  logger.info(
+    {
+      workers: count,
+      https: `${firstAddress!.https.address}:${firstAddress!.https.port}`,
+      admin: `${adminAddress.address}:${adminAddress.port}`,
+      http: firstAddress!.http ? `${firstAddress!.http.address}:${firstAddress!.http.port}` : null,
+      caFile: firstAddress!.caFile,
+      sites: config.sites.map((s) => ({ name: siteName(s), hosts: s.hosts })),
+    },
+    "gateway ready",
+  );
+  acme = createAcme(config);
+  await acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    const drainMs = config.timeouts.drain;
+    logger.info({ signal, drainMs }, "shutting down: every worker drains its requests in flight");
+    admin.close();
+    await Promise.allSettled([...members.values()].map((m) => m.rpc.call("shutdown", { drainMs }, drainMs + 10_000)));
+    await Promise.all([...members.values()].map((m) => (m.worker.isDead() ? undefined : once(m.worker, "exit"))));
+    await acme?.stop();
+    await managed.stop();
+    await counters.close();
+    logger.info("gateway stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGHUP", () => {
+    logger.info({ signal: "SIGHUP", file }, "signal received: reloading the configuration");
+    void reload();
+  });
+}
+
+/** The responder ACME orders fill here, repeating every change to every worker (which answer the CA). */
+class BroadcastingResponder extends AcmeChallengeResponder {
+  readonly #pending = new Map<string, ChallengeChange>();
+
+  constructor(private readonly announce: (change: ChallengeChange) => void) {
+    super();
+  }
+
+  /** Every challenge pending now, for a worker that starts while orders are in flight. */
+  pending(): ChallengeChange[] {
+    return [...this.#pending.values()];
+  }
+
+  override addHttpChallenge(token: string, keyAuthorization: string): void {
+    super.addHttpChallenge(token, keyAuthorization);
+    this.#change(`http:${token}`, { kind: "http", token, keyAuthorization });
+  }
+
+  override removeHttpChallenge(token: string): void {
+    super.removeHttpChallenge(token);
+    this.#change(`http:${token}`, { kind: "http", token, keyAuthorization: null });
+  }
+
+  override addAlpnChallenge(host: string, certPem: string, keyPem: string): void {
+    super.addAlpnChallenge(host, certPem, keyPem);
+    this.#change(`alpn:${host}`, { kind: "alpn", host, certPem, keyPem });
+  }
+
+  override removeAlpnChallenge(host: string): void {
+    super.removeAlpnChallenge(host);
+    this.#change(`alpn:${host}`, { kind: "alpn", host, certPem: null, keyPem: null });
+  }
+
+  #change(key: string, change: ChallengeChange): void {
+    const removed = change.kind === "http" ? change.keyAuthorization === null : change.certPem === null;
+    if (removed) this.#pending.delete(key);
+    else this.#pending.set(key, change);
+    this.announce(change);
+  }
+}
+
+function acmeSiteNames(config: GatewayConfig): ReadonlySet<string> {
+  return new Set(acmeSites(config).map((site) => site.name));
+}
+
+export type { SiteCertificate };
