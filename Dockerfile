@@ -3,8 +3,11 @@
 # Run:   docker run -p 5443:5443 -v $PWD/gateway.yaml:/etc/registry-gateway/gateway.yaml:ro \
 #          -v registry-gateway-data:/data registry-gateway
 # The mounted config must listen on ":5443" (not 127.0.0.1) to be reachable from outside the container.
+# `workers: auto` (the default) starts one worker per CPU the container may use: `--cpus 2` gives 2 workers.
 
-FROM node:20-bookworm-slim AS build
+# Node 26, the Active LTS line (the code keeps running on Node 20, which CI uses). Debian 13 (trixie), the
+# default and only Debian base of Node 26's images, ships docker-registry 2.8 like Debian 12.
+FROM node:26-trixie-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -12,7 +15,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:26-trixie-slim
 # The registry the default configuration's managed backend runs (storage in /data/registry).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends docker-registry \

@@ -24,6 +24,8 @@ describe("container image", () => {
 
   it("is multi-stage, runs as a non-root user, exposes its ports and checks /healthz", () => {
     assert.equal(dockerfile.match(/^FROM /gm)?.length, 2);
+    // A current LTS line (issue #10): Node 26 became Active LTS in October 2026.
+    for (const from of dockerfile.match(/^FROM \S+/gm) ?? []) assert.match(from, /^FROM node:26-/);
     assert.match(dockerfile, /npm prune --omit=dev/);
     assert.match(dockerfile, /^USER node$/m);
     assert.match(dockerfile, /^EXPOSE 5443 9091$/m);
