@@ -4,7 +4,7 @@ import os from "node:os";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { availableCores, cpuQuota, workerCount } from "../../src/cluster/cpus.js";
+import { availableCores, cpuQuota, workerCount } from "../../../src/cluster/cpus.js";
 
 describe("workers: auto respects a container's CPU quota", () => {
   const cgroup = async (files: Record<string, string>) => {

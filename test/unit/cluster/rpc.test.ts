@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Rpc, RpcTimeoutError } from "../../../src/cluster/rpc.js";
+import { SharedCounters } from "../../../src/cluster/shared.js";
+
+/** Two ends joined like the IPC channel: what one sends, the other receives (asynchronously, as IPC does). */
+function pair(aHandlers: Record<string, (args: any) => unknown>, bHandlers: Record<string, (args: any) => unknown>) {
+  let a: Rpc | null = null;
+  let b: Rpc | null = null;
+  const foreign: unknown[] = [];
+  a = new Rpc((message) => setImmediate(() => b!.receive(message) || foreign.push(message)), aHandlers);
+  b = new Rpc((message) => setImmediate(() => a!.receive(message) || foreign.push(message)), bHandlers);
+  return { a, b, foreign };
+}
+
+describe("cluster calls between primary and workers", () => {
+  it("answers a call with the handler's value, async or not, and passes errors back", async () => {
+    const { a } = pair({}, { add: ({ x, y }) => x + y, later: async () => "done", fail: () => { throw new Error("no such site"); } });
+    assert.equal(await a.call("add", { x: 2, y: 3 }, 1000), 5);
+    assert.equal(await a.call("later", {}, 1000), "done");
+    await assert.rejects(a.call("fail", {}, 1000), /no such site/);
+    await assert.rejects(a.call("missing", {}, 1000), /unknown call missing/);
+  });
+
+  it("times out a call nobody answers, and fails every waiting call when the other side is gone", async () => {
+    const silent = new Rpc(() => {}, {});
+    // The call's own timer does not hold the process open (a worker exits when it should): this one does.
+    const keepAlive = setTimeout(() => {}, 5000);
+    await assert.rejects(silent.call("x", {}, 50), RpcTimeoutError);
+    clearTimeout(keepAlive);
+    const waiting = silent.call("y", {}, 10_000);
+    silent.disconnected();
+    await assert.rejects(waiting, /the other process is gone/);
+  });
+
+  it("leaves other messages on the channel alone (prom-client's aggregation requests)", () => {
+    const rpc = new Rpc(() => {}, {});
+    assert.equal(rpc.receive({ type: "prom-client:getMetricsReq", requestId: 1 }), false);
+    assert.equal(rpc.receive("text"), false);
+    assert.equal(rpc.receive(null), false);
+  });
+
+  it("the primary's counters are one set for every worker: the 6th call of a 5/min rule is refused", async () => {
+    const counters = new SharedCounters();
+    const workers = [pair({}, counters.handlers()).a, pair({}, counters.handlers()).a];
+    const rule = { rate: 5, periodMs: 60_000, burst: 5 };
+    const decisions = [];
+    for (let i = 0; i < 6; i++) decisions.push(await workers[i % 2]!.call<{ allowed: boolean }>("limit", { key: "hub\npulls\n127.0.0.1", rule, cost: 1 }, 1000));
+    assert.deepEqual(decisions.map((d) => d.allowed), [true, true, true, true, true, false]);
+    await workers[0]!.call("affinity.remember", { pool: "hub", uuid: "u1", member: "http://127.0.0.1:5001" }, 1000);
+    assert.equal(await workers[1]!.call("affinity.lookup", { pool: "hub", uuid: "u1" }, 1000), "http://127.0.0.1:5001");
+    await workers[1]!.call("affinity.forget", { pool: "hub", uuid: "u1" }, 1000);
+    assert.equal(await workers[0]!.call("affinity.lookup", { pool: "hub", uuid: "u1" }, 1000), null);
+    await counters.close();
+  });
+});
