@@ -7,7 +7,7 @@ import { buildSecurity, type Security } from "./auth/build.js";
 import { createUploadAffinity, type UploadAffinity } from "./backends/affinity.js";
 import { SiteLists } from "./backends/lists.js";
 import { memoryAffinity } from "./cluster/shared.js";
-import { buildSiteUpstreams } from "./backends/upstream.js";
+import { buildSiteUpstreams, isReplicated } from "./backends/upstream.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { createAccessLogger } from "./observe/access-log.js";
 import type { Logger } from "./observe/log.js";
@@ -43,6 +43,8 @@ export class GatewayState {
     /** Shared with the next state while `redis` stays the same: uploads in flight keep their replica. */
     readonly affinity: UploadAffinity,
     readonly affinityUsers: Set<GatewayState>,
+    /** The Redis the affinity store uses; null: process (or cluster primary) memory. */
+    readonly affinityStore: GatewayConfig["redis"] | null,
     readonly pipeline: PipelineState,
   ) {
     forwarderUsers.add(this);
@@ -118,15 +120,17 @@ export async function buildGatewayState(
       accessLog: config.log.access ? createAccessLogger(logger) : null,
     });
     rateLimit = await createRateLimitStage(config, sites.sites, logger, config.metrics.enabled ? metrics : null);
-    const keepAffinity = previous && JSON.stringify(previous.config.redis) === JSON.stringify(config.redis);
-    const affinity = keepAffinity ? previous.affinity : config.redis ? createUploadAffinity(config.redis, logger) : memoryAffinity();
+    // Only replicas need to know where an upload lives; without them no Redis connection is opened for it.
+    const affinityStore = sites.sites.some((site) => site.upstreams.pools().some(isReplicated)) && config.redis ? config.redis : null;
+    const keepAffinity = previous && JSON.stringify(previous.affinityStore) === JSON.stringify(affinityStore);
+    const affinity = keepAffinity ? previous.affinity : affinityStore ? createUploadAffinity(affinityStore, logger) : memoryAffinity();
     const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<GatewayState>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const lists = new SiteLists(agentFor, logger);
     const search = new CatalogSearch((site) => lists.repositories(site));
     const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search };
     for (const site of sites.sites) site.upstreams.start();
-    return new GatewayState(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, pipeline);
+    return new GatewayState(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
   } catch (err) {
     for (const site of sites?.sites ?? []) site.upstreams.stop();
     await Promise.all([security.close(), rateLimit?.close()]);

@@ -16,7 +16,7 @@ import cluster, { type Worker } from "node:cluster";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { AggregatorRegistry } from "prom-client";
+import { AggregatorRegistry, type Registry } from "prom-client";
 import type { ReloadOutcome } from "../admin-actions.js";
 import { createAdminServer } from "../admin.js";
 import { ManagedRegistries } from "../backends/managed.js";
@@ -39,6 +39,8 @@ const CALL_TIMEOUT_MS = 30_000;
 const RESTART_BACKOFF = { initialMs: 1000, maxMs: 30_000 };
 /** A worker that ran this long before it died was healthy: its replacement starts after the initial delay. */
 const STABLE_RUN_MS = 60_000;
+/** How often every worker's counters are read even without a scrape: at most this much is lost when one dies. */
+const SNAPSHOT_EVERY_MS = 10_000;
 
 interface Member {
   number: number;
@@ -84,6 +86,11 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
     return run;
   };
 
+  // The kernel hands connections to the workers. Node's round-robin (the default) has the primary accept
+  // each connection and pass it on: one passed to a worker that dies before taking it stays open in the
+  // primary, unanswered, until the client gives up (nodejs/node#21746).
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+
   function fork(number: number): Promise<void> {
     const worker = cluster.fork({ REGISTRY_GATEWAY_WORKER: String(number) });
     const member: Member = { number, worker, rpc: new Rpc((message) => worker.send(message), counters.handlers()), ready: false, startedAt: Date.now() };
@@ -96,6 +103,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
     });
     worker.on("exit", (code, signal) => {
       member.rpc.disconnected();
+      metricsOfWorkers.departed(number);
       if (members.get(number) === member) members.delete(number);
       if (stopping) return;
       const ranMs = Date.now() - member.startedAt;
@@ -193,7 +201,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
     return failed.length ? { ...outcome, ok: false, errors: [...outcome.errors, ...failed.map((e) => `a worker did not take the new certificates: ${e}`)] } : outcome;
   }
 
-  const aggregator = new AggregatorRegistry();
+  const metricsOfWorkers = new WorkerMetrics(() => [...members.values()].filter((m) => m.ready));
   const admin = createAdminServer(
     {
       listening: () => !stopping && [...members.values()].some((m) => m.ready),
@@ -202,7 +210,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
         return config.sites.flatMap((s) => siteBackends(s).map((backend) => ({ pool: siteName(s), url: resolve(backend), healthy: true, outstanding: 0 })));
       },
     },
-    config.metrics.enabled ? { contentType: aggregator.contentType, exposition: () => aggregator.clusterMetrics() } : null,
+    config.metrics.enabled ? { contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE, exposition: () => metricsOfWorkers.exposition() } : null,
     { reload, rotateCertificates },
     () => config.admin.hosts,
   );
@@ -232,7 +240,10 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
   acme = createAcme(config);
   await acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
 
+  const snapshots = setInterval(() => void metricsOfWorkers.snapshot(), SNAPSHOT_EVERY_MS).unref();
+
   const shutdown = async (signal: string) => {
+    clearInterval(snapshots);
     if (stopping) return;
     stopping = true;
     const drainMs = config.timeouts.drain;
@@ -254,12 +265,59 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
   });
 }
 
+type MetricsJson = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
+
+/**
+ * /metrics for the whole cluster: every worker's metrics summed (gauges as each metric's `aggregator`
+ * says). A worker that dies takes its counts with it, and its replacement starts from zero: summed counters
+ * would go backwards, which Prometheus reads as a reset. So each worker's last reading is kept, and when it
+ * dies its counters and histograms are carried on in `carried`: the sum never drops.
+ */
+class WorkerMetrics {
+  readonly #latest = new Map<number, MetricsJson>();
+  #carried: MetricsJson | null = null;
+
+  constructor(private readonly live: () => Member[]) {}
+
+  async snapshot(): Promise<void> {
+    const members = this.live();
+    const readings = await Promise.allSettled(members.map((m) => m.rpc.call<MetricsJson>("metrics", {}, 5000)));
+    readings.forEach((reading, index) => {
+      if (reading.status === "fulfilled") this.#latest.set(members[index]!.number, reading.value);
+    });
+  }
+
+  async exposition(): Promise<string> {
+    await this.snapshot();
+    const all = [...this.#latest.values(), ...(this.#carried ? [this.#carried] : [])];
+    return all.length ? AggregatorRegistry.aggregate(all).metrics() : "";
+  }
+
+  /** Worker `number` is gone: what it counted stays counted. */
+  departed(number: number): void {
+    const last = this.#latest.get(number);
+    this.#latest.delete(number);
+    if (!last) return;
+    // prom-client's JSON says "counter" / "histogram" at run time; its typings call that an enum.
+    const cumulative = last.filter((metric) => ["counter", "histogram"].includes(String(metric.type)));
+    void AggregatorRegistry.aggregate([cumulative, ...(this.#carried ? [this.#carried] : [])])
+      .getMetricsAsJSON()
+      .then((carried) => (this.#carried = carried));
+  }
+}
+
 /** The responder ACME orders fill here, repeating every change to every worker (which answer the CA). */
 class BroadcastingResponder extends AcmeChallengeResponder {
   readonly #pending = new Map<string, ChallengeChange>();
+  #lastAnnounced: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly announce: (change: ChallengeChange) => void) {
+  constructor(private readonly announce: (change: ChallengeChange) => Promise<unknown>) {
     super();
+  }
+
+  /** Every worker has taken the challenges added so far (the kernel may hand the CA's connection to any). */
+  override async published(): Promise<void> {
+    await this.#lastAnnounced;
   }
 
   /** Every challenge pending now, for a worker that starts while orders are in flight. */
@@ -291,7 +349,7 @@ class BroadcastingResponder extends AcmeChallengeResponder {
     const removed = change.kind === "http" ? change.keyAuthorization === null : change.certPem === null;
     if (removed) this.#pending.delete(key);
     else this.#pending.set(key, change);
-    this.announce(change);
+    this.#lastAnnounced = this.announce(change);
   }
 }
 

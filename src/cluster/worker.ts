@@ -3,7 +3,6 @@
 // primary (cluster/primary.ts) runs the managed registries, the ACME orders and the admin listener, keeps the
 // in-memory counters (cluster/shared.ts), and drives this worker through calls: start, prepare/commit/abort
 // a reload, serve rotated or ACME certificates, answer ACME challenges, shut down.
-import { AggregatorRegistry } from "prom-client";
 import { RemoteManagedRegistries, type ManagedUrls } from "../backends/managed.js";
 import { parseConfig } from "../config/load.js";
 import { startGateway, type RunningGateway } from "../gateway.js";
@@ -66,6 +65,8 @@ export function runWorker(): void {
       } else if (change.certPem === null || change.keyPem === null) responder.removeAlpnChallenge(change.host);
       else responder.addAlpnChallenge(change.host, change.certPem, change.keyPem);
     },
+    /** Read by the primary, which sums every worker's (cluster/primary.ts WorkerMetrics). */
+    metrics: () => metrics.registry.getMetricsAsJSON(),
     async shutdown({ drainMs }: { drainMs: number }) {
       await gateway?.shutdown(drainMs);
       // After the answer is on its way: the primary counts this as an orderly exit.
@@ -73,10 +74,6 @@ export function runWorker(): void {
     },
   });
   shareThroughPrimary(rpc);
-  // prom-client answers the primary's aggregation requests on the same channel, for these registries (its
-  // listener is added when an AggregatorRegistry is made, in the worker as in the primary).
-  AggregatorRegistry.setRegistries([metrics.registry]);
-  new AggregatorRegistry();
   process.on("message", (message) => rpc.receive(message));
   // Messages sent before this listener existed would be lost: the primary waits for this one first.
   process.send!({ rg: "hello" });

@@ -25,6 +25,9 @@ export class AcmeChallengeResponder {
     return this.#httpKeyAuthorizations.size + this.#alpnContexts.size;
   }
 
+  /** Resolves once the challenges added so far can be answered wherever the CA may connect (cluster workers). */
+  async published(): Promise<void> {}
+
   addHttpChallenge(token: string, keyAuthorization: string): void {
     this.#httpKeyAuthorizations.set(token, keyAuthorization);
   }

@@ -85,6 +85,8 @@ export class AcmeClientOrderer implements CertificateOrderer {
       const [keyPem, certPem] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, await acme.crypto.createPrivateEcdsaKey("P-256"));
       this.#responder.addAlpnChallenge(host, certPem.toString(), keyPem.toString());
     }
+    // Only then is the CA told to validate: in a cluster, every worker must be able to answer first.
+    await this.#responder.published();
   }
 
   #withdraw(authz: acme.Authorization, challenge: { type: string; token: string }): void {
