@@ -27,7 +27,8 @@ export async function startGatewayProcess(configPath: string, env: NodeJS.Proces
       .filter((line) => line.startsWith("[stdout] {"))
       .map((line) => JSON.parse(line.slice("[stdout] ".length)) as Record<string, any>);
   const ready = await waitFor(() => logs().find((l) => l.msg === "gateway ready"), {
-    timeoutMs: 15_000,
+    // With workers: auto every core starts a worker: a loaded 2-core machine needs more than a few seconds.
+    timeoutMs: 60_000,
     what: "the gateway ready log line",
     giveUpIf: () => (child.exitStatus ? `exited ${JSON.stringify(child.exitStatus)}:\n${child.output()}` : undefined),
   });
