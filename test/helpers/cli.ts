@@ -18,8 +18,15 @@ export interface GatewayProcess {
   logs(): Record<string, any>[];
 }
 
-export async function startGatewayProcess(configPath: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
-  const child = startProcess(process.execPath, [MAIN, "serve", "--config", configPath], { cwd: REPO_ROOT, env, name: "registry-gateway" });
+export interface GatewayProcessOptions {
+  /** How long the "gateway ready" line may take. Default: 60 s. */
+  timeoutMs?: number;
+  /** Output lines kept (every worker's access log goes to the same stdout). */
+  keepLines?: number;
+}
+
+export async function startGatewayProcess(configPath: string, env: NodeJS.ProcessEnv = {}, { timeoutMs = 60_000, keepLines }: GatewayProcessOptions = {}): Promise<GatewayProcess> {
+  const child = startProcess(process.execPath, [MAIN, "serve", "--config", configPath], { cwd: REPO_ROOT, env, name: "registry-gateway", keepLines });
   const logs = () =>
     child
       .output()
@@ -28,7 +35,7 @@ export async function startGatewayProcess(configPath: string, env: NodeJS.Proces
       .map((line) => JSON.parse(line.slice("[stdout] ".length)) as Record<string, any>);
   const ready = await waitFor(() => logs().find((l) => l.msg === "gateway ready"), {
     // With workers: auto every core starts a worker: a loaded 2-core machine needs more than a few seconds.
-    timeoutMs: 60_000,
+    timeoutMs,
     what: "the gateway ready log line",
     giveUpIf: () => (child.exitStatus ? `exited ${JSON.stringify(child.exitStatus)}:\n${child.output()}` : undefined),
   });

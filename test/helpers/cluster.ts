@@ -6,8 +6,8 @@ import https from "node:https";
 import type { IncomingHttpHeaders } from "node:http";
 import { checkServerIdentity, type TLSSocket } from "node:tls";
 import { promisify } from "node:util";
-import { MAIN, REPO_ROOT, type GatewayProcess } from "./cli.js";
-import { startProcess, waitFor } from "./process.js";
+import { startGatewayProcess, type GatewayProcess } from "./cli.js";
+import { waitFor } from "./process.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -21,28 +21,8 @@ export interface ClusterProcess extends GatewayProcess {
  * started). Keeps many output lines: the access log of every worker goes to the same stdout.
  */
 export async function startClusterProcess(configPath: string, { timeoutMs = 90_000, keepLines = 50_000 } = {}): Promise<ClusterProcess> {
-  const child = startProcess(process.execPath, [MAIN, "serve", "--config", configPath], { cwd: REPO_ROOT, name: "registry-gateway cluster", keepLines });
-  const logs = () =>
-    child
-      .output()
-      .split("\n")
-      .filter((line) => line.startsWith("[stdout] {"))
-      .map((line) => JSON.parse(line.slice("[stdout] ".length)) as Record<string, any>);
-  const ready = await waitFor(() => logs().find((l) => l.msg === "gateway ready"), {
-    timeoutMs,
-    intervalMs: 200,
-    what: "the primary's gateway ready log line",
-    giveUpIf: () => (child.exitStatus ? `exited ${JSON.stringify(child.exitStatus)}:\n${child.output()}` : undefined),
-  });
-  const port = (address: string) => Number(address.slice(address.lastIndexOf(":") + 1));
-  return {
-    process: child,
-    httpsPort: port(ready.https),
-    adminPort: port(ready.admin),
-    caFile: ready.caFile,
-    logs,
-    lines: (message) => logs().filter((l) => l.msg === message),
-  };
+  const gateway = await startGatewayProcess(configPath, {}, { timeoutMs, keepLines });
+  return { ...gateway, lines: (message) => gateway.logs().filter((l) => l.msg === message) };
 }
 
 /** The node processes the primary forked (its cluster workers), by pid. */

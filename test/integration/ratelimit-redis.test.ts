@@ -1,27 +1,16 @@
 // Issue #4: the Redis limiter against a real redis-server — the Lua GCRA agrees with the in-memory one,
 // two clients share one count, and a Redis that dies or comes back is handled without hanging.
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { redis as redisSchema } from "../../src/config/schema.js";
-import { createLogger } from "../../src/observe/log.js";
 import { MemoryLimiter, type LimitRule } from "../../src/ratelimit/limiter.js";
 import { RedisLimiter } from "../../src/ratelimit/redis.js";
 import { waitFor } from "../helpers/process.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
+import { capturingLogger } from "../helpers/logs.js";
 
 const FIVE_PER_MINUTE: LimitRule = { rate: 5, periodMs: 60_000, burst: 5 };
 
-function capturingLogger() {
-  const lines: Record<string, any>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n")) if (line.trim()) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: createLogger({ level: "info", format: "json" }, sink), lines };
-}
 
 describe("RedisLimiter on a real redis-server", () => {
   let server: RedisServer;

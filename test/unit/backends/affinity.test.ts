@@ -2,7 +2,6 @@
 // (two gateways see each other's sessions; a Redis that goes away does not break uploads this gateway
 // started, and one it cannot place is refused rather than guessed).
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { AffinityUnavailableError, createUploadAffinity, MemoryAffinity, RedisAffinity } from "../../../src/backends/affinity.js";
@@ -10,20 +9,11 @@ import { redis as redisSchema } from "../../../src/config/schema.js";
 import { createLogger } from "../../../src/observe/log.js";
 import { waitFor } from "../../helpers/process.js";
 import { startRedis, type RedisServer } from "../../helpers/redis.js";
+import { capturingLogger } from "../../helpers/logs.js";
 
 const R1 = "http://10.0.0.1:5000";
 const R2 = "http://10.0.0.2:5000";
 
-function capturingLogger() {
-  const lines: Record<string, any>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n")) if (line.trim()) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: createLogger({ level: "info", format: "json" }, sink), lines };
-}
 
 describe("MemoryAffinity", () => {
   function onClock(options: { ttlMs?: number; maxEntries?: number } = {}) {

@@ -3,12 +3,11 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
 import { after, afterEach, describe, it } from "node:test";
 import { BackendPool, type HealthCheckOptions, type PoolMember } from "../../../src/backends/pool.js";
-import { createLogger } from "../../../src/observe/log.js";
 import { freePort } from "../../helpers/ports.js";
 import { waitFor } from "../../helpers/process.js";
+import { capturingLogger } from "../../helpers/logs.js";
 
 /** A replica answering GET /v2/ with `status` (changeable), counting the checks it received. */
 interface Replica {
@@ -42,16 +41,6 @@ async function replica(status = 200): Promise<Replica> {
   return state;
 }
 
-function capturingLogger() {
-  const lines: Record<string, any>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n")) if (line.trim()) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: createLogger({ level: "info", format: "json" }, sink), lines };
-}
 
 const FAST: HealthCheckOptions = { intervalMs: 30, timeoutMs: 200, unhealthyThreshold: 3, healthyThreshold: 2 };
 const agent = new http.Agent({ keepAlive: true });
