@@ -107,6 +107,9 @@ export async function startGateway(workDir: string, backendPort: number, options
       `listen: 127.0.0.1:${port}`,
       `admin: { listen: 127.0.0.1:${adminPort} }`,
       `dataDir: ${JSON.stringify(dataDir)}`,
+      // One process: the rows compare the request path process for process, and the memory rows read one
+      // pid (a cluster's workers would need summing). A workers row is still to be added (issue #10).
+      "workers: 1",
       options.accessLog === false ? "log: { level: info, access: false }" : "log: { level: info }",
       "sites:",
       `  - hosts: [${SITE_HOST}, localhost, 127.0.0.1]`,
@@ -330,6 +333,7 @@ export async function startFeatureGateway(
     "listen: 127.0.0.1:0",
     'admin: { listen: "127.0.0.1:0" }',
     `dataDir: ${JSON.stringify(join(workDir, `gateway-${label}-data`))}`,
+    "workers: 1",
     ...topLevel,
     "sites:",
     `  - hosts: [${SITE_HOST}]`,
