@@ -123,7 +123,7 @@ export async function buildGatewayState(
     // Only replicas need to know where an upload lives; without them no Redis connection is opened for it.
     const affinityStore = sites.sites.some((site) => site.upstreams.pools().some(isReplicated)) && config.redis ? config.redis : null;
     const keepAffinity = previous && JSON.stringify(previous.affinityStore) === JSON.stringify(affinityStore);
-    const affinity = keepAffinity ? previous.affinity : affinityStore ? createUploadAffinity(affinityStore, logger) : memoryAffinity();
+    const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger) : memoryAffinity();
     const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<GatewayState>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const lists = new SiteLists(agentFor, logger);

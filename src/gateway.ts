@@ -18,7 +18,8 @@ import { metrics } from "./observe/metrics.js";
 import { ConnectionLimits } from "./proxy/connections.js";
 import { requestInProgress } from "./proxy/pipelining.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
-import { acmeSites, createAcmeManager, type AcmeCertificates, type AcmeManagerOptions } from "./tls/acme.js";
+import type { AcmeCertificates, AcmeManagerOptions } from "./tls/acme.js";
+import { acmeSites, loadAcme } from "./tls/acme-sites.js";
 import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./tls/acme-challenges.js";
 import { watchCertificateExpiry } from "./tls/expiry.js";
 import { rotateServedCertificates, type RotationOutcome } from "./tls/rotation.js";
@@ -96,13 +97,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   // being answered.
   const responder = new AcmeChallengeResponder();
   // In a cluster the primary orders once for every worker and hands the certificates over.
+  // acme.js (acme-client with it) is loaded by the first configuration with an ACME site (loadAcme).
   const createAcme = (forConfig: GatewayConfig) =>
-    isWorker ? null : createAcmeManager(forConfig, {
+    isWorker || !acmeSites(forConfig).length ? null : loadAcme.loaded()!.createAcmeManager(forConfig, {
       ...options.acme,
       responder,
       logger,
       onCertificate: (site, certPem, keyPem) => served.acmeCertificate(site, certPem, keyPem),
     });
+  if (!isWorker) await loadAcme(config);
   let acme = createAcme(config);
 
   let inFlight = 0;
@@ -243,6 +246,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   async function prepareConfiguration(nextConfig: GatewayConfig): Promise<PreparedReload> {
     // Registries whose spec is unchanged keep running; new ones start before the state that uses them.
     await managed.start(nextConfig);
+    if (!isWorker) await loadAcme(nextConfig);
     const next = await buildGatewayState(nextConfig, logger, current, managed.resolver(nextConfig));
     try {
       served.validate(next.certificates.certificates, next.sites.defaultSite.name);

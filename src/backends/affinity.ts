@@ -6,10 +6,8 @@
 // while Redis is down its own uploads still work, and only a session it has never seen cannot be placed
 // (AffinityUnavailableError: the caller answers 503 rather than send a PATCH to a replica that would
 // answer BLOB_UPLOAD_UNKNOWN and fail the push).
-import type { Cluster, Redis } from "ioredis";
 import type { RedisConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { createClient } from "../ratelimit/redis.js";
 
 export interface UploadAffinity {
   /** Remembers that `member` (an origin) started upload `uuid` in pool `pool`. */
@@ -112,94 +110,10 @@ function memoryKey(pool: string, uuid: string): string {
   return `${pool}\0${uuid}`;
 }
 
-export class RedisAffinity implements UploadAffinity {
-  private readonly memory: MemoryAffinity;
-  private readonly client: Redis | Cluster;
-  private up: boolean | undefined;
-  private closed = false;
 
-  constructor(
-    config: RedisConfig,
-    private readonly logger: Logger,
-    options: AffinityOptions = {},
-  ) {
-    this.memory = new MemoryAffinity(options);
-    this.client = createClient(config);
-    this.client.on("ready", () => this.setUp(true));
-    // ioredis reports every failed reconnect attempt; only the transition is worth a log line.
-    this.client.on("error", (err: Error) => this.setUp(false, err));
-    this.client.on("close", () => this.setUp(false));
-  }
-
-  /** True once Redis answered and has not failed since (for tests and readiness). */
-  get available(): boolean {
-    return this.up === true;
-  }
-
-  async remember(pool: string, uuid: string, member: string): Promise<void> {
-    this.memory.set(pool, uuid, member);
-    try {
-      await this.client.set(redisKey(pool, uuid), member, "PX", this.memory.ttlMs);
-      this.setUp(true);
-    } catch (err) {
-      // Not fatal: this gateway still routes the upload from memory; only other gateways cannot.
-      this.setUp(false, err as Error);
-    }
-  }
-
-  async lookup(pool: string, uuid: string): Promise<string | null> {
-    const known = this.memory.get(pool, uuid);
-    if (known !== null) return known;
-    let member: string | null;
-    try {
-      member = await this.client.get(redisKey(pool, uuid));
-      this.setUp(true);
-    } catch (err) {
-      this.setUp(false, err as Error);
-      throw new AffinityUnavailableError(`Redis is unavailable and upload ${uuid} was not started through this gateway`);
-    }
-    // Kept locally too, so this gateway can still place the upload's next requests if Redis goes away.
-    if (member !== null) this.memory.set(pool, uuid, member);
-    return member;
-  }
-
-  async forget(pool: string, uuid: string): Promise<void> {
-    this.memory.delete(pool, uuid);
-    try {
-      await this.client.del(redisKey(pool, uuid));
-      this.setUp(true);
-    } catch (err) {
-      // The key expires with its TTL; a finished upload's UUID is never used again.
-      this.setUp(false, err as Error);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    this.client.disconnect();
-    await this.memory.close();
-  }
-
-  private setUp(up: boolean, err?: Error): void {
-    if (this.up === up || this.closed) return;
-    const first = this.up === undefined;
-    this.up = up;
-    // No Redis address in these lines: a URL may carry a password.
-    if (up) {
-      this.logger.info(first ? "Redis connected: upload sessions are shared" : "Redis is back: upload sessions are shared again");
-    } else {
-      this.logger.warn(
-        { err: err?.message },
-        "Redis unavailable: upload sessions are remembered in process memory meanwhile (uploads started through another gateway cannot be placed)",
-      );
-    }
-  }
-}
-
-function redisKey(pool: string, uuid: string): string {
-  return `upload:${pool}:${uuid}`;
-}
-
-export function createUploadAffinity(redis: RedisConfig | undefined, logger: Logger): UploadAffinity {
-  return redis ? new RedisAffinity(redis, logger) : new MemoryAffinity();
+/** With Redis, the store every gateway shares; loaded only then (ioredis alone is ~18 MB of RSS). */
+export async function createUploadAffinity(redis: RedisConfig | undefined, logger: Logger): Promise<UploadAffinity> {
+  if (!redis) return new MemoryAffinity();
+  const { RedisAffinity } = await import("./affinity-redis.js");
+  return new RedisAffinity(redis, logger);
 }

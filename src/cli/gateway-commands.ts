@@ -5,7 +5,6 @@ import type { ReloadOutcome } from "../admin-actions.js";
 import { postAdminAction } from "../admin-client.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { certificateStatus } from "../tls/cert-info.js";
-import { rotateOnDisk } from "../tls/offline-rotation.js";
 import type { RotatedCertificate, RotationOutcome } from "../tls/rotation.js";
 import { formatCertificateStatus } from "./cert-status-table.js";
 
@@ -74,6 +73,7 @@ export function registerCertCommands(cert: Command, loadConfig: LoadConfig): voi
         }
       } else {
         console.log(`no gateway answers at ${answer.address}: rotating in ${config.dataDir}; the next start serves the result`);
+        const { rotateOnDisk } = await import("../tls/offline-rotation.js");
         outcome = await rotateOnDisk(config, site);
       }
       for (const error of outcome.errors) console.error(error);

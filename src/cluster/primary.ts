@@ -25,7 +25,8 @@ import { keysNeedingRestart } from "../config/restart-keys.js";
 import { siteBackends, type GatewayConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { siteName } from "../sites.js";
-import { acmeSites, createAcmeManager, type AcmeManager } from "../tls/acme.js";
+import type { AcmeManager } from "../tls/acme.js";
+import { acmeSites, loadAcme } from "../tls/acme-sites.js";
 import { AcmeChallengeResponder } from "../tls/acme-challenges.js";
 import { rotateServedCertificates, type RotationOutcome } from "../tls/rotation.js";
 import { ServedCertificates } from "../tls/served-certificates.js";
@@ -131,7 +132,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
 
   let acme: AcmeManager | null = null;
   const createAcme = (forConfig: GatewayConfig) =>
-    createAcmeManager(forConfig, {
+    !acmeSites(forConfig).length ? null : loadAcme.loaded()!.createAcmeManager(forConfig, {
       responder,
       logger,
       onCertificate: (site, certPem, keyPem) => {
@@ -149,6 +150,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
         nextText = await readFile(file, "utf8");
         nextConfig = await loadConfig(file);
         await managed.start(nextConfig);
+        await loadAcme(nextConfig);
       } catch (err) {
         const errors = err instanceof ConfigError ? err.message.split("\n") : [(err as Error).message];
         logger.error({ errors }, "configuration reload failed: the running configuration stays in service");
@@ -237,6 +239,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
     },
     "gateway ready",
   );
+  await loadAcme(config);
   acme = createAcme(config);
   await acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
 

@@ -9,7 +9,6 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import path from "node:path";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import * as acme from "acme-client";
 import {
   ensurePrivateDir,
   keyPairProblem,
@@ -62,6 +61,7 @@ export async function loadOrCreateAccountKey(dataDir: string, directoryUrl: stri
     // Another process may have created it while we waited: two keys would mean two accounts.
     const raced = await readAccountKey(file);
     if (raced) return { keyPem: raced, created: false };
+    const acme = await import("acme-client");
     const keyPem = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
     await ensurePrivateDir(path.dirname(file));
     await writeFileAtomically(file, keyPem, PRIVATE_FILE);

@@ -14,7 +14,6 @@ import type { SecureContext } from "node:tls";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { AcmeTlsConfig, GatewayConfig } from "../config/schema.js";
-import { siteName } from "../sites.js";
 import { AcmeChallengeResponder } from "./acme-challenges.js";
 import {
   certificateDueAt,
@@ -24,6 +23,7 @@ import {
   writeStoredCertificate,
   type StoredAcmeCertificate,
 } from "./acme-storage.js";
+import { acmeSites } from "./acme-sites.js";
 import { AcmeClientOrderer, type AcmeSite, type CertificateOrderer, type StatusPolling } from "./acme-orderer.js";
 import { configureAcmeTransport, explainAcmeError, type AcmeTransportSettings } from "./acme-transport.js";
 import { keyPairProblem, subjectAltNames, type KeyPairPem, type LockOptions } from "./selfsigned.js";
@@ -338,9 +338,7 @@ function describeCertificate(pair: KeyPairPem, directory: string, storedAt: Date
 
 // ---- from configuration -------------------------------------------------------------------------------
 
-export function acmeSites(config: GatewayConfig): AcmeSite[] {
-  return config.sites.flatMap((site) => (site.tls.source === "acme" ? [{ name: siteName(site), hosts: [...site.hosts], tls: site.tls }] : []));
-}
+export { acmeSites };
 
 /** Null when no site uses ACME: an absent stage, not an empty one (DESIGN.md §1). */
 export function createAcmeManager(config: GatewayConfig, options: Omit<AcmeManagerOptions, "dataDir" | "sites">): AcmeManager | null {

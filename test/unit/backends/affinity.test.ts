@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { AffinityUnavailableError, createUploadAffinity, MemoryAffinity, RedisAffinity } from "../../../src/backends/affinity.js";
+import { AffinityUnavailableError, createUploadAffinity, MemoryAffinity } from "../../../src/backends/affinity.js";
+import { RedisAffinity } from "../../../src/backends/affinity-redis.js";
 import { redis as redisSchema } from "../../../src/config/schema.js";
 import { createLogger } from "../../../src/observe/log.js";
 import { waitFor } from "../../helpers/process.js";
@@ -64,8 +65,8 @@ describe("MemoryAffinity", () => {
     );
   });
 
-  it("is what createUploadAffinity gives without Redis", () => {
-    assert.ok(createUploadAffinity(undefined, createLogger({ level: "silent", format: "json" })) instanceof MemoryAffinity);
+  it("is what createUploadAffinity gives without Redis", async () => {
+    assert.ok((await createUploadAffinity(undefined, createLogger({ level: "silent", format: "json" }))) instanceof MemoryAffinity);
   });
 });
 
