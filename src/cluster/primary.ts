@@ -87,10 +87,10 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
     return run;
   };
 
-  // The kernel hands connections to the workers. Node's round-robin (the default) has the primary accept
-  // each connection and pass it on: one passed to a worker that dies before taking it stays open in the
-  // primary, unanswered, until the client gives up (nodejs/node#21746).
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Node's round-robin hand-over of connections (the default on Linux) is kept: left to the kernel
+  // (SCHED_NONE), one worker took every connection of a short burst, which defeats having workers. Its one
+  // flaw: a connection handed to a worker that dies in that instant stays open in the primary, unanswered,
+  // until the client gives up (nodejs/node#21746) — at most one per death.
 
   function fork(number: number): Promise<void> {
     const worker = cluster.fork({ REGISTRY_GATEWAY_WORKER: String(number) });
@@ -125,6 +125,16 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
       await member.rpc.call("certificates", { certificates: served.loaded }, CALL_TIMEOUT_MS);
       for (const certificate of acmeCertificates.values()) await member.rpc.call("acmeCertificate", certificate, CALL_TIMEOUT_MS);
       for (const change of responder.pending()) await member.rpc.call("challenge", change, CALL_TIMEOUT_MS);
+      // A reload that committed while this worker started did not include it: it catches up before serving.
+      if (start.text !== text) {
+        const outcome = await member.rpc.call<ReloadOutcome>("prepare", { text, managedUrls: managed.urls() }, CALL_TIMEOUT_MS);
+        if (!outcome.ok) {
+          // Never two configurations at once: it starts again, from the one in service.
+          worker.kill("SIGKILL");
+          throw new Error(`worker ${number} could not take the configuration reloaded while it started: ${outcome.errors.join("; ")}`);
+        }
+        await member.rpc.call("commit", {}, CALL_TIMEOUT_MS);
+      }
       member.ready = true;
       logger.info({ worker: number, pid: worker.process.pid }, "worker started");
     })();
