@@ -231,6 +231,14 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         return;
       }
       const upstream = site.upstreams.for(route.repository);
+      // A mount is executed by the target's registry, from ITS repository of that name: the gateway checked
+      // pull on the name as the site serves it, so a source served by another registry is refused (a client
+      // then uploads the layer instead), never read from a repository the site does not serve.
+      const strayMount = route.mountFrom?.find((from) => site.upstreams.for(from) !== upstream);
+      if (strayMount !== undefined) {
+        refuse("denied", `cannot mount from ${strayMount}: it is served by another registry than ${route.repository}; upload the blob instead`);
+        return;
+      }
       // A catalog over several registries, or a group's tags: merged and paginated here.
       const mergedList =
         route.kind === "catalog" && site.upstreams.mergesCatalog ? "catalog" : route.kind === "tags" && upstream.kind === "group" ? "tags" : null;

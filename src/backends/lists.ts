@@ -18,13 +18,28 @@ interface NamedPool {
 }
 
 export class SiteLists {
+  /**
+   * Merged catalogs being fetched. Each costs every member's whole catalog, so requests arriving while one is
+   * in flight share it: clients looping on /v2/_catalog in parallel cause one fetch at a time per site, not one
+   * each. Nothing is kept once it settles, so a push shows at once.
+   */
+  readonly #inFlight = new Map<Site, Promise<string[]>>();
+
   constructor(
     private readonly agentFor: (url: URL) => http.Agent,
     private readonly logger: Logger,
   ) {}
 
   /** Every repository the site serves, sorted. */
-  async repositories(site: Site): Promise<string[]> {
+  repositories(site: Site): Promise<string[]> {
+    const shared = this.#inFlight.get(site);
+    if (shared) return shared;
+    const names = this.#fetchRepositories(site).finally(() => this.#inFlight.delete(site));
+    this.#inFlight.set(site, names);
+    return names;
+  }
+
+  async #fetchRepositories(site: Site): Promise<string[]> {
     const authorization = await site.backendAuth?.authorizationFor([{ type: "registry", name: "catalog", action: "*" }], null);
     const settled = await Promise.allSettled(
       site.upstreams.all().map(async (upstream) => {

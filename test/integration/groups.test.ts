@@ -542,6 +542,22 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
       assertRegistryError(hidden, 404, "MANIFEST_UNKNOWN"); // distribution 2.8's answer for an unknown repository's manifest
     });
 
+    it("a mount from a repository served by another route is refused before any backend sees it; within one route it mounts", async () => {
+      const layer = image.layerDigests[0]!;
+      const mark = logMark(teamA);
+      const stray = await gateway.request(ROUTED, { method: "POST", path: `/v2/team-a/copy/blobs/uploads/?mount=${layer}&from=other/app` });
+      // team-a's registry would have mounted from ITS other/app, a repository this site never serves.
+      assertRegistryError(stray, 403, "DENIED");
+      assert.match(stray.body.toString(), /cannot mount from other\/app/);
+      assert.deepEqual(linesSince(teamA, mark).map((l) => l.uri), []);
+      const same = await gateway.request(ROUTED, { method: "POST", path: `/v2/team-a/copy/blobs/uploads/?mount=${layer}&from=team-a/app` });
+      assert.equal(same.status, 201, same.body.toString());
+      assert.deepEqual(
+        linesSince(teamA, mark).map((l) => `${l.method} ${l.status}`),
+        ["POST 201"],
+      );
+    });
+
     it("tags of a routed repository come from its route's backend", async () => {
       const res = await gateway.request(ROUTED, { path: "/v2/team-a/special/tool/tags/list" });
       assert.equal(res.status, 200);
