@@ -1,10 +1,11 @@
-// Builds the listeners from a validated configuration, swaps configurations in (reload) and certificates
-// (ACME, rotation) while running, and takes everything down again gracefully. What is derived from a
-// configuration is built in gateway-state.ts, once per configuration, never per request.
+// The runtime of one gateway process: it owns the listeners, the certificates being served, and the
+// generation in service (generation.ts: everything derived from one configuration). A reload builds the
+// next generation completely, swaps it in for new requests, and retires the old one once its last request
+// ends. Requests themselves run through pipeline.ts; the process model (one process, or a primary and
+// workers) is cluster/'s.
 import { once } from "node:events";
-import http from "node:http";
-import https from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import type http from "node:http";
+import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReloadOutcome } from "./admin-actions.js";
 import { createAdminServer } from "./admin.js";
@@ -12,19 +13,16 @@ import { ManagedRegistries, type ManagedBackends, type ManagedOptions } from "./
 import { isReplicated } from "./backends/upstream.js";
 import { keysNeedingRestart } from "./config/restart-keys.js";
 import type { GatewayConfig } from "./config/schema.js";
-import { buildGatewayState, retireState, type GatewayState } from "./gateway-state.js";
+import { buildGeneration, retireGeneration, type Generation } from "./generation.js";
+import { createHttpsListener, createPlainHttpListener, listen, type HttpsListener } from "./listeners.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
-import { ConnectionLimits } from "./proxy/connections.js";
-import { requestInProgress } from "./proxy/pipelining.js";
-import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
 import type { AcmeCertificates, AcmeManagerOptions } from "./tls/acme.js";
 import { acmeSites, loadAcme } from "./tls/acme-sites.js";
-import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./tls/acme-challenges.js";
+import { AcmeChallengeResponder } from "./tls/acme-challenges.js";
 import { watchCertificateExpiry } from "./tls/expiry.js";
 import { rotateServedCertificates, type RotationOutcome } from "./tls/rotation.js";
 import { ServedCertificates } from "./tls/served-certificates.js";
-import { answerPlainHttp } from "./tls/plain-http-guard.js";
 import { CertificateStore } from "./tls/store.js";
 
 export interface GatewayOptions {
@@ -76,180 +74,242 @@ export interface RunningGateway {
   shutdown(drainMs: number): Promise<void>;
 }
 
+/** Starts a gateway process: the first generation, then the listeners; a broken configuration starts nothing. */
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
-  // Managed backends first: the state forwards to their URLs, known once they run.
+  // Managed backends first: the generation forwards to their URLs, known once they run.
   const managed: ManagedBackends = options.worker?.managed ?? new ManagedRegistries(logger, options.managed);
-  const isWorker = options.worker !== undefined;
   await managed.start(config);
-  // Everything derived from the configuration, built before anything listens: a broken file stops the start.
-  let current: GatewayState;
+  let first: Generation;
   try {
-    current = await buildGatewayState(config, logger, null, managed.resolver(config));
+    first = await buildGeneration(config, logger, null, managed.resolver(config));
   } catch (err) {
     await managed.stop();
     throw err;
   }
-  const { ca, issued } = current.certificates;
-  const loaded = current.certificates.certificates;
-  const store = new CertificateStore(loaded, current.sites.defaultSite.name, config.tls.minVersion);
-  const served = new ServedCertificates(store, loaded, current.sites.defaultSite.name, acmeSiteNames(config));
-  // One responder for the process: an order that a manager replaced by a reload still has in flight keeps
-  // being answered.
-  const responder = new AcmeChallengeResponder();
-  // In a cluster the primary orders once for every worker and hands the certificates over.
-  // acme.js (acme-client with it) is loaded by the first configuration with an ACME site (loadAcme).
-  const createAcme = (forConfig: GatewayConfig) =>
-    isWorker || !acmeSites(forConfig).length ? null : loadAcme.loaded()!.createAcmeManager(forConfig, {
-      ...options.acme,
-      responder,
-      logger,
-      onCertificate: (site, certPem, keyPem) => served.acmeCertificate(site, certPem, keyPem),
-    });
-  if (!isWorker) await loadAcme(config);
-  let acme = createAcme(config);
-
-  let inFlight = 0;
-  let draining = false;
-  const backendsInService = () => current.sites.sites.flatMap((site) => site.upstreams.pools()).flatMap((pool) => pool.members.map((member) => ({ pool, member })));
-  const server = https.createServer(
-    {
-      // SNI picks the site's certificate; no or unknown SNI gets the default site's. A TLS-ALPN-01
-      // validator (ALPN acme-tls/1) gets the pending challenge's certificate instead.
-      ...store.serverOptions(),
-      ...tlsChallengeHooks(responder, (servername) => store.contextFor(servername)),
-      maxHeaderSize: config.limits.maxHeaderBytes,
-      // Our JSON error for a missing Host beats Node's bare 400.
-      requireHostHeader: false,
-      // Node's 300 s whole-request limit would cut a slow multi-GB layer upload: only idle limits here.
-      requestTimeout: 0,
-      // From the TCP accept: a connection that never sends a ClientHello is cut at this, not Node's 120 s.
-      handshakeTimeout: config.timeouts.handshake,
-      headersTimeout: config.timeouts.header,
-      keepAliveTimeout: nodeKeepAliveTimeout(config.timeouts.keepAlive),
-    },
-    (req, res) => {
-      inFlight++;
-      if (draining) res.setHeader("Connection", "close");
-      res.once("close", () => inFlight--);
-      // The state in service when the request arrives serves all of it, whatever a reload swaps in meanwhile.
-      const state = current;
-      state.track(res);
-      void state.handle(req, res);
-    },
-  );
-  store.attach(server);
-  applyTimeouts(server, config);
-  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
-  const connections = new ConnectionLimits(config.limits.maxConnections, config.limits.maxConnectionsPerIp);
-  server.on("connection", (socket: Socket) => connections.track(socket));
-  server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
-    metrics.tlsHandshakeFailed();
-    if (answerPlainHttp(err, socket)) return;
-    logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "TLS handshake failed");
-    // Nothing can be said on a connection without TLS (an HTTP error would wait behind the handshake
-    // forever): close it, so it stops counting against the connection caps and does not hold up shutdown.
-    socket.destroy();
-  });
-
-  const admin = createAdminServer(
-    {
-      listening: () => server.listening && !draining,
-      backends: () => backendsInService().map(({ pool, member }) => ({ pool: pool.name, url: member.url, healthy: member.healthy, outstanding: member.outstanding })),
-    },
-    config.metrics.enabled ? metrics : null,
-    { reload: () => reload(), rotateCertificates: (site) => rotateCertificates(site) },
-    () => current.config.admin.hosts,
-  );
-
-  let plainHttp: http.Server | null = null;
+  // acme.js (acme-client with it) is loaded by the first configuration with an ACME site.
+  if (!options.worker) await loadAcme(config);
+  const runtime = new GatewayRuntime(config, first, logger, options, managed);
   try {
-    await listen(server, config.listen, "HTTPS");
-    if (!isWorker) await listen(admin, config.admin.listen, "admin");
-    if (config.http.listen) {
-      const httpsPort = (server.address() as AddressInfo).port;
-      plainHttp = http.createServer({ headersTimeout: config.timeouts.header }, createPlainHttpHandler({ responder, httpsPort }));
-      await listen(plainHttp, config.http.listen, "plain HTTP");
-    }
+    await runtime.listen();
   } catch (err) {
-    server.close();
-    admin.close();
-    plainHttp?.close();
-    await current.discard(); // its Redis connection would keep the process alive
-    await managed.stop();
+    await runtime.abandon();
     throw err;
   }
+  await runtime.started();
+  return runtime;
+}
 
-  const httpsAddress = server.address() as AddressInfo;
-  const adminAddress = isWorker ? { address: "", family: "", port: 0 } : (admin.address() as AddressInfo);
-  const httpAddress = plainHttp ? (plainHttp.address() as AddressInfo) : null;
-  if (config.metrics.enabled) metrics.collectProcessMetrics();
-  const unwatchMetrics = metrics.watch({
-    requestsInFlight: () => inFlight,
-    clientConnections: () => connections.open,
-    certificates: () => store.info(),
-    // Replicas only: a lone backend is not health-checked (backends/upstream.ts), so it has no health to report.
-    backends: () =>
-      backendsInService()
-        .filter(({ pool }) => isReplicated(pool))
-        .map(({ pool, member }) => ({ pool: pool.name, backend: member.origin, healthy: member.healthy, outstanding: member.outstanding })),
-  });
-  metrics.configLoaded();
-  if (ca) {
-    const hostsWithPort = current.sites.sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith("*."));
-    logger.info(
+/** A prepared reload: the next generation, built and checked, not yet serving. */
+interface PreparedReload {
+  config: GatewayConfig;
+  next: Generation;
+}
+
+class GatewayRuntime implements RunningGateway {
+  https: AddressInfo = NO_ADDRESS;
+  admin: AddressInfo = NO_ADDRESS;
+  http: AddressInfo | null = null;
+  readonly caFile: string | null;
+  readonly certificates: CertificateStore;
+  readonly served: ServedCertificates;
+  /** One for the process: an order that a replaced ACME manager still has in flight keeps being answered. */
+  readonly responder = new AcmeChallengeResponder();
+
+  readonly #isWorker: boolean;
+  readonly #listener: HttpsListener;
+  readonly #adminServer: http.Server;
+  #plainHttp: http.Server | null = null;
+  /** The generation new requests start on. */
+  #current: Generation;
+  /** Replaced generations whose requests are still finishing. */
+  readonly #retiring = new Set<Generation>();
+  /** A cluster reload's first phase waits here for its verdict. */
+  #prepared: PreparedReload | null = null;
+  #acme: AcmeCertificates | null;
+  #draining = false;
+  /** Reloads, and rotations' replacements of the served set, run one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #stopWatching: () => void = () => {};
+
+  constructor(
+    /** As started: only a restart changes the listeners' addresses. */
+    private readonly startConfig: GatewayConfig,
+    first: Generation,
+    private readonly logger: Logger,
+    private readonly options: GatewayOptions,
+    private readonly managed: ManagedBackends,
+  ) {
+    this.#isWorker = options.worker !== undefined;
+    this.#current = first;
+    const loaded = first.certificates.certificates;
+    const defaultSite = first.sites.defaultSite.name;
+    this.caFile = first.certificates.ca?.certPath ?? null;
+    this.certificates = new CertificateStore(loaded, defaultSite, startConfig.tls.minVersion);
+    this.served = new ServedCertificates(this.certificates, loaded, defaultSite, acmeSiteNames(startConfig));
+    this.#acme = this.#createAcme(startConfig);
+    this.#listener = createHttpsListener(startConfig, this.certificates, this.responder, logger, (req, res) => this.#handle(req, res));
+    this.#adminServer = createAdminServer(
       {
-        caFile: ca.certPath,
-        created: ca.created,
-        dockerCertsD: hostsWithPort.map((h) => `/etc/docker/certs.d/${h}:${httpsAddress.port}/ca.crt`),
+        listening: () => this.#listener.server.listening && !this.#draining,
+        backends: () => this.#backends().map(({ pool, member }) => ({ pool: pool.name, url: member.url, healthy: member.healthy, outstanding: member.outstanding })),
       },
-      "generated certificates are signed by this CA: copy caFile to each dockerCertsD path to trust it",
+      startConfig.metrics.enabled ? metrics : null,
+      { reload: () => this.reload(), rotateCertificates: (site) => this.rotateCertificates(site) },
+      () => this.#current.config.admin.hosts,
     );
   }
-  if (issued.length) logger.info({ sites: issued }, "issued new site certificates");
-  logger.info(
-    {
-      https: `${httpsAddress.address}:${httpsAddress.port}`,
-      admin: `${adminAddress.address}:${adminAddress.port}`,
-      http: httpAddress ? `${httpAddress.address}:${httpAddress.port}` : null,
-      caFile: ca?.certPath ?? null,
-      sites: current.sites.sites.map((s) => ({ name: s.name, hosts: s.hosts, backends: [...new Set(s.upstreams.pools().flatMap((p) => p.members.map((m) => m.origin)))] })),
-    },
-    // In a cluster the primary says "gateway ready" once every worker is.
-    isWorker ? "worker ready" : "gateway ready",
-  );
-  // After the listeners: HTTP-01 and TLS-ALPN-01 are answered there. Until a site's first ACME certificate
-  // arrives it is served with its generated one.
-  await acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
-  // Once per cluster (the primary's), not once per worker.
-  const stopExpiryWarnings = isWorker ? () => {} : watchCertificateExpiry({ certificates: () => store.info(), config: () => current.config }, logger);
 
-  // Reloads, and rotations' replacements of the served set, run one at a time.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = queue.then(work);
-    queue = run.catch(() => {});
-    return run;
-  };
-  /** Replaced states whose requests are still finishing. */
-  const retiring = new Set<GatewayState>();
-  /** Managed registries no state in service or still finishing names are stopped. */
-  const pruneManaged = () => managed.prune([current.config, ...[...retiring].map((state) => state.config)]);
+  /** Every request: counted against the generation it starts on, which serves all of it. */
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.#draining) res.setHeader("Connection", "close");
+    const generation = this.#current;
+    generation.track(res);
+    void generation.handle(req, res);
+  }
 
-  const reload = (given?: GatewayConfig) => serialized(() => applyConfiguration(given));
+  /** Requests in flight on every generation: the one in service and those retiring. */
+  inFlight(): number {
+    let count = this.#current.inFlight;
+    for (const generation of this.#retiring) count += generation.inFlight;
+    return count;
+  }
 
-  interface PreparedReload {
-    config: GatewayConfig;
-    next: GatewayState;
+  acme(): AcmeCertificates | null {
+    return this.#acme;
+  }
+
+  upstreamSocketsInUse(): number {
+    return this.#current.forwarder.upstreamSocketsInUse();
+  }
+
+  async listen(): Promise<void> {
+    const config = this.startConfig;
+    await listen(this.#listener.server, config.listen, "HTTPS");
+    this.https = this.#listener.server.address() as AddressInfo;
+    if (!this.#isWorker) {
+      await listen(this.#adminServer, config.admin.listen, "admin");
+      this.admin = this.#adminServer.address() as AddressInfo;
+    }
+    if (config.http.listen) {
+      this.#plainHttp = createPlainHttpListener(config, this.responder, this.https.port);
+      await listen(this.#plainHttp, config.http.listen, "plain HTTP");
+      this.http = this.#plainHttp.address() as AddressInfo;
+    }
+  }
+
+  /** A start that failed to listen: closes what was opened. */
+  async abandon(): Promise<void> {
+    for (const server of this.#servers()) server.close();
+    await this.#current.discard(); // its Redis connection would keep the process alive
+    await this.managed.stop();
+  }
+
+  /** Once listening: metrics, the ready line, then the ACME manager (its challenges are answered here). */
+  async started(): Promise<void> {
+    const config = this.startConfig;
+    const connections = this.#listener.connections;
+    if (config.metrics.enabled) metrics.collectProcessMetrics();
+    const unwatchMetrics = metrics.watch({
+      requestsInFlight: () => this.inFlight(),
+      clientConnections: () => connections.open,
+      certificates: () => this.certificates.info(),
+      // Replicas only: a lone backend is not health-checked (backends/upstream.ts), so it has no health to report.
+      backends: () =>
+        this.#backends()
+          .filter(({ pool }) => isReplicated(pool))
+          .map(({ pool, member }) => ({ pool: pool.name, backend: member.origin, healthy: member.healthy, outstanding: member.outstanding })),
+    });
+    metrics.configLoaded();
+    this.#announce();
+    // Until a site's first ACME certificate arrives it is served with its generated one.
+    await this.#acme?.start().catch((err: Error) => this.logger.error({ err: err.message }, "the ACME manager did not start"));
+    // Once per cluster (the primary's), not once per worker.
+    const stopExpiryWarnings = this.#isWorker
+      ? () => {}
+      : watchCertificateExpiry({ certificates: () => this.certificates.info(), config: () => this.#current.config }, this.logger);
+    this.#stopWatching = () => {
+      stopExpiryWarnings();
+      unwatchMetrics();
+    };
+  }
+
+  #announce(): void {
+    const { ca, issued } = this.#current.certificates;
+    const sites = this.#current.sites.sites;
+    if (ca) {
+      const hostsWithPort = sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith("*."));
+      this.logger.info(
+        {
+          caFile: ca.certPath,
+          created: ca.created,
+          dockerCertsD: hostsWithPort.map((h) => `/etc/docker/certs.d/${h}:${this.https.port}/ca.crt`),
+        },
+        "generated certificates are signed by this CA: copy caFile to each dockerCertsD path to trust it",
+      );
+    }
+    if (issued.length) this.logger.info({ sites: issued }, "issued new site certificates");
+    this.logger.info(
+      {
+        https: `${this.https.address}:${this.https.port}`,
+        admin: `${this.admin.address}:${this.admin.port}`,
+        http: this.http ? `${this.http.address}:${this.http.port}` : null,
+        caFile: this.caFile,
+        sites: sites.map((s) => ({ name: s.name, hosts: s.hosts, backends: [...new Set(s.upstreams.pools().flatMap((p) => p.members.map((m) => m.origin)))] })),
+      },
+      // In a cluster the primary says "gateway ready" once every worker is.
+      this.#isWorker ? "worker ready" : "gateway ready",
+    );
+  }
+
+  reload(given?: GatewayConfig): Promise<ReloadOutcome> {
+    return this.#serialized(async () => {
+      try {
+        const nextConfig = given ?? (await (this.options.configSource ?? noConfigSource)());
+        return this.#commit(await this.#prepare(nextConfig));
+      } catch (err) {
+        return this.#reloadFailed(err);
+      }
+    });
+  }
+
+  prepareReload(nextConfig: GatewayConfig): Promise<ReloadOutcome> {
+    return this.#serialized(async () => {
+      if (this.#prepared) await this.#prepared.next.discard();
+      try {
+        this.#prepared = await this.#prepare(nextConfig);
+        return { ok: true, sites: this.#prepared.next.sites.sites.map((s) => s.name), warnings: keysNeedingRestart(this.startConfig, nextConfig) };
+      } catch (err) {
+        this.#prepared = null;
+        return this.#reloadFailed(err);
+      }
+    });
+  }
+
+  commitReload(): ReloadOutcome {
+    if (!this.#prepared) return { ok: false, errors: ["no prepared configuration to commit"] };
+    const outcome = this.#commit(this.#prepared);
+    this.#prepared = null;
+    return outcome;
+  }
+
+  async abortReload(): Promise<void> {
+    const abandoned = this.#prepared;
+    this.#prepared = null;
+    if (abandoned) {
+      await abandoned.next.discard();
+      await this.#pruneManaged();
+      metrics.configReloaded(false);
+    }
   }
 
   /** Builds everything the next configuration needs and checks every certificate; serves nothing yet. */
-  async function prepareConfiguration(nextConfig: GatewayConfig): Promise<PreparedReload> {
-    // Registries whose spec is unchanged keep running; new ones start before the state that uses them.
-    await managed.start(nextConfig);
-    if (!isWorker) await loadAcme(nextConfig);
-    const next = await buildGatewayState(nextConfig, logger, current, managed.resolver(nextConfig));
+  async #prepare(nextConfig: GatewayConfig): Promise<PreparedReload> {
+    // Registries whose spec is unchanged keep running; new ones start before the generation that uses them.
+    await this.managed.start(nextConfig);
+    if (!this.#isWorker) await loadAcme(nextConfig);
+    const next = await buildGeneration(nextConfig, this.logger, this.#current, this.managed.resolver(nextConfig));
     try {
-      served.validate(next.certificates.certificates, next.sites.defaultSite.name);
+      this.served.validate(next.certificates.certificates, next.sites.defaultSite.name);
     } catch (err) {
       await next.discard();
       throw err;
@@ -257,159 +317,126 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     return { config: nextConfig, next };
   }
 
-  /** Swaps a prepared configuration in for new requests; cannot fail. */
-  function commitConfiguration({ config: nextConfig, next }: PreparedReload): ReloadOutcome {
-    const acmeChanged = acmeFingerprint(current.config) !== acmeFingerprint(nextConfig);
-    served.replaceLoaded(next.certificates.certificates, next.sites.defaultSite.name, acmeSiteNames(nextConfig), { keepHandOvers: !acmeChanged });
-    const previous = current;
-    current = next;
-    applyTimeouts(server, nextConfig);
-    connections.configure(nextConfig.limits.maxConnections, nextConfig.limits.maxConnectionsPerIp);
-    logger.level = nextConfig.log.level;
+  /** Swaps a prepared generation in for new requests; cannot fail. */
+  #commit({ config: nextConfig, next }: PreparedReload): ReloadOutcome {
+    const previous = this.#current;
+    const acmeChanged = acmeFingerprint(previous.config) !== acmeFingerprint(nextConfig);
+    this.served.replaceLoaded(next.certificates.certificates, next.sites.defaultSite.name, acmeSiteNames(nextConfig), { keepHandOvers: !acmeChanged });
+    this.#current = next;
+    this.#listener.configure(nextConfig);
+    this.logger.level = nextConfig.log.level;
     if (acmeChanged) {
       // Its orders in flight finish (and are still answered) but hand nothing over; the new one adopts them.
-      void acme?.stop();
-      acme = createAcme(nextConfig);
-      acme?.start().catch((err: Error) => logger.error({ err: err.message }, "the ACME manager did not start"));
+      void this.#acme?.stop();
+      this.#acme = this.#createAcme(nextConfig);
+      this.#acme?.start().catch((err: Error) => this.logger.error({ err: err.message }, "the ACME manager did not start"));
     } else {
       // Adopts what another process sharing the data directory stored meanwhile.
-      acme?.refreshFromDisk().catch((err: Error) => logger.error({ err: err.message }, "reading stored ACME certificates failed"));
+      this.#acme?.refreshFromDisk().catch((err: Error) => this.logger.error({ err: err.message }, "reading stored ACME certificates failed"));
     }
-    retiring.add(previous);
+    this.#retiring.add(previous);
     // Once its requests are done, the registries only it used stop (serialized: never under a reload
     // that is about to use one again).
-    void retireState(previous, previous.config.timeouts.drain).finally(() => {
-      retiring.delete(previous);
-      if (!draining) void serialized(pruneManaged);
+    void retireGeneration(previous, previous.config.timeouts.drain).finally(() => {
+      this.#retiring.delete(previous);
+      if (!this.#draining) void this.#serialized(() => this.#pruneManaged());
     });
     // Compared with what the listeners were started with: only a restart changes those.
-    const warnings = keysNeedingRestart(config, nextConfig);
-    const sites = current.sites.sites.map((s) => s.name);
+    const warnings = keysNeedingRestart(this.startConfig, nextConfig);
+    const sites = next.sites.sites.map((s) => s.name);
     metrics.configReloaded(true);
-    logger.info({ sites }, "configuration reloaded: new requests use it, requests in flight finish on the old one");
-    if (warnings.length) logger.warn({ keys: warnings }, `changed keys that apply only after a restart: ${warnings.join(", ")}`);
+    this.logger.info({ sites }, "configuration reloaded: new requests use it, requests in flight finish on the old one");
+    if (warnings.length) this.logger.warn({ keys: warnings }, `changed keys that apply only after a restart: ${warnings.join(", ")}`);
     return { ok: true, sites, warnings };
   }
 
-  async function reloadFailed(err: unknown): Promise<ReloadOutcome> {
-    await pruneManaged(); // what this attempt started
+  async #reloadFailed(err: unknown): Promise<ReloadOutcome> {
+    await this.#pruneManaged(); // what this attempt started
     metrics.configReloaded(false);
     const errors = (err as Error).message.split("\n");
-    logger.error({ errors }, "configuration reload failed: the running configuration stays in service");
+    this.logger.error({ errors }, "configuration reload failed: the running configuration stays in service");
     return { ok: false, errors };
   }
 
-  async function applyConfiguration(given?: GatewayConfig): Promise<ReloadOutcome> {
-    try {
-      const nextConfig = given ?? (await (options.configSource ?? noConfigSource)());
-      return commitConfiguration(await prepareConfiguration(nextConfig));
-    } catch (err) {
-      return reloadFailed(err);
-    }
-  }
-
-  /** A cluster reload's first phase waits here for its verdict; one at a time, like every reload. */
-  let prepared: PreparedReload | null = null;
-
-  async function rotateCertificates(site?: string): Promise<RotationOutcome> {
+  async rotateCertificates(site?: string): Promise<RotationOutcome> {
     const outcome = await rotateServedCertificates(
-      { config: () => current.config, acme: () => acme, served, info: () => store.info(), serialized },
+      {
+        config: () => this.#current.config,
+        acme: () => this.#acme,
+        served: this.served,
+        info: () => this.certificates.info(),
+        serialized: (work) => this.#serialized(work),
+      },
       site,
     );
     for (const result of outcome.certificates) {
       const level = result.outcome === "failed" ? "error" : "info";
-      logger[level]({ ...result }, `certificate rotation: ${result.site} ${result.outcome}`);
+      this.logger[level]({ ...result }, `certificate rotation: ${result.site} ${result.outcome}`);
     }
-    for (const error of outcome.errors) logger.error({ err: error }, "certificate rotation refused");
+    for (const error of outcome.errors) this.logger.error({ err: error }, "certificate rotation refused");
     return outcome;
   }
 
-  return {
-    https: httpsAddress,
-    admin: adminAddress,
-    http: httpAddress,
-    caFile: ca?.certPath ?? null,
-    certificates: store,
-    served,
-    responder,
-    acme: () => acme,
-    inFlight: () => inFlight,
-    upstreamSocketsInUse: () => current.forwarder.upstreamSocketsInUse(),
-    reload,
-    prepareReload: (nextConfig) =>
-      serialized(async () => {
-        if (prepared) await prepared.next.discard();
-        try {
-          prepared = await prepareConfiguration(nextConfig);
-          return { ok: true, sites: prepared.next.sites.sites.map((s) => s.name), warnings: keysNeedingRestart(config, nextConfig) };
-        } catch (err) {
-          prepared = null;
-          return reloadFailed(err);
-        }
-      }),
-    commitReload() {
-      if (!prepared) return { ok: false, errors: ["no prepared configuration to commit"] };
-      const outcome = commitConfiguration(prepared);
-      prepared = null;
-      return outcome;
-    },
-    async abortReload() {
-      const abandoned = prepared;
-      prepared = null;
-      if (abandoned) {
-        await abandoned.next.discard();
-        await pruneManaged();
-        metrics.configReloaded(false);
-      }
-    },
-    rotateCertificates,
-    async shutdown(drainMs) {
-      draining = true;
-      logger.info({ inFlight, drainMs }, "shutting down: no new connections, draining requests in flight");
-      const listeners = [server, admin, ...(plainHttp ? [plainHttp] : [])];
-      const closed = Promise.all(listeners.map((listener) => once(listener, "close")));
-      for (const listener of listeners) listener.close();
-      stopExpiryWarnings();
+  async shutdown(drainMs: number): Promise<void> {
+    this.#draining = true;
+    const server = this.#listener.server;
+    this.logger.info({ inFlight: this.inFlight(), drainMs }, "shutting down: no new connections, draining requests in flight");
+    const listeners = this.#servers();
+    const closed = Promise.all(listeners.map((listener) => once(listener, "close")));
+    for (const listener of listeners) listener.close();
+    this.#stopWatching();
+    server.closeIdleConnections();
+    const deadline = Date.now() + drainMs;
+    while (this.inFlight() > 0 && Date.now() < deadline) {
+      await sleep(50);
       server.closeIdleConnections();
-      const deadline = Date.now() + drainMs;
-      while (inFlight > 0 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        server.closeIdleConnections();
-      }
-      if (inFlight > 0) logger.warn({ inFlight }, "drain time over: cutting the requests still in flight");
-      for (const listener of listeners) listener.closeAllConnections();
-      // An order still running when the drain time is over is abandoned; the next start orders again.
-      await Promise.race([acme?.stop(), sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
-      const states = [current, ...retiring];
-      await Promise.all(states.map((state) => state.closeStages()));
-      for (const state of states) await state.release();
-      // After the drain: requests in flight to a managed registry have had their chance to finish.
-      await managed.stop();
-      unwatchMetrics();
-      await closed;
-      logger.info("gateway stopped");
-    },
-  };
+    }
+    if (this.inFlight() > 0) this.logger.warn({ inFlight: this.inFlight() }, "drain time over: cutting the requests still in flight");
+    for (const listener of listeners) listener.closeAllConnections();
+    // An order still running when the drain time is over is abandoned; the next start orders again.
+    await Promise.race([this.#acme?.stop(), sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
+    const generations = [this.#current, ...this.#retiring];
+    await Promise.all(generations.map((generation) => generation.closeStages()));
+    for (const generation of generations) await generation.release();
+    // After the drain: requests in flight to a managed registry have had their chance to finish.
+    await this.managed.stop();
+    await closed;
+    this.logger.info("gateway stopped");
+  }
+
+  #serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(work);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Managed registries no generation in service or still finishing names are stopped. */
+  #pruneManaged(): Promise<void> {
+    return this.managed.prune([this.#current.config, ...[...this.#retiring].map((generation) => generation.config)]);
+  }
+
+  /** In a cluster the primary orders once for every worker and hands the certificates over. */
+  #createAcme(config: GatewayConfig): AcmeCertificates | null {
+    if (this.#isWorker || !acmeSites(config).length) return null;
+    return loadAcme.loaded()!.createAcmeManager(config, {
+      ...this.options.acme,
+      responder: this.responder,
+      logger: this.logger,
+      onCertificate: (site, certPem, keyPem) => this.served.acmeCertificate(site, certPem, keyPem),
+    });
+  }
+
+  #backends() {
+    return this.#current.sites.sites.flatMap((site) => site.upstreams.pools()).flatMap((pool) => pool.members.map((member) => ({ pool, member })));
+  }
+
+  #servers(): http.Server[] {
+    return [this.#listener.server, ...(this.#isWorker ? [] : [this.#adminServer]), ...(this.#plainHttp ? [this.#plainHttp] : [])];
+  }
 }
 
-/** Listener timeouts a reload can change in place; new connections get the new values. */
-function applyTimeouts(server: https.Server, config: GatewayConfig): void {
-  server.timeout = config.timeouts.idle;
-  server.headersTimeout = config.timeouts.header;
-  server.keepAliveTimeout = nodeKeepAliveTimeout(config.timeouts.keepAlive);
-  // Connections over limits.maxConnections get a clear answer (proxy/connections.ts); that answer costs a
-  // handshake, so beyond twice the cap a flood is dropped at accept, without one.
-  server.maxConnections = 2 * config.limits.maxConnections;
-}
-
-/**
- * Node's server closes an idle keep-alive connection 1 s after its keepAliveTimeout (a grace so that a
- * client told `Keep-Alive: timeout=N` never races the close). timeouts.keepAlive is when the gateway
- * closes: the client is told one second less (at least 1 s).
- */
-function nodeKeepAliveTimeout(keepAliveMs: number): number {
-  return Math.max(1000, keepAliveMs - 1000);
-}
+/** The admin address of a cluster worker (the primary has the admin listener), and of a listener not yet open. */
+const NO_ADDRESS: AddressInfo = { address: "", family: "", port: 0 };
 
 function noConfigSource(): Promise<GatewayConfig> {
   return Promise.reject(new Error("this gateway was started without a configuration file to re-read"));
@@ -424,39 +451,3 @@ function acmeFingerprint(config: GatewayConfig): string {
   return JSON.stringify({ dataDir: config.dataDir, sites: acmeSites(config) });
 }
 
-async function listen(server: http.Server, address: { host: string; port: number }, what: string): Promise<void> {
-  server.listen(address.port, address.host);
-  try {
-    await once(server, "listening");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === "EADDRINUSE" ? "the address is already in use" : code === "EACCES" ? "permission denied" : String(err);
-    throw new Error(`cannot listen for ${what} on ${address.host}:${address.port}: ${why}`, { cause: err });
-  }
-}
-
-/**
- * Node's parser refused the request (oversized headers, Content-Length with Transfer-Encoding, bad
- * syntax): answer in registry JSON on this one connection, and only this one.
- */
-function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Socket, logger: Logger): void {
-  // TLS failures (handshake timeout, bad records) reach here too; the tlsClientError listener handles them.
-  if (err.code?.startsWith("ERR_SSL") || err.code?.startsWith("ERR_TLS")) return;
-  // A parse error inside the body of a request that is already being answered: one answer per request.
-  if (requestInProgress(socket)) {
-    socket.destroy();
-    return;
-  }
-  logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "malformed request refused");
-  if (!socket.writable || err.code === "ECONNRESET") {
-    socket.destroy();
-    return;
-  }
-  const [kind, message]: [GatewayErrorKind, string] =
-    err.code === "HPE_HEADER_OVERFLOW"
-      ? ["headersTooLarge", "the request headers are too large"]
-      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
-        ? ["badRequest", "the request headers did not arrive in time"]
-        : ["badRequest", "the request is not valid HTTP/1.1"];
-  socket.end(rawErrorResponse(kind, message));
-}

@@ -65,18 +65,18 @@ export async function startTestGateway(
   });
   const gateway = await startGateway(parsed, createLogger(parsed.log, sink), options);
   const caPem = gateway.caFile ? await readFile(gateway.caFile, "utf8") : "";
-  return {
-    ...gateway,
+  // The running gateway is an object with private state: extended in place, not copied.
+  return Object.assign(gateway, {
     port: gateway.https.port,
     dataDir,
     caPem,
     logs,
-    request: (host, options) => gatewayRequest(gateway.https.port, caPem, host, options),
+    request: (host: string, options: GatewayRequest) => gatewayRequest(gateway.https.port, caPem, host, options),
     async stop() {
       await gateway.shutdown(1000);
       if (!config.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
-  };
+  });
 }
 
 export function gatewayRequest(port: number, caPem: string, host: string, options: GatewayRequest): Promise<GatewayResponse> {

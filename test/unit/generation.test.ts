@@ -1,4 +1,4 @@
-// Issue #6: a state replaced by a reload keeps serving the requests that started on it, then is closed.
+// Issue #6: a generation replaced by a reload keeps serving the requests that started on it, then is closed.
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -8,7 +8,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gatewayConfig, type GatewayConfigInput } from "../../src/config/schema.js";
-import { buildGatewayState, retireState, type GatewayState } from "../../src/gateway-state.js";
+import { buildGeneration, retireGeneration, type Generation } from "../../src/generation.js";
 import { createLogger } from "../../src/observe/log.js";
 
 let dataDir: string;
@@ -24,7 +24,7 @@ const configWith = (extra: Partial<GatewayConfigInput> = {}) =>
   gatewayConfig.parse({ dataDir, metrics: { enabled: false }, sites: [{ hosts: ["hub.registry.test"], backend: "http://127.0.0.1:5001" }], ...extra });
 
 /** Records what gets closed. */
-function watchClosing(state: GatewayState, closed: string[], label: string): void {
+function watchClosing(state: Generation, closed: string[], label: string): void {
   const security = state.security as { close(): void };
   security.close = () => closed.push(`${label} stages`);
   const forwarder = state.forwarder;
@@ -39,17 +39,17 @@ function fakeResponse(): ServerResponse & EventEmitter {
   return new EventEmitter() as ServerResponse & EventEmitter;
 }
 
-describe("retiring a replaced state", () => {
+describe("retiring a replaced generation", () => {
   test("stages close after the grace time even with a request in flight; the forwarder once it is done", async () => {
-    const old = await buildGatewayState(configWith(), logger);
-    const successor = await buildGatewayState(configWith({ timeouts: { idle: "1m" } }), logger, old);
+    const old = await buildGeneration(configWith(), logger);
+    const successor = await buildGeneration(configWith({ timeouts: { idle: "1m" } }), logger, old);
     assert.notEqual(successor.forwarder, old.forwarder, "other timeouts: another forwarder");
     const closed: string[] = [];
     watchClosing(old, closed, "old");
     const upload = fakeResponse();
     old.track(upload);
 
-    const retired = retireState(old, 50);
+    const retired = retireGeneration(old, 50);
     await sleep(100);
     assert.deepEqual(closed, ["old stages"]);
     assert.equal(old.inFlight, 1);
@@ -59,15 +59,15 @@ describe("retiring a replaced state", () => {
     await successor.discard();
   });
 
-  test("an idle state closes at once; a forwarder taken over by the successor stays open", async () => {
-    const old = await buildGatewayState(configWith(), logger);
-    const successor = await buildGatewayState(configWith({ sites: [{ hosts: ["team.registry.test"], backend: "http://127.0.0.1:5002" }] }), logger, old);
+  test("an idle generation closes at once; a forwarder taken over by the successor stays open", async () => {
+    const old = await buildGeneration(configWith(), logger);
+    const successor = await buildGeneration(configWith({ sites: [{ hosts: ["team.registry.test"], backend: "http://127.0.0.1:5002" }] }), logger, old);
     assert.equal(successor.forwarder, old.forwarder, "same timeouts: the backend pools are kept");
     const closed: string[] = [];
     watchClosing(old, closed, "shared");
-    await retireState(old, 60_000);
+    await retireGeneration(old, 60_000);
     assert.deepEqual(closed, ["shared stages"]);
-    await retireState(successor, 60_000);
-    assert.deepEqual(closed, ["shared stages", "shared forwarder"], "the last state using it closes it");
+    await retireGeneration(successor, 60_000);
+    assert.deepEqual(closed, ["shared stages", "shared forwarder"], "the last generation using it closes it");
   });
 });

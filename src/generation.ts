@@ -1,6 +1,6 @@
 // Everything the gateway derives from one configuration, built by ONE function for start and reload alike
 // (DESIGN.md §3 rule 4): auth, sites, certificates, rate limits, the observer, and the pipeline state that
-// requests run on. A state is built completely or not at all. Once a reload replaces it, it is retired:
+// requests run on. A generation is built completely or not at all. Once a reload replaces it, it is retired:
 // requests that started on it finish on it, then what it holds open (htpasswd watchers, Redis) is closed.
 import type { ServerResponse } from "node:http";
 import { buildSecurity, type Security } from "./auth/build.js";
@@ -23,7 +23,7 @@ import { loadSiteCertificates } from "./tls/store.js";
 
 export type LoadedCertificates = Awaited<ReturnType<typeof loadSiteCertificates>>;
 
-export class GatewayState {
+export class Generation {
   #inFlight = 0;
   #idleWaiters: (() => void)[] = [];
   #closed = false;
@@ -33,23 +33,23 @@ export class GatewayState {
     readonly config: GatewayConfig,
     readonly security: Security,
     readonly sites: SiteMap,
-    /** As loaded when the state was built; what is served afterwards is tls/served-certificates.ts's business. */
+    /** As loaded when the generation was built; what is served afterwards is tls/served-certificates.ts's business. */
     readonly certificates: LoadedCertificates,
     readonly rateLimit: RateLimitStage | null,
-    /** Shared with the next state when the forwarding timeouts stay the same (keeps the backend pools warm). */
+    /** Shared with the next generation when the forwarding timeouts stay the same (keeps the backend pools warm). */
     readonly forwarder: Forwarder,
-    /** Every state using `forwarder` that may still have requests in flight; the last one out closes it. */
-    readonly forwarderUsers: Set<GatewayState>,
-    /** Shared with the next state while `redis` stays the same: uploads in flight keep their replica. */
+    /** Every generation using `forwarder` that may still have requests in flight; the last one out closes it. */
+    readonly forwarderUsers: Set<Generation>,
+    /** Shared with the next generation while `redis` stays the same: uploads in flight keep their replica. */
     readonly affinity: UploadAffinity,
-    readonly affinityUsers: Set<GatewayState>,
+    readonly affinityUsers: Set<Generation>,
     /** The Redis the affinity store uses; null: process (or cluster primary) memory. */
     readonly affinityStore: GatewayConfig["redis"] | null,
     readonly pipeline: PipelineState,
   ) {
     forwarderUsers.add(this);
     affinityUsers.add(this);
-    // Bound to this state: a request keeps it from its first stage to its last, whatever reloads meanwhile.
+    // Bound to this generation: a request keeps it from its first stage to its last, whatever reloads meanwhile.
     this.handle = createPipeline(() => pipeline);
   }
 
@@ -57,7 +57,7 @@ export class GatewayState {
     return this.#inFlight;
   }
 
-  /** Counts a request against this state until its response closes. */
+  /** Counts a request against this generation until its response closes. */
   track(res: ServerResponse): void {
     this.#inFlight++;
     res.once("close", () => {
@@ -66,12 +66,12 @@ export class GatewayState {
     });
   }
 
-  /** Resolves once no request that started on this state is in flight. */
+  /** Resolves once no request that started on this generation is in flight. */
   idle(): Promise<void> {
     return this.#inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** For a state built but never put in service (a reload that failed after building it). */
+  /** For a generation built but never put in service (a reload that failed after building it). */
   async discard(): Promise<void> {
     await this.closeStages();
     await this.release();
@@ -85,7 +85,7 @@ export class GatewayState {
     await Promise.all([this.security.close(), this.rateLimit?.close()]);
   }
 
-  /** Once no request of this state is in flight: closes what no newer state shares. */
+  /** Once no request of this generation is in flight: closes what no newer generation shares. */
   async release(): Promise<void> {
     this.forwarderUsers.delete(this);
     if (this.forwarderUsers.size === 0) this.forwarder.close();
@@ -95,23 +95,23 @@ export class GatewayState {
 }
 
 /**
- * Builds the state for `config`. Auth first: a broken htpasswd file or signing key fails the build before
+ * Builds the generation for `config`. Auth first: a broken htpasswd file or signing key fails the build before
  * anything else is made. On any error, whatever was already opened is closed again and the error thrown.
  */
-export async function buildGatewayState(
+export async function buildGeneration(
   config: GatewayConfig,
   logger: Logger,
-  previous: GatewayState | null = null,
+  previous: Generation | null = null,
   /** Each backend's URL; managed backends resolve to their running registry (backends/managed.ts). */
   backendFor: BackendResolver = configuredBackend,
-): Promise<GatewayState> {
+): Promise<Generation> {
   const security = await buildSecurity(config, logger, config.metrics.enabled ? metrics : null);
   let rateLimit: RateLimitStage | null = null;
   let sites: SiteMap | null = null;
   try {
     const shared = previous && sameForwarding(previous.config, config);
     const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
-    const forwarderUsers = shared ? previous.forwarderUsers : new Set<GatewayState>();
+    const forwarderUsers = shared ? previous.forwarderUsers : new Set<Generation>();
     const agentFor = (url: URL) => forwarder.agentFor(url);
     sites = new SiteMap(config, security.bySite, (name, site) => buildSiteUpstreams(name, site, { resolve: backendFor, agentFor, logger }));
     const certificates = await loadSiteCertificates(config);
@@ -124,13 +124,13 @@ export async function buildGatewayState(
     const affinityStore = sites.sites.some((site) => site.upstreams.pools().some(isReplicated)) && config.redis ? config.redis : null;
     const keepAffinity = previous && JSON.stringify(previous.affinityStore) === JSON.stringify(affinityStore);
     const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger) : memoryAffinity();
-    const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<GatewayState>();
+    const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<Generation>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const lists = new SiteLists(agentFor, logger);
     const search = new CatalogSearch((site) => lists.repositories(site));
     const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search };
     for (const site of sites.sites) site.upstreams.start();
-    return new GatewayState(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
+    return new Generation(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
   } catch (err) {
     for (const site of sites?.sites ?? []) site.upstreams.stop();
     await Promise.all([security.close(), rateLimit?.close()]);
@@ -139,11 +139,11 @@ export async function buildGatewayState(
 }
 
 /**
- * After a reload: the old state's stages are closed once its requests are done, or after `graceMs` at the
+ * After a reload: the old generation's stages are closed once its requests are done, or after `graceMs` at the
  * latest (they are only used as a request starts, so a long upload does not need them). Its forwarder
- * carries those requests' bytes, so it is closed only once they end, and only if no newer state uses it.
+ * carries those requests' bytes, so it is closed only once they end, and only if no newer generation uses it.
  */
-export async function retireState(old: GatewayState, graceMs: number): Promise<void> {
+export async function retireGeneration(old: Generation, graceMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, graceMs);

@@ -1,0 +1,124 @@
+// The sockets a gateway process listens on: the HTTPS listener clients use (TLS by SNI, connection caps,
+// Node's HTTP parser configured for registry traffic), and the plain-HTTP one for ACME HTTP-01 and
+// redirects. What happens to a request once parsed is the runtime's business (gateway.ts).
+import { once } from "node:events";
+import http from "node:http";
+import https from "node:https";
+import type { Socket } from "node:net";
+import type { GatewayConfig } from "./config/schema.js";
+import type { Logger } from "./observe/log.js";
+import { metrics } from "./observe/metrics.js";
+import { ConnectionLimits } from "./proxy/connections.js";
+import { requestInProgress } from "./proxy/pipelining.js";
+import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
+import { type AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./tls/acme-challenges.js";
+import { answerPlainHttp } from "./tls/plain-http-guard.js";
+import type { CertificateStore } from "./tls/store.js";
+
+export interface HttpsListener {
+  server: https.Server;
+  connections: ConnectionLimits;
+  /** Timeouts and connection caps a reload changes in place; new connections get the new values. */
+  configure(config: GatewayConfig): void;
+}
+
+export function createHttpsListener(
+  config: GatewayConfig,
+  store: CertificateStore,
+  responder: AcmeChallengeResponder,
+  logger: Logger,
+  onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): HttpsListener {
+  const server = https.createServer(
+    {
+      // SNI picks the site's certificate; no or unknown SNI gets the default site's. A TLS-ALPN-01
+      // validator (ALPN acme-tls/1) gets the pending challenge's certificate instead.
+      ...store.serverOptions(),
+      ...tlsChallengeHooks(responder, (servername) => store.contextFor(servername)),
+      maxHeaderSize: config.limits.maxHeaderBytes,
+      // Our JSON error for a missing Host beats Node's bare 400.
+      requireHostHeader: false,
+      // Node's 300 s whole-request limit would cut a slow multi-GB layer upload: only idle limits here.
+      requestTimeout: 0,
+      // From the TCP accept: a connection that never sends a ClientHello is cut at this, not Node's 120 s.
+      handshakeTimeout: config.timeouts.handshake,
+      headersTimeout: config.timeouts.header,
+      keepAliveTimeout: nodeKeepAliveTimeout(config.timeouts.keepAlive),
+    },
+    onRequest,
+  );
+  store.attach(server);
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
+  const connections = new ConnectionLimits(config.limits.maxConnections, config.limits.maxConnectionsPerIp);
+  server.on("connection", (socket: Socket) => connections.track(socket));
+  server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    metrics.tlsHandshakeFailed();
+    if (answerPlainHttp(err, socket)) return;
+    logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "TLS handshake failed");
+    // Nothing can be said on a connection without TLS (an HTTP error would wait behind the handshake
+    // forever): close it, so it stops counting against the connection caps and does not hold up shutdown.
+    socket.destroy();
+  });
+  const configure = (next: GatewayConfig) => {
+    server.timeout = next.timeouts.idle;
+    server.headersTimeout = next.timeouts.header;
+    server.keepAliveTimeout = nodeKeepAliveTimeout(next.timeouts.keepAlive);
+    // Connections over limits.maxConnections get a clear answer (proxy/connections.ts); that answer costs a
+    // handshake, so beyond twice the cap a flood is dropped at accept, without one.
+    server.maxConnections = 2 * next.limits.maxConnections;
+    connections.configure(next.limits.maxConnections, next.limits.maxConnectionsPerIp);
+  };
+  configure(config);
+  return { server, connections, configure };
+}
+
+/** The plain-HTTP listener: ACME HTTP-01 answers, everything else redirected to HTTPS. */
+export function createPlainHttpListener(config: GatewayConfig, responder: AcmeChallengeResponder, httpsPort: number): http.Server {
+  return http.createServer({ headersTimeout: config.timeouts.header }, createPlainHttpHandler({ responder, httpsPort }));
+}
+
+export async function listen(server: http.Server, address: { host: string; port: number }, what: string): Promise<void> {
+  server.listen(address.port, address.host);
+  try {
+    await once(server, "listening");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "EADDRINUSE" ? "the address is already in use" : code === "EACCES" ? "permission denied" : String(err);
+    throw new Error(`cannot listen for ${what} on ${address.host}:${address.port}: ${why}`, { cause: err });
+  }
+}
+
+/**
+ * Node's server closes an idle keep-alive connection 1 s after its keepAliveTimeout (a grace so that a
+ * client told `Keep-Alive: timeout=N` never races the close). timeouts.keepAlive is when the gateway
+ * closes: the client is told one second less (at least 1 s).
+ */
+function nodeKeepAliveTimeout(keepAliveMs: number): number {
+  return Math.max(1000, keepAliveMs - 1000);
+}
+
+/**
+ * Node's parser refused the request (oversized headers, Content-Length with Transfer-Encoding, bad
+ * syntax): answer in registry JSON on this one connection, and only this one.
+ */
+function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Socket, logger: Logger): void {
+  // TLS failures (handshake timeout, bad records) reach here too; the tlsClientError listener handles them.
+  if (err.code?.startsWith("ERR_SSL") || err.code?.startsWith("ERR_TLS")) return;
+  // A parse error inside the body of a request that is already being answered: one answer per request.
+  if (requestInProgress(socket)) {
+    socket.destroy();
+    return;
+  }
+  logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "malformed request refused");
+  if (!socket.writable || err.code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const [kind, message]: [GatewayErrorKind, string] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? ["headersTooLarge", "the request headers are too large"]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? ["badRequest", "the request headers did not arrive in time"]
+        : ["badRequest", "the request is not valid HTTP/1.1"];
+  socket.end(rawErrorResponse(kind, message));
+}
