@@ -16,7 +16,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
-import type { Principal } from "./auth/types.js";
 import type { UploadAffinity } from "./backends/affinity.js";
 import { dispatch } from "./backends/dispatch.js";
 import type { SiteLists } from "./backends/lists.js";
@@ -25,16 +24,17 @@ import { metrics } from "./observe/metrics.js";
 import { REQUEST_ID_HEADER, requestIdFrom } from "./observe/request-id.js";
 import type { ClientAddress } from "./proxy/client-ip.js";
 import { ConnectionLimits } from "./proxy/connections.js";
-import type { Forwarder, ForwardOutcome } from "./proxy/forward.js";
+import type { Forwarder } from "./proxy/forward.js";
 import { checkFraming, formMediaType } from "./proxy/framing.js";
 import { abandon, awaitTurn } from "./proxy/pipelining.js";
 import type { EdgeContext } from "./proxy/headers.js";
 import { paginate, readPageRequest } from "./registry/catalog.js";
 import { sendError, sendJson, type GatewayErrorKind } from "./registry/errors.js";
-import { classify, type RegistryRoute } from "./registry/routes.js";
+import { classify } from "./registry/routes.js";
 import type { CatalogSearch } from "./registry/search.js";
 import { checkTarget, formValues } from "./registry/target.js";
 import type { RateLimitStage } from "./ratelimit/stage.js";
+import type { FinishedRequest, RequestContext } from "./request-context.js";
 import type { SiteMap, Site } from "./sites.js";
 
 /** Everything a request needs that is derived from configuration; replaced whole on reload. */
@@ -58,28 +58,8 @@ export interface PipelineState {
   search: CatalogSearch;
 }
 
-/** What is known about a request once it is over, for the observe stage. */
-export interface RequestRecord {
-  /** The client's X-Request-Id if sane, else generated; sent to the backend and back to the client. */
-  requestId: string;
-  method: string;
-  /** Path and query as received. */
-  url: string;
-  clientIp: string;
-  startedAt: number;
-  durationMs: number;
-  status: number;
-  site?: Site;
-  route?: RegistryRoute;
-  /** Authenticated user name, when there is one. */
-  user?: string;
-  /** Why the gateway itself refused or failed the request, when it did. */
-  refusal?: GatewayErrorKind;
-  outcome?: ForwardOutcome;
-}
-
 export interface RequestObserver {
-  requestDone(record: RequestRecord, req: IncomingMessage, res: ServerResponse): void;
+  requestDone(request: FinishedRequest): void;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -92,22 +72,24 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
     // Requests in flight keep the state they started with, even if a reload swaps it meanwhile.
     const state = currentState();
     const requestId = requestIdFrom(req.headers["x-request-id"]);
-    // Set before any stage can answer, so gateway-made errors carry it too; forwarded as a request header.
-    req.headers["x-request-id"] = requestId;
+    // Set before any stage can answer, so gateway-made errors carry it too; the forwarder sends it upstream.
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    const record: RequestRecord = {
+    const ctx: RequestContext = {
+      req,
+      res,
       requestId,
       method: req.method ?? "GET",
       url: req.url ?? "",
       clientIp: state.clientAddress(req),
       startedAt: performance.now(),
+      principal: null,
       durationMs: 0,
       status: 0,
     };
     /** The client announced a body; until it is read, a refusal must also end the connection. */
     let unreadBody = true;
     const refuse = (kind: GatewayErrorKind, message: string, headers?: Record<string, string>) => {
-      record.refusal = kind;
+      ctx.refusal = kind;
       // An unread body would be parsed as the next request on this connection: close it instead.
       sendError(res, kind, message, unreadBody && !req.complete ? { ...headers, Connection: "close" } : headers);
     };
@@ -115,7 +97,7 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
       // 0. connection cap, turn on the connection, and framing
       if (!(await awaitTurn(req, res))) {
         // Pipelined behind a response that closed the connection: never forwarded, never answered.
-        record.refusal = "badRequest";
+        ctx.refusal = "badRequest";
         abandon(req, res);
         return;
       }
@@ -137,14 +119,14 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         refuse(...hostRefusal(lookup.reason, lookup.hostname));
         return;
       }
-      const site = (record.site = lookup.site);
+      const site = (ctx.site = lookup.site);
       if (state.strictSni && !sniMatches(state.sites, req, site)) {
         refuse("misdirected", `this connection's TLS server name is not for ${lookup.host.hostname}: connect with that name`);
         return;
       }
 
       // 2. classify: one reading of the target, the one forwarded
-      const target = checkTarget(record.url);
+      const target = checkTarget(ctx.url);
       if (!target.ok) {
         refuse(target.kind, target.reason);
         return;
@@ -155,17 +137,17 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         return;
       }
       if (form.body) unreadBody = false;
-      const mountFrom = record.method === "POST" ? mountSources(target.rawQuery, form.body) : [];
+      const mountFrom = ctx.method === "POST" ? mountSources(target.rawQuery, form.body) : [];
       if (mountFrom === null) {
         refuse("badRequest", "the query or form has an invalid percent-escape");
         return;
       }
-      const classification = classify(record.method, target.path, mountFrom);
+      const classification = classify(ctx.method, target.path, mountFrom);
       if (!classification.ok) {
         refuse(classification.kind, classification.message, classification.allow ? { Allow: classification.allow } : undefined);
         return;
       }
-      const route = (record.route = classification.route);
+      const route = (ctx.route = classification.route);
       const tokenEndpoint = route.kind === "token" ? (site.auth?.tokenEndpoint ?? null) : null;
       if (route.kind === "token" && !tokenEndpoint) {
         refuse("notFound", "this site issues no tokens");
@@ -180,29 +162,27 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         return;
       }
       // 3. authenticate + 4. authorize (issue #3). A token-auth site's /token checks credentials itself (6.)
-      /** Who is asking: null when anonymous or when the site has no auth. record.user carries the name. */
-      let principal: Principal | null = null;
       if (site.auth && !tokenEndpoint) {
         // docker search: anyone may ask (anonymous included); the answer shows each caller what it may pull.
         const admission =
           route.kind === "search"
-            ? await site.auth.identify(req.headers.authorization, externalOrigin, record.clientIp)
-            : await site.auth.admit(req.headers.authorization, route, externalOrigin, record.clientIp);
+            ? await site.auth.identify(req.headers.authorization, externalOrigin, ctx.clientIp)
+            : await site.auth.admit(req.headers.authorization, route, externalOrigin, ctx.clientIp);
         if (!admission.ok) {
-          record.user = admission.user;
+          ctx.user = admission.user;
           metrics.authFailure(site.name, admission.reason);
           const headers: Record<string, string> = { ...admission.headers };
           if (admission.challenge) headers["WWW-Authenticate"] = admission.challenge;
           refuse(admission.error, admission.message, headers);
           return;
         }
-        principal = admission.principal;
-        record.user = principal?.name;
+        ctx.principal = admission.principal;
+        ctx.user = admission.principal?.name;
       }
 
       // 5. rate limit (issue #4): only counted requests wait for a verdict; an admitted one is never cut later.
       let rateLimitHeaders: readonly string[] | undefined;
-      const limiting = state.rateLimit?.check(site, route, record.method, { user: record.user, ip: record.clientIp });
+      const limiting = state.rateLimit?.check(site, route, ctx.method, { user: ctx.user, ip: ctx.clientIp });
       if (limiting) {
         const verdict = await limiting;
         if (verdict.kind === "refused") {
@@ -218,14 +198,14 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
 
       // 6. forward (or answer /token of a token-auth site, or docker search)
       if (tokenEndpoint) {
-        const answered = await tokenEndpoint.handle(req, res, externalOrigin, record.clientIp);
-        record.user = answered.user;
-        if (answered.refusal) record.refusal = answered.refusal;
+        const answered = await tokenEndpoint.handle(req, res, externalOrigin, ctx.clientIp);
+        ctx.user = answered.user;
+        if (answered.refusal) ctx.refusal = answered.refusal;
         if (answered.failure) metrics.authFailure(site.name, answered.failure);
         return;
       }
       if (route.kind === "search") {
-        const page = await state.search.search(site, record.user ?? null, target.rawQuery).catch(() => null);
+        const page = await state.search.search(site, ctx.user ?? null, target.rawQuery).catch(() => null);
         if (page) sendJson(res, 200, page);
         else refuse("backendUnavailable", "the backend registry's catalog could not be read");
         return;
@@ -251,7 +231,7 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         const list =
           mergedList === "catalog"
             ? await state.lists.repositories(site).catch(() => undefined)
-            : await state.lists.tags(site, upstream, route.repository!, principal).catch(() => undefined);
+            : await state.lists.tags(site, upstream, route.repository!, ctx.principal).catch(() => undefined);
         if (list === undefined) refuse("backendUnavailable", "no backend registry of this site answered with its list");
         else if (list === null) refuse("notFound", "repository name not known to registry");
         else {
@@ -262,31 +242,32 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         return;
       }
       const edge: EdgeContext = {
+        requestId,
         externalOrigin,
         authority: lookup.host.authority,
-        clientIp: record.clientIp,
+        clientIp: ctx.clientIp,
         extraHeaders: rateLimitHeaders,
         passClientAuthorization: site.passClientAuthorization,
         backendAuthorization: site.backendAuth
-          ? await site.backendAuth.authorizationFor(route.backendAccesses ?? route.accesses, principal)
+          ? await site.backendAuth.authorizationFor(route.backendAccesses ?? route.accesses, ctx.principal)
           : undefined,
       };
       const dispatched = await dispatch(
         upstream,
-        { req, res, method: record.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name },
+        { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name },
         { forwarder: state.forwarder, affinity: state.affinity },
       );
-      if (dispatched.ok) record.outcome = dispatched.outcome;
+      if (dispatched.ok) ctx.outcome = dispatched.outcome;
       else refuse(dispatched.kind, dispatched.message);
     } catch (err) {
       state.logger.error({ err }, "request failed inside the gateway");
-      record.refusal = "internal";
+      ctx.refusal = "internal";
       if (!sendError(res, "internal", "internal gateway error", { Connection: "close" })) res.destroy();
     } finally {
       // 7. observe
-      record.status = res.headersSent ? res.statusCode : 0;
-      record.durationMs = performance.now() - record.startedAt;
-      state.observer?.requestDone(record, req, res);
+      ctx.status = res.headersSent ? res.statusCode : 0;
+      ctx.durationMs = performance.now() - ctx.startedAt;
+      state.observer?.requestDone(ctx);
     }
   };
 }

@@ -1,6 +1,7 @@
 // The observe stage: every finished request becomes metric observations and one access-log line.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { RequestObserver, RequestRecord } from "../pipeline.js";
+import type { RequestObserver } from "../pipeline.js";
+import type { FinishedRequest } from "../request-context.js";
 import { ACCESS_LOG_MESSAGE, loggablePath, roundMs, type AccessLogEntry } from "./access-log.js";
 import type { Logger } from "./log.js";
 import { UNKNOWN_SITE, type GatewayMetrics } from "./metrics.js";
@@ -16,12 +17,12 @@ export interface ObserverOptions {
 export function createRequestObserver({ metrics, accessLog }: ObserverOptions): RequestObserver | null {
   if (!metrics && !accessLog) return null;
   return {
-    requestDone(record: RequestRecord, req: IncomingMessage, res: ServerResponse): void {
+    requestDone(record: FinishedRequest): void {
       const outcome = record.outcome;
       const site = record.site?.name ?? UNKNOWN_SITE;
       const operation = record.route?.kind ?? "other";
       const bytesIn = outcome?.requestBytes ?? 0;
-      const bytesOut = outcome?.responseBytes ?? gatewayBodyBytes(req, res);
+      const bytesOut = outcome?.responseBytes ?? gatewayBodyBytes(record.req, record.res);
       metrics?.recordRequest({
         site,
         operation,

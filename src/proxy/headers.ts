@@ -23,6 +23,8 @@ const EDGE_ONLY = new Set(["expect"]);
 const FORWARDING = new Set(["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"]);
 
 export interface EdgeContext {
+  /** Replaces the client's X-Request-Id: the pipeline's sane one (observe/request-id.ts). */
+  requestId: string;
   /** `https://host[:port]` as the client addressed the gateway. */
   externalOrigin: string;
   /** `host[:port]` part of externalOrigin. */
@@ -55,8 +57,10 @@ export function forwardRequestHeaders(incoming: IncomingHttpHeaders, edge: EdgeC
   for (const [name, value] of Object.entries(incoming)) {
     if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || EDGE_ONLY.has(name) || named.has(name)) continue;
     if (name === "authorization" && !edge.passClientAuthorization) continue;
+    if (name === "x-request-id") continue;
     out[name] = value;
   }
+  out["x-request-id"] = edge.requestId;
   if (edge.backendAuthorization) out["authorization"] = edge.backendAuthorization;
   out["x-forwarded-proto"] = "https";
   out["x-forwarded-host"] = edge.authority;

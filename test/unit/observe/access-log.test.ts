@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createAccessLogger, loggablePath } from "../../../src/observe/access-log.js";
 import { createLogger, HIGH_VOLUME_FLUSH_MS, highVolumeChild } from "../../../src/observe/log.js";
 import { createRequestObserver } from "../../../src/observe/observer.js";
-import type { RequestRecord } from "../../../src/pipeline.js";
+import type { RequestContext } from "../../../src/request-context.js";
 import type { Site } from "../../../src/sites.js";
 import { routeOf } from "../../helpers/routes.js";
 
@@ -48,19 +48,6 @@ describe("access log line", () => {
   // The observer reads a site's name and backend only.
   const site = { name: "hub", hosts: ["hub.test"], backend: new URL("http://127.0.0.1:5001") } as unknown as Site;
   const url = `/v2/hub/app/blobs/uploads/0f3c?_state=${STATE}`;
-  const record: RequestRecord = {
-    requestId: "req-42",
-    method: "PATCH",
-    url,
-    clientIp: "192.0.2.7",
-    startedAt: 0,
-    durationMs: 153.456,
-    status: 202,
-    site,
-    route: routeOf("PATCH", "/v2/hub/app/blobs/uploads/0f3c"),
-    user: "alice",
-    outcome: { status: 202, backend: "http://127.0.0.1:5000", clientAborted: false, upstreamMs: 150.04, requestBytes: 4096, responseBytes: 0 },
-  };
   const secrets = ["QWxhZGRpbjpPcGVuU2VzYW1l", "OpenSesame", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln", "cookie-secret", STATE];
   const req = {
     method: "PATCH",
@@ -73,10 +60,26 @@ describe("access log line", () => {
     },
   } as unknown as IncomingMessage;
   const res = { headersSent: true, getHeader: () => undefined } as unknown as ServerResponse;
+  const record: RequestContext = {
+    req,
+    res,
+    requestId: "req-42",
+    method: "PATCH",
+    url,
+    clientIp: "192.0.2.7",
+    startedAt: 0,
+    durationMs: 153.456,
+    status: 202,
+    site,
+    route: routeOf("PATCH", "/v2/hub/app/blobs/uploads/0f3c"),
+    principal: null,
+    user: "alice",
+    outcome: { status: 202, backend: "http://127.0.0.1:5000", clientAborted: false, upstreamMs: 150.04, requestBytes: 4096, responseBytes: 0 },
+  };
 
   it("has every field an operator needs, in one JSON line, and no credential or upload state", async () => {
     const { lines, logger } = capture();
-    createRequestObserver({ metrics: null, accessLog: createAccessLogger(logger) })!.requestDone(record, req, res);
+    createRequestObserver({ metrics: null, accessLog: createAccessLogger(logger) })!.requestDone(record);
     await sleep(HIGH_VOLUME_FLUSH_MS + 20);
     assert.equal(lines.length, 1);
     const line = JSON.parse(lines[0]!);
@@ -119,7 +122,7 @@ describe("access log line", () => {
 
   it("is written whatever log.level says, and not at all without an access logger", async () => {
     const quiet = capture("error");
-    createRequestObserver({ metrics: null, accessLog: createAccessLogger(quiet.logger) })!.requestDone(record, req, res);
+    createRequestObserver({ metrics: null, accessLog: createAccessLogger(quiet.logger) })!.requestDone(record);
     await sleep(HIGH_VOLUME_FLUSH_MS + 20);
     assert.equal(quiet.lines.length, 1);
     assert.equal(createRequestObserver({ metrics: null, accessLog: null }), null, "nothing to observe: no observer");

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, it } from "node:test";
 import { AUTH_FAILURE_REASONS, GatewayMetrics, OPERATIONS, type RequestSample } from "../../../src/observe/metrics.js";
 import { createRequestObserver } from "../../../src/observe/observer.js";
-import type { RequestRecord } from "../../../src/pipeline.js";
+import type { RequestContext } from "../../../src/request-context.js";
 import type { Site } from "../../../src/sites.js";
 import { parseExposition, valueOf, type Samples } from "../../helpers/metrics.js";
 import { routeOf } from "../../helpers/routes.js";
@@ -28,8 +28,12 @@ function fakeExchange(method: string, contentLength?: number): [IncomingMessage,
   return [req, res];
 }
 
-function record(method: string, path: string, overrides: Partial<RequestRecord> = {}): RequestRecord {
+function record(method: string, path: string, overrides: Partial<RequestContext> = {}, contentLength?: number): RequestContext {
+  const [req, res] = fakeExchange(method, contentLength);
   return {
+    req,
+    res,
+    principal: null,
     requestId: "r-1",
     method,
     url: path,
@@ -107,8 +111,8 @@ describe("metrics: request observations", () => {
       ["GET", "/v1/_ping", "ping"],
       ["GET", "/v2/team/app/something-new", "other"],
     ];
-    for (const [method, path] of cases) observer.requestDone(record(method, path), ...fakeExchange(method));
-    observer.requestDone(record("GET", "/v2/", { site: undefined, route: undefined, status: 421 }), ...fakeExchange("GET", 101));
+    for (const [method, path] of cases) observer.requestDone(record(method, path));
+    observer.requestDone(record("GET", "/v2/", { site: undefined, route: undefined, status: 421 }, 101));
     const s = await samplesOf(metrics);
     for (const [method, path, operation] of cases) {
       assert.equal(valueOf(s, `${P}requests_total`, { site: "hub", operation, method, code: "200" }), 1, `${method} ${path}`);
@@ -125,7 +129,6 @@ describe("metrics: request observations", () => {
     const digest = `sha256:${"b".repeat(64)}`;
     observer.requestDone(
       record("GET", `/v2/secret-team/secret-app/blobs/${digest}`, { user: "alice", clientIp: "203.0.113.9", status: 200 }),
-      ...fakeExchange("GET"),
     );
     metrics.recordRequest(sample({ method: "PROPFIND" }));
     metrics.authFailure("hub", "not-a-reason" as never);

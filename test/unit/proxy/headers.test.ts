@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { clientResponseHeaders, forwardRequestHeaders, rewriteLocation, type EdgeContext } from "../../../src/proxy/headers.js";
 
-const edge: EdgeContext = { externalOrigin: "https://hub.registry.test:5443", authority: "hub.registry.test:5443", clientIp: "127.0.0.9" };
+const edge: EdgeContext = { requestId: "req-1", externalOrigin: "https://hub.registry.test:5443", authority: "hub.registry.test:5443", clientIp: "127.0.0.9" };
 const backend = new URL("http://127.0.0.1:5001");
 const pairs = (flat: string[]) => Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]);
 
@@ -25,6 +25,12 @@ describe("request headers towards the backend", () => {
     assert.equal(out["forwarded"], 'for=127.0.0.9;host="hub.registry.test:5443";proto=https');
     assert.equal(out["x-real-ip"], undefined);
     assert.equal(out.host, "hub.registry.test:5443");
+  });
+
+  it("sends the pipeline's request id, never the client's own value", () => {
+    const out = forwardRequestHeaders({ host: "hub.registry.test:5443", "x-request-id": "not sane; <script>" }, edge);
+    assert.equal(out["x-request-id"], "req-1");
+    assert.equal(forwardRequestHeaders({ host: "hub.registry.test:5443" }, edge)["x-request-id"], "req-1");
   });
 
   it("quotes and brackets an IPv6 client in Forwarded", () => {
