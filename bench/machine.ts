@@ -9,7 +9,8 @@ async function firstLine(cmd: string, args: string[]): Promise<string> {
   return (result.stdout.trim() || result.stderr.trim()).split("\n")[0] ?? "unknown";
 }
 
-export async function describeMachine(): Promise<string[]> {
+/** `gatewayWorkers`: the worker processes the gateway under test started (its ready line says). */
+export async function describeMachine(gatewayWorkers: number): Promise<string[]> {
   const cpuinfo = await readFile("/proc/cpuinfo", "utf8").catch(() => "");
   const cpu = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown CPU";
   const free = (await run("free", ["-g"], { timeoutMs: 10_000 })).stdout.trim().split("\n");
@@ -26,10 +27,14 @@ export async function describeMachine(): Promise<string[]> {
     `CPU: \`nproc\` = ${nproc}, ${cpu}`,
     `Memory (\`free -g\`, columns total used free shared buff/cache available): \`${memLine}\``,
     `Kernel: Linux ${release()}`,
-    `Node: ${process.version} (gateway: one process, no cluster)`,
+    `Node: ${process.version} (gateway: ${gatewayProcesses(gatewayWorkers)}; the feature-overhead and login-flood rows pin \`workers: 1\`, one process)`,
     `nginx: ${nginx.replace(/^nginx version: /, "")}`,
     `Caddy: ${caddy}`,
     `Registry: ${registry}`,
     `Clients: ${wrk.split(" Copyright")[0]}; ${curl.split(" (")[0]}; Node https for uploads`,
   ];
+}
+
+function gatewayProcesses(workers: number): string {
+  return workers === 1 ? "`workers` default auto = 1 on this machine: one process, no cluster" : `\`workers\` default auto = ${workers} worker processes plus a primary`;
 }

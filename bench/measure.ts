@@ -29,6 +29,26 @@ export async function pullMBps(endpoint: Endpoint, digest: string, bytes: number
   return speed! / MB;
 }
 
+/**
+ * `count` curl pulls of the same blob started together, each on its own connection, as several
+ * clients pulling layers at once would. Aggregate MB/s = all bytes / wall time from spawning the first
+ * curl to the exit of the last.
+ */
+export async function concurrentPullMBps(endpoint: Endpoint, digest: string, bytes: number, count: number): Promise<number> {
+  const url = `${endpoint.origin}/v2/${PULL_REPO}/blobs/${digest}`;
+  const args = ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", ...curlTarget(endpoint), url];
+  const started = performance.now();
+  const results = await Promise.all(Array.from({ length: count }, () => run("curl", args, { timeoutMs: 240_000 })));
+  const seconds = (performance.now() - started) / 1000;
+  results.forEach((result, i) => {
+    const [status, size] = result.stdout.trim().split(" ").map(Number);
+    if (result.code !== 0 || status !== 200 || size !== bytes) {
+      throw new Error(`pull ${i + 1} of ${count} via ${endpoint.name}: curl exit ${result.code}, HTTP ${status}, ${size} of ${bytes} bytes ${result.stderr.trim()}`);
+    }
+  });
+  return (count * bytes) / MB / seconds;
+}
+
 /** Where the upload continues: the registry's Location, resolved against the endpoint if relative. */
 function nextUploadUrl(endpoint: Endpoint, location: string, what: string): URL {
   const url = new URL(location, endpoint.origin);
@@ -109,13 +129,13 @@ async function statusKiB(pid: number, field: "VmRSS" | "VmHWM"): Promise<number>
   return Number(match[1]);
 }
 
-const sumKiB = async (pids: number[], field: "VmRSS" | "VmHWM") =>
-  (await Promise.all(pids.map((pid) => statusKiB(pid, field)))).reduce((a, b) => a + b, 0);
-
-/** Current RSS summed over pids, MB. */
-export async function rssMB(pids: number[]): Promise<number> {
-  return ((await sumKiB(pids, "VmRSS")) * 1024) / MB;
+/** Current RSS of each pid, MB. */
+export async function rssPerProcess(pids: number[]): Promise<Map<number, number>> {
+  const kib = await Promise.all(pids.map((pid) => statusKiB(pid, "VmRSS")));
+  return new Map(pids.map((pid, i) => [pid, toMB(kib[i]!)]));
 }
+
+const toMB = (kib: number) => (kib * 1024) / MB;
 
 /** Resets VmHWM to the current RSS (Linux ≥ 4.0, needs ptrace rights over pid); false if refused. */
 async function resetPeak(pid: number): Promise<boolean> {
@@ -127,21 +147,36 @@ async function resetPeak(pid: number): Promise<boolean> {
   }
 }
 
-export interface MemoryResult {
-  /** Sum of VmHWM before the reset: the peak over the process's whole life up to this upload, MB. */
+/** One process's memory around the upload, MB. */
+export interface ProcessMemory {
+  pid: number;
+  /** VmHWM before the reset: the process's peak over its whole life up to this upload. */
   earlierPeakMB: number;
-  /** RSS just before the upload, MB. */
+  /** VmRSS just before the upload. */
   beforeMB: number;
-  /** Highest sum of VmRSS seen by the 100 ms sampler, MB. */
+  /** Highest VmRSS seen by the 100 ms sampler during the upload. */
   sampledPeakMB: number;
-  /** Sum of VmHWM after the upload, the peaks reset just before it; null if the reset was refused. */
+  /** VmHWM after the upload, reset just before it; null if the reset was refused. */
   hwmMB: number | null;
+}
+
+export interface MemoryResult {
+  /** Every process measured, in the order given. */
+  processes: ProcessMemory[];
   uploadMBps: number;
 }
 
+/** The peak during the upload: VmHWM when the reset worked, else what the sampler saw. */
+export const uploadPeakMB = (p: ProcessMemory): number => p.hwmMB ?? p.sampledPeakMB;
+
+/** Upload time allowed: 60 s plus 10 MB/s, far below what any proxy here does (~100 MB/s). */
+const uploadTimeoutMs = (mebibytes: number) => 60_000 + Math.ceil(((mebibytes * MiB) / (10 * MB)) * 1000);
+
 /**
- * Streams one chunked PATCH of `mebibytes` through the endpoint while sampling the proxy's RSS every
+ * Streams one chunked PATCH of `mebibytes` through the endpoint while sampling each process's RSS every
  * 100 ms, then cancels the upload (DELETE) so the registry drops the bytes instead of keeping GiBs on disk.
+ * Each process is read on its own: in a cluster one worker serves the upload, and its peak is the one
+ * that must stay bounded, not a sum that also counts processes that did nothing.
  */
 export async function uploadMemory(
   endpoint: Endpoint,
@@ -151,14 +186,15 @@ export async function uploadMemory(
   mebibytes: number,
 ): Promise<MemoryResult> {
   if (pids.length === 0) throw new Error(`${endpoint.name}: no processes to measure`);
-  const earlierPeakKiB = await sumKiB(pids, "VmHWM");
+  const earlierPeakKiB = await Promise.all(pids.map((pid) => statusKiB(pid, "VmHWM")));
   const resets = await Promise.all(pids.map(resetPeak));
-  const beforeKiB = await sumKiB(pids, "VmRSS");
-  let peakKiB = beforeKiB;
+  const beforeKiB = await Promise.all(pids.map((pid) => statusKiB(pid, "VmRSS")));
+  const peakKiB = [...beforeKiB];
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      peakKiB = Math.max(peakKiB, await sumKiB(pids, "VmRSS"));
+      const now = await Promise.all(pids.map((pid) => statusKiB(pid, "VmRSS")));
+      now.forEach((kib, i) => (peakKiB[i] = Math.max(peakKiB[i]!, kib)));
       await sleep(100);
     }
   })();
@@ -170,7 +206,7 @@ export async function uploadMemory(
     const patch = await send(endpoint, "PATCH", uploadUrl, {
       headers: { "content-type": "application/octet-stream", "transfer-encoding": "chunked" },
       body: source.stream(label, mebibytes),
-      timeoutMs: 240_000,
+      timeoutMs: uploadTimeoutMs(mebibytes),
     });
     expectStatus(patch, 202, `PATCH ${mebibytes} MiB via ${endpoint.name}`);
     uploadUrl = nextUploadUrl(endpoint, locationOf(patch, "PATCH"), "PATCH");
@@ -179,13 +215,16 @@ export async function uploadMemory(
     await sampler;
   }
   const seconds = (performance.now() - started) / 1000;
-  const hwmKiB = resets.every(Boolean) ? await sumKiB(pids, "VmHWM") : null;
+  const hwmKiB = await Promise.all(pids.map((pid, i) => (resets[i] ? statusKiB(pid, "VmHWM") : null)));
   expectStatus(await send(endpoint, "DELETE", uploadUrl), 204, `DELETE upload via ${endpoint.name}`);
   return {
-    earlierPeakMB: (earlierPeakKiB * 1024) / MB,
-    beforeMB: (beforeKiB * 1024) / MB,
-    sampledPeakMB: (peakKiB * 1024) / MB,
-    hwmMB: hwmKiB === null ? null : (hwmKiB * 1024) / MB,
+    processes: pids.map((pid, i) => ({
+      pid,
+      earlierPeakMB: toMB(earlierPeakKiB[i]!),
+      beforeMB: toMB(beforeKiB[i]!),
+      sampledPeakMB: toMB(peakKiB[i]!),
+      hwmMB: hwmKiB[i] === null ? null : toMB(hwmKiB[i]!),
+    })),
     uploadMBps: (mebibytes * MiB) / MB / seconds,
   };
 }

@@ -8,9 +8,16 @@ import { startGatewayProcess, type GatewayProcess } from "../test/helpers/cli.js
 import { type ManagedProcess, startProcess, waitFor } from "../test/helpers/process.js";
 import { type Endpoint, SITE_HOST, send } from "./client.js";
 
+/** One process whose memory the RSS rows read, and what it is (for the per-process notes). */
+export interface MeasuredProcess {
+  pid: number;
+  /** "primary" or "worker" (gateway), "worker" (nginx), "process" (Caddy). */
+  role: string;
+}
+
 export interface RunningProxy extends Endpoint {
-  /** Processes whose memory the RSS row adds up (nginx: its workers). */
-  memoryPids(): Promise<number[]>;
+  /** Processes whose memory the RSS rows read: gateway primary + workers, nginx's workers, Caddy's one. */
+  memoryProcesses(): Promise<MeasuredProcess[]>;
   /** Last lines of the process's output, for error messages. */
   output(): string;
   /** Warnings and errors the proxy logged so far (its own log format), for the report. */
@@ -47,6 +54,8 @@ const basicAuthorization = (auth: BenchBasicAuth | undefined) =>
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");
 const READY_TIMEOUT_MS = 20_000;
+/** A cluster says "gateway ready" once every worker is: on a loaded 2-core machine that takes longer (as test/helpers/cli.ts allows). */
+const GATEWAY_READY_TIMEOUT_MS = 60_000;
 
 function endpointAt(port: number, cert: SiteCertificate): Pick<Endpoint, "origin" | "port" | "ca" | "caFile"> {
   return { origin: `https://${SITE_HOST}:${port}`, port, ca: cert.ca, caFile: cert.caFile };
@@ -80,6 +89,8 @@ function linesMatching(text: string, pattern: RegExp): string[] {
 interface ReadyLine {
   https: string;
   caFile: string | null;
+  /** Logged by a cluster's primary (src/cluster/primary.ts); absent with `workers: 1`, which has no primary. */
+  workers?: number;
 }
 
 function readyLine(output: string): ReadyLine | undefined {
@@ -95,7 +106,14 @@ function readyLine(output: string): ReadyLine | undefined {
   return undefined;
 }
 
-export async function startGateway(workDir: string, backendPort: number, options: ProxyOptions = {}): Promise<{ proxy: RunningProxy; cert: SiteCertificate }> {
+export interface StartedGateway {
+  proxy: RunningProxy;
+  cert: SiteCertificate;
+  /** Worker processes serving requests (1 = a single process, no primary). */
+  workers: number;
+}
+
+export async function startGateway(workDir: string, backendPort: number, options: ProxyOptions = {}): Promise<StartedGateway> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const dataDir = join(workDir, "gateway-data");
   const configFile = join(workDir, "gateway.yaml");
@@ -107,9 +125,8 @@ export async function startGateway(workDir: string, backendPort: number, options
       `listen: 127.0.0.1:${port}`,
       `admin: { listen: 127.0.0.1:${adminPort} }`,
       `dataDir: ${JSON.stringify(dataDir)}`,
-      // One process: the rows compare the request path process for process, and the memory rows read one
-      // pid (a cluster's workers would need summing). A workers row is still to be added (issue #10).
-      "workers: 1",
+      // No `workers` key: the default, auto = one worker per core plus a primary, as users run it; nginx
+      // (worker_processes auto) and Caddy (GOMAXPROCS = cores) use every core too.
       options.accessLog === false ? "log: { level: info, access: false }" : "log: { level: info }",
       "sites:",
       `  - hosts: [${SITE_HOST}, localhost, 127.0.0.1]`,
@@ -129,7 +146,7 @@ export async function startGateway(workDir: string, backendPort: number, options
   let ready: ReadyLine;
   try {
     ready = await waitFor(() => readyLine(child.output()), {
-      timeoutMs: READY_TIMEOUT_MS,
+      timeoutMs: GATEWAY_READY_TIMEOUT_MS,
       what: 'the gateway\'s "gateway ready" log line',
       giveUpIf: () => (child.exitStatus ? `process exited (${JSON.stringify(child.exitStatus)})` : undefined),
     });
@@ -146,16 +163,29 @@ export async function startGateway(workDir: string, backendPort: number, options
     keyFile: join(dataDir, "certs", `${SITE_HOST}.key`),
   };
   const httpsPort = Number(ready.https.split(":").pop());
+  const workers = ready.workers ?? 1;
   const proxy: RunningProxy = {
     name: "gateway",
     ...endpointAt(httpsPort, cert),
-    memoryPids: async () => [child.pid],
+    memoryProcesses: () => gatewayProcesses(child.pid, workers),
     output: () => child.output(),
     logProblems: async () => linesMatching(child.output(), /"level":"(warn|error|fatal)"/),
     stop: async () => void (await child.stop()),
   };
   await waitUntilServing(proxy, child, options.basicAuth);
-  return { proxy, cert };
+  return { proxy, cert, workers };
+}
+
+/**
+ * The primary and its workers (its children: with no managed registry configured the gateway forks
+ * nothing else); a single-process gateway is just itself.
+ */
+async function gatewayProcesses(pid: number, workers: number): Promise<MeasuredProcess[]> {
+  if (workers === 1) return [{ pid, role: "process" }];
+  const children = await childPids(pid);
+  // A worker that died is being restarted: its memory would be missing from the rows, so say so.
+  if (children.length !== workers) throw new Error(`gateway ${pid}: ${children.length} worker processes, expected ${workers}`);
+  return [{ pid, role: "primary" }, ...children.map((child) => ({ pid: child, role: "worker" }))];
 }
 
 // ---- nginx -----------------------------------------------------------------------------------------------
@@ -241,7 +271,7 @@ export async function startNginx(workDir: string, backendPort: number, cert: Sit
   const proxy: RunningProxy = {
     name: "nginx",
     ...endpointAt(port, cert),
-    memoryPids: () => childPids(child.pid),
+    memoryProcesses: async () => (await childPids(child.pid)).map((pid) => ({ pid, role: "worker" })),
     output: () => child.output(),
     logProblems: async () =>
       // [warn] is left out: the recipe's response buffering logs one for every blob spooled to a temp file.
@@ -252,7 +282,7 @@ export async function startNginx(workDir: string, backendPort: number, cert: Sit
   return proxy;
 }
 
-/** Direct children of pid (nginx's workers), from /proc/PID/stat's ppid field. */
+/** Direct children of pid (nginx's workers, the gateway's), from /proc/PID/stat's ppid field, lowest pid first. */
 async function childPids(parent: number): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir("/proc")) {
@@ -266,7 +296,7 @@ async function childPids(parent: number): Promise<number[]> {
       // exited meanwhile
     }
   }
-  return pids;
+  return pids.sort((a, b) => a - b);
 }
 
 // ---- Caddy -----------------------------------------------------------------------------------------------
@@ -308,7 +338,7 @@ export async function startCaddy(workDir: string, backendPort: number, cert: Sit
   const proxy: RunningProxy = {
     name: "caddy",
     ...endpointAt(port, cert),
-    memoryPids: async () => [child.pid],
+    memoryProcesses: async () => [{ pid: child.pid, role: "process" }],
     output: () => child.output(),
     // Errors only: with admin off, auto_https off and a private CA, Caddy warns at every start.
     logProblems: async () => linesMatching(child.output(), /"level":"(error|fatal)"/),
@@ -321,6 +351,8 @@ export async function startCaddy(workDir: string, backendPort: number, cert: Sit
 /**
  * A one-site gateway for the feature benches: `label` names its config and data dir, `topLevel` and
  * `siteLines` add to the minimal config (top-level keys; lines under the site, indented four spaces).
+ * One process (`workers: 1`): these rows compare the gateway with itself, feature off vs on, and read
+ * CPU per request from one pid; a cluster would split that over workers the bench would have to sum.
  */
 export async function startFeatureGateway(
   workDir: string,

@@ -10,10 +10,22 @@ import { join, resolve } from "node:path";
 import { startRegistry } from "../test/helpers/registry.js";
 import { BlobSource, type Endpoint, MiB, closeAgents } from "./client.js";
 import { describeMachine } from "./machine.js";
-import { checkManifest, manifestRps, pullMBps, pushMBps, rssMB, uploadMemory, type MemoryResult } from "./measure.js";
-import { type RunningProxy, startCaddy, startGateway, startNginx } from "./proxies.js";
+import {
+  type MemoryResult,
+  type ProcessMemory,
+  checkManifest,
+  concurrentPullMBps,
+  manifestRps,
+  pullMBps,
+  pushMBps,
+  rssPerProcess,
+  uploadMemory,
+  uploadPeakMB,
+} from "./measure.js";
+import { type MeasuredProcess, type RunningProxy, startCaddy, startGateway, startNginx } from "./proxies.js";
 import {
   PROXIES,
+  type Ceiling,
   type LatencyRow,
   type OverheadRow,
   type ProxyName,
@@ -37,9 +49,13 @@ const QUICK = process.env.BENCH_QUICK === "1";
 const BLOB_ROUNDS = QUICK ? 1 : 5;
 const RPS_ROUNDS = QUICK ? 1 : 3;
 const BLOB_MIB = QUICK ? 16 : 256;
-const RSS_UPLOAD_MIB = QUICK ? 64 : 2048;
+/** Pulls of the BLOB_MIB blob started together for the aggregate row. */
+const CONCURRENT_PULLS = 4;
+const RSS_UPLOAD_MIB = QUICK ? 64 : 4096;
 const WRK_SECONDS = QUICK ? 2 : 8;
-const RSS_CEILING_MB = 150;
+/** Issue #10's memory targets for the gateway: idle RSS per process, and what an upload may add to it. */
+const IDLE_CEILING_MB = 60;
+const UPLOAD_HEADROOM_MB = 32;
 /** Hard stop for the whole run: a hung component must not hang the bench. */
 const MAX_RUN_MS = 15 * 60_000;
 
@@ -135,9 +151,61 @@ function throughputRow(name: string, unit: string, samples: Samples): Row {
   };
 }
 
-function peak(result: MemoryResult | null | undefined): number | null {
-  if (!result) return null;
-  return result.hwmMB ?? result.sampledPeakMB;
+// ---- memory, process by process ------------------------------------------------------------------------
+
+/** One process's RSS at one moment, with what it is. */
+interface Reading extends MeasuredProcess {
+  mb: number;
+}
+
+async function readRss(proxy: RunningProxy): Promise<Reading[]> {
+  const processes = await proxy.memoryProcesses();
+  const rss = await rssPerProcess(processes.map((p) => p.pid));
+  return processes.map((p) => ({ ...p, mb: rss.get(p.pid)! }));
+}
+
+const largest = (values: number[] | undefined): number | null => (values?.length ? Math.max(...values) : null);
+const total = (values: number[] | undefined): number | null => (values?.length ? values.reduce((a, b) => a + b, 0) : null);
+
+/**
+ * The process that served the upload: the one whose upload peak rose highest above its own idle RSS. In a
+ * cluster that is the worker the connection went to; if no process grew, it is the one furthest above
+ * its idle reading, so the target is judged on the worst process, never on an idle one. A process with
+ * no idle reading (restarted since) is furthest of all: its ceiling cannot be computed, and the row says so.
+ */
+function uploadServer(idle: Reading[] | null | undefined, result: MemoryResult | null | undefined) {
+  if (!result) return undefined;
+  const excess = (p: ProcessMemory) => uploadPeakMB(p) - (idle?.find((r) => r.pid === p.pid)?.mb ?? -Infinity);
+  const server = result.processes.reduce((best, p) => (excess(p) > excess(best) ? p : best));
+  return { server, idle: idle?.find((r) => r.pid === server.pid) };
+}
+
+/** Issue #10: the upload may raise the process serving it at most UPLOAD_HEADROOM_MB above its own idle RSS. */
+function uploadCeiling(idle: Reading[] | null | undefined, result: MemoryResult | null | undefined): Ceiling {
+  const what = `its idle RSS + ${UPLOAD_HEADROOM_MB} MB`;
+  const found = uploadServer(idle, result);
+  if (!found) return { limit: null, what };
+  if (!found.idle) return { limit: null, what, basis: `pid ${found.server.pid} has no idle reading (restarted?)` };
+  return { limit: found.idle.mb + UPLOAD_HEADROOM_MB, what, basis: `${found.idle.role} pid ${found.idle.pid}, idle ${found.idle.mb.toFixed(1)} MB` };
+}
+
+/** "gateway primary (pid 12) 51.2 → 60.3 → 61.0" for every process measured, for the method text. */
+function perProcessNotes(idle: Partial<Record<ProxyName, Reading[] | null>>, memory: Partial<Record<ProxyName, MemoryResult | null>>): string {
+  const notes: string[] = [];
+  for (const proxy of PROXIES) {
+    const readings = idle[proxy] ?? [];
+    const processes = memory[proxy]?.processes ?? [];
+    const pids = [...new Set([...readings.map((r) => r.pid), ...processes.map((p) => p.pid)])];
+    for (const pid of pids) {
+      const reading = readings.find((r) => r.pid === pid);
+      const upload = processes.find((p) => p.pid === pid);
+      const mb = (value: number | undefined) => (value === undefined ? "n/a" : value.toFixed(1));
+      notes.push(
+        `${proxy} ${reading?.role ?? "process"} (pid ${pid}) ${mb(reading?.mb)} → ${mb(upload?.beforeMB)} → ${mb(upload ? uploadPeakMB(upload) : undefined)}`,
+      );
+    }
+  }
+  return notes.join("; ");
 }
 
 // ---- the run ---------------------------------------------------------------------------------------------
@@ -145,7 +213,6 @@ function peak(result: MemoryResult | null | undefined): number | null {
 async function main(): Promise<void> {
   const started = performance.now();
   const date = new Date();
-  const machine = await describeMachine();
   const loadAtStart = loadavg();
   const workDir = await mkdtemp(join(tmpdir(), "rg-bench-"));
   cleanups.push(() => rm(workDir, { recursive: true, force: true }));
@@ -161,7 +228,7 @@ async function main(): Promise<void> {
 
   log("starting the gateway, nginx and Caddy");
   // Access log off, like nginx's and Caddy's here; its cost is measured on its own below.
-  const { proxy: gateway, cert } = await startGateway(workDir, registry.port, { accessLog: false });
+  const { proxy: gateway, cert, workers: gatewayWorkers } = await startGateway(workDir, registry.port, { accessLog: false });
   cleanups.push(() => gateway.stop());
   const nginx = await startNginx(workDir, registry.port, cert);
   cleanups.push(() => nginx.stop());
@@ -169,9 +236,10 @@ async function main(): Promise<void> {
   cleanups.push(() => caddy.stop());
   const proxies: RunningProxy[] = [gateway, nginx, caddy];
   const everyone: Endpoint[] = [...proxies, direct];
+  const machine = await describeMachine(gatewayWorkers);
 
-  const idle: Partial<Record<ProxyName, number | null>> = {};
-  for (const proxy of proxies) idle[proxy.name as ProxyName] = await attempt(`idle RSS of ${proxy.name}`, async () => rssMB(await proxy.memoryPids()));
+  const idle: Partial<Record<ProxyName, Reading[] | null>> = {};
+  for (const proxy of proxies) idle[proxy.name as ProxyName] = await attempt(`idle RSS of ${proxy.name}`, () => readRss(proxy));
 
   for (const endpoint of everyone) await attempt(`manifest GET via ${endpoint.name}`, () => checkManifest(endpoint, seeded.manifestDigest));
   // Warm-up, not counted: page cache, connection pools, JIT.
@@ -179,6 +247,9 @@ async function main(): Promise<void> {
 
   const pull = await repeated(everyone, BLOB_ROUNDS, `blob pull ${BLOB_MIB} MiB`, (endpoint) =>
     pullMBps(endpoint, seeded.layerDigest, seeded.layerBytes),
+  );
+  const concurrent = await repeated(everyone, BLOB_ROUNDS, `${CONCURRENT_PULLS} concurrent pulls of ${BLOB_MIB} MiB`, (endpoint) =>
+    concurrentPullMBps(endpoint, seeded.layerDigest, seeded.layerBytes, CONCURRENT_PULLS),
   );
   const runTag = randomBytes(4).toString("hex");
   const push = await repeated(everyone, BLOB_ROUNDS, `blob push ${BLOB_MIB} MiB`, async (endpoint, round) =>
@@ -196,11 +267,11 @@ async function main(): Promise<void> {
 
   const memory: Partial<Record<ProxyName, MemoryResult | null>> = {};
   for (const proxy of proxies) {
-    const pids = await proxy.memoryPids();
-    log(`${RSS_UPLOAD_MIB} MiB chunked upload through ${proxy.name} (pids ${pids.join(",")})`);
-    memory[proxy.name as ProxyName] = await attempt(`${RSS_UPLOAD_MIB} MiB upload via ${proxy.name}`, () =>
-      uploadMemory(proxy, pids, source, `rss-${runTag}-${proxy.name}`, RSS_UPLOAD_MIB),
-    );
+    memory[proxy.name as ProxyName] = await attempt(`${RSS_UPLOAD_MIB} MiB upload via ${proxy.name}`, async () => {
+      const pids = (await proxy.memoryProcesses()).map((p) => p.pid);
+      log(`${RSS_UPLOAD_MIB} MiB chunked upload through ${proxy.name} (pids ${pids.join(",")})`);
+      return uploadMemory(proxy, pids, source, `rss-${runTag}-${proxy.name}`, RSS_UPLOAD_MIB);
+    });
   }
 
   // The features: each starts its own processes against the same registry, after the rows above.
@@ -256,9 +327,26 @@ async function main(): Promise<void> {
     for (const line of (await proxy.logProblems()).slice(0, 20)) problems.push(`${proxy.name} logged: ${line}`);
   }
 
+  // Memory rows: per process (the largest), since that is what issue #10 bounds; totals go in a row and the notes.
+  const idleOf = (who: ProxyName) => idle[who]?.map((r) => r.mb);
+  const uploadOf = (who: ProxyName, value: (p: ProcessMemory) => number) => memory[who]?.processes.map(value);
+  const servedUpload = (who: ProxyName) => uploadServer(idle[who], memory[who])?.server;
+  const memoryRow = (name: string, value: (who: ProxyName) => number | null, gatewayAtMost?: Ceiling): Row => ({
+    name,
+    unit: "MB",
+    gateway: value("gateway"),
+    nginx: value("nginx"),
+    caddy: value("caddy"),
+    higherIsBetter: false,
+    gatewayAtMost,
+  });
   const rows: Row[] = [
-    throughputRow(`blob pull (${BLOB_MIB} MiB GET)`, "MB/s", pull),
-    throughputRow(`blob push (${BLOB_MIB} MiB, POST → chunked PATCH → PUT)`, "MB/s", push),
+    { ...throughputRow(`blob pull (${BLOB_MIB} MiB GET)`, "MB/s", pull), atLeastCaddy: 1 },
+    {
+      ...throughputRow(`${CONCURRENT_PULLS} concurrent pulls of the ${BLOB_MIB} MiB blob, aggregate`, "MB/s", concurrent),
+      atLeastCaddy: 1,
+    },
+    { ...throughputRow(`blob push (${BLOB_MIB} MiB, POST → chunked PATCH → PUT)`, "MB/s", push), atLeastCaddy: 1 },
     throughputRow(`manifest GET (wrk -t2 -c32, ${WRK_SECONDS} s)`, "req/s", rps),
     {
       name: `authenticated manifest GET, bcrypt cost 10 htpasswd (wrk -t2 -c32, ${WRK_SECONDS} s)`,
@@ -267,42 +355,27 @@ async function main(): Promise<void> {
       nginx: auth?.nginx ?? null,
       caddy: auth?.caddy ?? null,
       higherIsBetter: true,
+      atLeastCaddy: 1,
       samples: auth?.samples,
     },
-    {
-      name: "RSS just after start, before any traffic",
-      unit: "MB",
-      gateway: idle.gateway ?? null,
-      nginx: idle.nginx ?? null,
-      caddy: idle.caddy ?? null,
-      higherIsBetter: false,
-    },
-    {
-      name: "peak RSS over all the runs above (VmHWM)",
-      unit: "MB",
-      gateway: memory.gateway?.earlierPeakMB ?? null,
-      nginx: memory.nginx?.earlierPeakMB ?? null,
-      caddy: memory.caddy?.earlierPeakMB ?? null,
-      higherIsBetter: false,
-      gatewayBelow: RSS_CEILING_MB,
-    },
-    {
-      name: `RSS after the runs above, before the ${RSS_UPLOAD_MIB} MiB upload`,
-      unit: "MB",
-      gateway: memory.gateway?.beforeMB ?? null,
-      nginx: memory.nginx?.beforeMB ?? null,
-      caddy: memory.caddy?.beforeMB ?? null,
-      higherIsBetter: false,
-    },
-    {
-      name: `peak RSS during a ${RSS_UPLOAD_MIB} MiB chunked upload`,
-      unit: "MB",
-      gateway: peak(memory.gateway),
-      nginx: peak(memory.nginx),
-      caddy: peak(memory.caddy),
-      higherIsBetter: false,
-      gatewayBelow: RSS_CEILING_MB,
-    },
+    memoryRow("RSS just after start, before any traffic, per process (the largest)", (who) => largest(idleOf(who)), {
+      limit: IDLE_CEILING_MB,
+      what: `${IDLE_CEILING_MB} MB`,
+    }),
+    memoryRow("RSS just after start, all processes together", (who) => total(idleOf(who))),
+    memoryRow("peak RSS over all the runs above (VmHWM), per process (the largest)", (who) => largest(uploadOf(who, (p) => p.earlierPeakMB))),
+    memoryRow(`RSS after the runs above, before the ${RSS_UPLOAD_MIB} MiB upload, per process (the largest)`, (who) =>
+      largest(uploadOf(who, (p) => p.beforeMB)),
+    ),
+    memoryRow(`RSS after the runs above, all processes together`, (who) => total(uploadOf(who, (p) => p.beforeMB))),
+    memoryRow(
+      `peak RSS during a ${RSS_UPLOAD_MIB} MiB chunked upload (VmHWM), the process that served it`,
+      (who) => {
+        const server = servedUpload(who);
+        return server ? uploadPeakMB(server) : null;
+      },
+      uploadCeiling(idle.gateway, memory.gateway),
+    ),
   ];
 
   const durationSeconds = (performance.now() - started) / 1000;
@@ -311,21 +384,24 @@ async function main(): Promise<void> {
     `Load average (1/5/15 min) at start: ${load(loadAtStart)}; at end: ${load(loadavg())}. Anything else running on the machine shares its cores with the bench.`,
   );
   const uploadSpeeds = PROXIES.map((p) => `${p} ${memory[p]?.uploadMBps.toFixed(0) ?? "error"}`).join(", ");
-  const sampled = PROXIES.map((p) => `${p} ${memory[p]?.sampledPeakMB.toFixed(0) ?? "error"}`).join(", ");
+  const sampled = PROXIES.map((p) => `${p} ${largest(uploadOf(p, (x) => x.sampledPeakMB))?.toFixed(0) ?? "error"}`).join(", ");
   const method = [
     `One \`docker-registry\` (filesystem storage in a temp dir) behind three proxies, each on its own 127.0.0.1 port, all serving the same leaf certificate (the gateway's generated \`DATADIR/certs/bench.registry.test.crt\`). Clients name \`bench.registry.test\` (resolved to 127.0.0.1) and verify the chain against the gateway's CA; wrk does not verify.`,
     `"registry direct" is the registry itself over plain HTTP, without TLS: the ceiling a proxy can approach, not a competitor.`,
     `Every throughput value is the median of ${BLOB_ROUNDS} rounds (blob rows) or ${RPS_ROUNDS} rounds (wrk row); in each round every endpoint is measured once, the starting endpoint rotating per round. All samples are listed under the table.`,
     `Pull: \`curl --http1.1 -o /dev/null\` of one ${BLOB_MIB} MiB blob, \`%{speed_download}\` (one un-timed warm-up pull each first).`,
+    `Concurrent pulls: ${CONCURRENT_PULLS} such curl processes (each its own connection and TLS handshake) spawned together for the same ${BLOB_MIB} MiB blob; aggregate MB/s = ${CONCURRENT_PULLS} × ${BLOB_MIB} MiB / the wall time from spawning the first to the exit of the last (TLS handshakes and process start included, the same for every endpoint). Each must get HTTP 200 and every byte. Rounds and rotation as for the other blob rows; the curls share the cores with the proxy and the registry.`,
     `Push: a Node https client (keep-alive) does POST, one PATCH of ${BLOB_MIB} MiB with \`Transfer-Encoding: chunked\` and no Content-Length, then PUT \`?digest=\`, following the registry's Location; timed from POST to the PUT's 201. Each push is a distinct blob, generated on the fly; its digest is computed before the clock starts.`,
     `Requests/s: \`wrk -t2 -c32 -d${WRK_SECONDS}s\` on \`GET /v2/bench/pull/manifests/v1\` with \`Host: bench.registry.test:PORT\` and an OCI manifest Accept header. The load generator shares the ${machine[0]?.match(/= (\d+)/)?.[1] ?? "?"} cores with the proxy and the registry.`,
-    `Memory: one ${RSS_UPLOAD_MIB} MiB chunked PATCH per proxy (then DELETE of the upload). "peak RSS over all the runs above" is VmHWM read just before this upload (the process's peak since start). The upload peak is VmHWM from /proc/PID/status after resetting it (\`echo 5 > /proc/PID/clear_refs\`) just before the upload; a 100 ms VmRSS sampler saw peaks of ${sampled} MB. nginx counts its worker processes (not the master); Caddy and the gateway are one process each. Upload speeds in this test: ${uploadSpeeds} MB/s.`,
+    `Memory is read per process from /proc/PID/status: ${gatewayWorkers === 1 ? "the gateway's one process" : `the gateway's primary and its ${gatewayWorkers} workers (the primary's children)`}, nginx's worker processes (not the master), Caddy's one process. A "per process (the largest)" row shows the largest single process; an "all processes together" row their sum. Idle = VmRSS right after start (only \`GET /v2/\` readiness probes so far), before the warm-up.`,
+    `Upload memory: one ${RSS_UPLOAD_MIB} MiB chunked PATCH per proxy, after every row above (then DELETE of the upload). "peak RSS over all the runs above" is each process's VmHWM read just before this upload (its peak since start). The upload peak is each process's VmHWM after resetting it (\`echo 5 > /proc/PID/clear_refs\`) just before the upload; a 100 ms VmRSS sampler saw peaks (largest process) of ${sampled} MB. The row shows the peak of the process that served the upload, taken as the process whose peak rose highest above its own idle RSS (if none grew, the one furthest above its idle reading, so the target is never judged on an idle process); the target compares it with that same process's idle RSS + ${UPLOAD_HEADROOM_MB} MB. Upload speeds in this test: ${uploadSpeeds} MB/s.`,
+    `Per process, MB (idle → before the upload → upload peak): ${perProcessNotes(idle, memory)}.`,
     `nginx: distribution's docs/recipes/nginx.md (TLS 1.1/1.2 with its cipher list, \`client_max_body_size 0\`, \`chunked_transfer_encoding on\`, Host/X-Real-IP/X-Forwarded-For/X-Forwarded-Proto, \`proxy_read_timeout 900\`), without its auth_basic, plus \`proxy_request_buffering off\` and \`proxy_http_version 1.1\` (without 1.1 nginx buffers chunked request bodies to disk regardless), \`worker_processes auto\`, \`access_log off\`. No upstream keepalive, as in the recipe. Response buffering stays on (the default), as in the recipe, so nginx spools blob responses to a temp file when curl reads slower than the registry sends (it logs a [warn] for each).`,
     `Caddy: \`reverse_proxy 127.0.0.1:PORT\` with \`tls cert key\`, \`admin off\`, \`auto_https off\`, protocols h1 h2 (clients here use HTTP/1.1 only), defaults otherwise (GOMAXPROCS = cores).`,
-    `Gateway: \`node dist/main.js serve\` with the minimal config (one site, generated certificates), metrics on, access log off (nginx and Caddy log nothing here either). No authentication or rate limiting is configured on any proxy for the first rows.`,
-    `Authenticated GETs: the same wrk load with \`Authorization: Basic\` for a user in a bcrypt cost-10 htpasswd file: nginx \`auth_basic\` (bcrypt on every request), Caddy \`basicauth\` (with its hash cache), the gateway's \`auth: htpasswd\` (bounded 60 s verification cache). Fresh proxy processes, same registry, rounds rotating which proxy goes first.`,
-    `Login flood: one gateway process (bcrypt cost-10 htpasswd site, \`logins\` defaults: hashWorkers auto = cores − 1, maxQueued 256, 10 failures per minute per user and address). Two sequential loops pull the manifest with a login the gateway has cached; p95 over alternating quiet and flood phases of ${QUICK ? 2 : 5} s (${QUICK ? 1 : 2} of each). The flood: 20 keep-alive connections of their own, each sending a wrong password for a new user name back to back (never throttled; each wants a bcrypt check on the hashing threads, or gets 503 when the queue is full). \`node --import tsx bench/login-flood.ts [seconds] [rounds]\` runs this row alone.`,
-    `Feature overheads: two gateway processes against the same registry, one with the feature and one without, measured alternately with the same wrk load; CPU µs/request is the gateway process's user+system time (from /proc) divided by requests served, steadier than req/s when wrk and the registry share the cores. The rate limiter row uses a real redis-server and a limit high enough never to refuse.`,
+    `Gateway: \`node dist/main.js serve\` with the minimal config (one site, generated certificates; no \`workers\` key, so the default auto: ${gatewayWorkers === 1 ? "one process here" : `${gatewayWorkers} worker processes, one per core, behind a primary that hands them connections round-robin`}), metrics on, access log off (nginx and Caddy log nothing here either). No authentication or rate limiting is configured on any proxy for the first rows.`,
+    `Authenticated GETs: the same wrk load with \`Authorization: Basic\` for a user in a bcrypt cost-10 htpasswd file: nginx \`auth_basic\` (bcrypt on every request), Caddy \`basicauth\` (with its hash cache), the gateway's \`auth: htpasswd\` (bounded 60 s verification cache). Fresh proxy processes, same registry, rounds rotating which proxy goes first; the gateway with the default \`workers\` as in the rows above.`,
+    `Login flood: one gateway process (\`workers: 1\`; bcrypt cost-10 htpasswd site, \`logins\` defaults: hashWorkers auto = cores − 1, maxQueued 256, 10 failures per minute per user and address). Two sequential loops pull the manifest with a login the gateway has cached; p95 over alternating quiet and flood phases of ${QUICK ? 2 : 5} s (${QUICK ? 1 : 2} of each). The flood: 20 keep-alive connections of their own, each sending a wrong password for a new user name back to back (never throttled; each wants a bcrypt check on the hashing threads, or gets 503 when the queue is full). \`node --import tsx bench/login-flood.ts [seconds] [rounds]\` runs this row alone.`,
+    `Feature overheads: two gateway processes (each pinned to \`workers: 1\`: the rows compare the gateway with itself, and CPU per request is read from one pid) against the same registry, one with the feature and one without, measured alternately with the same wrk load; CPU µs/request is the gateway process's user+system time (from /proc) divided by requests served, steadier than req/s when wrk and the registry share the cores. The rate limiter row uses a real redis-server and a limit high enough never to refuse.`,
   ];
 
   const report: Report = { command: "npm run bench", date, durationSeconds, machine, rows, overheads, latencies, method, problems };
