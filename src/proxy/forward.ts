@@ -6,9 +6,31 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
+import v8 from "node:v8";
 import { ProxyServer } from "http-proxy-3";
 import { sendError } from "../registry/errors.js";
 import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "./headers.js";
+
+/**
+ * Backend sockets (and so each backend response, whose IncomingMessage takes the socket's readable
+ * highWaterMark) buffer up to 256 KiB instead of Node's 16 KiB. A socket read is up to 64 KiB, so with the
+ * default every read of a blob body overflows the response's buffer: the client stops reading the socket
+ * and starts it again for each chunk. Measured on 256 MiB pulls (issue #10): about 7–16 % less CPU per GB.
+ * Backpressure is unchanged in kind, only the amount held per exchange (at most 256 KiB each way).
+ */
+const BACKEND_HIGH_WATER_MARK = 256 * 1024;
+
+/**
+ * V8 counts the ArrayBuffers that a body stream allocates (a 64 KiB read buffer and a 64 KiB parser copy
+ * per chunk, all short-lived) against the old generation's allocation limit. With the dynamic heap growing
+ * factor, a GC-heavy moment (a burst of small requests, CPU contention) sets that limit so close to the live
+ * heap that blob transfers from then on run back-to-back major GCs (≈15 per 256 MiB): twice the CPU per GB.
+ * A fixed factor of 4 (limit = 4 × live heap, ~80 MB for a ~20 MB heap) keeps the limit above that churn.
+ * Set at load, before any request; a --heap-growing-percent given on the command line wins.
+ */
+if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent") || arg.startsWith("--heap_growing_percent"))) {
+  v8.setFlagsFromString("--heap-growing-percent=300");
+}
 
 export type UpstreamFailure = "refused" | "timeout" | "reset" | "other";
 
@@ -240,7 +262,14 @@ export class Forwarder {
   agentFor(backend: URL): http.Agent {
     let agent = this.agents.get(backend.origin);
     if (!agent) {
-      const options: http.AgentOptions = { keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 64, timeout: this.options.keepAliveMs };
+      // highWaterMark is handed on to each socket the agent creates (net.createConnection options).
+      const options: http.AgentOptions & { highWaterMark: number } = {
+        keepAlive: true,
+        keepAliveMsecs: 1000,
+        maxFreeSockets: 64,
+        timeout: this.options.keepAliveMs,
+        highWaterMark: BACKEND_HIGH_WATER_MARK,
+      };
       agent = backend.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
       this.agents.set(backend.origin, agent);
     }
