@@ -69,7 +69,7 @@ const MAX_FORM_BYTES = 64 * 1024;
 
 export function createPipeline(currentState: () => PipelineState): RequestHandler {
   return async function handleRequest(req, res) {
-    // Requests in flight keep the state they started with, even if a reload swaps it meanwhile.
+    // A request keeps the generation it started on (its pipeline state), whatever a reload swaps in meanwhile.
     const state = currentState();
     const requestId = requestIdFrom(req.headers["x-request-id"]);
     // Set before any stage can answer, so gateway-made errors carry it too; the forwarder sends it upstream.
