@@ -12,6 +12,7 @@ import { workerCount } from "./cluster/cpus.js";
 import { runPrimary } from "./cluster/primary.js";
 import { runWorker } from "./cluster/worker.js";
 import { startGateway } from "./gateway.js";
+import { tuneHeapForTransfers } from "./heap-tuning.js";
 import { createLogger } from "./observe/log.js";
 import { loadOrCreateCa } from "./tls/selfsigned.js";
 
@@ -27,6 +28,8 @@ program
   .description("run the gateway")
   .requiredOption("-c, --config <file>", "configuration file (YAML)")
   .action(async ({ config: file }: { config: string }) => {
+    // Before any request, in the processes that serve them (a worker, or the single process).
+    tuneHeapForTransfers();
     // A cluster worker is started with the primary's arguments; its configuration comes from the primary.
     if (cluster.isWorker) return runWorker();
     const config = await configOrExit(file);

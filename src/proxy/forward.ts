@@ -6,7 +6,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
-import v8 from "node:v8";
 import { ProxyServer } from "http-proxy-3";
 import { sendError } from "../registry/errors.js";
 import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "./headers.js";
@@ -19,18 +18,6 @@ import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "
  * Backpressure is unchanged in kind, only the amount held per exchange (at most 256 KiB each way).
  */
 const BACKEND_HIGH_WATER_MARK = 256 * 1024;
-
-/**
- * V8 counts the ArrayBuffers that a body stream allocates (a 64 KiB read buffer and a 64 KiB parser copy
- * per chunk, all short-lived) against the old generation's allocation limit. With the dynamic heap growing
- * factor, a GC-heavy moment (a burst of small requests, CPU contention) sets that limit so close to the live
- * heap that blob transfers from then on run back-to-back major GCs (≈15 per 256 MiB): twice the CPU per GB.
- * A fixed factor of 4 (limit = 4 × live heap, ~80 MB for a ~20 MB heap) keeps the limit above that churn.
- * Set at load, before any request; a --heap-growing-percent given on the command line wins.
- */
-if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent") || arg.startsWith("--heap_growing_percent"))) {
-  v8.setFlagsFromString("--heap-growing-percent=300");
-}
 
 export type UpstreamFailure = "refused" | "timeout" | "reset" | "other";
 
