@@ -6,7 +6,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
-import { isLoopback } from "./config/schema.js";
+import { isLoopback } from "./config/helpers.js";
 import { sendError, sendJson } from "./registry/errors.js";
 import { parseHostHeader } from "./sites.js";
 
@@ -80,9 +80,12 @@ async function handleAdmin(
       const ready = listening && unserved.size === 0;
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", listening, backends }, NO_STORE);
     }
-    case "/metrics":
+    case "/metrics": {
       if (!exporter) return void sendError(res, "notFound", "metrics are disabled (metrics.enabled: false)");
-      return sendText(res, exporter.contentType, await exporter.exposition());
+      // Exposition first: a cluster's primary knows the content type once it has loaded prom-client.
+      const text = await exporter.exposition();
+      return sendText(res, exporter.contentType, text);
+    }
     default:
       sendError(res, "notFound", `no admin endpoint at ${path}`);
   }

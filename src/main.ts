@@ -1,20 +1,17 @@
 #!/usr/bin/env node
 // The command line: serve | reload | config check | cert ca|status|rotate | token cert | passwd.
+// First: the heap settings apply before anything else is loaded.
+import { tuneForTransfers } from "./memory-tuning.js";
 import cluster from "node:cluster";
 import { Command, InvalidArgumentError } from "commander";
-import { authFileProblems } from "./auth/build.js";
 import { DEFAULT_BCRYPT_COST, passwordFromStdin, promptHidden, setPassword, userNameProblem } from "./auth/passwd.js";
-import { loadSigningKey } from "./auth/signing-key.js";
-import { ConfigError, loadConfig } from "./config/load.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { registerCertCommands, registerReloadCommand } from "./cli/gateway-commands.js";
 import { workerCount } from "./cluster/cpus.js";
-import { runPrimary } from "./cluster/primary.js";
-import { runWorker } from "./cluster/worker.js";
-import { startGateway } from "./gateway.js";
-import { tuneHeapForTransfers } from "./heap-tuning.js";
-import { createLogger } from "./observe/log.js";
-import { loadOrCreateCa } from "./tls/selfsigned.js";
+
+// Each command loads what it uses when it runs (dynamic imports): a cluster worker, which runs this file
+// too, loads only the request path (cluster/worker.js); the primary, not the request path; `serve`,
+// neither certificate generation nor token keys unless the configuration needs them.
 
 const EXIT_CONFIG = 2;
 
@@ -28,20 +25,25 @@ program
   .description("run the gateway")
   .requiredOption("-c, --config <file>", "configuration file (YAML)")
   .action(async ({ config: file }: { config: string }) => {
-    // Before any request, in the processes that serve them (a worker, or the single process).
-    tuneHeapForTransfers();
     // A cluster worker is started with the primary's arguments; its configuration comes from the primary.
-    if (cluster.isWorker) return runWorker();
+    if (cluster.isWorker) {
+      tuneForTransfers();
+      return (await import("./cluster/worker.js")).runWorker();
+    }
     const config = await configOrExit(file);
+    const { createLogger } = await import("./observe/log.js");
     const logger = createLogger(config.log);
     const workers = workerCount(config.workers);
     if (workers > 1) {
+      const { runPrimary } = await import("./cluster/primary.js");
       await runPrimary(config, { file, workers, logger }).catch((err: Error) => {
         logger.fatal({ err: err.message }, "gateway did not start");
         process.exit(1);
       });
       return;
     }
+    tuneForTransfers();
+    const [{ startGateway }, { loadConfig }] = await Promise.all([import("./gateway.js"), import("./config/load.js")]);
     let gateway;
     try {
       gateway = await startGateway(config, logger, { configSource: () => loadConfig(file) });
@@ -74,6 +76,7 @@ configCommand
   .argument("<file>", "configuration file (YAML)")
   .action(async (file: string) => {
     const config = await configOrExit(file);
+    const { authFileProblems } = await import("./auth/build.js");
     const problems = await authFileProblems(config);
     if (problems.length > 0) {
       console.error(problems.join("\n"));
@@ -89,6 +92,7 @@ certCommand
   .requiredOption("-c, --config <file>", "configuration file (YAML)")
   .action(async ({ config: file }: { config: string }) => {
     const config = await configOrExit(file);
+    const { loadOrCreateCa } = await import("./tls/selfsigned.js");
     const ca = await loadOrCreateCa(config.dataDir, config.tls.generated.caValidityDays);
     process.stdout.write(ca.certPem.endsWith("\n") ? ca.certPem : `${ca.certPem}\n`);
   });
@@ -105,6 +109,7 @@ tokenCommand
   .action(async ({ config: file }: { config: string }) => {
     const config = await configOrExit(file);
     try {
+      const { loadSigningKey } = await import("./auth/signing-key.js");
       process.stdout.write((await loadSigningKey(config)).certPem);
     } catch (err) {
       console.error((err as Error).message);
@@ -149,6 +154,7 @@ function fail(message: string): never {
 }
 
 async function configOrExit(file: string): Promise<GatewayConfig> {
+  const { ConfigError, loadConfig } = await import("./config/load.js");
   try {
     return await loadConfig(file);
   } catch (err) {

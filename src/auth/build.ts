@@ -16,10 +16,10 @@ import { BackendTokenMinter } from "./backend-token.js";
 import { HashPool, hashThreads } from "./hash-pool.js";
 import { HtpasswdError, HtpasswdUsers, parseHtpasswd } from "./htpasswd.js";
 import { LoginThrottle, type LoginEvents } from "./logins.js";
-import { loadSigningKey, type SigningKey } from "./signing-key.js";
+import type { SigningKey } from "./signing-key.js";
 import { HtpasswdSiteAuth, TokenSiteAuth } from "./site-auth.js";
 import { DockerTokenEndpoint } from "./token-endpoint.js";
-import { TokenIssuer, TokenVerifier } from "./tokens.js";
+import type { TokenIssuer, TokenVerifier } from "./tokens.js";
 import type { BackendAuth, SiteAuth } from "./types.js";
 
 export interface SiteSecurity {
@@ -42,8 +42,10 @@ export interface Security {
 
 export async function buildSecurity(config: GatewayConfig, logger: Logger, events: LoginEvents | null = null): Promise<Security> {
   const needsKey = config.sites.some((site) => site.auth.type === "token" || site.backendAuth.type === "token");
-  const signingKey = needsKey ? await loadSigningKey(config) : null;
-  const issuer = signingKey ? new TokenIssuer(signingKey, config.tokens.issuer) : null;
+  // Loaded only when a site issues or sends tokens: jose and the key handling are not needed otherwise.
+  const tokens = needsKey ? await import("./tokens.js") : null;
+  const signingKey = needsKey ? await (await import("./signing-key.js")).loadSigningKey(config) : null;
+  const issuer = signingKey ? new tokens!.TokenIssuer(signingKey, config.tokens.issuer) : null;
   if (signingKey) {
     logger.info(
       { certFile: signingKey.certPath, kid: signingKey.keyId, algorithm: signingKey.algorithm, created: signingKey.created },
@@ -74,7 +76,7 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
     if (passwords) throttle = await buildLoginThrottle(config, logger, events);
     for (const site of config.sites) {
       const name = siteName(site);
-      const auth = await buildSiteAuth(site, name, config, usersOf, throttle, issuer, logger);
+      const auth = await buildSiteAuth(site, name, config, usersOf, throttle, issuer, tokens?.TokenVerifier ?? null, logger);
       const backendAuth = site.backendAuth.type === "token" ? new BackendTokenMinter(issuer!, site.backendAuth.service) : null;
       bySite.push({ auth, backendAuth, passClientAuthorization: site.backendAuth.type === "passthrough" });
     }
@@ -112,6 +114,7 @@ async function buildSiteAuth(
   usersOf: (file: string) => Promise<HtpasswdUsers>,
   throttle: LoginThrottle | null,
   issuer: TokenIssuer | null,
+  Verifier: typeof TokenVerifier | null,
   logger: Logger,
 ): Promise<SiteAuth | null> {
   const auth = site.auth;
@@ -123,7 +126,7 @@ async function buildSiteAuth(
   if (auth.type === "htpasswd") return new HtpasswdSiteAuth(logins, policy, auth.realm ?? name);
 
   const service = auth.service ?? name;
-  const verifier = new TokenVerifier(issuer!.key, config.tokens.issuer, service);
+  const verifier = new Verifier!(issuer!.key, config.tokens.issuer, service);
   const endpoint = new DockerTokenEndpoint({
     service,
     logins,
@@ -152,6 +155,7 @@ export async function authFileProblems(config: GatewayConfig): Promise<string[]>
   }
   if (config.tokens.key !== undefined) {
     try {
+      const { loadSigningKey } = await import("./signing-key.js");
       await loadSigningKey(config);
     } catch (err) {
       problems.push((err as Error).message);

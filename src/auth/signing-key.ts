@@ -1,16 +1,12 @@
 // The key that signs every token the gateway issues, and the certificate a token-auth backend trusts it by
 // (distribution's `auth.token.rootcertbundle`). Configured (tokens.key + tokens.cert) or generated once and
 // kept in DATADIR/tokens, so restarts and every process sharing the data directory sign with the same key.
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import { createHash, createPrivateKey, KeyObject, randomBytes, webcrypto, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { importPKCS8, importX509, type CryptoKey } from "jose";
 import type { GatewayConfig } from "../config/schema.js";
-import { keyPairProblem, withDataDirLock, writeKeyPair } from "../tls/selfsigned.js";
-
-x509.cryptoProvider.set(webcrypto);
+import { keyPairProblem, peculiarX509, withDataDirLock, writeKeyPair } from "../tls/selfsigned.js";
 
 export type SigningAlgorithm = "ES256" | "RS256";
 
@@ -143,6 +139,7 @@ async function readPair(paths: { certPath: string; keyPath: string }): Promise<{
 
 async function generatePair(algorithm: SigningAlgorithm): Promise<{ certPem: string; keyPem: string }> {
   const { key, sign } = GENERATE[algorithm];
+  const x509 = peculiarX509();
   const keys = (await webcrypto.subtle.generateKey(key, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({

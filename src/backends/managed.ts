@@ -20,9 +20,9 @@ import { constants } from "node:fs";
 import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
-import { stringify } from "yaml";
 import { probeBackend } from "../admin.js";
-import { managedStorage, namedBackends, siteBackends, type BackendConfig, type GatewayConfig, type ManagedBackendConfig } from "../config/schema.js";
+import { managedStorage, namedBackends, siteBackends } from "../config/helpers.js";
+import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
 
@@ -498,6 +498,8 @@ async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode): Promis
   ].join("\n");
   const file = path.join(storage, "config.yml");
   const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  // yaml is loaded here, by the process that starts registries, not by every worker that imports this module.
+  const { stringify } = await import("yaml");
   await writeFile(temporary, `${header}\n${stringify(config)}`, { mode: 0o600 });
   await rename(temporary, file);
   return file;

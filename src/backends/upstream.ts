@@ -2,7 +2,8 @@
 // pool), or a group of those tried in order (Nexus's group), for the site as a whole and for each
 // repository-prefix route. Which upstream a repository goes to is decided here, and only here.
 import type http from "node:http";
-import { siteBackends, upstreamSpec, type PoolSpec, type SiteConfig, type UpstreamSpec } from "../config/schema.js";
+import { siteBackends, upstreamSpec, type PoolSpec, type UpstreamSpec } from "../config/helpers.js";
+import type { SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import type { BackendResolver } from "../sites.js";
 import { BackendPool } from "./pool.js";

@@ -16,13 +16,14 @@ import cluster, { type Worker } from "node:cluster";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { AggregatorRegistry, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import type { ReloadOutcome } from "../admin-actions.js";
 import { createAdminServer } from "../admin.js";
 import { ManagedRegistries } from "../backends/managed.js";
 import { ConfigError, loadConfig } from "../config/load.js";
 import { keysNeedingRestart } from "../config/restart-keys.js";
-import { siteBackends, type GatewayConfig } from "../config/schema.js";
+import { encodeConfig, siteBackends } from "../config/helpers.js";
+import type { GatewayConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { siteName } from "../sites.js";
 import type { AcmeManager } from "../tls/acme.js";
@@ -33,7 +34,7 @@ import { ServedCertificates } from "../tls/served-certificates.js";
 import { CertificateStore, loadSiteCertificates, type SiteCertificate } from "../tls/store.js";
 import { Rpc } from "./rpc.js";
 import { SharedCounters } from "./shared.js";
-import type { ChallengeChange, WorkerStart } from "./worker.js";
+import type { ChallengeChange, WorkerPrepare, WorkerStart } from "./worker.js";
 
 const START_TIMEOUT_MS = 60_000;
 const CALL_TIMEOUT_MS = 30_000;
@@ -118,7 +119,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
     });
     return (async () => {
       await Promise.race([hello, once(worker, "exit").then(() => Promise.reject(new Error(`worker ${number} exited before it started`)))]);
-      const start: WorkerStart = { worker: number, file, text, managedUrls: managed.urls() };
+      const start: WorkerStart = { worker: number, file, text, config: encodeConfig(config), managedUrls: managed.urls() };
       const address = await member.rpc.call<NonNullable<typeof firstAddress>>("start", start, START_TIMEOUT_MS);
       firstAddress ??= address;
       // What changed since the configuration was read: rotated certificates, ACME hand-overs, challenges.
@@ -127,7 +128,8 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
       for (const change of responder.pending()) await member.rpc.call("challenge", change, CALL_TIMEOUT_MS);
       // A reload that committed while this worker started did not include it: it catches up before serving.
       if (start.text !== text) {
-        const outcome = await member.rpc.call<ReloadOutcome>("prepare", { text, managedUrls: managed.urls() }, CALL_TIMEOUT_MS);
+        const catchUp: WorkerPrepare = { text, config: encodeConfig(config), managedUrls: managed.urls() };
+        const outcome = await member.rpc.call<ReloadOutcome>("prepare", catchUp, CALL_TIMEOUT_MS);
         if (!outcome.ok) {
           // Never two configurations at once: it starts again, from the one in service.
           worker.kill("SIGKILL");
@@ -168,9 +170,8 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
         return { ok: false, errors };
       }
       const ready = [...members.values()].filter((m) => m.ready);
-      const prepared = await Promise.allSettled(
-        ready.map((m) => m.rpc.call<ReloadOutcome>("prepare", { text: nextText, managedUrls: managed.urls() }, CALL_TIMEOUT_MS)),
-      );
+      const next: WorkerPrepare = { text: nextText, config: encodeConfig(nextConfig), managedUrls: managed.urls() };
+      const prepared = await Promise.allSettled(ready.map((m) => m.rpc.call<ReloadOutcome>("prepare", next, CALL_TIMEOUT_MS)));
       const errors = [
         ...new Set(prepared.flatMap((result) => (result.status === "rejected" ? [(result.reason as Error).message] : result.value.ok ? [] : result.value.errors))),
       ];
@@ -222,7 +223,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
         return config.sites.flatMap((s) => siteBackends(s).map((backend) => ({ pool: siteName(s), url: resolve(backend), healthy: true, outstanding: 0 })));
       },
     },
-    config.metrics.enabled ? { contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE, exposition: () => metricsOfWorkers.exposition() } : null,
+    config.metrics.enabled ? metricsOfWorkers : null,
     { reload, rotateCertificates },
     () => config.admin.hosts,
   );
@@ -280,6 +281,9 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
 
 type MetricsJson = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
 
+/** prom-client, for summing the workers' metrics: loaded by the first scrape (or worker exit), not at start. */
+const promClient = () => import("prom-client");
+
 /**
  * /metrics for the whole cluster: every worker's metrics summed (gauges as each metric's `aggregator`
  * says). A worker that dies takes its counts with it, and its replacement starts from zero: summed counters
@@ -289,6 +293,10 @@ type MetricsJson = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
 class WorkerMetrics {
   readonly #latest = new Map<number, MetricsJson>();
   #carried: MetricsJson | null = null;
+  /** Departures are folded into `carried` one after the other; a scrape waits for them. */
+  #departures: Promise<void> = Promise.resolve();
+  /** prom-client's, known once it is loaded (by the first scrape, before the answer goes out). */
+  contentType = "";
 
   constructor(private readonly live: () => Member[]) {}
 
@@ -301,7 +309,10 @@ class WorkerMetrics {
   }
 
   async exposition(): Promise<string> {
+    const { AggregatorRegistry } = await promClient();
+    this.contentType = AggregatorRegistry.PROMETHEUS_CONTENT_TYPE;
     await this.snapshot();
+    await this.#departures;
     const all = [...this.#latest.values(), ...(this.#carried ? [this.#carried] : [])];
     return all.length ? AggregatorRegistry.aggregate(all).metrics() : "";
   }
@@ -313,9 +324,10 @@ class WorkerMetrics {
     if (!last) return;
     // prom-client's JSON says "counter" / "histogram" at run time; its typings call that an enum.
     const cumulative = last.filter((metric) => ["counter", "histogram"].includes(String(metric.type)));
-    void AggregatorRegistry.aggregate([cumulative, ...(this.#carried ? [this.#carried] : [])])
-      .getMetricsAsJSON()
-      .then((carried) => (this.#carried = carried));
+    this.#departures = this.#departures.then(async () => {
+      const { AggregatorRegistry } = await promClient();
+      this.#carried = await AggregatorRegistry.aggregate([cumulative, ...(this.#carried ? [this.#carried] : [])]).getMetricsAsJSON();
+    });
   }
 }
 

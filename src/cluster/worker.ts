@@ -4,7 +4,7 @@
 // in-memory counters (cluster/shared.ts), and drives this worker through calls: start, prepare/commit/abort
 // a reload, serve rotated or ACME certificates, answer ACME challenges, shut down.
 import { RemoteManagedRegistries, type ManagedUrls } from "../backends/managed.js";
-import { parseConfig } from "../config/load.js";
+import { decodeConfig } from "../config/helpers.js";
 import { startGateway, type RunningGateway } from "../gateway.js";
 import { createLogger, type Logger } from "../observe/log.js";
 import { metrics } from "../observe/metrics.js";
@@ -16,6 +16,15 @@ export interface WorkerStart {
   worker: number;
   file: string;
   text: string;
+  /** The configuration the primary validated from `text`, as encodeConfig wrote it. */
+  config: string;
+  managedUrls: ManagedUrls;
+}
+
+/** A reload's first phase: the configuration (encodeConfig) every worker builds and checks. */
+export interface WorkerPrepare {
+  text: string;
+  config: string;
   managedUrls: ManagedUrls;
 }
 
@@ -26,7 +35,6 @@ export type ChallengeChange =
 export function runWorker(): void {
   let gateway: RunningGateway | null = null;
   let logger: Logger | null = null;
-  let file = "";
   const managed = new RemoteManagedRegistries({});
   const running = () => {
     if (!gateway) throw new Error("this worker has not started");
@@ -34,17 +42,17 @@ export function runWorker(): void {
   };
   const rpc = new Rpc((message) => process.send!(message), {
     async start(start: WorkerStart) {
-      file = start.file;
-      const config = parseConfig(start.text, start.file);
+      // Validated by the primary: a worker loads neither the YAML parser nor the schema (zod).
+      const config = decodeConfig(start.config);
       logger = createLogger(config.log).child({ worker: start.worker });
       managed.update(start.managedUrls);
       metrics.setWorker(start.worker);
       gateway = await startGateway(config, logger, { worker: { managed } });
       return { https: gateway.https, http: gateway.http, caFile: gateway.caFile };
     },
-    prepare({ text, managedUrls }: { text: string; managedUrls: ManagedUrls }) {
+    prepare({ config, managedUrls }: WorkerPrepare) {
       managed.update(managedUrls);
-      return running().prepareReload(parseConfig(text, file));
+      return running().prepareReload(decodeConfig(config));
     },
     commit: () => running().commitReload(),
     abort: () => running().abortReload(),

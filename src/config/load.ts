@@ -7,6 +7,7 @@ import { access, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from "yaml";
 import { z } from "zod";
+import { deepFreeze } from "./helpers.js";
 import { gatewayConfig, siteBackends, type GatewayConfig } from "./schema.js";
 
 export interface ConfigIssue {
@@ -477,13 +478,4 @@ async function fileProblem(file: string): Promise<string | undefined> {
     const code = (error as NodeJS.ErrnoException).code;
     return code === "ENOENT" ? `file not found: ${file}` : `file not readable (${code ?? String(error)}): ${file}`;
   }
-}
-
-/** URL objects are frozen too, though their setters still work: treat a `backend` URL as read-only by convention. */
-function deepFreeze<T>(value: T): Readonly<T> {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }

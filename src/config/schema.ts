@@ -3,6 +3,11 @@
 import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
+import { isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
+
+// What works on a validated configuration lives in helpers.ts (no zod there: a cluster worker, which is
+// handed a validated configuration, never loads zod); re-exported here for existing importers.
+export { isLoopback, managedStorage, namedBackends, siteBackends, upstreamSpec, type PoolSpec, type UpstreamSpec } from "./helpers.js";
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -169,13 +174,6 @@ function exactlyOneOf<T extends z.ZodType>(schema: T, keys: readonly string[], m
   ) as T;
 }
 
-type UpstreamFields = {
-  backend?: BackendConfig;
-  backends?: BackendConfig[];
-  group?: { name: string; backend?: BackendConfig; backends?: BackendConfig[] }[];
-  pushTo?: string;
-};
-
 /** Exactly one of backend, backends, group; pushTo names a member; every member has one of backend, backends. */
 function checkUpstream(value: UpstreamFields, ctx: z.RefinementCtx, at: (string | number)[]): void {
   const noRepeats = (backends: BackendConfig[] | undefined, where: (string | number)[]) => {
@@ -206,24 +204,6 @@ function checkUpstream(value: UpstreamFields, ctx: z.RefinementCtx, at: (string 
 function runSettings(spec: ManagedBackendConfig): string {
   const { storage: _storage, ...settings } = spec;
   return JSON.stringify(Object.entries(settings).sort(([a], [b]) => a.localeCompare(b)));
-}
-
-/** Every backend a site names, with where it is named (for issues). */
-export function namedBackends(site: UpstreamFields & { routes: UpstreamFields[] }, at: (string | number)[]): { backend: BackendConfig; at: (string | number)[] }[] {
-  const ofPool = (fields: Omit<UpstreamFields, "group" | "pushTo">, where: (string | number)[]) => [
-    ...(fields.backend ? [{ backend: fields.backend, at: [...where, "backend"] }] : []),
-    ...(fields.backends ?? []).map((backend, i) => ({ backend, at: [...where, "backends", i] })),
-  ];
-  const ofUpstream = (fields: UpstreamFields, where: (string | number)[]) => [
-    ...ofPool(fields, where),
-    ...(fields.group ?? []).flatMap((member, i) => ofPool(member, [...where, "group", i])),
-  ];
-  return [...ofUpstream(site, at), ...site.routes.flatMap((route, i) => ofUpstream(route, [...at, "routes", i]))];
-}
-
-/** Where a managed backend keeps its images, before relative paths are resolved. */
-export function managedStorage(spec: ManagedBackendConfig, dataDir: string): string {
-  return spec.storage ?? path.join(dataDir, "registry");
 }
 
 const generatedTls = z.strictObject({
@@ -658,47 +638,12 @@ export const gatewayConfig = z
     }
   });
 
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
 export type GatewayConfigInput = z.input<typeof gatewayConfig>;
 export type GatewayConfig = z.output<typeof gatewayConfig>;
 export type SiteConfig = GatewayConfig["sites"][number];
 export type BackendConfig = z.output<typeof backend>;
 export type HealthCheckConfig = z.output<typeof healthCheck>;
 
-/** One registry or replicas of one, with their health checks. */
-export interface PoolSpec {
-  backends: BackendConfig[];
-  health: HealthCheckConfig;
-}
-
-/** What a site, or one of its routes, forwards to, once validated. */
-export type UpstreamSpec =
-  | { kind: "pool"; pool: PoolSpec }
-  | { kind: "group"; members: { name: string; pool: PoolSpec }[]; pushTo: string | null };
-
-type ValidatedUpstream = Pick<SiteConfig, "backend" | "backends" | "health" | "group" | "pushTo">;
-
-function poolSpec(fields: Pick<ValidatedUpstream, "backend" | "backends" | "health">): PoolSpec {
-  return { backends: fields.backends ?? (fields.backend ? [fields.backend] : []), health: fields.health };
-}
-
-/** The upstream a validated site or route names (checkUpstream made sure it names exactly one). */
-export function upstreamSpec(fields: ValidatedUpstream): UpstreamSpec {
-  if (fields.group) return { kind: "group", members: fields.group.map((m) => ({ name: m.name, pool: poolSpec(m) })), pushTo: fields.pushTo ?? null };
-  return { kind: "pool", pool: poolSpec(fields) };
-}
-
-function upstreamBackends(spec: UpstreamSpec): BackendConfig[] {
-  return spec.kind === "pool" ? spec.pool.backends : spec.members.flatMap((m) => m.pool.backends);
-}
-
-/** Every backend a site names: its own upstream's and its routes'. */
-export function siteBackends(site: ValidatedUpstream & Pick<SiteConfig, "routes">): BackendConfig[] {
-  return [upstreamSpec(site), ...site.routes.map(upstreamSpec)].flatMap(upstreamBackends);
-}
 export type ManagedBackendConfig = z.output<typeof managedBackend>["managed"];
 export type SiteTlsConfig = SiteConfig["tls"];
 export type AcmeTlsConfig = Extract<SiteTlsConfig, { source: "acme" }>;

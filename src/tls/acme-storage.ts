@@ -7,8 +7,6 @@
 // Files are written with selfsigned.ts's atomic helpers: key, then certificate, then metadata.
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import path from "node:path";
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import {
   ensurePrivateDir,
   keyPairProblem,
@@ -108,7 +106,7 @@ export async function readStoredCertificate(dataDir: string, site: string, now =
     serial: leaf.serialNumber,
     notBefore: new Date(leaf.validFrom),
     notAfter,
-    names: subjectAltNames(new x509.X509Certificate(leaf.raw)),
+    names: subjectAltNames(leaf),
     ...(await readMetadata(paths.metaPath)),
   };
 }

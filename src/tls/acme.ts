@@ -11,8 +11,6 @@
 // waited behind another one adopts the certificate the other ordered instead of ordering again.
 import { X509Certificate } from "node:crypto";
 import type { SecureContext } from "node:tls";
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import type { AcmeTlsConfig, GatewayConfig } from "../config/schema.js";
 import { AcmeChallengeResponder } from "./acme-challenges.js";
 import {
@@ -330,7 +328,7 @@ function describeCertificate(pair: KeyPairPem, directory: string, storedAt: Date
     serial: leaf.serialNumber,
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
-    names: subjectAltNames(new x509.X509Certificate(leaf.raw)),
+    names: subjectAltNames(leaf),
     directory,
     storedAt,
   };

@@ -2,8 +2,6 @@
 // a gateway runs: generated leaves and ACME certificates from the data directory, `files` from their paths.
 import { X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
 import { siteName } from "../sites.js";
 import { acmeCertificatePaths, certificateDueAt, readStoredCertificate } from "./acme-storage.js";
@@ -95,7 +93,7 @@ function parseLeaf(pem: string): X509Certificate | null {
 }
 
 function details(leaf: X509Certificate, host: string, now: Date): CertificateDetails {
-  const sans = subjectAltNames(new x509.X509Certificate(leaf.raw));
+  const sans = subjectAltNames(leaf);
   const notAfter = new Date(leaf.validTo);
   return {
     subject: leaf.subject,

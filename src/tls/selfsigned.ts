@@ -6,14 +6,30 @@
 // lock directory, each file is written to a temporary name and renamed, and a key is always renamed into
 // place before its certificate, so a reader that finds a certificate also finds its key. A reader that
 // still catches a new key next to an old certificate sees them mismatch and takes the locked path.
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
+import type * as x509 from "@peculiar/x509";
 import { KeyObject, X509Certificate as NodeX509Certificate, createPrivateKey, randomBytes, webcrypto } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, stat, chmod, utimes } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { isIP } from "node:net";
 import path from "node:path";
 
-x509.cryptoProvider.set(webcrypto);
+const require = createRequire(import.meta.url);
+let peculiar: typeof x509 | null = null;
+
+/**
+ * @peculiar/x509 (with reflect-metadata, asn1js, tsyringe…), loaded on first use: only making a certificate
+ * needs it, which a gateway does once per data directory. Reading certificates uses node:crypto, so a process
+ * serving certificates that exist (every cluster worker) never loads it: about 10 MB of RSS less.
+ */
+export function peculiarX509(): typeof x509 {
+  if (!peculiar) {
+    // Its CommonJS build is what `import` resolves to as well (the package has no ESM entry for Node).
+    require("reflect-metadata");
+    peculiar = require("@peculiar/x509") as typeof x509;
+    peculiar.cryptoProvider.set(webcrypto);
+  }
+  return peculiar;
+}
 
 export interface KeyPairPem {
   certPem: string;
@@ -75,6 +91,7 @@ async function readCa(paths: { certPath: string; keyPath: string }): Promise<Loc
 }
 
 async function createCa(validityDays: number): Promise<KeyPairPem> {
+  const x509 = peculiarX509();
   const keys = await generateKeys();
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -98,6 +115,7 @@ export async function issueLeaf(ca: LocalCa, names: string[], validityDays: numb
   const sanNames = canonicalNames(names);
   const [firstName] = sanNames;
   if (firstName === undefined) throw new Error("a leaf certificate needs at least one host name or IP address");
+  const x509 = peculiarX509();
   const caCert = new x509.X509Certificate(ca.certPem);
   const keys = await generateKeys();
   const now = Date.now();
@@ -167,7 +185,7 @@ function isReusableLeaf(certPem: string, keyPem: string, ca: LocalCa, names: str
     const leaf = new NodeX509Certificate(certPem);
     const caCert = new NodeX509Certificate(ca.certPem);
     return (
-      sameNameSet(subjectAltNames(new x509.X509Certificate(certPem)), canonicalNames(names)) &&
+      sameNameSet(subjectAltNames(leaf), canonicalNames(names)) &&
       leaf.checkIssued(caCert) &&
       leaf.verify(caCert.publicKey) &&
       leaf.checkPrivateKey(createPrivateKey(keyPem)) &&
@@ -184,9 +202,31 @@ function hasMoreThanAThirdLeft(notBefore: Date, notAfter: Date, now: Date): bool
   return notAfter.getTime() - now.getTime() > lifetime / 3;
 }
 
-/** DNS names and IP addresses from a certificate's SAN, in the form canonicalNames produces. */
-export function subjectAltNames(cert: x509.X509Certificate): string[] {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+/**
+ * DNS names and IP addresses from a certificate's SAN, in the form canonicalNames produces; other kinds of
+ * name as `type:value` (@peculiar/x509's type names: email, url, …).
+ */
+export function subjectAltNames(cert: NodeX509Certificate): string[] {
+  const text = cert.subjectAltName;
+  if (text === undefined) return [];
+  // Node lists the names as `DNS:a, IP Address:b`, quoting (JSON) any name with a comma, quote or other
+  // unusual character. Without a quote every ", " separates two names: only DNS and IP entries are read
+  // here, anything else is read by @peculiar/x509.
+  if (!text.includes('"')) {
+    const names: string[] = [];
+    for (const entry of text.split(", ")) {
+      if (entry.startsWith("DNS:")) names.push(canonicalName(entry.slice(4)));
+      else if (entry.startsWith("IP Address:") && isIP(entry.slice(11))) names.push(canonicalName(entry.slice(11)));
+      else return peculiarSubjectAltNames(cert);
+    }
+    return names;
+  }
+  return peculiarSubjectAltNames(cert);
+}
+
+function peculiarSubjectAltNames(cert: NodeX509Certificate): string[] {
+  const x509 = peculiarX509();
+  const san = new x509.X509Certificate(cert.raw).getExtension(x509.SubjectAlternativeNameExtension);
   if (!san) return [];
   return san.names.items.map((name) =>
     name.type === "dns" || name.type === "ip" ? canonicalName(name.value) : `${name.type}:${name.value}`,
@@ -218,6 +258,7 @@ function toGeneralName(name: string): x509.JsonGeneralName {
 }
 
 function authorityKeyIdentifier(caCert: x509.X509Certificate): x509.AuthorityKeyIdentifierExtension {
+  const x509 = peculiarX509();
   const ski = caCert.getExtension(x509.SubjectKeyIdentifierExtension);
   if (!ski) throw new Error("the local CA certificate has no subject key identifier");
   return new x509.AuthorityKeyIdentifierExtension(ski.keyId);

@@ -5,10 +5,8 @@
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as tls from "node:tls";
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
-import { isLoopback } from "../config/schema.js";
+import { isLoopback } from "../config/helpers.js";
 import { keyPairProblem, loadOrCreateCa, loadOrIssueLeaf, subjectAltNames, type LocalCa } from "./selfsigned.js";
 import { readStoredCertificate } from "./acme-storage.js";
 import { siteName } from "../sites.js";
@@ -164,7 +162,7 @@ function describe(certificate: SiteCertificate): CertificateInfo {
     serial: leaf.serialNumber,
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
-    sans: subjectAltNames(new x509.X509Certificate(leaf.raw)),
+    sans: subjectAltNames(leaf),
   };
 }
 
