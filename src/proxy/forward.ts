@@ -2,12 +2,13 @@
 // (pipe), keep-alive agents per backend, idle timeouts only, and upstream failures turned into
 // registry errors. The response is written here (selfHandleResponse) so that headers are copied from
 // rawHeaders (duplicates intact) and Location is rewritten on 202, which http-proxy's autoRewrite
-// does not touch.
+// does not touch. Blob GETs to plain-HTTP backends are relayed socket to socket (blob-relay.ts).
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
 import { ProxyServer } from "http-proxy-3";
 import { sendError } from "../registry/errors.js";
+import { BlobRelay } from "./blob-relay.js";
 import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "./headers.js";
 
 /**
@@ -18,6 +19,9 @@ import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "
  * Backpressure is unchanged in kind, only the amount held per exchange (at most 256 KiB each way).
  */
 const BACKEND_HIGH_WATER_MARK = 256 * 1024;
+
+/** Bytes per backend read when a blob is relayed socket to socket: the most one pull holds in the gateway. */
+const BLOB_RELAY_READ_BYTES = 256 * 1024;
 
 export type UpstreamFailure = "refused" | "timeout" | "reset" | "other";
 
@@ -63,6 +67,8 @@ export interface ForwardOptions {
   passOver?: (status: number) => boolean;
   /** Sees the backend's answer before it is relayed, and may hold the relay until it is done (upload affinity). */
   beforeRelay?: (status: number, rawHeaders: readonly string[]) => Promise<void> | void;
+  /** A blob GET without a body: to a plain-HTTP backend it is relayed socket to socket (blob-relay.ts). */
+  blobGet?: boolean;
 }
 
 export interface ForwarderOptions {
@@ -92,8 +98,10 @@ export class Forwarder {
   private readonly proxy: ProxyServer;
   private readonly agents = new Map<string, http.Agent>();
   private readonly exchanges = new WeakMap<IncomingMessage, Exchange>();
+  private readonly blobRelay: BlobRelay;
 
   constructor(private readonly options: ForwarderOptions) {
+    this.blobRelay = new BlobRelay({ readBytes: BLOB_RELAY_READ_BYTES, idleTimeoutMs: options.idleTimeoutMs, keepAliveMs: options.keepAliveMs, maxFree: 64 });
     this.proxy = new ProxyServer({ selfHandleResponse: true, xfwd: false });
     this.proxy.on("proxyReq", (proxyReq, req) => this.watchIdle(proxyReq, req, this.exchanges.get(req)!));
     this.proxy.on("proxyRes", (proxyRes, req, res) => this.respond(proxyRes, req, res));
@@ -156,17 +164,90 @@ export class Forwarder {
       });
 
       req.headers = forwardRequestHeaders(req.headers, edge);
-      this.proxy.web(
-        req,
-        res,
-        { target: backend, agent: this.agentFor(backend), toProxy: true, ...(replay ? { buffer: Readable.from([replay]) } : {}) },
-        (err: NodeJS.ErrnoException) => this.fail(err, req, res, exchange),
-      );
+      if (this.relayBlob(req, res, backend, exchange, replay)) return;
+      this.web(req, res, backend, exchange, replay);
       // Counted as the body passes: web() has already piped req synchronously, so this extra listener
       // neither starts the flow early nor overrides the pipe's pause() under backpressure. (The socket's
       // bytesRead would include headers and, with keep-alive, other requests.)
       if (!replay) req.on("data", (chunk: Buffer) => (exchange.requestBytes += chunk.length));
     });
+  }
+
+  private web(req: IncomingMessage, res: ServerResponse, backend: URL, exchange: Exchange, replay: Buffer | undefined): void {
+    this.proxy.web(
+      req,
+      res,
+      { target: backend, agent: this.agentFor(backend), toProxy: true, ...(replay ? { buffer: Readable.from([replay]) } : {}) },
+      (err: NodeJS.ErrnoException) => this.fail(err, req, res, exchange),
+    );
+  }
+
+  /**
+   * A blob GET to a plain-HTTP backend goes through blob-relay.ts; false when it cannot (it then goes through
+   * web()). An answer the relay does not take (chunked, 1xx, …) is read by Node's client from where the relay
+   * stopped, and relayed as web() relays. Outcomes, timeouts and failures are the same as web()'s.
+   */
+  private relayBlob(req: IncomingMessage, res: ServerResponse, backend: URL, exchange: Exchange, replay: Buffer | undefined): boolean {
+    const { blobGet, passOver, beforeRelay } = exchange.options;
+    if (!blobGet || req.method !== "GET" || backend.protocol !== "http:" || beforeRelay || (replay !== undefined && replay.length > 0)) return false;
+    const handle = this.blobRelay.get(backend, req.url!, req.headers, {
+      onHead: (head) => {
+        exchange.upstreamMs = performance.now() - exchange.startedAt;
+        if (passOver?.(head.status)) {
+          // Read to the end so the connection is reused; the client hears nothing of it.
+          exchange.settle({ status: 0, passedOver: head.status, clientAborted: false });
+          return "discard";
+        }
+        if (res.destroyed) return "abort";
+        try {
+          writeHeadAfterSetHeaders(res, head.status, head.statusMessage, clientResponseHeaders(head.rawHeaders, head.status, exchange.backend, exchange.edge));
+        } catch {
+          // A head Node will not write (the relay only takes plainly valid ones): nothing was sent, so no answer can be trusted.
+          res.destroy();
+          return "abort";
+        }
+        exchange.responseBytes = 0;
+        return "relay";
+      },
+      onBody: (chunk, done) => {
+        exchange.responseBytes! += chunk.length;
+        res.write(chunk, () => done());
+      },
+      onEnd: (last, done) => {
+        if (exchange.responseBytes === undefined) return done(); // passed over
+        if (last) exchange.responseBytes += last.length;
+        res.end(last ?? undefined, () => done());
+      },
+      onUnsupported: (answer) => {
+        const upstream = http.request({ method: "GET", path: req.url, host: backend.hostname, createConnection: () => answer });
+        exchange.upstream = upstream;
+        upstream.on("response", (proxyRes: IncomingMessage) => {
+          // The connection is not reused: it ends with this answer (or with the client).
+          proxyRes.once("close", () => answer.destroy());
+          this.respond(proxyRes, req, res);
+        });
+        upstream.on("error", (err: NodeJS.ErrnoException) => {
+          exchange.timedOut = err.code === "ETIMEDOUT";
+          this.fail(err, req, res, exchange);
+        });
+        upstream.end();
+        // A client that leaves ends the backend exchange (as http-proxy does for web()).
+        res.once("close", () => {
+          if (!res.writableFinished) upstream.destroy();
+        });
+      },
+      onFailure: (err) => {
+        exchange.timedOut = err.code === "ETIMEDOUT";
+        this.fail(err, req, res, exchange);
+      },
+      // A backend that dies mid-body must not leave the client waiting for bytes that never come.
+      onCut: () => res.destroy(),
+    });
+    if (!handle) return false;
+    res.once("close", () => {
+      if (!res.writableFinished) handle.abort();
+    });
+    return true;
   }
 
   /**
@@ -265,7 +346,7 @@ export class Forwarder {
 
   /** Backend sockets carrying a request right now (pooled idle ones not counted). */
   upstreamSocketsInUse(): number {
-    let count = 0;
+    let count = this.blobRelay.inUse;
     for (const agent of this.agents.values()) {
       for (const list of Object.values(agent.sockets)) count += list?.length ?? 0;
     }
@@ -275,6 +356,7 @@ export class Forwarder {
   close(): void {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
+    this.blobRelay.close();
     this.proxy.close();
   }
 }

@@ -1,0 +1,424 @@
+// Blob GETs to plain-HTTP backends, relayed socket to socket without Node's HTTP client (issue #10). Blob
+// pulls are most of a registry's bytes, and Node's client copies every body chunk out of its parser into a
+// new buffer, allocates another 64 KiB buffer for every socket read, and runs the stream machinery (pause,
+// drain, resume) per chunk. Here the backend socket reads into one reusable buffer (net's `onread`), each
+// read is one write to the client, and the socket reads again once that write has let go of the buffer:
+// backpressure without copies or garbage. docs/profile.md has the measurements.
+//
+// Deliberately narrow, and strict where it reads: an answer whose head is plainly valid HTTP/1.x and whose
+// body is framed by one Content-Length (or that has none: 204, 304) is relayed. Anything else (1xx,
+// Transfer-Encoding, no length, a control character, an oversized head) is handed over unread, as a stream
+// of the bytes the backend sent, for Node's client to parse (`unsupported`): the backend is asked once, and
+// everything but the plain case is read by the same parser as every other answer.
+import net from "node:net";
+import { Duplex } from "node:stream";
+
+/** Response heads larger than this are not taken (Node's client allows 16 KiB). */
+const MAX_HEAD_BYTES = 64 * 1024;
+/** Reads before and between bodies (response heads, and nothing else) go to a small buffer. */
+const HEAD_READ_BYTES = 16 * 1024;
+/** Body read buffers kept for the next relay. */
+const MAX_SPARE_BUFFERS = 8;
+
+const STATUS_LINE = /^HTTP\/1\.([01]) ([2-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A field value Node's server will write again as it is: no control characters but HTAB (RFC 9110 §5.5). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const CONTENT_LENGTH = /^\d{1,15}$/;
+
+export interface BlobRelayOptions {
+  /** Bytes per backend read while relaying a body: the most one relay holds. */
+  readBytes: number;
+  /** A backend silent this long (both directions: a stalled client stalls it too) is given up on. */
+  idleTimeoutMs: number;
+  /** How long an unused pooled connection is kept. */
+  keepAliveMs: number;
+  /** Unused pooled connections kept per backend. */
+  maxFree: number;
+}
+
+export interface RelayHead {
+  status: number;
+  statusMessage: string;
+  rawHeaders: string[];
+}
+
+/** What to do with an answer once its head is known. */
+export type HeadVerdict = "relay" | "discard" | "abort";
+
+export interface RelayHandlers {
+  onHead(head: RelayHead): HeadVerdict;
+  /** A body chunk; call `done` once the chunk's bytes are no longer needed (the client write's callback). */
+  onBody(chunk: Buffer, done: () => void): void;
+  /** The body is complete (`last`, if any, is its final chunk); call `done` once `last` is written. */
+  onEnd(last: Buffer | null, done: () => void): void;
+  /**
+   * An answer this does not relay: `answer` is the connection's stream from the first byte the backend sent
+   * (what is written to it is dropped: the request went already), for Node's client to read. It fails with
+   * ETIMEDOUT after idleTimeoutMs of silence.
+   */
+  onUnsupported(answer: Duplex): void;
+  /** The connection failed before a head (err.code as Node's client reports it; ETIMEDOUT after idleTimeoutMs). */
+  onFailure(err: NodeJS.ErrnoException): void;
+  /** The backend went away in the middle of the body. */
+  onCut(): void;
+}
+
+export interface ParsedHead extends RelayHead {
+  /** Body bytes that follow the head. */
+  length: number;
+  /** The backend closes the connection after this answer. */
+  close: boolean;
+}
+
+/** The head of a GET's answer (without its final CRLF CRLF), or null when it is not one this relays. */
+export function parseResponseHead(text: string): ParsedHead | null {
+  const lines = text.split("\r\n");
+  const statusLine = STATUS_LINE.exec(lines[0]!);
+  if (!statusLine) return null;
+  const status = Number(statusLine[2]);
+  const rawHeaders: string[] = [];
+  let length: number | null = null;
+  let close = statusLine[1] === "0";
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(":");
+    if (colon <= 0) return null;
+    const name = line.slice(0, colon);
+    // Also refuses obs-fold continuation lines and whitespace before the colon.
+    if (!TOKEN.test(name)) return null;
+    const value = line.slice(colon + 1).replace(/^[\t ]+|[\t ]+$/g, "");
+    if (!FIELD_VALUE.test(value)) return null;
+    const lower = name.toLowerCase();
+    if (lower === "transfer-encoding") return null;
+    if (lower === "content-length") {
+      if (!CONTENT_LENGTH.test(value)) return null;
+      const n = Number(value);
+      if (length !== null && length !== n) return null;
+      length = n;
+    }
+    if (lower === "connection" && value.split(",").some((token) => token.trim().toLowerCase() === "close")) close = true;
+    rawHeaders.push(name, value);
+  }
+  const bodiless = status === 204 || status === 304;
+  if (bodiless) {
+    // A length on an answer that cannot have a body is not one this trusts to frame the next.
+    if (length !== null && length !== 0) return null;
+    return { status, statusMessage: statusLine[3] ?? "", rawHeaders, length: 0, close };
+  }
+  if (length === null) return null;
+  return { status, statusMessage: statusLine[3] ?? "", rawHeaders, length, close };
+}
+
+/** The request head for `target` with `headers` (forwardRequestHeaders' result), or null when one is not plainly valid. */
+export function requestHead(target: string, headers: Record<string, string | string[] | undefined>): string | null {
+  let text = `GET ${target} HTTP/1.1\r\n`;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (!TOKEN.test(name)) return null;
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (!FIELD_VALUE.test(v)) return null;
+      text += `${name}: ${v}\r\n`;
+    }
+  }
+  return `${text}\r\n`;
+}
+
+class Connection {
+  readonly socket: net.Socket;
+  private readonly small = Buffer.allocUnsafe(HEAD_READ_BYTES);
+  private big: Buffer | null = null;
+  private handlers: RelayHandlers | null = null;
+  private headBytes: Buffer | null = null;
+  private inBody = false;
+  private discarding = false;
+  private left = 0;
+  private answered = false;
+  private timedOut = false;
+  /** The connection's stream once its answer is handed over (onUnsupported). */
+  private handoff: Duplex | null = null;
+  reusable = true;
+  requests = 0;
+
+  constructor(
+    private readonly pool: BlobRelay,
+    port: number,
+    host: string,
+    private readonly onIdle: (conn: Connection) => void,
+  ) {
+    this.socket = net.connect({
+      port,
+      host,
+      noDelay: true,
+      onread: {
+        // Asked before every read: body bytes go to the big buffer, everything else to the small one.
+        buffer: () => (this.inBody && this.left > 0 ? (this.big ??= pool.takeBuffer()) : this.small),
+        callback: (n, buf) => this.onRead(n, buf as Buffer),
+      },
+    });
+    this.socket.on("error", (err: NodeJS.ErrnoException) => this.onGone(err));
+    this.socket.on("close", () => this.onGone());
+    this.socket.on("timeout", () => {
+      this.timedOut = true;
+      this.socket.destroy();
+    });
+  }
+
+  /** A failure before any byte came back on a connection that served before: the backend had closed it. */
+  get stale(): boolean {
+    return this.requests > 1 && !this.answered && !this.timedOut;
+  }
+
+  start(request: string, handlers: RelayHandlers): void {
+    this.handlers = handlers;
+    this.headBytes = null;
+    this.inBody = false;
+    this.discarding = false;
+    this.answered = false;
+    this.timedOut = false;
+    this.requests++;
+    this.socket.ref();
+    this.socket.setTimeout(this.pool.options.idleTimeoutMs);
+    this.socket.write(request, "latin1");
+  }
+
+  abort(): void {
+    this.reusable = false;
+    this.handlers = null;
+    this.socket.destroy();
+  }
+
+  private onRead(n: number, buf: Buffer): boolean {
+    this.answered = true;
+    if (this.handoff) {
+      // Copied: the read buffer is reused. Backpressure from Node's client pauses the socket.
+      if (this.handoff.push(Buffer.from(buf.subarray(0, n)))) return true;
+      this.socket.pause();
+      return false;
+    }
+    const handlers = this.handlers;
+    if (!handlers) {
+      // Bytes nobody asked for: this connection's framing can no longer be trusted.
+      this.abort();
+      return false;
+    }
+    if (!this.inBody) return this.onHeadBytes(Buffer.from(buf.subarray(0, n)), handlers);
+    return this.onBodyBytes(buf.subarray(0, n), handlers, false);
+  }
+
+  private onHeadBytes(bytes: Buffer, handlers: RelayHandlers): boolean {
+    const all = this.headBytes ? Buffer.concat([this.headBytes, bytes]) : bytes;
+    const end = all.indexOf("\r\n\r\n");
+    if (end < 0) {
+      this.headBytes = all;
+      if (all.length > MAX_HEAD_BYTES) this.handOver(all, handlers);
+      return true;
+    }
+    this.headBytes = null;
+    const head = end <= MAX_HEAD_BYTES ? parseResponseHead(all.toString("latin1", 0, end)) : null;
+    if (!head) {
+      this.handOver(all, handlers);
+      return true;
+    }
+    if (head.close) this.reusable = false;
+    const verdict = handlers.onHead(head);
+    if (verdict === "abort") {
+      this.abort();
+      return false;
+    }
+    this.discarding = verdict === "discard";
+    this.inBody = true;
+    this.left = head.length;
+    const rest = all.subarray(end + 4);
+    if (this.left === 0) {
+      if (rest.length) this.reusable = false;
+      this.finish(null, handlers, true);
+      return true;
+    }
+    // `rest` is a buffer of its own, not the reused read buffer.
+    return rest.length === 0 || this.onBodyBytes(rest, handlers, true);
+  }
+
+  private onBodyBytes(view: Buffer, handlers: RelayHandlers, owned: boolean): boolean {
+    if (view.length > this.left) {
+      // More than the announced length: the surplus is dropped and the connection not reused.
+      this.reusable = false;
+      view = view.subarray(0, this.left);
+    }
+    this.left -= view.length;
+    if (this.left === 0) {
+      this.finish(this.discarding ? null : view, handlers, owned || this.discarding);
+      return true;
+    }
+    if (owned || this.discarding) {
+      if (!this.discarding) handlers.onBody(view, () => {});
+      return true;
+    }
+    // Nothing more is read into the buffer until the client's write has let go of it.
+    let sync = true;
+    let released = false;
+    handlers.onBody(view, () => {
+      released = true;
+      if (!sync && !this.socket.destroyed) this.socket.resume();
+    });
+    sync = false;
+    if (released) return true;
+    this.socket.pause();
+    return false;
+  }
+
+  private finish(last: Buffer | null, handlers: RelayHandlers, lastIsOwned: boolean): void {
+    this.handlers = null;
+    this.inBody = false;
+    this.socket.setTimeout(0);
+    const big = this.big;
+    this.big = null;
+    let released = false;
+    const done = () => {
+      if (released) return;
+      released = true;
+      if (big) this.pool.returnBuffer(big);
+    };
+    handlers.onEnd(last, done);
+    // A `last` that is not a view of the big buffer frees it at once.
+    if (lastIsOwned || !last) done();
+    if (this.reusable && !this.socket.destroyed) this.onIdle(this);
+    else this.socket.destroy();
+  }
+
+  /** The answer so far (`bytes`) and the rest of the connection go to Node's client; never reused. */
+  private handOver(bytes: Buffer, handlers: RelayHandlers): void {
+    this.reusable = false;
+    this.handlers = null;
+    const socket = this.socket;
+    const answer = new Duplex({
+      read: () => {
+        if (!socket.destroyed) socket.resume();
+      },
+      write: (_chunk, _encoding, done) => done(),
+      destroy: (err, done) => {
+        socket.destroy();
+        done(err);
+      },
+    });
+    this.handoff = answer;
+    answer.push(bytes);
+    handlers.onUnsupported(answer);
+  }
+
+  private onGone(err?: NodeJS.ErrnoException): void {
+    this.reusable = false;
+    this.pool.forget(this);
+    if (this.handoff) {
+      if (this.timedOut) this.handoff.destroy(Object.assign(new Error("the backend did not answer in time"), { code: "ETIMEDOUT" }));
+      else if (err) this.handoff.destroy(err);
+      else this.handoff.push(null);
+      return;
+    }
+    const handlers = this.handlers;
+    this.handlers = null;
+    if (!handlers) return;
+    if (this.inBody) {
+      handlers.onCut();
+      return;
+    }
+    const failure: NodeJS.ErrnoException = this.timedOut ? new Error("the backend did not answer in time") : (err ?? new Error("the backend closed the connection"));
+    if (this.timedOut) failure.code = "ETIMEDOUT";
+    else failure.code ??= "ECONNRESET";
+    handlers.onFailure(failure);
+  }
+}
+
+/** Keep-alive connections per backend origin, and the body read buffers they share. */
+export class BlobRelay {
+  private readonly free = new Map<string, Connection[]>();
+  private readonly spare: Buffer[] = [];
+  /** Backend connections carrying a request right now. */
+  inUse = 0;
+
+  constructor(readonly options: BlobRelayOptions) {}
+
+  takeBuffer(): Buffer {
+    return this.spare.pop() ?? Buffer.allocUnsafe(this.options.readBytes);
+  }
+
+  returnBuffer(buffer: Buffer): void {
+    if (this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(buffer);
+  }
+
+  forget(conn: Connection): void {
+    for (const list of this.free.values()) {
+      const i = list.indexOf(conn);
+      if (i >= 0) list.splice(i, 1);
+    }
+  }
+
+  /**
+   * Sends `GET target` with `headers` to a plain-HTTP backend and reports through `handlers`. Returns null
+   * when the request cannot be written this way (a header that is not plainly valid): use the general path.
+   */
+  get(backend: URL, target: string, headers: Record<string, string | string[] | undefined>, handlers: RelayHandlers): { abort(): void } | null {
+    const text = requestHead(target, headers);
+    if (text === null) return null;
+    const origin = backend.origin;
+    const port = Number(backend.port || 80);
+    const host = backend.hostname.startsWith("[") ? backend.hostname.slice(1, -1) : backend.hostname;
+    const parked = (conn: Connection) => {
+      conn.socket.unref();
+      conn.socket.setTimeout(this.options.keepAliveMs);
+      const free = this.free.get(origin) ?? [];
+      if (free.length >= this.options.maxFree) conn.socket.destroy();
+      else {
+        free.push(conn);
+        this.free.set(origin, free);
+      }
+    };
+    let abortCurrent = () => {};
+    const attempt = (fresh: boolean) => {
+      const conn = (!fresh && this.free.get(origin)?.pop()) || new Connection(this, port, host, parked);
+      this.inUse++;
+      let counted = true;
+      const over = () => {
+        if (counted) {
+          counted = false;
+          this.inUse--;
+        }
+      };
+      // Once this exchange is over the connection may serve another one: aborting is then a no-op.
+      abortCurrent = () => {
+        if (!counted) return;
+        over();
+        conn.abort();
+      };
+      conn.start(text, {
+        onHead: (head) => handlers.onHead(head),
+        onBody: (chunk, done) => handlers.onBody(chunk, done),
+        onEnd: (last, done) => {
+          over();
+          handlers.onEnd(last, done);
+        },
+        onUnsupported: (answer) => {
+          over();
+          handlers.onUnsupported(answer);
+        },
+        onFailure: (err) => {
+          over();
+          // A pooled connection the backend had closed meanwhile: once more, on a new one.
+          if (conn.stale) attempt(true);
+          else handlers.onFailure(err);
+        },
+        onCut: () => {
+          over();
+          handlers.onCut();
+        },
+      });
+    };
+    attempt(false);
+    return { abort: () => abortCurrent() };
+  }
+
+  close(): void {
+    for (const list of this.free.values()) for (const conn of list) conn.socket.destroy();
+    this.free.clear();
+  }
+}

@@ -1,0 +1,210 @@
+// Blob GETs are relayed socket to socket (src/proxy/blob-relay.ts, issue #10). A real registry only ever
+// answers them plainly (a Content-Length body), which every pull test covers; this backend answers in
+// every other way too, byte for byte as scripted, and records each connection and each request on it.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import https from "node:https";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
+
+const HOST = "relay.test";
+const blobPath = (name: string) => `/v2/relay/${name}/blobs/sha256:${"a".repeat(64)}`;
+
+interface Seen {
+  connection: number;
+  head: string;
+}
+
+/** Answers each request head by the repository name in its target; `null` answers nothing. */
+type Script = (socket: net.Socket) => Promise<void> | void;
+
+function startScriptedBackend(scripts: Record<string, Script>) {
+  const seen: Seen[] = [];
+  const closed: number[] = [];
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    const connection = ++connections;
+    let pending = Buffer.alloc(0);
+    socket.on("close", () => closed.push(connection));
+    socket.on("error", () => {});
+    socket.on("data", (data) => {
+      pending = Buffer.concat([pending, data]);
+      for (let end = pending.indexOf("\r\n\r\n"); end >= 0; end = pending.indexOf("\r\n\r\n")) {
+        const head = pending.subarray(0, end).toString("latin1");
+        pending = pending.subarray(end + 4);
+        seen.push({ connection, head });
+        const name = /^GET \/v2\/relay\/([a-z0-9-]+)\//.exec(head)?.[1] ?? "";
+        const script = scripts[name];
+        if (script) void script(socket);
+        else socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+      }
+    });
+  });
+  return {
+    seen,
+    closed,
+    connections: () => connections,
+    listen: () => new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`))),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const BODY = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+const digest = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
+
+/** A GET whose body is read as it comes; `onFirstBytes` may stop it. Resolves with what arrived and how it ended. */
+function pull(gateway: TestGateway, path: string, onFirstBytes?: (req: import("node:http").ClientRequest, res: import("node:http").IncomingMessage) => void) {
+  return new Promise<{ status: number; headers: import("node:http").IncomingHttpHeaders; body: Buffer; complete: boolean }>((resolve) => {
+    const req = https.request({ host: "127.0.0.1", port: gateway.port, path, servername: HOST, ca: gateway.caPem, headers: { host: HOST }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let first = true;
+      res.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        if (first && onFirstBytes) onFirstBytes(req, res);
+        first = false;
+      });
+      const done = () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), complete: res.complete });
+      res.on("end", done);
+      res.on("error", done);
+      res.on("aborted", done);
+    });
+    req.on("error", () => resolve({ status: 0, headers: {}, body: Buffer.alloc(0), complete: false }));
+    req.end();
+  });
+}
+
+describe("blob GETs relayed socket to socket (issue #10)", () => {
+  let gateway: TestGateway;
+  let hugeWritten = 0;
+  const backend = startScriptedBackend({
+    plain: (s) => void s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BODY.length}\r\n\r\n`), BODY])),
+    chunked: (s) => {
+      s.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    },
+    "bad-value": (s) => void s.write("HTTP/1.1 200 OK\r\nX-Odd: a\x01b\r\nContent-Length: 2\r\n\r\nok"),
+    surplus: (s) => void s.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfour and more that is not a response"),
+    "not-modified": (s) => void s.write('HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n'),
+    "close-delimited": (s) => void s.end("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"),
+    dies: async (s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\n\r\n`);
+      s.write(BODY.subarray(0, 100_000));
+      await sleep(50);
+      s.destroy();
+    },
+    silent: () => {},
+    huge: async (s) => {
+      // 1 GiB announced; written while the socket takes it, until the gateway hangs up.
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${1024 ** 3}\r\n\r\n`);
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      while (!s.destroyed) {
+        hugeWritten += chunk.length;
+        if (!s.write(chunk)) await new Promise((resolve) => s.once("drain", resolve).once("close", resolve));
+      }
+    },
+  });
+
+  before(async () => {
+    const url = await backend.listen();
+    gateway = await startTestGateway({ sites: [{ hosts: [HOST], backend: url }], timeouts: { idle: "1s" } });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await backend.close();
+  });
+
+  const requestsTo = (name: string) => backend.seen.filter((s) => s.head.includes(`/v2/relay/${name}/`));
+
+  it("relays a Content-Length body byte for byte and reuses the backend connection", async () => {
+    const first = await pull(gateway, blobPath("plain"));
+    const second = await pull(gateway, blobPath("plain"));
+    for (const res of [first, second]) {
+      assert.equal(res.status, 200);
+      assert.equal(res.headers["content-length"], String(BODY.length));
+      assert.equal(digest(res.body), digest(BODY));
+    }
+    const [a, b] = requestsTo("plain");
+    assert.equal(a!.connection, b!.connection, "one keep-alive connection for both");
+    assert.match(a!.head, new RegExp(`^GET ${blobPath("plain")} HTTP/1.1\r\n`));
+    assert.match(a!.head, /\r\nx-forwarded-for: 127\.0\.0\.1\r\n/);
+    assert.match(a!.head, /\r\nx-request-id: /);
+    // The relay's own request head: Node's client (the general path) would have added Connection: keep-alive.
+    assert.doesNotMatch(a!.head, /\r\nconnection:/i);
+  });
+
+  it("hands a chunked answer to Node's client: decoded for the client, the backend asked once", async () => {
+    const res = await pull(gateway, blobPath("chunked"));
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), "hello world");
+    assert.equal(requestsTo("chunked").length, 1);
+  });
+
+  it("refuses a head with a control character in a value: 502, the backend asked once", async () => {
+    const res = await pull(gateway, blobPath("bad-value"));
+    assert.equal(res.status, 502);
+    assert.equal(res.body.toString().includes('"BACKEND_UNAVAILABLE"') || res.body.toString().includes("UNAVAILABLE"), true, res.body.toString());
+    assert.equal(requestsTo("bad-value").length, 1);
+  });
+
+  it("relays exactly Content-Length bytes of a longer answer and does not reuse that connection", async () => {
+    const res = await pull(gateway, blobPath("surplus"));
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), "four");
+    await sleep(50);
+    const surplusConnection = requestsTo("surplus")[0]!.connection;
+    assert.ok(backend.closed.includes(surplusConnection), "the gateway closed the connection the surplus came on");
+    const next = await pull(gateway, blobPath("plain"));
+    assert.equal(next.status, 200);
+    assert.notEqual(requestsTo("plain").at(-1)!.connection, surplusConnection);
+  });
+
+  it("relays a 304 without a body, and the connection serves the next GET", async () => {
+    const res = await pull(gateway, blobPath("not-modified"));
+    assert.equal(res.status, 304);
+    assert.equal(res.headers.etag, '"x"');
+    const connection = requestsTo("not-modified")[0]!.connection;
+    await pull(gateway, blobPath("plain"));
+    assert.equal(requestsTo("plain").at(-1)!.connection, connection);
+  });
+
+  it("hands an answer delimited by the connection's end to Node's client", async () => {
+    const res = await pull(gateway, blobPath("close-delimited"));
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), "until the end");
+    assert.equal(requestsTo("close-delimited").length, 1);
+  });
+
+  it("cuts the client when the backend dies in the middle of the body", async () => {
+    const res = await pull(gateway, blobPath("dies"));
+    assert.equal(res.status, 200);
+    assert.equal(res.complete, false);
+    assert.ok(res.body.length < BODY.length);
+  });
+
+  it("answers 504 when the backend says nothing for the idle timeout", async () => {
+    const started = performance.now();
+    const res = await pull(gateway, blobPath("silent"));
+    assert.equal(res.status, 504);
+    assert.ok(performance.now() - started >= 900);
+    await sleep(50);
+    assert.ok(backend.closed.includes(requestsTo("silent")[0]!.connection), "the silent connection is closed");
+  });
+
+  it("holds back a backend whose client stops reading, and closes it when the client leaves", async () => {
+    const before = gateway.logs.length;
+    const res = await pull(gateway, blobPath("huge"), (req, incoming) => {
+      incoming.pause();
+      setTimeout(() => req.destroy(), 500);
+    });
+    assert.equal(res.complete, false);
+    // Socket buffers on both sides and the relay's one read buffer: megabytes, not the gigabyte announced.
+    assert.ok(hugeWritten < 32 * 1024 * 1024, `the backend wrote ${hugeWritten} bytes`);
+    await sleep(200);
+    const connection = requestsTo("huge")[0]!.connection;
+    assert.ok(backend.closed.includes(connection), "the backend connection is closed");
+    const access = gateway.logs.slice(before).find((line) => typeof line.path === "string" && (line.path as string).includes("/relay/huge/"));
+    assert.ok(access, "the pull is logged");
+  });
+});
