@@ -103,7 +103,7 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
       passOver: options.passOver,
       returnUnconnected: mayRetry || options.lastResort === false,
       resetIsUnconnected: request.method === "GET" || request.method === "HEAD",
-      blobGet: route.kind === "blob" && request.method === "GET" && !request.hasBody,
+      relayGet: (route.kind === "blob" || route.kind === "manifest") && request.method === "GET" && !request.hasBody,
       beforeRelay: remember ? (status, headers) => rememberUpload(pool, member, status, headers, deps) : undefined,
     });
     if (outcome.notConnected && mayRetry) continue;

@@ -2,13 +2,13 @@
 // (pipe), keep-alive agents per backend, idle timeouts only, and upstream failures turned into
 // registry errors. The response is written here (selfHandleResponse) so that headers are copied from
 // rawHeaders (duplicates intact) and Location is rewritten on 202, which http-proxy's autoRewrite
-// does not touch. Blob GETs to plain-HTTP backends are relayed socket to socket (blob-relay.ts).
+// does not touch. Blob and manifest GETs to plain-HTTP backends are relayed socket to socket (get-relay.ts).
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
 import { ProxyServer } from "http-proxy-3";
 import { sendError } from "../registry/errors.js";
-import { BlobRelay } from "./blob-relay.js";
+import { GetRelay } from "./get-relay.js";
 import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "./headers.js";
 
 /**
@@ -20,8 +20,8 @@ import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "
  */
 const BACKEND_HIGH_WATER_MARK = 256 * 1024;
 
-/** Bytes per backend read when a blob is relayed socket to socket: the most one pull holds in the gateway. */
-const BLOB_RELAY_READ_BYTES = 256 * 1024;
+/** Bytes per backend read when a GET is relayed socket to socket: the most one pull holds in the gateway. */
+const RELAY_READ_BYTES = 256 * 1024;
 
 export type UpstreamFailure = "refused" | "timeout" | "reset" | "other";
 
@@ -67,8 +67,8 @@ export interface ForwardOptions {
   passOver?: (status: number) => boolean;
   /** Sees the backend's answer before it is relayed, and may hold the relay until it is done (upload affinity). */
   beforeRelay?: (status: number, rawHeaders: readonly string[]) => Promise<void> | void;
-  /** A blob GET without a body: to a plain-HTTP backend it is relayed socket to socket (blob-relay.ts). */
-  blobGet?: boolean;
+  /** A blob or manifest GET without a body: to a plain-HTTP backend it is relayed socket to socket (get-relay.ts). */
+  relayGet?: boolean;
 }
 
 export interface ForwarderOptions {
@@ -98,10 +98,10 @@ export class Forwarder {
   private readonly proxy: ProxyServer;
   private readonly agents = new Map<string, http.Agent>();
   private readonly exchanges = new WeakMap<IncomingMessage, Exchange>();
-  private readonly blobRelay: BlobRelay;
+  private readonly getRelay: GetRelay;
 
   constructor(private readonly options: ForwarderOptions) {
-    this.blobRelay = new BlobRelay({ readBytes: BLOB_RELAY_READ_BYTES, idleTimeoutMs: options.idleTimeoutMs, keepAliveMs: options.keepAliveMs, maxFree: 64 });
+    this.getRelay = new GetRelay({ readBytes: RELAY_READ_BYTES, idleTimeoutMs: options.idleTimeoutMs, keepAliveMs: options.keepAliveMs, maxFree: 64 });
     this.proxy = new ProxyServer({ selfHandleResponse: true, xfwd: false });
     this.proxy.on("proxyReq", (proxyReq, req) => this.watchIdle(proxyReq, req, this.exchanges.get(req)!));
     this.proxy.on("proxyRes", (proxyRes, req, res) => this.respond(proxyRes, req, res));
@@ -183,14 +183,14 @@ export class Forwarder {
   }
 
   /**
-   * A blob GET to a plain-HTTP backend goes through blob-relay.ts; false when it cannot (it then goes through
+   * A blob or manifest GET to a plain-HTTP backend goes through get-relay.ts; false when it cannot (it then goes through
    * web()). An answer the relay does not take (chunked, 1xx, …) is read by Node's client from where the relay
    * stopped, and relayed as web() relays. Outcomes, timeouts and failures are the same as web()'s.
    */
   private relayBlob(req: IncomingMessage, res: ServerResponse, backend: URL, exchange: Exchange, replay: Buffer | undefined): boolean {
-    const { blobGet, passOver, beforeRelay } = exchange.options;
-    if (!blobGet || req.method !== "GET" || backend.protocol !== "http:" || beforeRelay || (replay !== undefined && replay.length > 0)) return false;
-    const handle = this.blobRelay.get(backend, req.url!, req.headers, {
+    const { relayGet, passOver, beforeRelay } = exchange.options;
+    if (!relayGet || req.method !== "GET" || backend.protocol !== "http:" || beforeRelay || (replay !== undefined && replay.length > 0)) return false;
+    const handle = this.getRelay.get(backend, req.url!, req.headers, {
       onHead: (head) => {
         exchange.upstreamMs = performance.now() - exchange.startedAt;
         if (passOver?.(head.status)) {
@@ -346,7 +346,7 @@ export class Forwarder {
 
   /** Backend sockets carrying a request right now (pooled idle ones not counted). */
   upstreamSocketsInUse(): number {
-    let count = this.blobRelay.inUse;
+    let count = this.getRelay.inUse;
     for (const agent of this.agents.values()) {
       for (const list of Object.values(agent.sockets)) count += list?.length ?? 0;
     }
@@ -356,7 +356,7 @@ export class Forwarder {
   close(): void {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
-    this.blobRelay.close();
+    this.getRelay.close();
     this.proxy.close();
   }
 }

@@ -1,9 +1,11 @@
-// Blob GETs to plain-HTTP backends, relayed socket to socket without Node's HTTP client (issue #10). Blob
-// pulls are most of a registry's bytes, and Node's client copies every body chunk out of its parser into a
-// new buffer, allocates another 64 KiB buffer for every socket read, and runs the stream machinery (pause,
-// drain, resume) per chunk. Here the backend socket reads into one reusable buffer (net's `onread`), each
-// read is one write to the client, and the socket reads again once that write has let go of the buffer:
-// backpressure without copies or garbage. docs/profile.md has the measurements.
+// Blob and manifest GETs to plain-HTTP backends, relayed socket to socket without Node's HTTP client (issue
+// #10). Blob pulls are most of a registry's bytes, and Node's client copies every body chunk out of its
+// parser into a new buffer, allocates another 64 KiB buffer for every socket read, and runs the stream
+// machinery (pause, drain, resume) per chunk; manifest GETs are most of its requests, and http-proxy-3 plus
+// Node's client cost about a third of the gateway's CPU per request. Here the backend socket reads into one
+// reusable buffer (net's `onread`), each read is one write to the client, and the socket reads again once
+// that write has let go of the buffer: backpressure without copies or garbage. docs/profile.md has the
+// measurements.
 //
 // Deliberately narrow, and strict where it reads: an answer whose head is plainly valid HTTP/1.x and whose
 // body is framed by one Content-Length (or that has none: 204, 304) is relayed. Anything else (1xx,
@@ -26,7 +28,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
 
-export interface BlobRelayOptions {
+export interface GetRelayOptions {
   /** Bytes per backend read while relaying a body: the most one relay holds. */
   readBytes: number;
   /** A backend silent this long (both directions: a stalled client stalls it too) is given up on. */
@@ -141,7 +143,7 @@ class Connection {
   requests = 0;
 
   constructor(
-    private readonly pool: BlobRelay,
+    private readonly pool: GetRelay,
     port: number,
     host: string,
     private readonly onIdle: (conn: Connection) => void,
@@ -330,13 +332,13 @@ class Connection {
 }
 
 /** Keep-alive connections per backend origin, and the body read buffers they share. */
-export class BlobRelay {
+export class GetRelay {
   private readonly free = new Map<string, Connection[]>();
   private readonly spare: Buffer[] = [];
   /** Backend connections carrying a request right now. */
   inUse = 0;
 
-  constructor(readonly options: BlobRelayOptions) {}
+  constructor(readonly options: GetRelayOptions) {}
 
   takeBuffer(): Buffer {
     return this.spare.pop() ?? Buffer.allocUnsafe(this.options.readBytes);

@@ -1,5 +1,5 @@
-// Blob GETs are relayed socket to socket (src/proxy/blob-relay.ts, issue #10). A real registry only ever
-// answers them plainly (a Content-Length body), which every pull test covers; this backend answers in
+// Blob and manifest GETs are relayed socket to socket (src/proxy/get-relay.ts, issue #10). A real registry
+// only ever answers them plainly (a Content-Length body), which every pull test covers; this backend answers in
 // every other way too, byte for byte as scripted, and records each connection and each request on it.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -18,7 +18,7 @@ interface Seen {
 }
 
 /** Answers each request head by the repository name in its target; `null` answers nothing. */
-type Script = (socket: net.Socket) => Promise<void> | void;
+type Script = (socket: net.Socket, method: string) => Promise<void> | void;
 
 function startScriptedBackend(scripts: Record<string, Script>) {
   const seen: Seen[] = [];
@@ -35,9 +35,9 @@ function startScriptedBackend(scripts: Record<string, Script>) {
         const head = pending.subarray(0, end).toString("latin1");
         pending = pending.subarray(end + 4);
         seen.push({ connection, head });
-        const name = /^GET \/v2\/relay\/([a-z0-9-]+)\//.exec(head)?.[1] ?? "";
+        const [, method = "", name = ""] = /^(GET|HEAD) \/v2\/relay\/([a-z0-9-]+)\//.exec(head) ?? [];
         const script = scripts[name];
-        if (script) void script(socket);
+        if (script) void script(socket, method);
         else socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
       }
     });
@@ -75,11 +75,14 @@ function pull(gateway: TestGateway, path: string, onFirstBytes?: (req: import("n
   });
 }
 
-describe("blob GETs relayed socket to socket (issue #10)", () => {
+describe("blob and manifest GETs relayed socket to socket (issue #10)", () => {
   let gateway: TestGateway;
   let hugeWritten = 0;
   const backend = startScriptedBackend({
-    plain: (s) => void s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BODY.length}\r\n\r\n`), BODY])),
+    plain: (s, method) => {
+      const head = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BODY.length}\r\n\r\n`);
+      s.write(method === "HEAD" ? head : Buffer.concat([head, BODY]));
+    },
     chunked: (s) => {
       s.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     },
@@ -132,6 +135,24 @@ describe("blob GETs relayed socket to socket (issue #10)", () => {
     assert.match(a!.head, /\r\nx-request-id: /);
     // The relay's own request head: Node's client (the general path) would have added Connection: keep-alive.
     assert.doesNotMatch(a!.head, /\r\nconnection:/i);
+  });
+
+  it("relays a manifest GET the same way; a HEAD (whose length frames no body) goes through Node's client", async () => {
+    const manifest = await pull(gateway, "/v2/relay/plain/manifests/v1");
+    assert.equal(manifest.status, 200);
+    assert.equal(digest(manifest.body), digest(BODY));
+    assert.doesNotMatch(requestsTo("plain").at(-1)!.head, /\r\nconnection:/i);
+    const head = await new Promise<number>((resolve, reject) => {
+      https
+        .request({ host: "127.0.0.1", port: gateway.port, method: "HEAD", path: blobPath("plain"), servername: HOST, ca: gateway.caPem, headers: { host: HOST }, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        })
+        .on("error", reject)
+        .end();
+    });
+    assert.equal(head, 200);
+    assert.match(requestsTo("plain").at(-1)!.head, /^HEAD .*\r\nconnection: keep-alive/is);
   });
 
   it("hands a chunked answer to Node's client: decoded for the client, the backend asked once", async () => {

@@ -1,8 +1,8 @@
-// The relay reads response heads itself (src/proxy/blob-relay.ts): it must take only plainly valid ones,
+// The relay reads response heads itself (src/proxy/get-relay.ts): it must take only plainly valid ones,
 // framed by one Content-Length, and leave everything else to Node's client.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseResponseHead, requestHead } from "../../../src/proxy/blob-relay.js";
+import { parseResponseHead, requestHead } from "../../../src/proxy/get-relay.js";
 
 const head = (...lines: string[]) => lines.join("\r\n");
 
