@@ -20,8 +20,12 @@ import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "
  */
 const BACKEND_HIGH_WATER_MARK = 256 * 1024;
 
-/** Bytes per backend read when a GET is relayed socket to socket: the most one pull holds in the gateway. */
-const RELAY_READ_BYTES = 256 * 1024;
+/**
+ * Bytes per backend read when a GET is relayed socket to socket: the most one pull holds in the gateway.
+ * 1 MiB rather than 256 KiB: one read and one TLS write per MiB when the client keeps up; measured side by
+ * side on 256 MiB pulls, +6 % MB/s and -16 % CPU per pull (docs/profile.md).
+ */
+const RELAY_READ_BYTES = 1024 * 1024;
 
 export type UpstreamFailure = "refused" | "timeout" | "reset" | "other";
 

@@ -19,8 +19,8 @@ import { Duplex } from "node:stream";
 const MAX_HEAD_BYTES = 64 * 1024;
 /** Reads before and between bodies (response heads, and nothing else) go to a small buffer. */
 const HEAD_READ_BYTES = 16 * 1024;
-/** Body read buffers kept for the next relay. */
-const MAX_SPARE_BUFFERS = 8;
+/** Body read buffers kept for the next relay (each readBytes large; more are made while more pulls run). */
+const MAX_SPARE_BUFFERS = 2;
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([2-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
