@@ -3,6 +3,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import https from "node:https";
 import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import { gatewayRequest } from "./gateway.js";
 
 export interface UploadTarget {
@@ -18,13 +19,19 @@ export interface PatchOptions {
   delayMs?: number;
   /** Destroy the connection after this many bytes instead of finishing. */
   abortAfter?: number;
+  /** Send on this agent's connection (keep-alive) instead of a new one. */
+  agent?: https.Agent;
 }
 
 export interface PatchResult {
   status: number;
   location: string | undefined;
+  /** The registry's Range: what it holds of the upload. */
+  range: string | undefined;
   digest: string;
   sent: number;
+  /** The connection the answer came on. */
+  socket: Socket | null;
 }
 
 /** POST /v2/REPO/blobs/uploads/ → the absolute Location to PATCH. */
@@ -40,9 +47,9 @@ export async function startUpload(target: UploadTarget, repository: string): Pro
   return res.headers.location;
 }
 
-/** Streams `bytes` of fresh data as one chunked PATCH, honouring backpressure. */
+/** Streams `bytes` of fresh data as one chunked PATCH, honouring backpressure. `location` may be relative. */
 export function patchChunked(target: UploadTarget, location: string, options: PatchOptions): Promise<PatchResult> {
-  const url = new URL(location);
+  const url = new URL(location, `https://${target.host}:${target.port}`);
   const chunkSize = options.chunkSize ?? 1024 * 1024;
   const block = randomBytes(chunkSize);
   const hash = createHash("sha256");
@@ -57,22 +64,33 @@ export function patchChunked(target: UploadTarget, location: string, options: Pa
       path: url.pathname + url.search,
       servername: target.host,
       ca: target.caPem,
-      agent: false,
+      agent: options.agent ?? false,
       headers: { host: url.host, "content-type": "application/octet-stream", "transfer-encoding": "chunked" },
     });
-    req.on("error", (err) => (options.abortAfter !== undefined ? resolve({ status: 0, location: undefined, digest: "", sent }) : reject(err)));
+    const aborted = (): PatchResult => ({ status: 0, location: undefined, range: undefined, digest: "", sent, socket: null });
+    req.on("error", (err) => (options.abortAfter !== undefined ? resolve(aborted()) : reject(err)));
     req.on("response", (res: IncomingMessage) => {
+      const socket = res.socket;
       res.resume();
+      res.on("error", reject);
       res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location, digest: `sha256:${hash.digest("hex")}`, sent }),
+        resolve({
+          status: res.statusCode ?? 0,
+          location: res.headers.location,
+          range: typeof res.headers.range === "string" ? res.headers.range : undefined,
+          digest: `sha256:${hash.digest("hex")}`,
+          sent,
+          socket,
+        }),
       );
     });
 
     const writeMore = (): void => {
+      if (req.destroyed) return;
       while (sent < options.bytes) {
         if (options.abortAfter !== undefined && sent >= options.abortAfter) {
           req.destroy();
-          resolve({ status: 0, location: undefined, digest: "", sent });
+          resolve(aborted());
           return;
         }
         // A counter in each block keeps the blob unique, so nothing upstream can deduplicate it.

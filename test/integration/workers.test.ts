@@ -8,7 +8,7 @@
 // both is checked each time with registry_gateway_worker_requests_total{worker="1"|"2"}, and a keep-alive
 // connection's worker is read from the access log line of a request sent on it (X-Request-Id).
 import assert from "node:assert/strict";
-import { X509Certificate, createHash, randomBytes, randomUUID } from "node:crypto";
+import { X509Certificate, randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
 import type { Socket } from "node:net";
@@ -25,6 +25,7 @@ import { freePort } from "../helpers/ports.js";
 import { formatRun, waitFor } from "../helpers/process.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
 import { pushTinyImage, type TinyImage } from "../helpers/seed.js";
+import { patchChunked, type PatchResult } from "../helpers/upload.js";
 
 const HUB = "hub.registry.test";
 const TEAM = "team.registry.test";
@@ -57,60 +58,6 @@ async function onFreshConnections(count: number, call: HttpsCall): Promise<Https
 async function adminPost(port: number, path: string): Promise<{ status: number; body: any }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST" });
   return { status: res.status, body: await res.json() };
-}
-
-interface SlowPatch {
-  status: number;
-  location: string | undefined;
-  range: string | undefined;
-  socket: Socket;
-  digest: string;
-  bytes: number;
-}
-
-/** One chunked PATCH of `chunks` random pieces written `delayMs` apart (a slow client), on `agent`'s connection. */
-function slowPatch(target: { port: number; ca: string; host: string }, agent: https.Agent, location: string, chunks: number, chunkSize: number, delayMs: number): Promise<SlowPatch> {
-  const url = new URL(location, `https://${target.host}:${target.port}`);
-  const hash = createHash("sha256");
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: "127.0.0.1",
-      port: target.port,
-      method: "PATCH",
-      path: url.pathname + url.search,
-      servername: target.host,
-      ca: target.ca,
-      agent,
-      headers: { host: `${target.host}:${target.port}`, "content-type": "application/octet-stream", "transfer-encoding": "chunked" },
-    });
-    req.on("error", reject);
-    req.on("response", (res) => {
-      const socket = res.socket;
-      res.resume();
-      res.on("error", reject);
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          location: res.headers.location,
-          range: res.headers.range as string | undefined,
-          socket,
-          digest: `sha256:${hash.digest("hex")}`,
-          bytes: chunks * chunkSize,
-        }),
-      );
-    });
-    let written = 0;
-    const writeNext = () => {
-      if (req.destroyed) return;
-      if (written === chunks) return void req.end();
-      const piece = randomBytes(chunkSize);
-      hash.update(piece);
-      req.write(piece);
-      written++;
-      setTimeout(writeNext, delayMs);
-    };
-    writeNext();
-  });
 }
 
 /** `PUT <location>&digest=` as distribution expects it: the _state token is sent back byte for byte. */
@@ -316,7 +263,7 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
   });
 
   it("a worker killed with SIGKILL is restarted; uploads on the other worker's connections complete, pulls keep working", async () => {
-    const target = { port: httpsPort, ca, host: HUB };
+    const target = { port: httpsPort, caPem: ca, host: HUB };
     // Keep-alive connections, one per agent; each stays on the worker that accepted it.
     const connections: { agent: https.Agent; worker: number; socket: Socket }[] = [];
     for (let i = 0; i < 12; i++) {
@@ -343,7 +290,8 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
           const started = await httpsCall({ ...call(HUB, `/v2/workers/upload-${index}/blobs/uploads/`), method: "POST", agent: connection.agent, headers: { "content-length": "0" } });
           assert.equal(started.status, 202, started.body.toString());
           assert.equal(started.socket, connection.socket, "the upload starts on the probed connection");
-          const patch = slowPatch(target, connection.agent, started.headers.location!, 30, 32 * 1024, 100);
+          // 30 × 32 KiB, 100 ms apart: a slow client, on the probed connection.
+          const patch = patchChunked(target, started.headers.location!, { bytes: 30 * 32 * 1024, chunkSize: 32 * 1024, delayMs: 100, agent: connection.agent });
           patch.catch(() => {}); // settled below
           return { ...connection, index, patch };
         }),
@@ -381,9 +329,9 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
       for (const upload of survived) {
         const outcome = outcomes[upload.index]!;
         assert.equal(outcome.status, "fulfilled", `upload ${upload.index} on worker ${upload.worker}: ${outcome.status === "rejected" ? outcome.reason : ""}`);
-        const patched = (outcome as PromiseFulfilledResult<SlowPatch>).value;
+        const patched = (outcome as PromiseFulfilledResult<PatchResult>).value;
         assert.equal(patched.status, 202);
-        assert.equal(patched.range, `0-${patched.bytes - 1}`, "every byte reached the registry");
+        assert.equal(patched.range, `0-${patched.sent - 1}`, "every byte reached the registry");
         assert.equal(patched.socket, upload.socket, "the PATCH went on the same connection");
         const put = await httpsCall({ ...call(HUB, withDigest(patched.location!, patched.digest)), method: "PUT", agent: upload.agent, headers: { "content-length": "0" } });
         assert.equal(put.status, 201, put.body.toString());
@@ -392,7 +340,7 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
         const head = await httpsCall({ ...call(HUB, `/v2/workers/upload-${upload.index}/blobs/${patched.digest}`), method: "HEAD" });
         assert.equal(head.status, 200);
         assert.equal(head.headers["docker-content-digest"], patched.digest);
-        assert.equal(Number(head.headers["content-length"]), patched.bytes);
+        assert.equal(Number(head.headers["content-length"]), patched.sent);
       }
 
       // Pulls after the restart, too (a pull left hanging by the kill holds its loop for up to 5 s).
@@ -482,7 +430,7 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
       assert.equal(started.status, 202);
       const worker = await workerOfRequest(gateway, "drain-start");
       // 20 × 64 KiB, 100 ms apart: ~2 s in flight.
-      const patch = slowPatch({ port: httpsPort, ca, host: HUB }, agent, started.headers.location!, 20, 64 * 1024, 100);
+      const patch = patchChunked({ port: httpsPort, caPem: ca, host: HUB }, started.headers.location!, { bytes: 20 * 64 * 1024, chunkSize: 64 * 1024, delayMs: 100, agent });
       patch.catch(() => {});
       await sleep(500);
       const termAt = new Date().toISOString();
@@ -490,7 +438,7 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
 
       const patched = await patch;
       assert.equal(patched.status, 202);
-      assert.equal(patched.range, `0-${patched.bytes - 1}`);
+      assert.equal(patched.range, `0-${patched.sent - 1}`);
       const exit = await Promise.race([gateway.process.exited(), sleep(30_000, "still running")]);
       assert.deepEqual(exit, { code: 0, signal: null }, gateway.process.output().split("\n").slice(-20).join("\n"));
 
