@@ -95,6 +95,11 @@ interface Exchange {
   clientStalled: boolean;
   /** The backend request, once it has a socket. */
   upstream?: http.ClientRequest;
+  /**
+   * Settled as passed over or not connected: the client's response belongs to the next exchange now, and
+   * nothing that happens to this one (its drained answer failing, timing out, being cut) may touch it.
+   */
+  handedOn: boolean;
   settle: (outcome: Settlement) => void;
 }
 
@@ -135,9 +140,11 @@ export class Forwarder {
         requestBytes: body?.length ?? 0,
         timedOut: false,
         clientStalled: false,
+        handedOn: false,
         settle: (outcome) => {
           if (settled) return;
           settled = true;
+          exchange.handedOn = outcome.passedOver !== undefined || outcome.notConnected === true;
           resolve({
             ...outcome,
             backend: backend.origin,
@@ -223,7 +230,13 @@ export class Forwarder {
         res.end(last ?? undefined, () => done());
       },
       onUnsupported: (answer) => {
-        const upstream = http.request({ method: "GET", path: req.url, host: backend.hostname, createConnection: () => answer });
+        let upstream: http.ClientRequest;
+        try {
+          upstream = http.request({ method: "GET", path: req.url, host: backend.hostname, createConnection: () => answer });
+        } catch (err) {
+          answer.destroy();
+          return this.fail(err as NodeJS.ErrnoException, req, res, exchange);
+        }
         exchange.upstream = upstream;
         upstream.on("response", (proxyRes: IncomingMessage) => {
           // The connection is not reused: it ends with this answer (or with the client).
@@ -245,7 +258,9 @@ export class Forwarder {
         this.fail(err, req, res, exchange);
       },
       // A backend that dies mid-body must not leave the client waiting for bytes that never come.
-      onCut: () => res.destroy(),
+      onCut: () => {
+        if (!exchange.handedOn) res.destroy();
+      },
     });
     if (!handle) return false;
     res.once("close", () => {
@@ -312,6 +327,7 @@ export class Forwarder {
   }
 
   private fail(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
+    if (exchange.handedOn) return;
     const failure = exchange.timedOut ? "timeout" : upstreamFailure(err);
     const unanswered = failure === "refused" || (failure === "reset" && exchange.options.resetIsUnconnected === true && exchange.upstreamMs === undefined);
     if (unanswered && exchange.options.returnUnconnected && !res.headersSent) {

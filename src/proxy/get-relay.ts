@@ -15,8 +15,8 @@
 import net from "node:net";
 import { Duplex } from "node:stream";
 
-/** Response heads larger than this are not taken (Node's client allows 16 KiB). */
-const MAX_HEAD_BYTES = 64 * 1024;
+/** Response heads larger than this are handed over (Node's client then refuses them, as it allows 16 KiB). */
+const MAX_HEAD_BYTES = 16 * 1024;
 /** Reads before and between bodies (response heads, and nothing else) go to a small buffer. */
 const HEAD_READ_BYTES = 16 * 1024;
 /** Body read buffers kept for the next relay (each readBytes large; more are made while more pulls run). */
@@ -27,6 +27,10 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A field value Node's server will write again as it is: no control characters but HTAB (RFC 9110 §5.5). */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
+/** An origin-form target of visible ASCII (the pipeline has checked it; this is the last writer before the socket). */
+const TARGET = /^\/[\x21-\x7e]*$/;
+/** TCP keep-alive probes on backend connections, as Node's agent sets them. */
+const TCP_KEEPALIVE_MS = 1000;
 
 export interface GetRelayOptions {
   /** Bytes per backend read while relaying a body: the most one relay holds. */
@@ -71,6 +75,8 @@ export interface ParsedHead extends RelayHead {
   length: number;
   /** The backend closes the connection after this answer. */
   close: boolean;
+  /** The backend's `Keep-Alive: timeout=N` hint, in ms: how long it keeps the connection open once idle. */
+  keepAliveMs: number | null;
 }
 
 /** The head of a GET's answer (without its final CRLF CRLF), or null when it is not one this relays. */
@@ -81,6 +87,7 @@ export function parseResponseHead(text: string): ParsedHead | null {
   const status = Number(statusLine[2]);
   const rawHeaders: string[] = [];
   let length: number | null = null;
+  let keepAliveMs: number | null = null;
   let close = statusLine[1] === "0";
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
@@ -94,10 +101,13 @@ export function parseResponseHead(text: string): ParsedHead | null {
     const lower = name.toLowerCase();
     if (lower === "transfer-encoding") return null;
     if (lower === "content-length") {
-      if (!CONTENT_LENGTH.test(value)) return null;
-      const n = Number(value);
-      if (length !== null && length !== n) return null;
-      length = n;
+      // Even a repeated identical one: Node's client refuses it (502), and the relay answers as it would.
+      if (!CONTENT_LENGTH.test(value) || length !== null) return null;
+      length = Number(value);
+    }
+    if (lower === "keep-alive") {
+      const hint = /(?:^|[\s,])timeout=(\d{1,6})(?:$|[\s,])/i.exec(value);
+      if (hint) keepAliveMs = Number(hint[1]) * 1000;
     }
     if (lower === "connection" && value.split(",").some((token) => token.trim().toLowerCase() === "close")) close = true;
     rawHeaders.push(name, value);
@@ -106,14 +116,15 @@ export function parseResponseHead(text: string): ParsedHead | null {
   if (bodiless) {
     // A length on an answer that cannot have a body is not one this trusts to frame the next.
     if (length !== null && length !== 0) return null;
-    return { status, statusMessage: statusLine[3] ?? "", rawHeaders, length: 0, close };
+    return { status, statusMessage: statusLine[3] ?? "", rawHeaders, length: 0, close, keepAliveMs };
   }
   if (length === null) return null;
-  return { status, statusMessage: statusLine[3] ?? "", rawHeaders, length, close };
+  return { status, statusMessage: statusLine[3] ?? "", rawHeaders, length, close, keepAliveMs };
 }
 
 /** The request head for `target` with `headers` (forwardRequestHeaders' result), or null when one is not plainly valid. */
 export function requestHead(target: string, headers: Record<string, string | string[] | undefined>): string | null {
+  if (!TARGET.test(target)) return null;
   let text = `GET ${target} HTTP/1.1\r\n`;
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
@@ -141,6 +152,8 @@ class Connection {
   private handoff: Duplex | null = null;
   reusable = true;
   requests = 0;
+  /** How long the backend keeps this connection once idle, when it said so (Keep-Alive: timeout=N). */
+  backendKeepAliveMs: number | null = null;
 
   constructor(
     private readonly pool: GetRelay,
@@ -158,6 +171,7 @@ class Connection {
         callback: (n, buf) => this.onRead(n, buf as Buffer),
       },
     });
+    this.socket.setKeepAlive(true, TCP_KEEPALIVE_MS);
     this.socket.on("error", (err: NodeJS.ErrnoException) => this.onGone(err));
     this.socket.on("close", () => this.onGone());
     this.socket.on("timeout", () => {
@@ -212,8 +226,9 @@ class Connection {
     const all = this.headBytes ? Buffer.concat([this.headBytes, bytes]) : bytes;
     const end = all.indexOf("\r\n\r\n");
     if (end < 0) {
-      this.headBytes = all;
-      if (all.length > MAX_HEAD_BYTES) this.handOver(all, handlers);
+      // Too long, or lines ended by a bare LF (which this never takes): Node's client answers at once.
+      if (all.length > MAX_HEAD_BYTES || all.includes("\n\n")) this.handOver(all, handlers);
+      else this.headBytes = all;
       return true;
     }
     this.headBytes = null;
@@ -223,6 +238,7 @@ class Connection {
       return true;
     }
     if (head.close) this.reusable = false;
+    this.backendKeepAliveMs = head.keepAliveMs;
     const verdict = handlers.onHead(head);
     if (verdict === "abort") {
       this.abort();
@@ -335,8 +351,9 @@ class Connection {
 export class GetRelay {
   private readonly free = new Map<string, Connection[]>();
   private readonly spare: Buffer[] = [];
-  /** Backend connections carrying a request right now. */
+  /** Backend connections carrying a request right now (an answer handed over counts until it is closed). */
   inUse = 0;
+  private closed = false;
 
   constructor(readonly options: GetRelayOptions) {}
 
@@ -366,11 +383,13 @@ export class GetRelay {
     const port = Number(backend.port || 80);
     const host = backend.hostname.startsWith("[") ? backend.hostname.slice(1, -1) : backend.hostname;
     const parked = (conn: Connection) => {
-      conn.socket.unref();
-      conn.socket.setTimeout(this.options.keepAliveMs);
+      // Kept no longer than the backend said it keeps it (less a second for the race), as Node's agent does.
+      const keep = Math.min(this.options.keepAliveMs, conn.backendKeepAliveMs === null ? Infinity : conn.backendKeepAliveMs - 1000);
       const free = this.free.get(origin) ?? [];
-      if (free.length >= this.options.maxFree) conn.socket.destroy();
+      if (this.closed || keep <= 0 || free.length >= this.options.maxFree) conn.socket.destroy();
       else {
+        conn.socket.unref();
+        conn.socket.setTimeout(keep);
         free.push(conn);
         this.free.set(origin, free);
       }
@@ -392,15 +411,16 @@ export class GetRelay {
         over();
         conn.abort();
       };
+      let verdict: HeadVerdict = "relay";
       conn.start(text, {
-        onHead: (head) => handlers.onHead(head),
+        onHead: (head) => (verdict = handlers.onHead(head)),
         onBody: (chunk, done) => handlers.onBody(chunk, done),
         onEnd: (last, done) => {
           over();
           handlers.onEnd(last, done);
         },
         onUnsupported: (answer) => {
-          over();
+          answer.once("close", over);
           handlers.onUnsupported(answer);
         },
         onFailure: (err) => {
@@ -411,7 +431,8 @@ export class GetRelay {
         },
         onCut: () => {
           over();
-          handlers.onCut();
+          // A body being discarded was no one's: only a relayed one leaves a client cut short.
+          if (verdict !== "discard") handlers.onCut();
         },
       });
     };
@@ -420,6 +441,7 @@ export class GetRelay {
   }
 
   close(): void {
+    this.closed = true;
     for (const list of this.free.values()) for (const conn of list) conn.socket.destroy();
     this.free.clear();
   }

@@ -15,6 +15,7 @@ describe("blob relay: response heads", () => {
       rawHeaders: ["Content-Length", "12", "Docker-Content-Digest", "sha256:ab", "Link", "<a>", "Link", "<b>"],
       length: 12,
       close: false,
+      keepAliveMs: null,
     });
   });
 
@@ -23,10 +24,14 @@ describe("blob relay: response heads", () => {
     assert.equal(parseResponseHead(head("HTTP/1.0 200 OK", "Content-Length: 0"))!.close, true);
   });
 
-  it("takes 204 and 304 without a length, and a repeated identical length", () => {
+  it("reads the backend's keep-alive hint", () => {
+    assert.equal(parseResponseHead(head("HTTP/1.1 200 OK", "Keep-Alive: timeout=5, max=100", "Content-Length: 0"))!.keepAliveMs, 5000);
+    assert.equal(parseResponseHead(head("HTTP/1.1 200 OK", "Keep-Alive: max=100", "Content-Length: 0"))!.keepAliveMs, null);
+  });
+
+  it("takes 204 and 304 without a length", () => {
     assert.equal(parseResponseHead(head("HTTP/1.1 304 Not Modified", 'ETag: "x"'))!.length, 0);
     assert.equal(parseResponseHead(head("HTTP/1.1 204 No Content"))!.length, 0);
-    assert.equal(parseResponseHead(head("HTTP/1.1 200 OK", "Content-Length: 5", "content-length: 5"))!.length, 5);
     assert.equal(parseResponseHead(head("HTTP/1.1 200", "Content-Length: 0"))!.statusMessage, "", "a status line without a reason");
   });
 
@@ -35,6 +40,7 @@ describe("blob relay: response heads", () => {
     chunked: head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked"),
     "chunked and a length": head("HTTP/1.1 200 OK", "Content-Length: 5", "Transfer-Encoding: chunked"),
     "two different lengths": head("HTTP/1.1 200 OK", "Content-Length: 5", "Content-Length: 6"),
+    "a repeated identical length (Node's client refuses it too)": head("HTTP/1.1 200 OK", "Content-Length: 5", "content-length: 5"),
     "a length list": head("HTTP/1.1 200 OK", "Content-Length: 5, 5"),
     "a signed length": head("HTTP/1.1 200 OK", "Content-Length: +5"),
     "a hex length": head("HTTP/1.1 200 OK", "Content-Length: 0x5"),
@@ -65,6 +71,14 @@ describe("blob relay: request heads", () => {
       requestHead("/v2/a/blobs/sha256:ab?x=%2F", { host: "r.example", accept: ["a", "b"], "x-none": undefined }),
       "GET /v2/a/blobs/sha256:ab?x=%2F HTTP/1.1\r\nhost: r.example\r\naccept: a\r\naccept: b\r\n\r\n",
     );
+  });
+
+  it("refuses a target that is not visible ASCII in origin form", () => {
+    assert.equal(requestHead("/v2/a b", {}), null);
+    assert.equal(requestHead("/v2/a\r\nX-Injected: 1", {}), null);
+    assert.equal(requestHead("/v2/a\tb", {}), null);
+    assert.equal(requestHead("http://elsewhere/v2/", {}), null);
+    assert.equal(requestHead("/v2/\u00e9", {}), null);
   });
 
   it("refuses a name or value it could not write faithfully", () => {
