@@ -175,7 +175,7 @@ export class Forwarder {
       });
 
       req.headers = forwardRequestHeaders(req.headers, edge);
-      if (this.relayBlob(req, res, backend, exchange, replay)) return;
+      if (this.viaRelay(req, res, backend, exchange, replay)) return;
       this.web(req, res, backend, exchange, replay);
       // Counted as the body passes: web() has already piped req synchronously, so this extra listener
       // neither starts the flow early nor overrides the pipe's pause() under backpressure. (The socket's
@@ -198,7 +198,7 @@ export class Forwarder {
    * web()). An answer the relay does not take (chunked, 1xx, …) is read by Node's client from where the relay
    * stopped, and relayed as web() relays. Outcomes, timeouts and failures are the same as web()'s.
    */
-  private relayBlob(req: IncomingMessage, res: ServerResponse, backend: URL, exchange: Exchange, replay: Buffer | undefined): boolean {
+  private viaRelay(req: IncomingMessage, res: ServerResponse, backend: URL, exchange: Exchange, replay: Buffer | undefined): boolean {
     const { relayGet, passOver, beforeRelay } = exchange.options;
     if (!relayGet || req.method !== "GET" || backend.protocol !== "http:" || beforeRelay || (replay !== undefined && replay.length > 0)) return false;
     const handle = this.getRelay.get(backend, req.url!, req.headers, {
