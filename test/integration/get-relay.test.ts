@@ -77,6 +77,7 @@ function pull(gateway: TestGateway, path: string, onFirstBytes?: (req: import("n
 
 describe("blob and manifest GETs relayed socket to socket (issue #10)", () => {
   let gateway: TestGateway;
+  const staleServed = new WeakMap<net.Socket, number>();
   let hugeWritten = 0;
   const backend = startScriptedBackend({
     plain: (s, method) => {
@@ -97,6 +98,19 @@ describe("blob and manifest GETs relayed socket to socket (issue #10)", () => {
       s.destroy();
     },
     silent: () => {},
+    // Answers, and keeps the connection; the next request on it finds it closed (a backend's idle timeout).
+    stale: (s) => {
+      const served = (staleServed.get(s) ?? 0) + 1;
+      staleServed.set(s, served);
+      if (served === 1) s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      else s.destroy();
+    },
+    // Answers, then sends a second answer nobody asked for on the idle connection.
+    unasked: async (s) => {
+      s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      await sleep(30);
+      s.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL");
+    },
     "lf-head": (s) => void s.write("HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
     huge: async (s) => {
       // 1 GiB announced; written while the socket takes it, until the gateway hangs up.
@@ -222,6 +236,29 @@ describe("blob and manifest GETs relayed socket to socket (issue #10)", () => {
     assert.ok(backend.closed.includes(requestsTo("silent")[0]!.connection), "the silent connection is closed");
   });
 
+  it("sends a GET once more, on a new connection, when the pooled one turns out closed before any answer", async () => {
+    const first = await pull(gateway, blobPath("stale"));
+    assert.equal(first.body.toString(), "ok");
+    const second = await pull(gateway, blobPath("stale"));
+    assert.equal(second.status, 200);
+    assert.equal(second.body.toString(), "ok");
+    const [a, b, c] = requestsTo("stale");
+    assert.equal(a!.connection, b!.connection, "the second GET went out on the pooled connection");
+    assert.notEqual(c!.connection, b!.connection, "and once more on a new one");
+    assert.equal(requestsTo("stale").length, 3);
+  });
+
+  it("drops a pooled connection that sends bytes nobody asked for: they never reach a client", async () => {
+    const first = await pull(gateway, blobPath("unasked"));
+    assert.equal(first.body.toString(), "ok");
+    await sleep(100);
+    const connection = requestsTo("unasked")[0]!.connection;
+    assert.ok(backend.closed.includes(connection), "the gateway closed it");
+    const next = await pull(gateway, blobPath("plain"));
+    assert.equal(digest(next.body), digest(BODY));
+    assert.notEqual(requestsTo("plain").at(-1)!.connection, connection);
+  });
+
   it("holds back a backend whose client stops reading, and closes it when the client leaves", async () => {
     const before = gateway.logs.length;
     const res = await pull(gateway, blobPath("huge"), (req, incoming) => {
@@ -236,6 +273,11 @@ describe("blob and manifest GETs relayed socket to socket (issue #10)", () => {
     assert.ok(backend.closed.includes(connection), "the backend connection is closed");
     const access = gateway.logs.slice(before).find((line) => typeof line.path === "string" && (line.path as string).includes("/relay/huge/"));
     assert.ok(access, "the pull is logged");
+  });
+
+  it("counts no backend connection as in use once every exchange above is over, whichever way it ended", async () => {
+    await sleep(100);
+    assert.equal(gateway.upstreamSocketsInUse(), 0);
   });
 });
 
