@@ -12,18 +12,20 @@ import { runInNewContext } from "node:vm";
 // when it or the growth factor is given there, it is left alone.
 const SEMI_SPACE_FLAGS = /^--(max|min)[-_]semi[-_]space[-_]size|^--semi[-_]space[-_]growth[-_]factor/;
 
-export function youngGenerationGiven(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some((arg) => SEMI_SPACE_FLAGS.test(arg));
+/** True when the operator gave node a flag matching `flag` (on the command line or in NODE_OPTIONS). */
+function flagGiven(flag: RegExp, execArgv: readonly string[], nodeOptions: string | undefined): boolean {
+  return [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some((arg) => flag.test(arg));
 }
+
+export const youngGenerationGiven = (execArgv: readonly string[], nodeOptions: string | undefined): boolean =>
+  flagGiven(SEMI_SPACE_FLAGS, execArgv, nodeOptions);
 
 if (!youngGenerationGiven(process.execArgv, process.env.NODE_OPTIONS)) v8.setFlagsFromString("--semi-space-growth-factor=1");
 
 const GROWING_FLAG = /^--heap[-_]growing[-_]percent/;
 
-/** True when the operator chose the heap growing factor (node's arguments or NODE_OPTIONS). */
-export function heapGrowingGiven(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some((arg) => GROWING_FLAG.test(arg));
-}
+export const heapGrowingGiven = (execArgv: readonly string[], nodeOptions: string | undefined): boolean =>
+  flagGiven(GROWING_FLAG, execArgv, nodeOptions);
 
 /**
  * The settings of a process that moves blobs (the single process, a cluster worker), made before any request.
