@@ -10,7 +10,7 @@
 // Deliberately narrow, and strict where it reads: an answer whose head is plainly valid HTTP/1.x and whose
 // body is framed by one Content-Length (or that has none: 204, 304) is relayed. Anything else (1xx,
 // Transfer-Encoding, no length, a control character, an oversized head) is handed over unread, as a stream
-// of the bytes the backend sent, for Node's client to parse (`unsupported`): the backend is asked once, and
+// of the bytes the backend sent, for Node's client to parse (`onUnsupported`): the backend is asked once, and
 // everything but the plain case is read by the same parser as every other answer.
 import net from "node:net";
 import { Duplex } from "node:stream";
