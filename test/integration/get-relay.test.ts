@@ -3,6 +3,7 @@
 // every other way too, byte for byte as scripted, and records each connection and each request on it.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from "node:http";
 import https from "node:https";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -54,10 +55,18 @@ function startScriptedBackend(scripts: Record<string, Script>) {
 const BODY = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
 const digest = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
-/** A GET whose body is read as it comes; `onFirstBytes` may stop it. Resolves with what arrived and how it ended. */
-function pull(gateway: TestGateway, path: string, onFirstBytes?: (req: import("node:http").ClientRequest, res: import("node:http").IncomingMessage) => void) {
-  return new Promise<{ status: number; headers: import("node:http").IncomingHttpHeaders; body: Buffer; complete: boolean }>((resolve) => {
-    const req = https.request({ host: "127.0.0.1", port: gateway.port, path, servername: HOST, ca: gateway.caPem, headers: { host: HOST }, agent: false }, (res) => {
+interface PullOptions {
+  /** Site host name (SNI and Host); the single-backend site's by default. */
+  host?: string;
+  method?: "GET" | "HEAD";
+  /** Called with the first body bytes; may stop the exchange. */
+  onFirstBytes?: (req: ClientRequest, res: IncomingMessage) => void;
+}
+
+/** A request whose body is read as it comes. Resolves with what arrived and how it ended (status 0: no answer). */
+function pull(gateway: TestGateway, path: string, { host = HOST, method = "GET", onFirstBytes }: PullOptions = {}) {
+  return new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer; complete: boolean }>((resolve) => {
+    const req = https.request({ host: "127.0.0.1", port: gateway.port, method, path, servername: host, ca: gateway.caPem, headers: { host }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       let first = true;
       res.on("data", (chunk: Buffer) => {
@@ -157,16 +166,9 @@ describe("blob and manifest GETs relayed socket to socket (issue #10)", () => {
     assert.equal(manifest.status, 200);
     assert.equal(digest(manifest.body), digest(BODY));
     assert.doesNotMatch(requestsTo("plain").at(-1)!.head, /\r\nconnection:/i);
-    const head = await new Promise<number>((resolve, reject) => {
-      https
-        .request({ host: "127.0.0.1", port: gateway.port, method: "HEAD", path: blobPath("plain"), servername: HOST, ca: gateway.caPem, headers: { host: HOST }, agent: false }, (res) => {
-          res.resume();
-          resolve(res.statusCode!);
-        })
-        .on("error", reject)
-        .end();
-    });
-    assert.equal(head, 200);
+    const head = await pull(gateway, blobPath("plain"), { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
     assert.match(requestsTo("plain").at(-1)!.head, /^HEAD .*\r\nconnection: keep-alive/is);
   });
 
@@ -261,9 +263,11 @@ describe("blob and manifest GETs relayed socket to socket (issue #10)", () => {
 
   it("holds back a backend whose client stops reading, and closes it when the client leaves", async () => {
     const before = gateway.logs.length;
-    const res = await pull(gateway, blobPath("huge"), (req, incoming) => {
-      incoming.pause();
-      setTimeout(() => req.destroy(), 500);
+    const res = await pull(gateway, blobPath("huge"), {
+      onFirstBytes: (req, incoming) => {
+        incoming.pause();
+        setTimeout(() => req.destroy(), 500);
+      },
     });
     assert.equal(res.complete, false);
     // Socket buffers on both sides and the relay's one read buffer: megabytes, not the gigabyte announced.
@@ -325,29 +329,15 @@ describe("a group member's answer that is passed over and then fails leaves the 
     await second.close();
   });
 
-  const pullFromGroup = (name: string) =>
-    new Promise<{ status: number; body: string; complete: boolean }>((resolve) => {
-      https
-        .request({ host: "127.0.0.1", port: gateway.port, path: blobPath(name), servername: GROUP, ca: gateway.caPem, headers: { host: GROUP }, agent: false }, (res) => {
-          let body = "";
-          res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-          const done = () => resolve({ status: res.statusCode!, body, complete: res.complete });
-          res.on("end", done);
-          res.on("error", done);
-        })
-        .on("error", () => resolve({ status: 0, body: "", complete: false }))
-        .end();
-    });
-
   for (const [name, how] of [
     ["cut-404", "its connection closes (relay, discarding)"],
     ["reset-chunked-404", "its connection is reset (handed to Node's client)"],
     ["stalled-404", "it stalls past the idle timeout"],
   ] as const) {
     it(`member a's 404 body breaks off — ${how} — while member b's answer is relayed: b's answer arrives whole`, async () => {
-      const res = await pullFromGroup(name);
+      const res = await pull(gateway, blobPath(name), { host: GROUP });
       assert.equal(res.status, 200);
-      assert.equal(res.body, "0123456789");
+      assert.equal(res.body.toString(), "0123456789");
       assert.equal(res.complete, true);
       assert.equal(first.seen.filter((seen) => seen.head.includes(`/relay/${name}/`)).length, 1);
     });
