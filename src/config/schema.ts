@@ -132,7 +132,19 @@ const poolFields = {
 const memberName = z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'");
 
 /** A member of a group (Nexus's group repository): one registry or a pool of replicas. */
-const groupMember = exactlyOneOf(z.strictObject({ name: memberName, ...poolFields }), ["backend", "backends"], "expected one of backend or backends");
+const groupMember = exactlyOneOf(
+  z.strictObject({
+    name: memberName,
+    ...poolFields,
+    /**
+     * The repository names this member serves (globs as in access rules); absent: every name. pushTo's are
+     * names it owns: never served by another member. Declared later in this file, hence lazy.
+     */
+    repositories: z.array(z.lazy(() => repositoryGlob)).min(1).optional(),
+  }),
+  ["backend", "backends"],
+  "expected one of backend or backends",
+);
 
 const UPSTREAM_KEYS = ["backend", "backends", "group"] as const;
 const NO_UPSTREAM = "expected one of backend (a registry), backends (replicas of one registry) or group (registries tried in order)";
@@ -197,6 +209,18 @@ function checkUpstream(value: UpstreamFields, ctx: z.RefinementCtx, at: (string 
   });
   if (value.pushTo !== undefined && !names.has(value.pushTo)) {
     ctx.addIssue({ code: "custom", path: [...at, "pushTo"], message: `no group member is named "${value.pushTo}" (members: ${[...names].join(", ")})` });
+  }
+  // pushTo without repositories owns every name no other member declares: with no declaration at all it
+  // would own every name, and the other members would never be asked.
+  const pushTo = value.group.findIndex((member) => member.name === value.pushTo);
+  if (pushTo >= 0 && value.group.length > 1 && value.group.every((member) => member.repositories === undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      path: [...at, "group", pushTo, "repositories"],
+      message:
+        `required in a group with pushTo: declare the names "${value.pushTo}" owns (e.g. ["team/**"]: never served by another member), ` +
+        "or the names another member may serve (its own repositories); without either the other members are never asked",
+    });
   }
 }
 
