@@ -21,21 +21,17 @@ type Token =
   /** `**` followed by `/`: nothing, or any run of characters ending with `/` (so `a/**` + `/b` also matches `a/b`). */
   | { kind: "anyDir" };
 
+/** Longest first at each position: `**` + `/`, then `**`, then `*`, as the access rules read a glob. */
+const TOKEN = /\*\*\/|\*\*|\*|\?|[^*?]/g;
+
 function tokenize(glob: string): Token[] {
-  const tokens: Token[] = [];
-  for (let i = 0; i < glob.length; i++) {
-    const char = glob[i]!;
-    if (char === "*" && glob[i + 1] === "*") {
-      i++;
-      if (glob[i + 1] === "/") {
-        i++;
-        tokens.push({ kind: "anyDir" });
-      } else tokens.push({ kind: "any" });
-    } else if (char === "*") tokens.push({ kind: "star" });
-    else if (char === "?") tokens.push({ kind: "one" });
-    else tokens.push({ kind: "char", char });
-  }
-  return tokens;
+  return (glob.match(TOKEN) ?? []).map((text): Token => {
+    if (text === "**/") return { kind: "anyDir" };
+    if (text === "**") return { kind: "any" };
+    if (text === "*") return { kind: "star" };
+    if (text === "?") return { kind: "one" };
+    return { kind: "char", char: text };
+  });
 }
 
 /**

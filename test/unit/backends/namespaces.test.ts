@@ -4,9 +4,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { membersFor, owns } from "../../../src/backends/namespaces.js";
 import type { GroupUpstream } from "../../../src/backends/upstream.js";
-import { ConfigError, parseConfig } from "../../../src/config/load.js";
+import { parseConfig } from "../../../src/config/load.js";
 import { gatewayConfig } from "../../../src/config/schema.js";
 import { SiteMap } from "../../../src/sites.js";
+import { configIssues } from "../../helpers/config-issues.js";
 
 type Member = { name: string; repositories?: string[] };
 
@@ -66,20 +67,11 @@ describe("group member selection (backends/namespaces.ts)", () => {
 });
 
 describe("group member repositories in the configuration", () => {
-  const issuesOf = (text: string) => {
-    try {
-      parseConfig(text, "test.yaml", {});
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, String(error));
-      return error.issues;
-    }
-    assert.fail("expected a ConfigError");
-  };
   const site = (...member: string[]) =>
     ["sites:", "  - hosts: [a.test]", "    pushTo: hosted", "    group:", "      - name: hosted", "        backend: http://127.0.0.1:5001", ...member].join("\n") + "\n";
 
   it("refuses a pattern outside the glob grammar, naming the key", () => {
-    const issues = issuesOf(site("      - name: cache", "        backend: http://127.0.0.1:5002", '        repositories: ["Team/(a|b)"]'));
+    const issues = configIssues(site("      - name: cache", "        backend: http://127.0.0.1:5002", '        repositories: ["Team/(a|b)"]'));
     assert.equal(issues.length, 1, JSON.stringify(issues));
     assert.equal(issues[0]!.key, "sites[0].group[1].repositories[0]");
     assert.equal(issues[0]!.line, 9);
@@ -87,12 +79,12 @@ describe("group member repositories in the configuration", () => {
   });
 
   it("refuses an empty list, naming the key", () => {
-    const issues = issuesOf(site("        repositories: []", "      - name: cache", "        backend: http://127.0.0.1:5002"));
+    const issues = configIssues(site("        repositories: []", "      - name: cache", "        backend: http://127.0.0.1:5002"));
     assert.equal(issues[0]!.key, "sites[0].group[0].repositories");
   });
 
   it("refuses a group with pushTo where no member declares repositories: the other members would never be asked", () => {
-    const issues = issuesOf(site("      - name: cache", "        backend: http://127.0.0.1:5002"));
+    const issues = configIssues(site("      - name: cache", "        backend: http://127.0.0.1:5002"));
     assert.equal(issues.length, 1, JSON.stringify(issues));
     assert.equal(issues[0]!.key, "sites[0].group[0].repositories");
     assert.match(issues[0]!.message, /declare the names "hosted" owns/);
