@@ -35,26 +35,37 @@ function tokenize(glob: string): Token[] {
 }
 
 /**
- * One glob. State i < m means "tokens before i matched"; m is the accepting state; m + 1 + i is "inside the
- * run of an `anyDir` token i, its closing `/` not read yet".
+ * One glob. The common shapes need no automaton: a plain name is compared, `prefix**` (`team/**`, `**`) is
+ * a prefix test, `prefix*` (`team/*`) a prefix test with no `/` after it. Anything else runs as an NFA over all positions at once, where state i < m means "the
+ * tokens before i matched", m accepts, and m + 1 + i is "inside the run of `**` + `/` token i, its closing
+ * `/` not read yet".
  */
 function compileGlob(glob: string): RepositoryMatcher {
+  if (!/[*?]/.test(glob)) return (repository) => repository === glob;
+  const prefix = /^([^*?]*)\*\*$/.exec(glob)?.[1];
+  if (prefix !== undefined) return (repository) => repository.startsWith(prefix);
+  const component = /^([^*?]*)\*$/.exec(glob)?.[1];
+  if (component !== undefined) return (repository) => repository.startsWith(component) && !repository.includes("/", component.length);
+
   const tokens = tokenize(glob);
   const m = tokens.length;
   const inner = (i: number) => m + 1 + i;
-  const skippable = (token: Token) => token.kind === "star" || token.kind === "any" || token.kind === "anyDir";
+  const skippable = tokens.map((token) => token.kind === "star" || token.kind === "any" || token.kind === "anyDir");
+  // Matching is synchronous, so one pair of state sets per glob serves every call.
+  let current = new Uint8Array(2 * m + 1);
+  let next = new Uint8Array(2 * m + 1);
 
   /** Empty matches of `*`, `**` and `**` + `/`: every such edge points forward, so one ascending pass closes the set. */
   const close = (states: Uint8Array) => {
-    for (let i = 0; i < m; i++) if (states[i] && skippable(tokens[i]!)) states[i + 1] = 1;
+    for (let i = 0; i < m; i++) if (states[i] && skippable[i]) states[i + 1] = 1;
   };
 
   return (repository) => {
-    let current = new Uint8Array(2 * m + 1);
-    let next = new Uint8Array(2 * m + 1);
+    current.fill(0);
     current[0] = 1;
     close(current);
-    for (const char of repository) {
+    for (let at = 0; at < repository.length; at++) {
+      const char = repository[at]!;
       next.fill(0);
       let alive = false;
       const slash = char === "/";
