@@ -80,7 +80,9 @@ describe("group member repositories in the configuration", () => {
 
   it("refuses an empty list, naming the key", () => {
     const issues = configIssues(site("        repositories: []", "      - name: cache", "        backend: http://127.0.0.1:5002"));
+    assert.equal(issues.length, 1, JSON.stringify(issues));
     assert.equal(issues[0]!.key, "sites[0].group[0].repositories");
+    assert.match(issues[0]!.message, />=1 items/);
   });
 
   it("refuses a group with pushTo where no member declares repositories: the other members would never be asked", () => {
