@@ -200,6 +200,34 @@ function checkUpstream(value: UpstreamFields, ctx: z.RefinementCtx, at: (string 
   }
 }
 
+/**
+ * Every site signs with the same key, so a token's service (`aud`) is what keeps it to its site. Two token
+ * sites with one service would take each other's tokens (a user with rights on one only reads and deletes
+ * on the other); a site whose service is another site's backendAuth.service hands its users tokens that
+ * backend accepts. Backend services may repeat among themselves: the gateway never gives those tokens out.
+ */
+function checkTokenServices(sites: readonly SiteConfig[], ctx: z.RefinementCtx): void {
+  const services: { index: number; service: string; at: "auth" | "backendAuth"; defaulted: boolean }[] = [];
+  sites.forEach((s, index) => {
+    if (s.auth.type === "token") services.push({ index, service: s.auth.service ?? s.name ?? s.hosts[0]!, at: "auth", defaulted: s.auth.service === undefined });
+    if (s.backendAuth.type === "token") services.push({ index, service: s.backendAuth.service, at: "backendAuth", defaulted: false });
+  });
+  services.forEach((later, position) => {
+    const earlier = services
+      .slice(0, position)
+      .find((e) => e.index !== later.index && e.service === later.service && (e.at === "auth" || later.at === "auth"));
+    if (!earlier) return;
+    const named = `sites[${earlier.index}].${earlier.at}.service${earlier.defaulted ? " (by default the site name)" : ""}`;
+    ctx.addIssue({
+      code: "custom",
+      path: ["sites", later.index, later.at, "service"],
+      message:
+        `service "${later.service}"${later.defaulted ? " (by default the site name)" : ""} is also ${named}: every site signs tokens ` +
+        "with the same key, so a token issued for one would be accepted by the other; give each token site a service of its own",
+    });
+  });
+}
+
 /** How a managed registry runs, apart from where it stores: two backends naming one storage must agree on it. */
 function runSettings(spec: ManagedBackendConfig): string {
   const { storage: _storage, ...settings } = spec;
@@ -605,6 +633,7 @@ export const gatewayConfig = z
         }
       }
     });
+    checkTokenServices(config.sites, ctx);
     const defaults = config.sites.flatMap((s, index) => (s.default ? [index] : []));
     for (const index of defaults.slice(1)) {
       ctx.addIssue({ code: "custom", path: ["sites", index, "default"], message: "only one site may be the default" });
