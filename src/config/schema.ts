@@ -3,7 +3,7 @@
 import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
-import { isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
+import { ADMIN_TOKEN_PATTERN, isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
 
 // What works on a validated configuration lives in helpers.ts (no zod there: a cluster worker, which is
 // handed a validated configuration, never loads zod); re-exported here for existing importers.
@@ -40,6 +40,8 @@ export const listenAddress = z.string().transform((value, ctx): ListenAddress =>
   }
   return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
 });
+
+const ADMIN_TOKEN_EXPECTED = "expected at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (e.g. openssl rand -base64 32)";
 
 const HOSTNAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/;
@@ -507,7 +509,15 @@ export const gatewayConfig = z
          * refused, so a web page cannot read /metrics or POST /reload through DNS rebinding.
          */
         hosts: z.array(hostName).default([]),
+        /**
+         * The bearer token admin actions (POST) need; GATEWAY_ADMIN_TOKEN sets it from the environment. Default:
+         * tokenFile's, else one generated at start into <dataDir>/admin/token (mode 0600).
+         */
+        token: z.string().regex(ADMIN_TOKEN_PATTERN, ADMIN_TOKEN_EXPECTED).optional(),
+        /** A file holding the token (one line). */
+        tokenFile: z.string().min(1).optional(),
       })
+      .refine((admin) => admin.token === undefined || admin.tokenFile === undefined, { path: ["tokenFile"], message: "set token or tokenFile, not both" })
       .prefault({}),
     /** Plain HTTP (issue #6): answers ACME HTTP-01 challenges, redirects everything else to HTTPS. */
     http: z
