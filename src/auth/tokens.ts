@@ -15,8 +15,8 @@
 // Every token names the site that issued it (private claim `site`), and a site takes only its own. All sites
 // sign with one key and `iss` must stay what token-auth backends are configured with, so `aud` (the service)
 // would be the only thing keeping one site's tokens off another: the claim still holds where two services
-// meet by accident (another gateway sharing the key, a service moved from one site to another by a reload). Distribution ignores
-// claims it does not know, so backend tokens carry it too.
+// meet by accident (another gateway sharing the key, a service moved to another site by a reload).
+// Distribution ignores claims it does not know, so backend tokens carry it too.
 import { createHash, randomBytes } from "node:crypto";
 import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from "jose";
 import type { Access } from "../registry/routes.js";
