@@ -45,7 +45,8 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
   // Loaded only when a site issues or sends tokens: jose and the key handling are not needed otherwise.
   const tokens = needsKey ? await import("./tokens.js") : null;
   const signingKey = needsKey ? await (await import("./signing-key.js")).loadSigningKey(config) : null;
-  const issuer = signingKey ? new tokens!.TokenIssuer(signingKey, config.tokens.issuer) : null;
+  // Each site issues tokens naming it (tokens.ts): one issuer per site.
+  const issuerFor = (site: string) => (signingKey ? new tokens!.TokenIssuer(signingKey, config.tokens.issuer, site) : null);
   if (signingKey) {
     logger.info(
       { certFile: signingKey.certPath, kid: signingKey.keyId, algorithm: signingKey.algorithm, created: signingKey.created },
@@ -76,6 +77,7 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
     if (passwords) throttle = await buildLoginThrottle(config, logger, events);
     for (const site of config.sites) {
       const name = siteName(site);
+      const issuer = issuerFor(name);
       const auth = await buildSiteAuth(site, name, config, usersOf, throttle, issuer, tokens?.TokenVerifier ?? null, logger);
       const backendAuth = site.backendAuth.type === "token" ? new BackendTokenMinter(issuer!, site.backendAuth.service) : null;
       bySite.push({ auth, backendAuth, passClientAuthorization: site.backendAuth.type === "passthrough" });
@@ -126,7 +128,7 @@ async function buildSiteAuth(
   if (auth.type === "htpasswd") return new HtpasswdSiteAuth(logins, policy, auth.realm ?? name);
 
   const service = auth.service ?? name;
-  const verifier = new Verifier!(issuer!.key, config.tokens.issuer, service);
+  const verifier = new Verifier!(issuer!.key, config.tokens.issuer, service, name);
   const endpoint = new DockerTokenEndpoint({
     service,
     logins,

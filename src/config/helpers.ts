@@ -29,6 +29,9 @@ export function managedStorage(spec: ManagedBackendConfig, dataDir: string): str
   return spec.storage ?? path.join(dataDir, "registry");
 }
 
+/** An admin token: RFC 6750's b64token (a Bearer header carries it unchanged), long enough not to be guessed. */
+export const ADMIN_TOKEN_PATTERN = /^[A-Za-z0-9\-._~+/]{16,}=*$/;
+
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

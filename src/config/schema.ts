@@ -3,7 +3,7 @@
 import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
-import { isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
+import { ADMIN_TOKEN_PATTERN, isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
 
 // What works on a validated configuration lives in helpers.ts (no zod there: a cluster worker, which is
 // handed a validated configuration, never loads zod); re-exported here for existing importers.
@@ -40,6 +40,8 @@ export const listenAddress = z.string().transform((value, ctx): ListenAddress =>
   }
   return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
 });
+
+const ADMIN_TOKEN_EXPECTED = "expected at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (e.g. openssl rand -base64 32)";
 
 const HOSTNAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/;
@@ -222,6 +224,34 @@ function checkUpstream(value: UpstreamFields, ctx: z.RefinementCtx, at: (string 
         "or the names another member may serve (its own repositories); without either the other members are never asked",
     });
   }
+}
+
+/**
+ * Every site signs with the same key, so a token's service (`aud`) is what keeps it to its site. Two token
+ * sites with one service would take each other's tokens (a user with rights on one only reads and deletes
+ * on the other); a site whose service is another site's backendAuth.service hands its users tokens that
+ * backend accepts. Backend services may repeat among themselves: the gateway never gives those tokens out.
+ */
+function checkTokenServices(sites: readonly SiteConfig[], ctx: z.RefinementCtx): void {
+  const services: { index: number; service: string; at: "auth" | "backendAuth"; defaulted: boolean }[] = [];
+  sites.forEach((s, index) => {
+    if (s.auth.type === "token") services.push({ index, service: s.auth.service ?? s.name ?? s.hosts[0]!, at: "auth", defaulted: s.auth.service === undefined });
+    if (s.backendAuth.type === "token") services.push({ index, service: s.backendAuth.service, at: "backendAuth", defaulted: false });
+  });
+  services.forEach((later, position) => {
+    const earlier = services
+      .slice(0, position)
+      .find((e) => e.index !== later.index && e.service === later.service && (e.at === "auth" || later.at === "auth"));
+    if (!earlier) return;
+    const named = `sites[${earlier.index}].${earlier.at}.service${earlier.defaulted ? " (by default the site name)" : ""}`;
+    ctx.addIssue({
+      code: "custom",
+      path: ["sites", later.index, later.at, "service"],
+      message:
+        `service "${later.service}"${later.defaulted ? " (by default the site name)" : ""} is also ${named}: every site signs tokens ` +
+        "with the same key, so a token issued for one would be accepted by the other; give each token site a service of its own",
+    });
+  });
 }
 
 /** How a managed registry runs, apart from where it stores: two backends naming one storage must agree on it. */
@@ -503,7 +533,15 @@ export const gatewayConfig = z
          * refused, so a web page cannot read /metrics or POST /reload through DNS rebinding.
          */
         hosts: z.array(hostName).default([]),
+        /**
+         * The bearer token admin actions (POST) need; GATEWAY_ADMIN_TOKEN sets it from the environment. Default:
+         * tokenFile's, else one generated at start into <dataDir>/admin/token (mode 0600).
+         */
+        token: z.string().regex(ADMIN_TOKEN_PATTERN, ADMIN_TOKEN_EXPECTED).optional(),
+        /** A file holding the token (one line). */
+        tokenFile: z.string().min(1).optional(),
       })
+      .refine((admin) => admin.token === undefined || admin.tokenFile === undefined, { path: ["tokenFile"], message: "set token or tokenFile, not both" })
       .prefault({}),
     /** Plain HTTP (issue #6): answers ACME HTTP-01 challenges, redirects everything else to HTTPS. */
     http: z
@@ -629,6 +667,7 @@ export const gatewayConfig = z
         }
       }
     });
+    checkTokenServices(config.sites, ctx);
     const defaults = config.sites.flatMap((s, index) => (s.default ? [index] : []));
     for (const index of defaults.slice(1)) {
       ctx.addIssue({ code: "custom", path: ["sites", index, "default"], message: "only one site may be the default" });
