@@ -5,10 +5,12 @@
 // member that fails is left out and counted; only when none answers does the list fail.
 import type http from "node:http";
 import type { Principal } from "../auth/types.js";
+import type { Access } from "../registry/routes.js";
 import type { Logger } from "../observe/log.js";
 import { metrics } from "../observe/metrics.js";
 import { fetchRepositories, fetchTags, mergeSorted, type ListSource } from "../registry/catalog.js";
 import type { Site } from "../sites.js";
+import type { ManagedCredentials } from "./managed-auth.js";
 import type { BackendPool } from "./pool.js";
 import { answersFor, membersFor } from "./namespaces.js";
 import { type GroupMember, type Upstream } from "./upstream.js";
@@ -34,6 +36,8 @@ export class SiteLists {
   constructor(
     private readonly agentFor: (url: URL) => http.Agent,
     private readonly logger: Logger,
+    /** The registries the gateway runs get its token for them, no other registry does. */
+    private readonly managed: ManagedCredentials | null = null,
   ) {}
 
   /** Every repository the site serves, sorted. */
@@ -46,7 +50,7 @@ export class SiteLists {
   }
 
   async #fetchRepositories(site: Site): Promise<string[]> {
-    const authorization = await site.backendAuth?.authorizationFor([{ type: "registry", name: "catalog", action: "*" }], null);
+    const authorization = await this.authorizations(site, [{ type: "registry", name: "catalog", action: "*" }], null);
     const settled = await Promise.allSettled(
       site.upstreams.all().map(async (upstream) => {
         const answers = await this.fromMembers(site, namedPools(upstream), (source) => fetchRepositories(source), authorization);
@@ -66,10 +70,19 @@ export class SiteLists {
     // Only the members that may answer for the name are asked: never a cache for a name pushTo owns.
     const pools = upstream.kind === "pool" ? namedPools(upstream) : membersFor(upstream, name).members.map((member) => ({ member, pool: member.pool }));
     if (pools.length === 0) return null;
-    const authorization = await site.backendAuth?.authorizationFor([{ type: "repository", name, action: "pull" }], principal);
+    const authorization = await this.authorizations(site, [{ type: "repository", name, action: "pull" }], principal);
     const lists = await this.fromMembers(site, pools, (source) => fetchTags(source, name), authorization);
     const found = lists.map(({ value }) => value).filter((tags): tags is string[] => tags !== null);
     return found.length ? mergeSorted(found) : null;
+  }
+
+  /** The Authorization each registry gets for `accesses`: a managed one the gateway's token for it, others the site's backendAuth. */
+  private async authorizations(site: Site, accesses: Access[], principal: Principal | null): Promise<(backend: URL) => string | undefined> {
+    const [configured, managed] = await Promise.all([
+      site.backendAuth?.authorizationFor(accesses, principal),
+      this.managed?.token(accesses, principal),
+    ]);
+    return (backend) => (this.managed?.covers(backend) ? managed : configured);
   }
 
   /** One answer per member (a replica of each pool); failures are skipped unless every member fails. */
@@ -77,12 +90,12 @@ export class SiteLists {
     site: Site,
     pools: readonly NamedPool[],
     read: (source: ListSource) => Promise<T>,
-    authorization: string | undefined,
+    authorization: (backend: URL) => string | undefined,
   ): Promise<{ member: GroupMember | null; value: T }[]> {
     const settled = await Promise.allSettled(
       pools.map(({ pool }) => {
         const replica = pool.pick()!;
-        return read({ backend: replica.url, agent: this.agentFor(replica.url), authorization });
+        return read({ backend: replica.url, agent: this.agentFor(replica.url), authorization: authorization(replica.url) });
       }),
     );
     const answers: { member: GroupMember | null; value: T }[] = [];

@@ -3,6 +3,7 @@
 import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
+import { MANAGED_SERVICE } from "../backends/managed-auth.js";
 import { ADMIN_TOKEN_PATTERN, isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
 
 // What works on a validated configuration lives in helpers.ts (no zod there: a cluster worker, which is
@@ -410,6 +411,10 @@ export const RULE_ACTIONS = ["pull", "push", "delete", "catalog"] as const;
 /** Goes inside a quoted-string of a WWW-Authenticate challenge, so no quotes, backslashes or line breaks. */
 const challengeParameter = z.string().regex(/^[^"\\\r\n]+$/, 'expected text without ", \\ or line breaks');
 
+/** A token audience of the gateway's: a managed registry's is its own, so no other token is valid there. */
+const tokenService = (base: z.ZodString) =>
+  base.refine((value) => value !== MANAGED_SERVICE, `"${MANAGED_SERVICE}" is reserved for the registries the gateway runs (managed backends)`);
+
 /** `team/*` (one path component), `team/**` (any depth), `?` (one character), or a plain repository name. */
 const repositoryGlob = z
   .string()
@@ -439,7 +444,7 @@ const tokenAuth = z.strictObject({
   /** Users who may log in at /token. */
   htpasswd: z.string().min(1),
   /** The `service` of challenges and the `aud` of tokens; default: the site name. */
-  service: challengeParameter.optional(),
+  service: tokenService(challengeParameter).optional(),
   rules: z.array(accessRule).default([]),
 });
 
@@ -451,7 +456,7 @@ export const backendAuth = z.discriminatedUnion("type", [
   /** The client's Authorization is forwarded untouched (only for sites with auth none). */
   z.strictObject({ type: z.literal("passthrough") }),
   /** The gateway sends a token of its own, for a backend running distribution's `auth: token`. */
-  z.strictObject({ type: z.literal("token"), service: z.string().min(1) }),
+  z.strictObject({ type: z.literal("token"), service: tokenService(z.string().min(1)) }),
 ]);
 
 export const tokens = z
