@@ -2,7 +2,7 @@
 // gateway starts on a loopback port of its own, with storage under dataDir, restarts when it dies and
 // stops on shutdown. And `npm start`'s configuration, run as the built CLI, accepts a push at once.
 import assert from "node:assert/strict";
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -10,6 +10,7 @@ import { gatewayConfig } from "../../src/config/schema.js";
 import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from "../helpers/cli.js";
 import { certDir, cleanupClients, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { htpasswdLine } from "../helpers/htpasswd.js";
 import { buildOciImage, sha256Digest, type OciImage } from "../helpers/oci.js";
 import { formatRun, run, waitFor, type RunResult } from "../helpers/process.js";
 
@@ -18,6 +19,22 @@ const TEAM = "localhost";
 
 function assertRan(what: string, args: readonly string[], result: RunResult): void {
   assert.equal(result.code, 0, formatRun(what, args, result));
+}
+
+/** `nobody`: another local user, with no groups of ours. */
+const NOBODY = 65534;
+
+/** Runs `cmd` as `nobody`. */
+function asNobody(cmd: string, args: readonly string[]): Promise<RunResult> {
+  return run("setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", cmd, ...args], { timeoutMs: 15_000 });
+}
+
+/** The status another local user gets for `method url` straight from the registry's port (curl as nobody). */
+async function statusAsNobody(method: string, url: string, headers: readonly string[] = []): Promise<number> {
+  const args = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method, ...headers.flatMap((h) => ["-H", h]), url];
+  const result = await asNobody("curl", args);
+  assertRan("curl as nobody", args, result);
+  return Number(result.stdout);
 }
 
 function alive(pid: number): boolean {
@@ -193,6 +210,103 @@ describe("managed backend: the gateway runs the registry", () => {
   });
 });
 
+describe("managed backend: no other local user reaches the registry, by its port or on disk", () => {
+  let workDir: string;
+  let storage: string;
+  let image: OciImage;
+  let gateway: TestGateway | undefined;
+  let certs: string;
+  let registryUrl: string;
+  const ref = () => `docker://${HUB}:${gateway!.port}/hub/app:v1`;
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "rg-managed-private-"));
+    // As an operator may have made them (or an older gateway left them): open to every local user.
+    await chmod(workDir, 0o755);
+    storage = join(workDir, "storage");
+    await mkdir(storage, { mode: 0o755 });
+    await chmod(storage, 0o755);
+    const htpasswd = join(workDir, "htpasswd");
+    await writeFile(htpasswd, `${await htpasswdLine("alice", "alice-pw")}\n`);
+    image = await buildOciImage(join(workDir, "image"), { layers: 1, layerSize: 64 * 1024, tag: "v1" });
+    gateway = await startTestGateway({
+      dataDir: join(workDir, "data"),
+      sites: [
+        { hosts: [HUB], backend: { managed: { storage } }, default: true },
+        // A token-auth site on the same registry: its users' tokens must not open the registry itself.
+        { hosts: [TEAM], backend: { managed: { storage } }, auth: { type: "token", htpasswd, rules: [{ who: ["alice"], repositories: ["**"], actions: ["pull", "push", "delete"] }] } },
+      ],
+    });
+    registryUrl = (gateway.logs.find((l) => l.msg === "managed registry started") as LogLine).url;
+    certs = await certDir(gateway.caPem);
+    await pushAndPull(image, ref(), certs, join(workDir, "pulled-1"));
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await cleanupClients();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("its port answers another user 401 for the catalog, a manifest, a blob, a DELETE and an upload; the image stays", async () => {
+    const accept = `Accept: application/vnd.oci.image.manifest.v1+json`;
+    const attempts: [string, string, string[]][] = [
+      ["GET", "/v2/_catalog", []],
+      ["GET", "/v2/hub/app/tags/list", []],
+      ["GET", "/v2/hub/app/manifests/v1", [accept]],
+      ["GET", `/v2/hub/app/blobs/${image.layerDigests[0]}`, []],
+      ["DELETE", `/v2/hub/app/manifests/${image.manifestDigest}`, []],
+      ["POST", "/v2/hub/app/blobs/uploads/", []],
+    ];
+    for (const [method, path, headers] of attempts) {
+      assert.equal(await statusAsNobody(method, `${registryUrl}${path}`, headers), 401, `${method} ${path}`);
+    }
+    // Nothing was deleted: the gateway still serves the image.
+    await assertPullable(image, ref(), certs, join(workDir, "pulled-2"));
+  });
+
+  it("a token the gateway issued to a user of a site does not open the registry's port", async () => {
+    const basic = `Basic ${Buffer.from("alice:alice-pw").toString("base64")}`;
+    const issued = await gateway!.request(TEAM, { path: "/token?service=localhost&scope=repository:hub/app:pull,push,delete", headers: { authorization: basic } });
+    assert.equal(issued.status, 200, issued.body.toString());
+    const bearer = `Authorization: Bearer ${(issued.json() as { token: string }).token}`;
+    // The token is good at the gateway...
+    const viaGateway = await gateway!.request(TEAM, { path: "/v2/hub/app/tags/list", headers: { authorization: bearer.slice("Authorization: ".length) } });
+    assert.equal(viaGateway.status, 200, viaGateway.body.toString());
+    // ...and worth nothing at the registry: it is for the site's service, not the registry's.
+    assert.equal(await statusAsNobody("GET", `${registryUrl}/v2/hub/app/tags/list`, [bearer]), 401);
+    assert.equal(await statusAsNobody("DELETE", `${registryUrl}/v2/hub/app/manifests/${image.manifestDigest}`, [bearer]), 401);
+  });
+
+  it("its storage directory, images, config.yml and http-secret are not readable by another user", async () => {
+    assert.equal((await stat(storage)).mode & 0o777, 0o700);
+    const hex = image.layerDigests[0]!.slice("sha256:".length);
+    const blob = join(storage, "docker", "registry", "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data");
+    await stat(blob); // it is there, for the gateway's user
+    for (const [cmd, args] of [
+      ["ls", [storage]],
+      ["ls", [join(storage, "docker", "registry", "v2", "repositories")]],
+      ["cat", [blob]],
+      ["cat", [join(storage, "config.yml")]],
+      ["cat", [join(storage, "http-secret")]],
+    ] as const) {
+      const result = await asNobody(cmd, args);
+      assert.notEqual(result.code, 0, formatRun(`${cmd} as nobody`, args, result));
+      assert.match(result.stderr, /Permission denied/, formatRun(`${cmd} as nobody`, args, result));
+    }
+  });
+
+  it("a storage directory that belongs to another user is refused at start", async () => {
+    const foreign = join(workDir, "foreign-storage");
+    await mkdir(foreign);
+    await chown(foreign, NOBODY, NOBODY);
+    await assert.rejects(
+      startTestGateway({ dataDir: join(workDir, "data-foreign"), sites: [{ hosts: [HUB], backend: { managed: { storage: foreign } } }] }),
+      /backend\.managed: the storage directory .*foreign-storage belongs to uid 65534, not to the gateway's user/,
+    );
+  });
+});
+
 describe("npm start: config/gateway.yaml serves a working registry at once", () => {
   let workDir: string;
   let gateway: GatewayProcess | undefined;
@@ -226,6 +340,9 @@ describe("npm start: config/gateway.yaml serves a working registry at once", () 
       await pushAndPull(image, `docker://${host}:${gateway.httpsPort}/library/app:v1`, certs, join(workDir, `pulled-${host}`));
     }
     await stat(join(dataDir, "registry", "docker", "registry", "v2", "repositories", "library", "app"));
+    // What it serves through the gateway, another local user cannot get from the registry's port.
+    assert.equal(await statusAsNobody("GET", `${registry.url}/v2/_catalog`), 401);
+    assert.equal(await statusAsNobody("DELETE", `${registry.url}/v2/library/app/manifests/v1`), 401);
 
     const status = await gateway.process.stop(10_000);
     assert.equal(status.code, 0, gateway.process.output());
