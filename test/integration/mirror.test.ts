@@ -15,6 +15,7 @@ import { parseConfig } from "../../src/config/load.js";
 import { cli, REPO_ROOT } from "../helpers/cli.js";
 import { certDir, cleanupClients, hostsFile, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
+import { managedRegistryAuthorization } from "../helpers/managed-token.js";
 import { buildOciImage, OCI_MANIFEST, sha256Digest, type OciImage } from "../helpers/oci.js";
 import { formatRun, waitFor, type RunResult } from "../helpers/process.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
@@ -199,7 +200,9 @@ describe("Docker Hub front door: a group of a hosted registry and a pull-through
     await stat(repositoryDir(hostedStorage(), repository));
     await assert.rejects(stat(repositoryDir(cacheStorage(), repository)), { code: "ENOENT" });
     const hostedUrl = registryStarted(hostedStorage())!.url as string;
-    const direct = await fetch(`${hostedUrl}/v2/${repository}/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
+    // The registry answers only the gateway's tokens.
+    const authorization = await managedRegistryAuthorization(dataDir, [{ type: "repository", name: repository, action: "pull" }]);
+    const direct = await fetch(`${hostedUrl}/v2/${repository}/manifests/v1`, { headers: { accept: OCI_MANIFEST, authorization } });
     assert.equal(direct.status, 200);
     assert.equal(sha256Digest(Buffer.from(await direct.arrayBuffer())), image.manifestDigest);
     await pull(`${repository}:v1`, image, `pulled-${repository.replaceAll("/", "-")}`);
