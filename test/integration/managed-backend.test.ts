@@ -6,7 +6,7 @@ import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gatewayConfig } from "../../src/config/schema.js";
+import { gatewayConfig, type GatewayConfigInput } from "../../src/config/schema.js";
 import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from "../helpers/cli.js";
 import { certDir, cleanupClients, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
@@ -217,6 +217,7 @@ describe("managed backend: no other local user reaches the registry, by its port
   let gateway: TestGateway | undefined;
   let certs: string;
   let registryUrl: string;
+  let sites: GatewayConfigInput["sites"];
   const ref = () => `docker://${HUB}:${gateway!.port}/hub/app:v1`;
 
   before(async () => {
@@ -229,14 +230,12 @@ describe("managed backend: no other local user reaches the registry, by its port
     const htpasswd = join(workDir, "htpasswd");
     await writeFile(htpasswd, `${await htpasswdLine("alice", "alice-pw")}\n`);
     image = await buildOciImage(join(workDir, "image"), { layers: 1, layerSize: 64 * 1024, tag: "v1" });
-    gateway = await startTestGateway({
-      dataDir: join(workDir, "data"),
-      sites: [
-        { hosts: [HUB], backend: { managed: { storage } }, default: true },
-        // A token-auth site on the same registry: its users' tokens must not open the registry itself.
-        { hosts: [TEAM], backend: { managed: { storage } }, auth: { type: "token", htpasswd, rules: [{ who: ["alice"], repositories: ["**"], actions: ["pull", "push", "delete"] }] } },
-      ],
-    });
+    sites = [
+      { hosts: [HUB], backend: { managed: { storage } }, default: true },
+      // A token-auth site on the same registry: its users' tokens must not open the registry itself.
+      { hosts: [TEAM], backend: { managed: { storage } }, auth: { type: "token", htpasswd, rules: [{ who: ["alice"], repositories: ["**"], actions: ["pull", "push", "delete"] }] } },
+    ];
+    gateway = await startTestGateway({ dataDir: join(workDir, "data"), sites });
     registryUrl = (gateway.logs.find((l) => l.msg === "managed registry started") as LogLine).url;
     certs = await certDir(gateway.caPem);
     await pushAndPull(image, ref(), certs, join(workDir, "pulled-1"));
@@ -294,6 +293,17 @@ describe("managed backend: no other local user reaches the registry, by its port
       assert.notEqual(result.code, 0, formatRun(`${cmd} as nobody`, args, result));
       assert.match(result.stderr, /Permission denied/, formatRun(`${cmd} as nobody`, args, result));
     }
+  });
+
+  it("a reload with another token issuer restarts the registry to trust it, and the gateway serves on", async () => {
+    const config = gatewayConfig.parse({ listen: "127.0.0.1:0", admin: { listen: "127.0.0.1:0" }, log: { level: "debug" }, dataDir: join(workDir, "data"), tokens: { issuer: "another-issuer" }, sites });
+    const reloaded = await gateway!.reload(config);
+    assert.equal(reloaded.ok, true, JSON.stringify(reloaded));
+    const restarted = gateway!.logs.find((l) => l.msg === "managed registry restarted to trust the new token signing certificate") as LogLine | undefined;
+    assert.ok(restarted, "the registry was not restarted");
+    assert.equal(restarted.url, registryUrl);
+    assert.match(await readFile(join(storage, "config.yml"), "utf8"), /issuer: another-issuer/);
+    await assertPullable(image, ref(), certs, join(workDir, "pulled-after-reload"));
   });
 
   it("a storage directory that belongs to another user is refused at start", async () => {
