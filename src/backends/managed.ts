@@ -8,6 +8,11 @@
 // configuration in service names it after a reload. Everything downstream only ever sees its URL,
 // http://127.0.0.1:PORT (sites.ts BackendResolver).
 //
+// Every local user can connect to that port, so the registry answers the gateway alone: it runs
+// distribution's `auth: token`, trusting the gateway's signing certificate (managed-auth.ts says which
+// tokens it takes), and its storage directory, with the config and the HTTP secret, is the gateway user's
+// and mode 0700.
+//
 // With `proxy`, the registry is a pull-through cache of a remote one (distribution's `proxy:` section).
 // distribution 2.8 asks the remote's /v2/ once as it starts and panics when there is no answer, so a cache
 // could not be (re)started at all while, say, Docker Hub is unreachable. The gateway asks first: without an
@@ -537,6 +542,7 @@ async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode, trust: 
     "# Written by registry-gateway for a managed backend at each start: edits are lost.",
     "# The gateway gives the listen address in REGISTRY_HTTP_ADDR (127.0.0.1 and a port of its choosing);",
     "# to run it by hand, give one too: REGISTRY_HTTP_ADDR=127.0.0.1:5000 docker-registry serve config.yml",
+    "# It answers only requests carrying the gateway's tokens for it (auth: token).",
     ...(mode === "offline"
       ? [`# Offline cache: ${proxy!.remoteurl} did not answer, so no proxy section (distribution would not start)`, "# and read-only, until it answers again."]
       : []),
