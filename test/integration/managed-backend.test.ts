@@ -11,6 +11,10 @@ import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from "../helpers/
 import { certDir, cleanupClients, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { htpasswdLine } from "../helpers/htpasswd.js";
+import { managedRegistryAuthorization } from "../helpers/managed-token.js";
+import { startRegistry, type Registry } from "../helpers/registry.js";
+import { pushTinyImage } from "../helpers/seed.js";
+import { MANAGED_SERVICE } from "../../src/backends/managed-auth.js";
 import { buildOciImage, sha256Digest, type OciImage } from "../helpers/oci.js";
 import { formatRun, run, waitFor, type RunResult } from "../helpers/process.js";
 
@@ -314,6 +318,57 @@ describe("managed backend: no other local user reaches the registry, by its port
       startTestGateway({ dataDir: join(workDir, "data-foreign"), sites: [{ hosts: [HUB], backend: { managed: { storage: foreign } } }] }),
       /backend\.managed: the storage directory .*foreign-storage belongs to uid 65534, not to the gateway's user/,
     );
+  });
+});
+
+describe("managed backend: its token goes to it alone, never to a registry given as a URL", () => {
+  let workDir: string;
+  let dataDir: string;
+  let remote: Registry | undefined;
+  let gateway: TestGateway | undefined;
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "rg-managed-token-"));
+    dataDir = join(workDir, "data");
+    // The gateway's signing key, made before the gateway starts, so that the remote registry can trust it.
+    const managedToken = await managedRegistryAuthorization(dataDir, []);
+    assert.match(managedToken, /^Bearer /);
+    // A registry given as a URL that WOULD take a managed registry's token (same certificate, same service):
+    // seeded while open, then restarted on the same storage with auth.
+    const rootDir = join(workDir, "remote");
+    const open = await startRegistry({ rootDir });
+    await pushTinyImage(open.url, "lib/only-remote", "v1", "seed");
+    await open.stop();
+    remote = await startRegistry({
+      rootDir,
+      auth: { realm: "https://nowhere.invalid/token", service: MANAGED_SERVICE, issuer: "registry-gateway", rootCertBundle: join(dataDir, "tokens", "signing.crt") },
+    });
+    gateway = await startTestGateway({
+      dataDir,
+      sites: [
+        // passthrough: the client's own Authorization goes to the backends, so a managed registry's token
+        // left in the request by the member tried first would reach the next one.
+        { hosts: [HUB], backendAuth: { type: "passthrough" }, group: [{ name: "hosted", backend: { managed: {} } }, { name: "remote", backend: remote.url }], pushTo: "hosted" },
+      ],
+    });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await remote?.stop();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("a pull the managed member has not passes over to the URL member without the managed member's token", async () => {
+    const path = "/v2/lib/only-remote/manifests/v1";
+    const accept = "application/vnd.oci.image.manifest.v1+json";
+    // hosted (managed) answers 404 with the gateway's token; remote gets the client's Authorization: none.
+    const anonymous = await gateway!.request(HUB, { path, headers: { accept } });
+    assert.equal(anonymous.status, 401, anonymous.body.toString());
+    // The control: with a token it accepts, sent by the client, remote serves the image.
+    const authorization = await managedRegistryAuthorization(dataDir, [{ type: "repository", name: "lib/only-remote", action: "pull" }]);
+    const withToken = await gateway!.request(HUB, { path, headers: { accept, authorization } });
+    assert.equal(withToken.status, 200, withToken.body.toString());
   });
 });
 
