@@ -10,6 +10,6 @@ import type { Access } from "../../src/registry/routes.js";
 /** `Bearer …` granting `accesses` at the managed registries of a gateway with default `tokens` settings. */
 export async function managedRegistryAuthorization(dataDir: string, accesses: readonly Access[]): Promise<string> {
   const settings = tokens.parse({});
-  const issuer = new TokenIssuer(await loadSigningKey({ dataDir, tokens: settings }), settings.issuer);
+  const issuer = new TokenIssuer(await loadSigningKey({ dataDir, tokens: settings }), settings.issuer, MANAGED_SERVICE);
   return new BackendTokenMinter(issuer, MANAGED_SERVICE).authorizationFor(accesses, null);
 }
