@@ -348,7 +348,16 @@ describe("managed backend: its token goes to it alone, never to a registry given
       sites: [
         // passthrough: the client's own Authorization goes to the backends, so a managed registry's token
         // left in the request by the member tried first would reach the next one.
-        { hosts: [HUB], backendAuth: { type: "passthrough" }, group: [{ name: "hosted", backend: { managed: {} } }, { name: "remote", backend: remote.url }], pushTo: "hosted" },
+        // hosted serves every name (and owns those remote does not declare): asked first for lib/, then remote.
+        {
+          hosts: [HUB],
+          backendAuth: { type: "passthrough" },
+          group: [
+            { name: "hosted", backend: { managed: {} } },
+            { name: "remote", backend: remote.url, repositories: ["lib/**"] },
+          ],
+          pushTo: "hosted",
+        },
       ],
     });
   });
