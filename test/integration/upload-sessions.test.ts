@@ -206,49 +206,66 @@ async function redisUploadKeys(redis: RedisServer, prefix: string, user: User): 
   }
 }
 
-describe("upload sessions belong to their starter: real distribution replicas", () => {
-  let dir: string;
-  let replicas: Registry[];
-  let redis: RedisServer;
-  let htpasswd: string;
-  /** Upload affinity in memory. */
-  let gateway: TestGateway;
-  /** Upload affinity in Redis. */
-  let shared: TestGateway;
+/** The site: replicas, and the users of RULES. */
+function site(replicas: readonly { url: string }[], htpasswd: string) {
+  return { name: "uploads", hosts: [HOST], backends: replicas.map((r) => r.url), auth: { type: "htpasswd" as const, htpasswd, rules: RULES } };
+}
 
-  const config = () => ({
-    sites: [{ name: "uploads", hosts: [HOST], backends: replicas.map((r) => r.url), auth: { type: "htpasswd" as const, htpasswd, rules: RULES } }],
-    limits: { uploadsPerUser: REAL_CAP },
-    log: { level: "info" as const, access: false },
-  });
+/** Replicas, a Redis, and two gateways in front of them: one keeping upload affinity in memory, one in Redis. */
+interface Fixture<R> {
+  replicas: R[];
+  redis: RedisServer;
+  gateway: TestGateway;
+  shared: TestGateway;
+  stop(): Promise<void>;
+}
+
+async function startFixture<R extends { url: string; stop(): Promise<void> }>(
+  startReplicas: (dir: string) => Promise<R[]>,
+  limits: { uploadsPerUser?: number },
+): Promise<Fixture<R>> {
+  const dir = await mkdtemp(join(tmpdir(), "rg-upload-sessions-"));
+  const [replicas, redis, htpasswd] = await Promise.all([startReplicas(dir), startRedis(), writeHtpasswd(dir)]);
+  const config = { sites: [site(replicas, htpasswd)], limits, log: { level: "info" as const, access: false } };
+  const [gateway, shared] = await Promise.all([startTestGateway(config), startTestGateway({ ...config, redis: { url: redis.url, keyPrefix: "gw:" } })]);
+  return {
+    replicas,
+    redis,
+    gateway,
+    shared,
+    async stop() {
+      await Promise.all([gateway.stop(), shared.stop()]);
+      await Promise.all([...replicas.map((r) => r.stop()), redis.stop()]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Two real distribution replicas sharing one storage root under `dir`, each signing _state with its own secret. */
+function realReplicas(dir: string): Promise<Registry[]> {
+  return Promise.all(["a", "b"].map((name) => startRegistry({ rootDir: join(dir, "storage"), secret: `secret-${name}-0123456789`, accessLog: true })));
+}
+
+describe("upload sessions belong to their starter: real distribution replicas", () => {
+  /** gateway: upload affinity in memory; shared: in Redis. */
+  let f: Fixture<Registry>;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "rg-upload-sessions-"));
-    const storage = join(dir, "storage");
-    [replicas, redis, htpasswd] = await Promise.all([
-      Promise.all(["a", "b"].map((name) => startRegistry({ rootDir: storage, secret: `secret-${name}-0123456789`, accessLog: true }))),
-      startRedis(),
-      writeHtpasswd(dir),
-    ]);
-    [gateway, shared] = await Promise.all([startTestGateway(config()), startTestGateway({ ...config(), redis: { url: redis.url, keyPrefix: "gw:" } })]);
+    f = await startFixture(realReplicas, { uploadsPerUser: REAL_CAP });
   });
 
-  after(async () => {
-    await Promise.all([gateway?.stop(), shared?.stop()]);
-    await Promise.all([...(replicas ?? []).map((r) => r.stop()), redis?.stop()]);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => f?.stop());
 
   it(`one user's ${REAL_FLOOD} upload starts leave another user's upload in flight working; the gateway holds limits.uploadsPerUser of theirs`, async () => {
-    const alice = await startAs(gateway, "alice", "alice/app");
-    assert.equal((await flood(gateway, "mallory", "mallory/app", REAL_FLOOD)).accepted, REAL_FLOOD);
-    assert.equal(gateway.uploadSessions(), REAL_CAP + 1);
-    await finishAsAlice(gateway, alice);
-    assert.deepEqual(linesFor(replicas, alice.uuid).sort(), ["PATCH 202", "PUT 201"]);
+    const alice = await startAs(f.gateway, "alice", "alice/app");
+    assert.equal((await flood(f.gateway, "mallory", "mallory/app", REAL_FLOOD)).accepted, REAL_FLOOD);
+    assert.equal(f.gateway.uploadSessions(), REAL_CAP + 1);
+    await finishAsAlice(f.gateway, alice);
+    assert.deepEqual(linesFor(f.replicas, alice.uuid).sort(), ["PATCH 202", "PUT 201"]);
   });
 
   it("another user's DELETE, PATCH, GET or PUT with a known upload id is answered BLOB_UPLOAD_UNKNOWN, forwarded nowhere, and leaves the upload working", async () => {
-    const alice = await startAs(gateway, "alice", "alice/app");
+    const alice = await startAs(f.gateway, "alice", "alice/app");
     const attempts: [User, string, string][] = [
       ["bob", "DELETE", "bob/app"], // push on bob/** only: alice's id under his own repository
       ["bob", "PATCH", "bob/app"],
@@ -257,99 +274,83 @@ describe("upload sessions belong to their starter: real distribution replicas", 
       ["carol", "PUT", "alice/app"],
     ];
     for (const [user, method, repository] of attempts) {
-      const res = await meddle(gateway, user, method, repository, alice.uuid);
+      const res = await meddle(f.gateway, user, method, repository, alice.uuid);
       assert.equal(res.status, 404, `${user} ${method} ${repository}: ${res.status} ${res.body.toString()}`);
       assert.equal(res.json().errors[0].code, "BLOB_UPLOAD_UNKNOWN");
     }
     // Again, as once per worker of a cluster.
-    for (let i = 0; i < 3; i++) assert.equal((await meddle(gateway, "bob", "DELETE", "bob/app", alice.uuid)).status, 404);
-    assert.deepEqual(linesFor(replicas, alice.uuid), [], "none of it reached a replica");
-    await finishAsAlice(gateway, alice);
-    assert.deepEqual(linesFor(replicas, alice.uuid).sort(), ["PATCH 202", "PUT 201"]);
+    for (let i = 0; i < 3; i++) assert.equal((await meddle(f.gateway, "bob", "DELETE", "bob/app", alice.uuid)).status, 404);
+    assert.deepEqual(linesFor(f.replicas, alice.uuid), [], "none of it reached a replica");
+    await finishAsAlice(f.gateway, alice);
+    assert.deepEqual(linesFor(f.replicas, alice.uuid).sort(), ["PATCH 202", "PUT 201"]);
   });
 
   it("the starter's DELETE answered 204 ends the session; one answered 404 by the replica does not", async () => {
-    const alice = await startAs(gateway, "alice", "alice/app");
+    const alice = await startAs(f.gateway, "alice", "alice/app");
     // Without its _state distribution answers 404 (BLOB_UPLOAD_INVALID): the session stays.
-    assert.equal((await meddle(gateway, "alice", "DELETE", "alice/app", alice.uuid)).status, 404);
+    assert.equal((await meddle(f.gateway, "alice", "DELETE", "alice/app", alice.uuid)).status, 404);
     const url = new URL(alice.location);
-    const cancelled = await gateway.request(HOST, { method: "DELETE", path: url.pathname + url.search, headers: { authorization: authorization("alice") } });
+    const cancelled = await f.gateway.request(HOST, { method: "DELETE", path: url.pathname + url.search, headers: { authorization: authorization("alice") } });
     assert.equal(cancelled.status, 204, cancelled.body.toString());
-    const status = await meddle(gateway, "alice", "GET", "alice/app", alice.uuid);
+    const status = await meddle(f.gateway, "alice", "GET", "alice/app", alice.uuid);
     assert.equal(status.status, 404);
     assert.match(status.body.toString(), /not known to the gateway/);
-    assert.deepEqual(linesFor(replicas, alice.uuid), ["DELETE 404", "DELETE 204"]);
+    assert.deepEqual(linesFor(f.replicas, alice.uuid), ["DELETE 404", "DELETE 204"]);
   });
 
   it(`with Redis: one user's ${REAL_FLOOD} starts leave limits.uploadsPerUser sessions of theirs in Redis; another user's DELETE changes nothing`, async () => {
-    const alice = await startAs(shared, "alice", "alice/app");
-    assert.equal((await flood(shared, "mallory", "mallory/app", REAL_FLOOD)).accepted, REAL_FLOOD);
-    const keys = await redisUploadKeys(redis, "gw:", "mallory");
+    const alice = await startAs(f.shared, "alice", "alice/app");
+    assert.equal((await flood(f.shared, "mallory", "mallory/app", REAL_FLOOD)).accepted, REAL_FLOOD);
+    const keys = await redisUploadKeys(f.redis, "gw:", "mallory");
     // Their sessions and the set naming them.
     assert.equal(keys.theirs.length, REAL_CAP + 1, keys.theirs.join("\n"));
-    for (let i = 0; i < 3; i++) assert.equal((await meddle(shared, "bob", "DELETE", "bob/app", alice.uuid)).status, 404);
-    assert.equal((await meddle(shared, "carol", "DELETE", "alice/app", alice.uuid)).status, 404);
-    assert.deepEqual(linesFor(replicas, alice.uuid), []);
-    await finishAsAlice(shared, alice);
+    for (let i = 0; i < 3; i++) assert.equal((await meddle(f.shared, "bob", "DELETE", "bob/app", alice.uuid)).status, 404);
+    assert.equal((await meddle(f.shared, "carol", "DELETE", "alice/app", alice.uuid)).status, 404);
+    assert.deepEqual(linesFor(f.replicas, alice.uuid), []);
+    await finishAsAlice(f.shared, alice);
   });
 });
 
 describe("upload sessions under a flood of upload starts (scripted replicas, the default cap)", () => {
-  let dir: string;
-  let replicas: ScriptedReplica[];
-  let redis: RedisServer;
-  let htpasswd: string;
-  let gateway: TestGateway;
-  let shared: TestGateway;
+  let f: Fixture<ScriptedReplica>;
   const DEFAULT_CAP = 64;
 
-  const config = () => ({
-    sites: [{ name: "uploads", hosts: [HOST], backends: replicas.map((r) => r.url), auth: { type: "htpasswd" as const, htpasswd, rules: RULES } }],
-    log: { level: "info" as const, access: false },
-  });
-
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "rg-upload-flood-"));
-    [replicas, redis, htpasswd] = await Promise.all([Promise.all([scriptedReplica(), scriptedReplica()]), startRedis(), writeHtpasswd(dir)]);
-    [gateway, shared] = await Promise.all([startTestGateway(config()), startTestGateway({ ...config(), redis: { url: redis.url, keyPrefix: "vol:" } })]);
+    f = await startFixture(() => Promise.all([scriptedReplica(), scriptedReplica()]), {});
   });
 
-  after(async () => {
-    await Promise.all([gateway?.stop(), shared?.stop()]);
-    await Promise.all([...(replicas ?? []).map((r) => r.stop()), redis?.stop()]);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => f?.stop());
 
   /** alice's upload, started before the flood, went to one replica only and finished there. */
   function assertFinishedOnOne(uuid: string): void {
     assert.deepEqual(
-      replicas.map((r) => r.seen.get(uuid) ?? []).sort((a, b) => b.length - a.length),
+      f.replicas.map((r) => r.seen.get(uuid) ?? []).sort((a, b) => b.length - a.length),
       [["PATCH 202", "PUT 201"], []],
     );
   }
 
   it(`in memory: after one user's ${FLOOD} starts another user's upload in flight finishes, and the gateway holds the default cap's 64 of the flooder's sessions`, async (t) => {
-    const alice = await startAs(gateway, "alice", "alice/app");
+    const alice = await startAs(f.gateway, "alice", "alice/app");
     const cpu = process.cpuUsage();
-    const { accepted, seconds } = await flood(gateway, "mallory", "mallory/app", FLOOD);
+    const { accepted, seconds } = await flood(f.gateway, "mallory", "mallory/app", FLOOD);
     const { user, system } = process.cpuUsage(cpu);
     // This process is the client, the gateway and the replicas: CPU per start is what the machine's load does not change.
     t.diagnostic(`${FLOOD} upload starts in ${seconds.toFixed(1)} s, ${((user + system) / 1000 / FLOOD).toFixed(2)} ms of CPU each`);
     assert.equal(accepted, FLOOD);
-    assert.equal(gateway.uploadSessions(), DEFAULT_CAP + 1);
-    await finishAsAlice(gateway, alice);
+    assert.equal(f.gateway.uploadSessions(), DEFAULT_CAP + 1);
+    await finishAsAlice(f.gateway, alice);
     assertFinishedOnOne(alice.uuid);
   });
 
   it(`in Redis: after one user's ${REDIS_FLOOD} starts another user's upload in flight finishes, and Redis holds 64 sessions of the flooder's and their set`, async (t) => {
-    const alice = await startAs(shared, "alice", "alice/app");
-    const { accepted, seconds } = await flood(shared, "mallory", "mallory/app", REDIS_FLOOD);
+    const alice = await startAs(f.shared, "alice", "alice/app");
+    const { accepted, seconds } = await flood(f.shared, "mallory", "mallory/app", REDIS_FLOOD);
     t.diagnostic(`${REDIS_FLOOD} upload starts through Redis in ${seconds.toFixed(1)} s`);
     assert.equal(accepted, REDIS_FLOOD);
-    const keys = await redisUploadKeys(redis, "vol:", "mallory");
+    const keys = await redisUploadKeys(f.redis, "gw:", "mallory");
     assert.equal(keys.theirs.length, DEFAULT_CAP + 1);
     assert.equal(keys.all.length, DEFAULT_CAP + 1 + 2, keys.all.filter((key) => !keys.theirs.includes(key)).join("\n"));
-    await finishAsAlice(shared, alice);
+    await finishAsAlice(f.shared, alice);
     assertFinishedOnOne(alice.uuid);
   });
 });
@@ -364,12 +365,11 @@ for (const store of ["the primary", "Redis"] as const) {
 
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), "rg-upload-workers-"));
-      const storage = join(dir, "storage");
       const configPath = join(dir, "gateway.yaml");
       let htpasswd: string;
       let ports: number[];
       [replicas, redis, htpasswd, ports] = await Promise.all([
-        Promise.all(["a", "b"].map((name) => startRegistry({ rootDir: storage, secret: `secret-${name}-0123456789`, accessLog: true }))),
+        realReplicas(dir),
         store === "Redis" ? startRedis() : undefined,
         writeHtpasswd(dir),
         Promise.all([freePort(), freePort()]),
@@ -381,7 +381,7 @@ for (const store of ["the primary", "Redis"] as const) {
         workers: 2,
         limits: { uploadsPerUser: REAL_CAP },
         ...(redis ? { redis: { url: redis.url } } : {}),
-        sites: [{ name: "uploads", hosts: [HOST], backends: replicas.map((r) => r.url), auth: { type: "htpasswd", htpasswd, rules: RULES } }],
+        sites: [site(replicas, htpasswd)],
       };
       await writeFile(configPath, JSON.stringify(config));
       cluster = await startClusterProcess(configPath);
