@@ -7,6 +7,7 @@ import { once } from "node:events";
 import type http from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { MemoryAffinity } from "./backends/affinity.js";
 import type { ReloadOutcome } from "./admin-actions.js";
 import { createAdminServer } from "./admin.js";
 import { loadAdminToken, type AdminCredential } from "./admin-token.js";
@@ -57,6 +58,8 @@ export interface RunningGateway {
   acme(): AcmeCertificates | null;
   inFlight(): number;
   upstreamSocketsInUse(): number;
+  /** Upload sessions this process's memory holds (null: they are kept by the cluster's primary). */
+  uploadSessions(): number | null;
   /**
    * Builds the new configuration completely (by default re-read from configSource), then swaps it in for
    * new requests; on any error the running one stays and the outcome carries the error lines.
@@ -185,6 +188,11 @@ class GatewayRuntime implements RunningGateway {
 
   upstreamSocketsInUse(): number {
     return this.#current.forwarder.upstreamSocketsInUse();
+  }
+
+  uploadSessions(): number | null {
+    const affinity = this.#current.affinity;
+    return affinity instanceof MemoryAffinity ? affinity.size : null;
   }
 
   async listen(): Promise<void> {

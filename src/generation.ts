@@ -124,7 +124,9 @@ export async function buildGeneration(
     // Only replicas need to know where an upload lives; without them no Redis connection is opened for it.
     const affinityStore = sites.sites.some((site) => site.upstreams.pools().some(isReplicated)) && config.redis ? config.redis : null;
     const keepAffinity = previous && JSON.stringify(previous.affinityStore) === JSON.stringify(affinityStore);
-    const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger) : memoryAffinity();
+    const uploadLimits = { perUser: config.limits.uploadsPerUser, idleMs: config.timeouts.uploadIdle };
+    const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger, uploadLimits) : memoryAffinity(uploadLimits);
+    if (keepAffinity) affinity.configure(uploadLimits);
     const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<Generation>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const managed = security.managedAuth ? new ManagedCredentials(security.managedAuth, managedOrigins(config, backendFor)) : null;

@@ -258,7 +258,7 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
       };
       const dispatched = await dispatch(
         upstream,
-        { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name },
+        { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name, user: ctx.principal?.name },
         { forwarder: state.forwarder, affinity: state.affinity },
       );
       if (dispatched.ok) ctx.outcome = dispatched.outcome;

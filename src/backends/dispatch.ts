@@ -11,14 +11,16 @@
 //           already) is retried once on another replica when the connection is refused. An upload session
 //           (PATCH/PUT/GET/DELETE of uploads/<uuid>) goes to the replica that started it, found in the
 //           upload affinity store, or is answered BLOB_UPLOAD_UNKNOWN: never restarted elsewhere, where
-//           distribution has no state for it.
+//           distribution has no state for it. A session is its starter's alone (uploadOwner): anyone else's
+//           request for it, or one under another repository, is answered BLOB_UPLOAD_UNKNOWN here, never
+//           forwarded, and leaves the session as it was.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { metrics } from "../observe/metrics.js";
 import type { ForwardOptions, ForwardOutcome, Forwarder } from "../proxy/forward.js";
 import type { EdgeContext } from "../proxy/headers.js";
 import type { GatewayErrorKind } from "../registry/errors.js";
 import type { RegistryRoute } from "../registry/routes.js";
-import { AffinityUnavailableError, type UploadAffinity } from "./affinity.js";
+import { AffinityUnavailableError, type UploadAffinity, type UploadKey } from "./affinity.js";
 import type { BackendPool, PoolMember } from "./pool.js";
 import { membersFor } from "./namespaces.js";
 import { isReplicated, type GroupMember, type Upstream } from "./upstream.js";
@@ -34,6 +36,8 @@ export interface DispatchRequest {
   /** The client announced a body (it is streamed through, so it can be sent once only). */
   hasBody: boolean;
   site: string;
+  /** The authenticated principal's name; none: anonymous (the client address stands for it). */
+  user?: string;
 }
 
 export interface DispatchDeps {
@@ -117,7 +121,7 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
   if (replicated && route.kind === "upload" && route.uploadPhase !== "start") return toUploadHolder(pool, request, deps);
   // A streamed body is gone once sent: only a request without one (or with one in memory) is sent again.
   const resendable = !request.hasBody || request.body !== undefined;
-  const remember = replicated && route.kind === "upload" && route.uploadPhase === "start";
+  const remember = replicated && route.kind === "upload" && route.uploadPhase === "start" ? uploadKeyOf(pool, request) : null;
   const tried = new Set<string>();
   for (;;) {
     const member = pool.pick(tried)!;
@@ -129,7 +133,7 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
       returnUnconnected: mayRetry || options.lastResort === false,
       resetIsUnconnected: request.method === "GET" || request.method === "HEAD",
       relayGet: (route.kind === "blob" || route.kind === "manifest") && request.method === "GET" && !request.hasBody,
-      beforeRelay: remember ? (status, headers) => rememberUpload(pool, member, status, headers, deps) : undefined,
+      beforeRelay: remember ? (status, headers) => rememberUpload(remember, member, status, headers, deps) : undefined,
     });
     if (outcome.notConnected && mayRetry) continue;
     return { ok: true, outcome };
@@ -138,10 +142,10 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
 
 /** An upload session's requests go to the replica that holds its state, or nowhere. */
 async function toUploadHolder(pool: BackendPool, request: DispatchRequest, deps: DispatchDeps): Promise<Dispatched> {
-  const uuid = request.route.reference!;
+  const key = uploadKeyOf(pool, request, request.route.reference!);
   let holder: string | null;
   try {
-    holder = await deps.affinity.lookup(pool.name, uuid);
+    holder = await deps.affinity.lookup(key);
   } catch (err) {
     if (!(err instanceof AffinityUnavailableError)) throw err;
     return { ok: false, kind: "unavailable", message: "where this upload is kept cannot be looked up right now; try again shortly" };
@@ -150,13 +154,32 @@ async function toUploadHolder(pool: BackendPool, request: DispatchRequest, deps:
   if (!member) return { ok: false, kind: "uploadUnknown", message: "this upload is not known to the gateway: start it again" };
   const gone = { ok: false, kind: "uploadUnknown", message: "the registry replica holding this upload is down: start the upload again" } as const;
   if (!member.healthy) return gone;
-  const ends = (status: number) =>
-    (request.method === "PUT" && status === 201) || (request.method === "DELETE" && (status === 204 || status === 404));
+  // Only the starter's own request gets here, so its success ends the session. A 404 does not: the replica
+  // may have lost it, and the client then starts over; the entry goes with its idle time.
+  const ends = (status: number) => (request.method === "PUT" && status === 201) || (request.method === "DELETE" && status === 204);
+  // A PATCH may stream for longer than the idle time: its end counts as a use too.
+  const used = (status: number) => request.method === "PATCH" && status === 202;
   const outcome = await forwardTo(pool, member, request, deps, {
     returnUnconnected: true,
-    beforeRelay: (status) => (ends(status) ? deps.affinity.forget(pool.name, uuid).catch(() => {}) : undefined),
+    beforeRelay: (status) => {
+      if (ends(status)) return deps.affinity.forget(key).catch(() => {});
+      if (used(status)) void deps.affinity.lookup(key).catch(() => {});
+      return undefined;
+    },
   });
   return outcome.notConnected ? gone : { ok: true, outcome };
+}
+
+/**
+ * Who may use an upload session: the principal that started it, or for anonymous clients their address,
+ * within the site (a name means someone else on another site's user list).
+ */
+export function uploadOwner(site: string, user: string | undefined, clientIp: string): string {
+  return JSON.stringify(user === undefined ? [site, "address", clientIp] : [site, "user", user]);
+}
+
+function uploadKeyOf(pool: BackendPool, request: DispatchRequest, uuid = ""): UploadKey {
+  return { pool: pool.name, repository: request.route.repository!, uuid, owner: uploadOwner(request.site, request.user, request.edge.clientIp) };
 }
 
 async function forwardTo(pool: BackendPool, member: PoolMember, request: DispatchRequest, deps: DispatchDeps, options: ForwardOptions): Promise<ForwardOutcome> {
@@ -171,12 +194,12 @@ async function forwardTo(pool: BackendPool, member: PoolMember, request: Dispatc
 }
 
 /** A replica accepted an upload: its session must come back to it, so that is stored before the client hears of it. */
-async function rememberUpload(pool: BackendPool, member: PoolMember, status: number, rawHeaders: readonly string[], deps: DispatchDeps): Promise<void> {
+async function rememberUpload(key: UploadKey, member: PoolMember, status: number, rawHeaders: readonly string[], deps: DispatchDeps): Promise<void> {
   if (status !== 202) return;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.toLowerCase() !== "location") continue;
     const uuid = UPLOAD_LOCATION.exec(rawHeaders[i + 1]!)?.[1];
-    if (uuid) await deps.affinity.remember(pool.name, uuid, member.origin);
+    if (uuid) await deps.affinity.remember({ ...key, uuid }, member.origin);
     return;
   }
 }

@@ -579,6 +579,8 @@ export const gatewayConfig = z
         idle: duration.prefault("5m"),
         keepAlive: duration.prefault("65s"),
         drain: duration.prefault("30s"),
+        /** An upload session to replicas unused this long is forgotten (its next request: BLOB_UPLOAD_UNKNOWN). */
+        uploadIdle: duration.refine((ms) => ms >= 1000, { message: "must be at least 1s" }).prefault("1h"),
       })
       .prefault({}),
     limits: z
@@ -588,6 +590,8 @@ export const gatewayConfig = z
         maxConnections: z.number().int().min(1).default(4096),
         /** Client connections open at once from one address (the socket peer); the excess is answered 429 and closed. */
         maxConnectionsPerIp: z.number().int().min(1).default(256),
+        /** Upload sessions to replicas one user (or anonymous client address) holds; a new one ends their least recently used. */
+        uploadsPerUser: z.number().int().min(1).max(10_000).default(64),
       })
       .prefault({}),
     log: z
