@@ -33,6 +33,11 @@ export interface TokenEndpointOptions {
 
 /** A form with a username, a password, a refresh token and a few scopes is far smaller. */
 const MAX_FORM_BYTES = 64 * 1024;
+/**
+ * Scopes one token request may name. Each is checked against the access rules; a push names its repository
+ * and a few mount sources, so a request naming more is refused rather than evaluated.
+ */
+export const MAX_SCOPES = 64;
 
 type Login =
   /** `fingerprint`: the user's password fingerprint the tokens are bound to. */
@@ -99,7 +104,7 @@ export class DockerTokenEndpoint implements TokenEndpoint {
     if (login.ok && login.principal && account && account !== login.principal.name) {
       throw new TokenRequestError("badRequest", "account does not match the credentials");
     }
-    return { login, scopes: parseScopes(query.getAll("scope")), offline: query.get("offline_token") === "true" };
+    return { login, scopes: requestedScopes(query.getAll("scope")), offline: query.get("offline_token") === "true" };
   }
 
   private async fromForm(req: IncomingMessage, clientIp: string): Promise<TokenRequest> {
@@ -109,7 +114,7 @@ export class DockerTokenEndpoint implements TokenEndpoint {
     }
     const form = new URLSearchParams(await readForm(req));
     this.checkService(form.get("service"));
-    const scopes = parseScopes(form.getAll("scope"));
+    const scopes = requestedScopes(form.getAll("scope"));
     switch (form.get("grant_type")) {
       case "password": {
         const username = form.get("username") ?? "";
@@ -190,6 +195,12 @@ export class DockerTokenEndpoint implements TokenEndpoint {
     });
     res.end(text);
   }
+}
+
+function requestedScopes(values: readonly string[]): ResourceScope[] {
+  const scopes = parseScopes(values);
+  if (scopes.length > MAX_SCOPES) throw new TokenRequestError("badRequest", `a token request may name at most ${MAX_SCOPES} scopes`);
+  return scopes;
 }
 
 function failed(reason: AuthFailureReason, message: string): Login {
