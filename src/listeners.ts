@@ -9,6 +9,7 @@ import type { GatewayConfig } from "./config/schema.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
 import { ConnectionLimits } from "./proxy/connections.js";
+import { holdBody } from "./proxy/continue.js";
 import { requestInProgress } from "./proxy/pipelining.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
 import { type AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./tls/acme-challenges.js";
@@ -48,6 +49,11 @@ export function createHttpsListener(
     onRequest,
   );
   store.attach(server);
+  // Without a checkContinue listener Node answers 100 Continue before the request is even authenticated.
+  server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    holdBody(req, res);
+    onRequest(req, res);
+  });
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
   const connections = new ConnectionLimits(config.limits.maxConnections, config.limits.maxConnectionsPerIp);
   server.on("connection", (socket: Socket) => connections.track(socket));

@@ -11,6 +11,7 @@
 // too many failures for a user from one address → 429 + Retry-After without hashing; every hashing thread
 // busy and the queue full → 503 + Retry-After: 1.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { inviteBody } from "../proxy/continue.js";
 import { sendError, type GatewayErrorKind } from "../registry/errors.js";
 import { isValidRepositoryName } from "../registry/routes.js";
 import type { AccessPolicy } from "./access.js";
@@ -209,6 +210,8 @@ function failed(reason: AuthFailureReason, message: string): Login {
 
 async function readForm(req: IncomingMessage): Promise<string> {
   if (Number(req.headers["content-length"] ?? 0) > MAX_FORM_BYTES) throw new TokenRequestError("badRequest", "the form is too large");
+  // The credentials are in the form: it is read to authenticate, and bounded before the client is invited.
+  inviteBody(req);
   const chunks: Buffer[] = [];
   let size = 0;
   // Leaving the loop early would destroy the request and with it the socket the 400 must go out on:
