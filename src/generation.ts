@@ -126,7 +126,7 @@ export async function buildGeneration(
     const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger) : memoryAffinity();
     const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<Generation>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
-    const lists = new SiteLists(agentFor, logger);
+    const lists = new SiteLists(agentFor, logger, config.lists.cacheFor);
     const search = new CatalogSearch((site) => lists.repositories(site));
     const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search };
     for (const site of sites.sites) site.upstreams.start();
