@@ -1,9 +1,10 @@
 // Repository-name globs, matched in time linear in the name: `*` within one path component, `**` across
 // components (`a/**/b` also matches `a/b`), `?` one character other than `/`, everything else literal.
 //
-// A backtracking regex is the obvious compiler and the wrong one: `**/**/**/**/**/z` against a 253-character
-// name that does not end in `z` explores every way of splitting the name and holds the event loop for
-// seconds — and rules are evaluated for anonymous requests and for every scope a `/token` request names.
+// A backtracking regex is the obvious compiler and the wrong one: `**/**/**/**/**/z` against a 255-character
+// name of many segments that does not end in `z` tries every way of splitting the name, holding the event
+// loop for most of a second (more stars, far longer) — and rules are evaluated for anonymous requests and
+// for every scope a `/token` request names.
 // Here a glob is a small NFA (one state per element, plus one for the inside of each `**/`), simulated over
 // the name with a set of live states: each character costs at most one step per state, never a retry.
 //
