@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReloadOutcome } from "./admin-actions.js";
 import { createAdminServer } from "./admin.js";
+import { loadAdminToken, type AdminCredential } from "./admin-token.js";
 import { ManagedRegistries, type ManagedBackends, type ManagedOptions } from "./backends/managed.js";
 import { isReplicated } from "./backends/upstream.js";
 import { keysNeedingRestart } from "./config/restart-keys.js";
@@ -76,6 +77,8 @@ export interface RunningGateway {
 
 /** Starts a gateway process: the first generation, then the listeners; a broken configuration starts nothing. */
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
+  // A cluster worker has no admin listener: the primary's demands the token.
+  const adminCredential = options.worker ? null : await loadAdminToken(config, logger);
   // Managed backends first: the generation forwards to their URLs, known once they run.
   const managed: ManagedBackends = options.worker?.managed ?? new ManagedRegistries(logger, options.managed);
   await managed.start(config);
@@ -88,7 +91,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   }
   // acme.js (acme-client with it) is loaded by the first configuration with an ACME site.
   if (!options.worker) await loadAcme(config);
-  const runtime = new GatewayRuntime(config, first, logger, options, managed);
+  const runtime = new GatewayRuntime(config, first, logger, options, managed, adminCredential);
   try {
     await runtime.listen();
   } catch (err) {
@@ -138,6 +141,7 @@ class GatewayRuntime implements RunningGateway {
     private readonly logger: Logger,
     private readonly options: GatewayOptions,
     private readonly managed: ManagedBackends,
+    adminCredential: AdminCredential | null,
   ) {
     this.#isWorker = options.worker !== undefined;
     this.#current = first;
@@ -156,6 +160,7 @@ class GatewayRuntime implements RunningGateway {
       startConfig.metrics.enabled ? metrics : null,
       { reload: () => this.reload(), rotateCertificates: (site) => this.rotateCertificates(site) },
       () => this.#current.config.admin.hosts,
+      adminCredential,
     );
   }
 

@@ -6,9 +6,10 @@ import type { ServerResponse } from "node:http";
 import { buildSecurity, type Security } from "./auth/build.js";
 import { createUploadAffinity, type UploadAffinity } from "./backends/affinity.js";
 import { SiteLists } from "./backends/lists.js";
+import { ManagedCredentials } from "./backends/managed-auth.js";
 import { memoryAffinity } from "./cluster/shared.js";
 import { buildSiteUpstreams, isReplicated } from "./backends/upstream.js";
-import type { GatewayConfig } from "./config/schema.js";
+import { siteBackends, type GatewayConfig } from "./config/schema.js";
 import { createAccessLogger } from "./observe/access-log.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
@@ -126,9 +127,10 @@ export async function buildGeneration(
     const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger) : memoryAffinity();
     const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<Generation>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
-    const lists = new SiteLists(agentFor, logger, config.lists.cacheFor);
+    const managed = security.managedAuth ? new ManagedCredentials(security.managedAuth, managedOrigins(config, backendFor)) : null;
+    const lists = new SiteLists(agentFor, logger, managed, config.lists.cacheFor);
     const search = new CatalogSearch((site) => lists.repositories(site));
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search };
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed };
     for (const site of sites.sites) site.upstreams.start();
     return new Generation(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
   } catch (err) {
@@ -154,6 +156,11 @@ export async function retireGeneration(old: Generation, graceMs: number): Promis
   await old.closeStages();
   await old.idle();
   await old.release();
+}
+
+/** Where the managed registries `config` names listen. */
+function managedOrigins(config: GatewayConfig, backendFor: BackendResolver): Set<string> {
+  return new Set(config.sites.flatMap((site) => siteBackends(site).flatMap((backend) => (backend instanceof URL ? [] : [backendFor(backend).origin]))));
 }
 
 function sameForwarding(a: GatewayConfig, b: GatewayConfig): boolean {

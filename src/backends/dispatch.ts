@@ -1,10 +1,12 @@
 // Stage 6 for a site's upstream (issue #11): which backend a request goes to, and what happens when that
 // backend is down or does not have the image.
 //
-//   group   pushes (uploads, manifest PUT, DELETE) → pushTo, or 405 without one; a blob HEAD (a pusher
-//           asking whether to upload) → pushTo; /v2/ and manifest/blob/referrers GET/HEAD → each member in
-//           order, a 404 or 5xx (or no connection) passing on to the next; anything else → pushTo, else
-//           the first member.
+//   group   only members serving the repository name are asked (namespaces.ts). Pushes (uploads, manifest
+//           PUT, DELETE) → pushTo, or 405 without one, 403 for a name pushTo does not serve; a blob HEAD (a
+//           pusher asking whether to upload) → pushTo; /v2/ and manifest/blob/referrers GET/HEAD → each
+//           member in order, a 404 or 5xx (or no connection) passing on to the next, except for a name
+//           pushTo owns: pushTo alone, its 404 relayed, its 5xx or silence 503; anything else → pushTo,
+//           else the first member.
 //   pool    least outstanding healthy replica; a request that can be sent again (no body, or one read
 //           already) is retried once on another replica when the connection is refused. An upload session
 //           (PATCH/PUT/GET/DELETE of uploads/<uuid>) goes to the replica that started it, found in the
@@ -18,7 +20,8 @@ import type { GatewayErrorKind } from "../registry/errors.js";
 import type { RegistryRoute } from "../registry/routes.js";
 import { AffinityUnavailableError, type UploadAffinity } from "./affinity.js";
 import type { BackendPool, PoolMember } from "./pool.js";
-import { isReplicated, type Upstream } from "./upstream.js";
+import { membersFor } from "./namespaces.js";
+import { isReplicated, type GroupMember, type Upstream } from "./upstream.js";
 
 export interface DispatchRequest {
   req: IncomingMessage;
@@ -51,16 +54,27 @@ const UPLOAD_LOCATION = /\/blobs\/uploads\/([a-zA-Z0-9\-_.=]+)(?:\?|$)/;
 export async function dispatch(upstream: Upstream, request: DispatchRequest, deps: DispatchDeps): Promise<Dispatched> {
   if (upstream.kind === "pool") return toPool(upstream.pool, request, deps, {});
   const { route, method } = request;
+  const { pushTo } = upstream;
+  // Only members serving the name are asked; /v2/ (no name) asks them all.
+  const choice = route.repository === undefined ? { members: upstream.members, owned: false } : membersFor(upstream, route.repository);
+  const pushToServes = pushTo !== null && choice.members.includes(pushTo);
   if (isPush(route, method)) {
-    if (!upstream.pushTo) return { ok: false, kind: "methodNotAllowed", message: "this registry is a group without pushTo: it serves pulls only" };
-    return toPool(upstream.pushTo.pool, request, deps, {});
+    if (!pushTo) return { ok: false, kind: "methodNotAllowed", message: "this registry is a group without pushTo: it serves pulls only" };
+    if (!pushToServes) return { ok: false, kind: "denied", message: `${route.repository} is not among the repositories this registry accepts pushes for` };
+    // pushTo's registry mounts from ITS repository of that name: only one the group serves from pushTo.
+    const stray = route.mountFrom?.find((from) => !membersFor(upstream, from).members.includes(pushTo));
+    if (stray !== undefined) return { ok: false, kind: "denied", message: `cannot mount from ${stray}: it is not served by the registry pushes go to; upload the blob instead` };
+    return toPool(pushTo.pool, request, deps, {});
   }
+  if (choice.members.length === 0) return { ok: false, kind: "notFound", message: "repository name not known to registry" };
   // A blob HEAD is how docker, podman and skopeo ask "may I skip uploading this layer?" before a push: only
   // pushTo's answer is true for the manifest PUT that follows (pulls GET blobs without asking first).
-  if (upstream.pushTo && route.kind === "blob" && method === "HEAD") return toPool(upstream.pushTo.pool, request, deps, {});
-  if (MEMBER_BY_MEMBER.has(route.kind) && (method === "GET" || method === "HEAD")) {
-    const last = upstream.members.length - 1;
-    for (const [index, member] of upstream.members.entries()) {
+  if (pushToServes && route.kind === "blob" && method === "HEAD" && !choice.owned) return toPool(pushTo.pool, request, deps, {});
+  const memberByMember = MEMBER_BY_MEMBER.has(route.kind) && (method === "GET" || method === "HEAD");
+  if (memberByMember && choice.owned) return toOwner(pushTo!, request, deps);
+  if (memberByMember) {
+    const last = choice.members.length - 1;
+    for (const [index, member] of choice.members.entries()) {
       if (index === last) return toPool(member.pool, request, deps, {});
       const passOver = (status: number) => status === 404 || status >= 500;
       const result = await toPool(member.pool, request, deps, { passOver, lastResort: false });
@@ -71,7 +85,18 @@ export async function dispatch(upstream: Upstream, request: DispatchRequest, dep
       metrics.groupPassedOver(request.site, member.name, outcome.passedOver === 404 ? "not_found" : "error");
     }
   }
-  return toPool((upstream.pushTo ?? upstream.members[0]!).pool, request, deps, {});
+  return toPool((pushToServes ? pushTo! : choice.members[0]!).pool, request, deps, {});
+}
+
+/**
+ * A pull of a name pushTo owns: its 404 is the answer, and when it fails or is down no other member may
+ * stand in (their content under that name is not ours), so the client hears the registry is unavailable.
+ */
+async function toOwner(pushTo: GroupMember, request: DispatchRequest, deps: DispatchDeps): Promise<Dispatched> {
+  const result = await toPool(pushTo.pool, request, deps, { passOver: (status) => status >= 500, lastResort: false });
+  if (!result.ok || result.outcome.clientAborted) return result;
+  if (result.outcome.passedOver === undefined && !result.outcome.notConnected) return result;
+  return { ok: false, kind: "unavailable", message: "the registry holding this repository is unavailable; no other registry of this group may serve it" };
 }
 
 function isPush(route: RegistryRoute, method: string): boolean {

@@ -1,34 +1,15 @@
-// Repository globs are matched in linear time, with the meaning they had as regexes. The oracle below is the
-// regex compiler access rules used before: random globs and names over a small alphabet must get the same
-// answer from both, and a glob that made that regex backtrack for seconds must answer within a millisecond.
+// Repository globs are matched in linear time, with the meaning they had as regexes. The oracle is the regex
+// compiler access rules used before (test/helpers/glob-regex.ts): random globs and names over a small
+// alphabet must get the same answer from both, and a glob that made that regex backtrack for most of a
+// second must answer within a millisecond.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { compileRepositoryPattern, compileRepositoryPatterns } from "../../../src/auth/glob.js";
 import { AccessPolicy } from "../../../src/auth/access.js";
+import { globRegex } from "../../helpers/glob-regex.js";
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 10_000);
-
-/** The previous compiler: glob → regex source, one alternation per rule, anchored. */
-function regexOracle(patterns: readonly string[]): RegExp {
-  const compileGlob = (glob: string): string => {
-    let source = "";
-    for (let i = 0; i < glob.length; i++) {
-      const char = glob[i]!;
-      if (char === "*" && glob[i + 1] === "*") {
-        i++;
-        if (glob[i + 1] === "/") {
-          i++;
-          source += "(?:.*/)?";
-        } else source += ".*";
-      } else if (char === "*") source += "[^/]*";
-      else if (char === "?") source += "[^/]";
-      else source += char.replace(/[.\\+^$|(){}[\]-]/g, "\\$&");
-    }
-    return source;
-  };
-  return new RegExp(`^(?:${patterns.map(compileGlob).join("|")})$`);
-}
 
 // Few letters, so that random globs and names often meet; `.` and `-` catch a literal read as regex syntax.
 const nameChar = fc.constantFrom("a", "b", "/", ".", "-");
@@ -40,7 +21,7 @@ describe("repository globs match as their regexes did", () => {
   it("one glob: the same answer for random globs and names", () => {
     fc.assert(
       fc.property(glob, name, (pattern, candidate) => {
-        assert.equal(compileRepositoryPattern(pattern)(candidate), regexOracle([pattern]).test(candidate), `${pattern} against ${candidate}`);
+        assert.equal(compileRepositoryPattern(pattern)(candidate), globRegex([pattern]).test(candidate), `${pattern} against ${candidate}`);
       }),
       { numRuns: RUNS },
     );
@@ -49,7 +30,7 @@ describe("repository globs match as their regexes did", () => {
   it("a rule's list of globs: any of them", () => {
     fc.assert(
       fc.property(fc.array(glob, { minLength: 1, maxLength: 3 }), name, (patterns, candidate) => {
-        assert.equal(compileRepositoryPatterns(patterns)(candidate), regexOracle(patterns).test(candidate));
+        assert.equal(compileRepositoryPatterns(patterns)(candidate), globRegex(patterns).test(candidate));
       }),
       { numRuns: RUNS / 4 },
     );

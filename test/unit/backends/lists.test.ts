@@ -47,7 +47,7 @@ describe("merged catalogs (backends/lists.ts)", () => {
       sites: [{ hosts: ["group.test"], group: [{ name: "one", backend: a.state.url }, { name: "two", backend: b.state.url }] }],
     });
     const site = new SiteMap(config).sites[0]!;
-    const lists = new SiteLists(() => http.globalAgent, createLogger({ level: "silent", format: "json" }), 1000);
+    const lists = new SiteLists(() => http.globalAgent, createLogger({ level: "silent", format: "json" }), null, 1000);
     const before = [a.state.calls, b.state.calls];
     for (let i = 0; i < 5; i++) assert.deepEqual(await lists.repositories(site), ["a/x", "b/y", "c/z"]);
     assert.deepEqual([a.state.calls - before[0]!, b.state.calls - before[1]!], [1, 1], "5 requests in a row, one fetch per member");

@@ -280,7 +280,7 @@ describe("GATEWAY_* environment overrides", () => {
     assertAt(
       issue,
       { file: "environment", line: 0, column: 0, key: "GATEWAY_ADMIN_LISTN" },
-      /unknown key "LISTN" at admin \(expected one of: listen, allowNonLoopback, hosts\)/,
+      /unknown key "LISTN" at admin \(expected one of: listen, allowNonLoopback, hosts, token, tokenFile\)/,
     );
   });
 
