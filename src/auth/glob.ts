@@ -47,12 +47,19 @@ interface Automaton {
   /** 1 for a `**` followed by nothing but what matches empty: once it is live, the rest of any name matches. */
   takesRest: Uint8Array;
   accept: number;
+  /** The live states and the next step's: matching is synchronous, so one pair serves every call. */
+  sets: [Uint8Array, Uint8Array];
 }
 
-/** Compiles one glob; the matcher holds no state between calls. */
+/** Compiles one glob. Group namespaces run these per name and member of a merged catalog: the common shapes are plain tests. */
 export function compileRepositoryPattern(pattern: string): RepositoryMatcher {
   // A glob without wildcards is the name itself.
   if (!/[*?]/.test(pattern)) return (name) => name === pattern;
+  // `team/**` (and `**`): a prefix. `team/*`: a prefix with no `/` after it.
+  const prefix = /^([^*?]*)\*\*$/.exec(pattern)?.[1];
+  if (prefix !== undefined) return (name) => name.startsWith(prefix);
+  const component = /^([^*?]*)\*$/.exec(pattern)?.[1];
+  if (component !== undefined) return (name) => name.startsWith(component) && !name.includes("/", component.length);
   const automaton = compile(pattern);
   return (name) => run(automaton, name);
 }
@@ -93,6 +100,7 @@ function compile(pattern: string): Automaton {
     skippable: new Uint8Array(size),
     takesRest: new Uint8Array(size),
     accept,
+    sets: [new Uint8Array(size), new Uint8Array(size)],
   };
   steps.forEach((step, index) => {
     automaton.step[index] = step;
@@ -119,8 +127,10 @@ function compile(pattern: string): Automaton {
 function run(automaton: Automaton, name: string): boolean {
   const { step, char: chars, next, inside, takesRest, accept } = automaton;
   const size = step.length;
-  let live = new Uint8Array(size);
-  let following = new Uint8Array(size);
+  let [live, following] = automaton.sets;
+  // A previous call may have returned early, leaving states set.
+  live.fill(0);
+  following.fill(0);
   live[0] = 1;
   closeOver(automaton, live);
   for (let at = 0; at < name.length; at++) {
