@@ -130,7 +130,7 @@ export async function buildGeneration(
     const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<Generation>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const managed = security.managedAuth ? new ManagedCredentials(security.managedAuth, managedOrigins(config, backendFor)) : null;
-    const lists = new SiteLists(agentFor, logger, managed);
+    const lists = new SiteLists(agentFor, logger, managed, config.lists.cacheFor);
     const search = new CatalogSearch((site) => lists.repositories(site));
     const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed };
     for (const site of sites.sites) site.upstreams.start();

@@ -9,6 +9,8 @@ import type { GatewayConfig } from "./config/schema.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
 import { ConnectionLimits } from "./proxy/connections.js";
+import { holdBody } from "./proxy/continue.js";
+import { awaitFirstRequest, handshakeDone, requestArrived } from "./proxy/first-request.js";
 import { requestInProgress } from "./proxy/pipelining.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
 import { type AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./tls/acme-challenges.js";
@@ -42,15 +44,30 @@ export function createHttpsListener(
       requestTimeout: 0,
       // From the TCP accept: a connection that never sends a ClientHello is cut at this, not Node's 120 s.
       handshakeTimeout: config.timeouts.handshake,
+      // Within a request; the first one's headers must also arrive within this of the accept (proxy/first-request.ts).
       headersTimeout: config.timeouts.header,
       keepAliveTimeout: nodeKeepAliveTimeout(config.timeouts.keepAlive),
     },
-    onRequest,
+    (req, res) => {
+      requestArrived(req.socket);
+      onRequest(req, res);
+    },
   );
   store.attach(server);
+  // Without a checkContinue listener Node answers 100 Continue before the request is even authenticated.
+  server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    requestArrived(req.socket);
+    holdBody(req, res);
+    onRequest(req, res);
+  });
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
   const connections = new ConnectionLimits(config.limits.maxConnections, config.limits.maxConnectionsPerIp);
-  server.on("connection", (socket: Socket) => connections.track(socket));
+  let headerTimeout = config.timeouts.header;
+  server.on("connection", (socket: Socket) => {
+    connections.track(socket);
+    awaitFirstRequest(socket, headerTimeout, (connection, secured) => closeWithoutRequest(connection, secured, logger));
+  });
+  server.on("secureConnection", handshakeDone);
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     metrics.tlsHandshakeFailed();
     if (answerPlainHttp(err, socket)) return;
@@ -60,6 +77,7 @@ export function createHttpsListener(
     socket.destroy();
   });
   const configure = (next: GatewayConfig) => {
+    headerTimeout = next.timeouts.header;
     server.timeout = next.timeouts.idle;
     server.headersTimeout = next.timeouts.header;
     server.keepAliveTimeout = nodeKeepAliveTimeout(next.timeouts.keepAlive);
@@ -74,7 +92,13 @@ export function createHttpsListener(
 
 /** The plain-HTTP listener: ACME HTTP-01 answers, everything else redirected to HTTPS. */
 export function createPlainHttpListener(config: GatewayConfig, responder: AcmeChallengeResponder, httpsPort: number): http.Server {
-  return http.createServer({ headersTimeout: config.timeouts.header }, createPlainHttpHandler({ responder, httpsPort }));
+  const handler = createPlainHttpHandler({ responder, httpsPort });
+  const server = http.createServer({ headersTimeout: config.timeouts.header }, (req, res) => {
+    requestArrived(req.socket);
+    handler(req, res);
+  });
+  server.on("connection", (socket: Socket) => awaitFirstRequest(socket, config.timeouts.header, (connection) => connection.destroy()));
+  return server;
 }
 
 export async function listen(server: http.Server, address: { host: string; port: number }, what: string): Promise<void> {
@@ -95,6 +119,19 @@ export async function listen(server: http.Server, address: { host: string; port:
  */
 function nodeKeepAliveTimeout(keepAliveMs: number): number {
   return Math.max(1000, keepAliveMs - 1000);
+}
+
+/**
+ * No request within timeouts.header of the accept. Once TLS is up the client is told why, as Node's own header
+ * timeout would; either way the connection is closed, whether or not the client reads the answer.
+ */
+function closeWithoutRequest(connection: Socket, secured: boolean, logger: Logger): void {
+  if (!secured || !connection.writable) {
+    connection.destroy();
+    return;
+  }
+  connection.once("finish", () => connection.destroy());
+  answerMalformedRequest(Object.assign(new Error("no request in time"), { code: "ERR_HTTP_REQUEST_TIMEOUT" }), connection, logger);
 }
 
 /**

@@ -26,6 +26,7 @@ import { REQUEST_ID_HEADER, requestIdFrom } from "./observe/request-id.js";
 import type { ClientAddress } from "./proxy/client-ip.js";
 import { ConnectionLimits } from "./proxy/connections.js";
 import type { Forwarder } from "./proxy/forward.js";
+import { inviteBody } from "./proxy/continue.js";
 import { checkFraming, formMediaType } from "./proxy/framing.js";
 import { abandon, awaitTurn } from "./proxy/pipelining.js";
 import type { EdgeContext } from "./proxy/headers.js";
@@ -256,6 +257,8 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
           : undefined,
         managedAuthorization: await state.managed?.authorizationFor(upstream, route.backendAccesses ?? route.accesses, ctx.principal),
       };
+      // Admitted, and about to be forwarded: only now is a client waiting on Expect: 100-continue told to send.
+      if (framing.hasBody) inviteBody(req);
       const dispatched = await dispatch(
         upstream,
         { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name, user: ctx.principal?.name },
@@ -313,6 +316,9 @@ async function readMountForm(req: IncomingMessage, path: string, hasBody: boolea
   if (!uploadStart || mediaType !== "application/x-www-form-urlencoded") {
     return { ok: false, message: "form bodies are only accepted as an urlencoded upload start" };
   }
+  // Read before authorization (it names what the request touches), so bounded before the client is invited.
+  if (Number(req.headers["content-length"] ?? 0) > MAX_FORM_BYTES) return { ok: false, message: `the form is larger than ${MAX_FORM_BYTES} bytes` };
+  inviteBody(req);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {

@@ -1,5 +1,5 @@
-// Access rules: who may do what on which repositories. Compiled once at load (globs become regexes); a
-// request only walks a short list of precompiled rules.
+// Access rules: who may do what on which repositories. Compiled once at load (globs become linear-time
+// matchers, glob.ts); a request only walks a short list of precompiled rules.
 //
 // Semantics (as docker_auth's ACLs): for a user and a repository, the FIRST rule whose `who` and
 // `repositories` both match decides the allowed actions, and no match means nothing. An earlier rule with
@@ -7,6 +7,7 @@
 // so no repository glob can match it: it is allowed when any rule matching the user lists `catalog`.
 import type { AccessRuleConfig } from "../config/schema.js";
 import type { Access } from "../registry/routes.js";
+import { compileRepositoryPatterns, type RepositoryMatcher } from "./glob.js";
 import type { ResourceScope } from "./scope.js";
 
 export type RepositoryAction = "pull" | "push" | "delete";
@@ -22,34 +23,12 @@ export interface AccessClaim {
 interface CompiledRule {
   /** null: everyone, anonymous included. */
   users: ReadonlySet<string> | null;
-  repositories: RegExp;
+  repositories: RepositoryMatcher;
   actions: ReadonlySet<RepositoryAction>;
   catalog: boolean;
 }
 
 const NOTHING: ReadonlySet<RepositoryAction> = new Set();
-
-/**
- * `*` matches within one path component, `**` across components (also none: `team/**` matches `team/a`
- * and `team/a/b`), `?` one character other than `/`; everything else is literal.
- */
-export function compileGlob(glob: string): string {
-  let source = "";
-  for (let i = 0; i < glob.length; i++) {
-    const char = glob[i]!;
-    if (char === "*" && glob[i + 1] === "*") {
-      i++;
-      // `a/**/b` also matches `a/b`.
-      if (glob[i + 1] === "/") {
-        i++;
-        source += "(?:.*/)?";
-      } else source += ".*";
-    } else if (char === "*") source += "[^/]*";
-    else if (char === "?") source += "[^/]";
-    else source += char.replace(/[.\\+^$|(){}[\]-]/g, "\\$&");
-  }
-  return source;
-}
 
 export class AccessPolicy {
   private readonly rules: readonly CompiledRule[];
@@ -57,8 +36,7 @@ export class AccessPolicy {
   constructor(rules: readonly AccessRuleConfig[]) {
     this.rules = rules.map((rule) => ({
       users: rule.who === "*" ? null : new Set(rule.who),
-      // One alternation per rule: one regex test per rule per request.
-      repositories: new RegExp(`^(?:${rule.repositories.map(compileGlob).join("|")})$`),
+      repositories: compileRepositoryPatterns(rule.repositories),
       actions: new Set(rule.actions.filter((action): action is RepositoryAction => action !== "catalog")),
       catalog: rule.actions.includes("catalog"),
     }));
@@ -67,7 +45,7 @@ export class AccessPolicy {
   /** What `user` (null: anonymous) may do on `repository`. */
   repositoryActions(user: string | null, repository: string): ReadonlySet<RepositoryAction> {
     for (const rule of this.rules) {
-      if (matchesUser(rule, user) && rule.repositories.test(repository)) return rule.actions;
+      if (matchesUser(rule, user) && rule.repositories(repository)) return rule.actions;
     }
     return NOTHING;
   }

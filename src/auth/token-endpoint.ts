@@ -11,6 +11,7 @@
 // too many failures for a user from one address → 429 + Retry-After without hashing; every hashing thread
 // busy and the queue full → 503 + Retry-After: 1.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { inviteBody } from "../proxy/continue.js";
 import { sendError, type GatewayErrorKind } from "../registry/errors.js";
 import { isValidRepositoryName } from "../registry/routes.js";
 import type { AccessPolicy } from "./access.js";
@@ -33,6 +34,11 @@ export interface TokenEndpointOptions {
 
 /** A form with a username, a password, a refresh token and a few scopes is far smaller. */
 const MAX_FORM_BYTES = 64 * 1024;
+/**
+ * Scopes one token request may name. Each is checked against the access rules; a push names its repository
+ * and a few mount sources, so a request naming more is refused rather than evaluated.
+ */
+export const MAX_SCOPES = 64;
 
 type Login =
   /** `fingerprint`: the user's password fingerprint the tokens are bound to. */
@@ -99,7 +105,7 @@ export class DockerTokenEndpoint implements TokenEndpoint {
     if (login.ok && login.principal && account && account !== login.principal.name) {
       throw new TokenRequestError("badRequest", "account does not match the credentials");
     }
-    return { login, scopes: parseScopes(query.getAll("scope")), offline: query.get("offline_token") === "true" };
+    return { login, scopes: requestedScopes(query.getAll("scope")), offline: query.get("offline_token") === "true" };
   }
 
   private async fromForm(req: IncomingMessage, clientIp: string): Promise<TokenRequest> {
@@ -109,7 +115,7 @@ export class DockerTokenEndpoint implements TokenEndpoint {
     }
     const form = new URLSearchParams(await readForm(req));
     this.checkService(form.get("service"));
-    const scopes = parseScopes(form.getAll("scope"));
+    const scopes = requestedScopes(form.getAll("scope"));
     switch (form.get("grant_type")) {
       case "password": {
         const username = form.get("username") ?? "";
@@ -192,12 +198,20 @@ export class DockerTokenEndpoint implements TokenEndpoint {
   }
 }
 
+function requestedScopes(values: readonly string[]): ResourceScope[] {
+  const scopes = parseScopes(values);
+  if (scopes.length > MAX_SCOPES) throw new TokenRequestError("badRequest", `a token request may name at most ${MAX_SCOPES} scopes`);
+  return scopes;
+}
+
 function failed(reason: AuthFailureReason, message: string): Login {
   return { ok: false, reason, message };
 }
 
 async function readForm(req: IncomingMessage): Promise<string> {
   if (Number(req.headers["content-length"] ?? 0) > MAX_FORM_BYTES) throw new TokenRequestError("badRequest", "the form is too large");
+  // The credentials are in the form: it is read to authenticate, and bounded before the client is invited.
+  inviteBody(req);
   const chunks: Buffer[] = [];
   let size = 0;
   // Leaving the loop early would destroy the request and with it the socket the 400 must go out on:

@@ -25,28 +25,66 @@ function namedPools(upstream: Upstream): NamedPool[] {
   return upstream.kind === "pool" ? [{ member: null, pool: upstream.pool }] : upstream.members.map((member) => ({ member, pool: member.pool }));
 }
 
+/**
+ * Lists fetched in the last `cacheMs`, or being fetched, by key: every request for a key meanwhile gets the
+ * same promise. A failure is not kept (the next request asks again); at most `maxKeys` keys are held, the
+ * oldest dropped first.
+ */
+class RecentLists<K, V> {
+  readonly #entries = new Map<K, { expiresAt: number; value: Promise<V> }>();
+
+  constructor(
+    private readonly cacheMs: number,
+    private readonly maxKeys: number,
+  ) {}
+
+  get(key: K, fetch: () => Promise<V>): Promise<V> {
+    const cached = this.#entries.get(key);
+    if (cached && cached.expiresAt > Date.now()) return cached.value;
+    this.#entries.delete(key);
+    if (this.#entries.size >= this.maxKeys) this.#entries.delete(this.#entries.keys().next().value!);
+    // Kept while in flight; the time to live counts from the answer, so a slow walk is still reused.
+    const entry = { expiresAt: Infinity, value: fetch() };
+    this.#entries.set(key, entry);
+    entry.value.then(
+      () => (entry.expiresAt = Date.now() + this.cacheMs),
+      () => {
+        if (this.#entries.get(key) === entry) this.#entries.delete(key);
+      },
+    );
+    return entry.value;
+  }
+}
+
+/** Repositories whose merged tag lists are kept per site at most. */
+const MAX_TAG_LISTS = 1000;
+
 export class SiteLists {
   /**
-   * Merged catalogs being fetched. Each costs every member's whole catalog, so requests arriving while one is
-   * in flight share it: clients looping on /v2/_catalog in parallel cause one fetch at a time per site, not one
-   * each. Nothing is kept once it settles, so a push shows at once.
+   * Merged catalogs, per site. Each costs every member's whole catalog (up to MAX_NAMES names, following every
+   * Link page), so one fetch serves the requests in flight and those of the next `lists.cacheFor`: a client
+   * paging `/v2/_catalog?n=1`, or many looping on it, walks each member once per period, not once per page.
+   * What a caller may see is decided by the caller's own request (the catalog needs `catalog`, docker search
+   * filters by pull), never by whose request fetched the list.
    */
-  readonly #inFlight = new Map<Site, Promise<string[]>>();
+  readonly #catalogs: RecentLists<Site, string[]>;
+  /** A group's merged tag lists, per site and repository; only asked for after pull was authorized. */
+  readonly #tags = new Map<Site, RecentLists<string, string[] | null>>();
 
   constructor(
     private readonly agentFor: (url: URL) => http.Agent,
     private readonly logger: Logger,
     /** The registries the gateway runs get its token for them, no other registry does. */
     private readonly managed: ManagedCredentials | null = null,
-  ) {}
+    /** How long a fetched list is reused (lists.cacheFor); 0: only by requests arriving while it is fetched. */
+    private readonly cacheMs = 0,
+  ) {
+    this.#catalogs = new RecentLists(cacheMs, Number.MAX_SAFE_INTEGER);
+  }
 
   /** Every repository the site serves, sorted. */
   repositories(site: Site): Promise<string[]> {
-    const shared = this.#inFlight.get(site);
-    if (shared) return shared;
-    const names = this.#fetchRepositories(site).finally(() => this.#inFlight.delete(site));
-    this.#inFlight.set(site, names);
-    return names;
+    return this.#catalogs.get(site, () => this.#fetchRepositories(site));
   }
 
   async #fetchRepositories(site: Site): Promise<string[]> {
@@ -66,7 +104,14 @@ export class SiteLists {
   }
 
   /** A repository's tags across a group's members, sorted; null when no member knows the repository. */
-  async tags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
+  tags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
+    let recent = this.#tags.get(site);
+    if (!recent) this.#tags.set(site, (recent = new RecentLists(this.cacheMs, MAX_TAG_LISTS)));
+    // The upstream is the one the site routes `name` to: the name alone is the key.
+    return recent.get(name, () => this.#fetchTags(site, upstream, name, principal));
+  }
+
+  async #fetchTags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
     // Only the members that may answer for the name are asked: never a cache for a name pushTo owns.
     const pools = upstream.kind === "pool" ? namedPools(upstream) : membersFor(upstream, name).members.map((member) => ({ member, pool: member.pool }));
     if (pools.length === 0) return null;

@@ -608,6 +608,11 @@ export const gatewayConfig = z
         enabled: z.boolean().default(true),
       })
       .prefault({}),
+    /**
+     * Catalogs and tag lists the gateway merges itself (groups, prefix routes), which docker search reads too:
+     * how long one fetch of the members' lists is reused. 0: only by requests arriving while it is fetched.
+     */
+    lists: z.strictObject({ cacheFor: duration.prefault("5s") }).prefault({}),
     /** Shared rate-limit state (issue #4); without it limits are counted in process memory. */
     redis: redis.optional(),
     /** Password checks (issue #9): failed logins are throttled before hashing; hashing runs off the event loop. */

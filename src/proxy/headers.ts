@@ -17,7 +17,7 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
-/** Answered by the gateway itself (Node sends the 100 Continue), so not the backend's to answer. */
+/** Answered by the gateway itself (its 100 Continue follows admission, proxy/continue.ts), so not the backend's. */
 const EDGE_ONLY = new Set(["expect"]);
 
 /** Set only by the gateway: a client's own values would let it forge its address or our URL. */

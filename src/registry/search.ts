@@ -1,7 +1,8 @@
 // `docker search HOST/term`: the v1 search API, which a v2 registry does not have (docker prints
 // "Unexpected status code 404"). The gateway answers it from the site's catalog (merged across its
-// registries, backends/lists.ts), fetched with the gateway's own backend credentials, cached briefly per
-// site, and filtered to the repositories the caller may pull — a search never reveals a name the rules hide.
+// registries and reused for lists.cacheFor, backends/lists.ts), fetched with the gateway's own backend
+// credentials, and filtered to the repositories the caller may pull — a search never reveals a name the
+// rules hide.
 import type { Site } from "../sites.js";
 
 export interface SearchResult {
@@ -27,12 +28,7 @@ const MAX_PAGE_SIZE = 100;
 export type RepositoriesOf = (site: Site) => Promise<string[]>;
 
 export class CatalogSearch {
-  private readonly cache = new Map<Site, { expiresAt: number; repositories: Promise<string[]> }>();
-
-  constructor(
-    private readonly repositoriesOf: RepositoriesOf,
-    private readonly ttlMs = 10_000,
-  ) {}
+  constructor(private readonly repositoriesOf: RepositoriesOf) {}
 
   /** The page of results for `query` (the raw query string: q, n, page) that `user` may see. */
   async search(site: Site, user: string | null, rawQuery: string): Promise<SearchPage> {
@@ -40,7 +36,8 @@ export class CatalogSearch {
     const term = (params.get("q") ?? "").trim().toLowerCase();
     const pageSize = clamp(Number(params.get("n") ?? DEFAULT_PAGE_SIZE), 1, MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE);
     const page = clamp(Number(params.get("page") ?? 1), 1, Number.MAX_SAFE_INTEGER, 1);
-    const visible = (await this.repositories(site)).filter(
+    // Filtered here, per caller, after the shared (cached) catalog.
+    const visible = (await this.repositoriesOf(site)).filter(
       (name) => name.includes(term) && (site.auth === null || site.auth.mayPull(user, name)),
     );
     const results = visible.slice((page - 1) * pageSize, page * pageSize).map((name) => ({
@@ -58,19 +55,6 @@ export class CatalogSearch {
       query: params.get("q") ?? "",
       results,
     };
-  }
-
-  private repositories(site: Site): Promise<string[]> {
-    const cached = this.cache.get(site);
-    if (cached && cached.expiresAt > Date.now()) return cached.repositories;
-    const repositories = this.repositoriesOf(site);
-    const entry = { expiresAt: Date.now() + this.ttlMs, repositories };
-    this.cache.set(site, entry);
-    // A failure is not remembered: the next search asks again (unless a newer fetch already replaced it).
-    repositories.catch(() => {
-      if (this.cache.get(site) === entry) this.cache.delete(site);
-    });
-    return repositories;
   }
 }
 

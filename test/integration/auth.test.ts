@@ -249,6 +249,30 @@ describe("auth: htpasswd and token auth with access rules, real registries and c
       assert.deepEqual(claimsOf((await tokenFor(undefined, scope)).token).access, [], "anonymous gets nothing outside public/**");
     });
 
+    it("evaluates at most 64 scopes per token request: more, in one value or several, is a 400", async () => {
+      const scopes = (count: number) => Array.from({ length: count }, (_, i) => `repository:team/app${i}:pull`);
+      const atCap = await tokenFor(basic("admin", "Admin123"), `service=team&scope=${encodeURIComponent(scopes(64).join(" "))}`);
+      assert.equal(claimsOf(atCap.token).access.length, 64);
+      const asked = [
+        `scope=${encodeURIComponent(scopes(65).join(" "))}`,
+        scopes(65)
+          .map((scope) => `scope=${scope}`)
+          .join("&"),
+      ];
+      for (const query of asked) {
+        const over = await gateway.request(TEAM, { path: `/token?service=team&${query}` });
+        assertRegistryError(over, 400, "UNSUPPORTED");
+        assert.match(over.json().errors[0].message, /at most 64 scopes/);
+      }
+      const overByForm = await gateway.request(TEAM, {
+        method: "POST",
+        path: "/token",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: "password", username: "admin", password: "Admin123", service: "team", scope: scopes(65).join(" ") }).toString(),
+      });
+      assertRegistryError(overByForm, 400, "UNSUPPORTED");
+    });
+
     it("refreshes over POST (OAuth2 form): password grant with access_type=offline, then refresh_token grant", async () => {
       const form = (fields: Record<string, string>) => ({
         method: "POST",

@@ -12,6 +12,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import type { AccessRuleConfig } from "../../src/config/schema.js";
 import { certDir, cleanupClients, hostsFile, skopeo } from "../helpers/clients.js";
@@ -194,6 +195,8 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
     const htpasswd = join(workDir, "htpasswd");
     await writeFile(htpasswd, `${(await Promise.all([htpasswdLine("admin", "Admin123"), htpasswdLine("reader", "Reader123")])).join("\n")}\n`);
     gateway = await startTestGateway({
+      // Members stop and change between list reads here: every read asks them (the cache is tested below).
+      lists: { cacheFor: 0 },
       sites: [
         {
           name: "group",
@@ -698,6 +701,78 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
       const anonymous = await gateway.request(SEARCH, { path: "/v1/search?q=" });
       assert.equal(anonymous.status, 200);
       assert.deepEqual(names(anonymous), []);
+    });
+  });
+
+  describe("merged lists are reused for lists.cacheFor, filtered per caller after the cache", () => {
+    const CACHE_MS = 3000;
+    let cached: TestGateway;
+
+    before(async () => {
+      // The file's main gateway keeps nothing (its members change between reads); this one keeps lists 3 s.
+      cached = await startTestGateway({
+        lists: { cacheFor: "3s" },
+        sites: [
+          { name: "lists", hosts: [LISTS], default: true, group: [{ name: "m1", backend: m1.url }, { name: "m2", backend: m2.url }] },
+          { name: "routed", hosts: [ROUTED], backend: def.url, routes: [{ prefix: "team-a/", backend: teamA.url }] },
+          {
+            name: "search",
+            hosts: [SEARCH],
+            group: [{ name: "m1", backend: m1.url }, { name: "m2", backend: m2.url }],
+            auth: { type: "htpasswd", htpasswd: join(workDir, "htpasswd"), rules: RULES },
+          },
+        ],
+      });
+    });
+
+    after(async () => {
+      await cached?.stop();
+    });
+
+    const catalogWalks = (registry: Registry, mark: number) => linesSince(registry, mark).filter((line) => line.uri.startsWith("/v2/_catalog")).length;
+
+    it("20 requests for /v2/_catalog?n=1 through a group and through routes walk each member's catalog once", async () => {
+      const members = [m1, m2, def, teamA];
+      const marks = members.map(logMark);
+      for (const host of [LISTS, ROUTED]) {
+        // Half at once (sharing the fetch in flight), half after it settled (served from the cache).
+        const concurrent = await Promise.all(Array.from({ length: 10 }, () => cached.request(host, { path: "/v2/_catalog?n=1" })));
+        const sequential: GatewayResponse[] = [];
+        for (let i = 0; i < 10; i++) sequential.push(await cached.request(host, { path: "/v2/_catalog?n=1" }));
+        for (const res of [...concurrent, ...sequential]) {
+          assert.equal(res.status, 200, res.body.toString());
+          assert.equal(res.json().repositories.length, 1);
+          assert.match(String(res.headers.link), /rel="next"/);
+        }
+      }
+      assert.deepEqual(
+        members.map((member, i) => catalogWalks(member, marks[i]!)),
+        [1, 1, 1, 1],
+        "each member's catalog read once for 20 pages through each site",
+      );
+
+      // A group's tag list likewise, per repository.
+      const tagMarks = [m1, m2].map(logMark);
+      for (let i = 0; i < 10; i++) assert.equal((await cached.request(LISTS, { path: "/v2/b/y/tags/list?n=1" })).status, 200);
+      assert.deepEqual(
+        [m1, m2].map((member, i) => linesSince(member, tagMarks[i]!, "b/y").filter((line) => line.uri.includes("/tags/list")).length),
+        [1, 1],
+      );
+
+      // Once the period is over, the next request walks the members again.
+      await sleep(CACHE_MS + 200);
+      assert.equal((await cached.request(LISTS, { path: "/v2/_catalog?n=1" })).status, 200);
+      assert.deepEqual([m1, m2].map((member, i) => catalogWalks(member, marks[i]!)), [2, 2]);
+    });
+
+    it("docker search shares one walk between callers, and each sees only what it may pull", async () => {
+      const marks = [m1, m2].map(logMark);
+      const search = (authorization: string) => cached.request(SEARCH, { path: "/v1/search?q=&n=25", headers: { authorization } });
+      const names = async (authorization: string) => ((await search(authorization)).json().results as { name: string }[]).map((row) => row.name);
+      assert.deepEqual(await names(basic("admin", "Admin123")), ["a/x", "b/y", "c/z", "d/w"]);
+      assert.deepEqual(await names(basic("reader", "Reader123")), ["a/x", "c/z", "d/w"], "b/** is hidden from reader, cached list or not");
+      assert.deepEqual(await names(basic("admin", "Admin123")), ["a/x", "b/y", "c/z", "d/w"]);
+      assert.deepEqual([m1, m2].map((member, i) => catalogWalks(member, marks[i]!)), [1, 1]);
     });
   });
 

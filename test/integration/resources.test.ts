@@ -477,7 +477,7 @@ describe("idle and silent connections are closed on time (issue #9)", () => {
     console.log(`  [3] keepAlive 2s (idle 10s): idle connection closed ${measured.join("; ")}`);
   });
 
-  it("closes silent TCP connections at timeouts.handshake (and silent TLS ones at timeouts.idle)", async () => {
+  it("closes silent TCP connections at timeouts.handshake when it is the sooner (and silent TLS ones at timeouts.idle)", async () => {
     const gateway = await startTestGateway({ sites: [site(registry)], timeouts: TIMEOUTS });
     const clients: RawClient[] = [];
     try {
@@ -489,7 +489,7 @@ describe("idle and silent connections are closed on time (issue #9)", () => {
       assert.ok(Math.min(...tcpLifetimes) >= HANDSHAKE_MS * 0.8, `a silent connection was closed after ${Math.min(...tcpLifetimes)} ms, before the handshake timeout`);
       assert.ok(tcp.every((client) => client.received === 0), "the gateway sent bytes to a connection that never said hello");
 
-      // Handshake done, then no request: the idle timeout applies.
+      // Handshake done, then no request: the idle timeout applies, being shorter here than timeouts.header.
       const secured = await Promise.all(Array.from({ length: 10 }, () => connectTls(gateway)));
       clients.push(...secured);
       const tlsLifetimes = await Promise.all(
@@ -499,6 +499,44 @@ describe("idle and silent connections are closed on time (issue #9)", () => {
         `  [4] 50 silent TCP connections closed after ${Math.min(...tcpLifetimes)}–${Math.max(...tcpLifetimes)} ms; ` +
           `10 silent TLS connections after ${Math.min(...tlsLifetimes)}–${Math.max(...tlsLifetimes)} ms`,
       );
+    } finally {
+      for (const client of clients) client.destroy();
+      await stopGateway(gateway);
+    }
+  });
+
+  it("closes a connection that brings no request at timeouts.header from the accept, TLS handshake included", async () => {
+    // header below handshake and far below idle and keepAlive, so none of them can be taken for another.
+    const HEADER_MS = 1500;
+    const gateway = await startTestGateway({ sites: [site(registry)], timeouts: { header: "1500ms", handshake: "3s", idle: "10s", keepAlive: "5s" } });
+    const clients: RawClient[] = [];
+    const lifetime = async (connect: () => Promise<RawClient>, what: string) => {
+      const started = Date.now();
+      const client = await connect();
+      clients.push(client);
+      return { client, lived: (await client.closedWithin(HEADER_MS + 1500, what)) - started };
+    };
+    try {
+      // Handshake done, then nothing: told why (as Node's header timeout would) and closed.
+      const secured = await Promise.all(Array.from({ length: 10 }, () => lifetime(() => connectTls(gateway), "a silent TLS connection")));
+      // No handshake at all, with the handshake timeout longer: the header timeout is the sooner.
+      const tcp = await Promise.all(Array.from({ length: 10 }, () => lifetime(() => connectTcp(gateway), "a silent TCP connection")));
+      for (const { lived } of [...secured, ...tcp]) {
+        assert.ok(lived >= HEADER_MS - 100 && lived <= HEADER_MS + 1000, `a silent connection lived ${lived} ms, not timeouts.header (${HEADER_MS} ms)`);
+      }
+      assertRegistryError(await secured[0]!.client.response(), 400, "UNSUPPORTED");
+      assert.ok(tcp.every(({ client }) => client.received === 0), "the gateway sent bytes to a connection that never said hello");
+
+      // A connection that brought a request is past that deadline: kept alive for timeouts.keepAlive.
+      const kept = await connectTls(gateway);
+      clients.push(kept);
+      await kept.write(head(gateway, "GET", "/v2/"));
+      const answered = await kept.response();
+      assert.equal(answered.status, 200);
+      const idleFor = (await kept.closedWithin(7000, "an idle keep-alive connection")) - answered.at;
+      assert.ok(idleFor >= 5000 - 100, `a kept-alive connection was closed ${idleFor} ms after its answer, before timeouts.keepAlive`);
+      const range = (list: { lived: number }[]) => `${Math.min(...list.map((x) => x.lived))}–${Math.max(...list.map((x) => x.lived))} ms`;
+      console.log(`  [4c] header 1.5s: 10 silent TLS connections closed after ${range(secured)}, 10 silent TCP after ${range(tcp)}; keep-alive after ${idleFor} ms idle`);
     } finally {
       for (const client of clients) client.destroy();
       await stopGateway(gateway);

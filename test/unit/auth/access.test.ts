@@ -1,13 +1,14 @@
 // Issue #3: access rules — globs, first match decides, default nothing — and token grants.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AccessPolicy, compileGlob } from "../../../src/auth/access.js";
+import { AccessPolicy } from "../../../src/auth/access.js";
+import { compileRepositoryPattern } from "../../../src/auth/glob.js";
 import { parseScopes } from "../../../src/auth/scope.js";
 import { gatewayConfig, type AccessRuleConfig } from "../../../src/config/schema.js";
 import { isValidRepositoryName } from "../../../src/registry/routes.js";
 import { routeOf } from "../../helpers/routes.js";
 
-const glob = (pattern: string) => new RegExp(`^(?:${compileGlob(pattern)})$`);
+const glob = (pattern: string) => ({ test: compileRepositoryPattern(pattern) });
 const route = (method: string, path: string, query = "") => routeOf(method, query ? `${path}?${query}` : path).accesses;
 
 const RULES: AccessRuleConfig[] = [

@@ -39,6 +39,20 @@ describe("merged catalogs (backends/lists.ts)", () => {
     for (const names of answers) assert.deepEqual(names, ["a/x", "b/y", "c/z"]);
     assert.deepEqual([a.state.calls, b.state.calls], [1, 1], "8 concurrent requests, one catalog fetch per member");
     assert.deepEqual(await lists.repositories(site), ["a/x", "b/y", "c/z"]);
-    assert.deepEqual([a.state.calls, b.state.calls], [2, 2], "nothing kept once settled: a push shows at once");
+    assert.deepEqual([a.state.calls, b.state.calls], [2, 2], "lists.cacheFor 0: nothing kept once settled, a push shows at once");
+  });
+
+  it("with lists.cacheFor, a settled catalog is reused for that long, then fetched anew", async () => {
+    const config = gatewayConfig.parse({
+      sites: [{ hosts: ["group.test"], group: [{ name: "one", backend: a.state.url }, { name: "two", backend: b.state.url }] }],
+    });
+    const site = new SiteMap(config).sites[0]!;
+    const lists = new SiteLists(() => http.globalAgent, createLogger({ level: "silent", format: "json" }), null, 1000);
+    const before = [a.state.calls, b.state.calls];
+    for (let i = 0; i < 5; i++) assert.deepEqual(await lists.repositories(site), ["a/x", "b/y", "c/z"]);
+    assert.deepEqual([a.state.calls - before[0]!, b.state.calls - before[1]!], [1, 1], "5 requests in a row, one fetch per member");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await lists.repositories(site);
+    assert.deepEqual([a.state.calls - before[0]!, b.state.calls - before[1]!], [2, 2], "fetched again once the period is over");
   });
 });

@@ -240,6 +240,7 @@ describe("loadSiteCertificates", () => {
       logins: { maxFailures: 10, per: 60_000, hashWorkers: "auto", maxQueued: 256 },
       log: { level: "silent", format: "json", access: false },
       metrics: { enabled: false },
+      lists: { cacheFor: 5000 },
       trustedProxies: [],
       tokens: { issuer: "registry-gateway", algorithm: "ES256", lifetime: 3_600_000, refreshLifetime: 2_592_000_000 },
       sites,
