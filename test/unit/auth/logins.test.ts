@@ -71,8 +71,8 @@ describe("failed-login throttle", () => {
     const wrong = await logins.check("admin", "wrong-again", "10.0.0.1");
     const right = await logins.check("admin", "Admin123", "10.0.0.1");
     // 10 per minute: one failure is forgiven every 6 s.
-    assert.deepEqual(wrong, { ok: false, problem: "throttled", retryAfterSeconds: 6 });
-    assert.deepEqual(right, { ok: false, problem: "throttled", retryAfterSeconds: 6 });
+    assert.deepEqual(wrong, { ok: false, problem: "throttled", scope: "user", retryAfterSeconds: 6 });
+    assert.deepEqual(right, { ok: false, problem: "throttled", scope: "user", retryAfterSeconds: 6 });
     assert.equal(pool.calls, 10, "no hashing once throttled");
     assert.deepEqual(throttled, ["hub", "hub"]);
   });
