@@ -22,6 +22,7 @@
 // parallel requests of one push) share one charge and one check: otherwise a burst of more than
 // maxFailures right logins, all charged before the first hash ends, would throttle itself.
 import { createHash, createHmac, randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { LoginsConfig } from "../config/schema.js";
 import type { LimitRule, Limiter } from "../ratelimit/limiter.js";
 import { CLIENT_PREFIXES, networkOf } from "./client-network.js";
@@ -48,10 +49,19 @@ export type ThrottleScope = "user" | "address" | "network";
 
 /** User names longer than this are keyed by their hash: a counter key stays small whatever a client sends. */
 const MAX_KEY_USER_LENGTH = 128;
+/**
+ * How long a refusal by the address's or network's failure budget is held before it is sent: each
+ * connection of a flood then sends at most one guess per pause (with limits.maxConnectionsPerIp 256, some
+ * 50 a second per address). Long enough to matter, short enough for a client that waits for its answer.
+ */
+export const REFUSAL_PAUSE_MS = 5000;
 
 /** Without maxFailuresPerAddress (or the network pair) there is no such budget: the schema always gives one. */
 type ThrottleConfig = Pick<LoginsConfig, "maxFailures" | "per"> &
-  Partial<Pick<LoginsConfig, "maxFailuresPerAddress" | "maxFailuresPerNetwork" | "networkPrefix">>;
+  Partial<Pick<LoginsConfig, "maxFailuresPerAddress" | "maxFailuresPerNetwork" | "networkPrefix">> & {
+    /** REFUSAL_PAUSE_MS unless given (tests). */
+    refusalPauseMs?: number;
+  };
 
 /** One per configuration: the failure counters (memory or Redis) and the rules, shared by every site. */
 export class LoginThrottle {
@@ -59,6 +69,7 @@ export class LoginThrottle {
   readonly rule: LimitRule;
   readonly addressRule: LimitRule | null;
   readonly networkRule: LimitRule | null;
+  readonly refusalPauseMs: number;
 
   constructor(
     private readonly limiter: Limiter,
@@ -69,6 +80,7 @@ export class LoginThrottle {
   ) {
     const rule = (failures: number): LimitRule => ({ rate: failures, periodMs: config.per, burst: failures });
     this.rule = rule(config.maxFailures);
+    this.refusalPauseMs = config.refusalPauseMs ?? REFUSAL_PAUSE_MS;
     this.addressRule = config.maxFailuresPerAddress ? rule(config.maxFailuresPerAddress) : null;
     this.networkRule = config.maxFailuresPerNetwork && config.networkPrefix ? rule(config.maxFailuresPerNetwork) : null;
   }
@@ -108,9 +120,12 @@ export class LoginThrottle {
     this.events?.loginThrottled(site);
   }
 
-  /** Gives the charges back (the password was right, or it could not be checked). Never fails. */
-  refund(site: string, user: string, clientIp: string): void {
-    for (const bucket of this.buckets(site, user, clientIp)) this.give(bucket);
+  /**
+   * Gives the charges back (the password was right, or it could not be checked). `onlyUser`: the address and
+   * network keep theirs (a check refused because this client already had its share of the queue). Never fails.
+   */
+  refund(site: string, user: string, clientIp: string, onlyUser = false): void {
+    for (const bucket of this.buckets(site, user, clientIp)) if (!onlyUser || bucket.scope === "user") this.give(bucket);
   }
 
   private give({ key, rule }: { key: string; rule: LimitRule }): void {
@@ -141,7 +156,13 @@ export class SiteLogins {
     readonly users: HtpasswdUsers,
   ) {}
 
-  /** Throttle, then verify. Throws only if the check itself failed (a limiter or hashing thread error). */
+  /**
+   * Throttle, then verify. Throws only if the check itself failed (a limiter or hashing thread error).
+   * A refusal by the address's or network's budget is answered after a pause (REFUSAL_PAUSE_MS): a flood
+   * answered at once comes straight back, and a client that loops on refusals as fast as they are answered
+   * keeps the event loop busy however cheap each refusal is. The per-user refusal is not held: it is what a
+   * person mistyping meets, and a loop on one user name from one address is not what floods the gateway.
+   */
   check(user: string, password: string, clientIp: string): Promise<PasswordCheck> {
     const key = createHmac("sha256", this.secret).update(clientIp).update("\0").update(user).update("\0").update(password).digest("base64");
     let check = this.inFlight.get(key);
@@ -149,8 +170,10 @@ export class SiteLogins {
       check = this.checkOnce(user, password, clientIp).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, check);
     }
-    return check.then((result) => {
-      if (!result.ok && result.problem === "throttled") this.throttle.throttled(this.site);
+    return check.then(async (result) => {
+      if (result.ok || result.problem !== "throttled") return result;
+      this.throttle.throttled(this.site);
+      if (result.scope !== "user") await sleep(this.throttle.refusalPauseMs);
       return result;
     });
   }
@@ -164,7 +187,10 @@ export class SiteLogins {
     try {
       matches = await this.users.verify(user, password, networkOf(clientIp, CLIENT_PREFIXES));
     } catch (err) {
-      this.throttle.refund(this.site, user, clientIp);
+      // No room in the queue: not the user's failure, but sending more checks at once than a client's share
+      // of the queue is what a flood does (parallel requests with the same credentials share one check),
+      // so the address and network keep the charge.
+      this.throttle.refund(this.site, user, clientIp, err instanceof HashPoolFullError);
       if (err instanceof HashPoolFullError) return { ok: false, problem: "busy" };
       throw err;
     }
