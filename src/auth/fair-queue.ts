@@ -10,7 +10,10 @@
 //   - a client may have at most maxQueuedPerClient checks waiting; beyond that its own logins are
 //     refused, nobody else's;
 //   - when the whole queue is full, a newcomer with fewer checks waiting than the busiest client takes
-//     that client's newest slot (longest queue drop): the flooder gets the refusal, not the newcomer.
+//     that client's newest slot (longest queue drop): the flooder gets the refusal, not the newcomer;
+//   - a suspect client (one that used most of its failure budget) is served only when no other client's
+//     check waits, and never on the last free slot: a check cannot be stopped once it runs, so without a
+//     slot kept free a user logging in would still wait for a flooder's check to finish.
 //
 // Items are opaque; the pool runs them and says when each is done.
 
@@ -27,6 +30,8 @@ interface Client<T> {
   key: string;
   waiting: T[];
   running: number;
+  /** Served after everyone else, never on the last free slot. */
+  suspect: boolean;
   /** Items still to serve ahead of the round robin (what it brought while it had nothing pending). */
   ahead: number;
 }
@@ -40,9 +45,14 @@ export class FairQueue<T> {
   /** Clients taking turns; the first is next. A Set keeps order and removes in O(1). */
   private readonly rotation = new Set<Client<T>>();
   private waitingCount = 0;
+  private suspectWaiting = 0;
   private runningCount = 0;
+  /** Slots a suspect client's item never takes (one, when there is more than one). */
+  private readonly reserved: number;
 
-  constructor(private readonly options: FairQueueOptions) {}
+  constructor(private readonly options: FairQueueOptions) {
+    this.reserved = options.slots > 1 ? 1 : 0;
+  }
 
   get waiting(): number {
     return this.waitingCount;
@@ -60,15 +70,22 @@ export class FairQueue<T> {
    * All of `items` for `key`, or none. Items that find a free slot run at once (take them with next());
    * the rest wait. `pushedOut`: items of busier clients that lost their place to these (refuse them).
    */
-  push(key: string, items: readonly T[]): Admission<T> {
-    const client = this.clients.get(key) ?? { key, waiting: [], running: 0, ahead: 0 };
-    const free = this.waitingCount === 0 ? Math.max(0, this.options.slots - this.runningCount) : 0;
+  push(key: string, items: readonly T[], suspect = false): Admission<T> {
+    const client = this.clients.get(key) ?? { key, waiting: [], running: 0, ahead: 0, suspect };
+    const othersWaiting = suspect ? this.waitingCount : this.waitingCount - this.suspectWaiting;
+    const free = othersWaiting === 0 ? Math.max(0, this.options.slots - (suspect ? this.reserved : 0) - this.runningCount) : 0;
     const toWait = Math.max(0, items.length - free);
     if (client.waiting.length + toWait > this.options.maxQueuedPerClient) return { admitted: false, reason: "client" };
     const victims = this.victimsFor(client, toWait - (this.options.maxQueued - this.waitingCount), client.waiting.length + toWait);
     if (!victims) return { admitted: false, reason: "full" };
     const pushedOut = victims.map((victim) => this.dropNewest(victim));
     if (!this.clients.has(key)) this.clients.set(key, client);
+    if (client.suspect !== suspect) {
+      // What it has waiting moves with it to its new class.
+      this.suspectWaiting += (suspect ? 1 : -1) * client.waiting.length;
+      client.suspect = suspect;
+    }
+    if (suspect) this.suspectWaiting += items.length;
     if (client.waiting.length === 0 && client.running === 0) {
       client.ahead = items.length;
       this.fresh.add(client);
@@ -83,10 +100,13 @@ export class FairQueue<T> {
   /** The next item to run, when a slot is free and something waits; it counts as running until done(). */
   next(): { key: string; item: T } | undefined {
     if (this.runningCount >= this.options.slots) return undefined;
-    const client = first(this.fresh) ?? first(this.rotation);
+    const trusted = (c: Client<T>) => !c.suspect;
+    let client = first(this.fresh, trusted) ?? first(this.rotation, trusted);
+    if (!client && this.runningCount < this.options.slots - this.reserved) client = first(this.fresh) ?? first(this.rotation);
     if (!client) return undefined;
     const item = client.waiting.shift()!;
     this.waitingCount--;
+    if (client.suspect) this.suspectWaiting--;
     this.runningCount++;
     client.running++;
     if (this.fresh.has(client)) {
@@ -121,6 +141,7 @@ export class FairQueue<T> {
     this.fresh.clear();
     this.rotation.clear();
     this.waitingCount = 0;
+    this.suspectWaiting = 0;
     return items;
   }
 
@@ -146,6 +167,7 @@ export class FairQueue<T> {
   private dropNewest(client: Client<T>): { key: string; item: T } {
     const item = client.waiting.pop()!;
     this.waitingCount--;
+    if (client.suspect) this.suspectWaiting--;
     if (client.waiting.length === 0) {
       this.fresh.delete(client);
       this.rotation.delete(client);
@@ -159,6 +181,7 @@ export class FairQueue<T> {
   }
 }
 
-function first<T>(set: Set<T>): T | undefined {
-  return set.values().next().value;
+function first<T>(set: Set<T>, matching: (value: T) => boolean = () => true): T | undefined {
+  for (const value of set) if (matching(value)) return value;
+  return undefined;
 }

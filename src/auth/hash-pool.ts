@@ -50,6 +50,14 @@ export function hashThreads(setting: "auto" | number): number {
   return setting === "auto" ? Math.max(1, availableParallelism() - 1) : setting;
 }
 
+/** Whose check it is: its share of the queue (fair-queue.ts), and whether it may take the last free thread. */
+export interface HashClient {
+  /** An IPv4 address or IPv6 /64 (client-network.ts); "" for checks of no one in particular. */
+  key: string;
+  /** Most of its failure budget used: its checks wait while others', and never take the last free thread. */
+  suspect?: boolean;
+}
+
 interface Task {
   id: number;
   client: string;
@@ -106,7 +114,7 @@ export class HashPool {
    * bcrypt.compareSync(password, hash) on a worker thread. Rejects with HashPoolFullError when there is no
    * room for it (see compareAll), and with an Error if the pool is closed or a thread dies meanwhile.
    */
-  async compare(password: string, hash: string, client = ""): Promise<boolean> {
+  async compare(password: string, hash: string, client?: HashClient): Promise<boolean> {
     const [ok] = await this.compareAll([{ password, hash }], client);
     return ok!;
   }
@@ -118,7 +126,7 @@ export class HashPool {
    * is full, or the whole queue is and this client already has its fair part of it; a check already
    * waiting can lose its place the same way to a client with fewer waiting (it rejects then).
    */
-  compareAll(checks: readonly { password: string; hash: string }[], client = ""): Promise<boolean[]> {
+  compareAll(checks: readonly { password: string; hash: string }[], { key: client, suspect = false }: HashClient = { key: "" }): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("the password hashing pool is closed"));
     const batch = { refused: false };
     const settled: Promise<boolean>[] = [];
@@ -127,7 +135,7 @@ export class HashPool {
       settled.push(new Promise<boolean>((resolve, reject) => (task = { id: this.nextId++, client, password, hash, batch, resolve, reject })));
       return task;
     });
-    const admission = this.queue.push(client, tasks);
+    const admission = this.queue.push(client, tasks, suspect);
     if (!admission.admitted) {
       // Nobody awaits these promises: settle them quietly, the caller gets the one rejection below.
       for (const promise of settled) promise.catch(() => {});

@@ -18,7 +18,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import bcrypt from "bcryptjs";
 import type { Logger } from "../observe/log.js";
-import type { HashPool } from "./hash-pool.js";
+import type { HashClient, HashPool } from "./hash-pool.js";
 
 // apache-md5 is CommonJS whose typings claim an ES default export; require() gets the function itself.
 const aprMd5 = createRequire(import.meta.url)("apache-md5") as (password: string, salt: string) => string;
@@ -90,13 +90,13 @@ function hashKind(hash: string, file: string, line: number, user: string): { kin
  * A hash the library cannot read simply does not match. bcrypt goes to `pool` when there is one: then the
  * pool's refusals (HashPoolFullError, a closed pool) are thrown, as they say nothing about the password.
  */
-export async function verifyPassword(entry: Pick<HtpasswdEntry, "kind" | "hash">, password: string, pool?: HashPool | null, client = ""): Promise<boolean> {
+export async function verifyPassword(entry: Pick<HtpasswdEntry, "kind" | "hash">, password: string, pool?: HashPool | null, client?: HashClient): Promise<boolean> {
   const [matches] = await verifyAll([entry], password, pool, client);
   return matches!;
 }
 
 /** verifyPassword for several hashes at once; the bcrypt ones go to the pool together, all or none. */
-async function verifyAll(entries: readonly Pick<HtpasswdEntry, "kind" | "hash">[], password: string, pool?: HashPool | null, client = ""): Promise<boolean[]> {
+async function verifyAll(entries: readonly Pick<HtpasswdEntry, "kind" | "hash">[], password: string, pool?: HashPool | null, client?: HashClient): Promise<boolean[]> {
   const offThread = pool ? entries.filter((entry) => entry.kind === "bcrypt") : [];
   const threaded = offThread.length > 0 ? pool!.compareAll(offThread.map(({ hash }) => ({ password, hash })), client) : Promise.resolve([]);
   const here = Promise.all(entries.map((entry) => (pool && entry.kind === "bcrypt" ? null : verifyHere(entry, password))));
@@ -232,7 +232,7 @@ export class HtpasswdUsers {
    * nothing once the file changed (the generation moved on), and a refused one (queue full) just lets the
    * entry expire as it would have.
    */
-  async verify(user: string, password: string, client = ""): Promise<boolean> {
+  async verify(user: string, password: string, client?: HashClient): Promise<boolean> {
     if (password.length > MAX_PASSWORD_LENGTH) return false;
     const key = createHmac("sha256", this.cacheSecret).update(user).update("\0").update(password).digest("base64");
     const cached = this.cache.get(key);
@@ -248,13 +248,13 @@ export class HtpasswdUsers {
     return this.inFlight.get(key) ?? this.share(key, user, password, client);
   }
 
-  private share(key: string, user: string, password: string, client: string): Promise<boolean> {
+  private share(key: string, user: string, password: string, client: HashClient | undefined): Promise<boolean> {
     const check = this.check(user, password, key, client).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, check);
     return check;
   }
 
-  private async check(user: string, password: string, key: string, client: string): Promise<boolean> {
+  private async check(user: string, password: string, key: string, client: HashClient | undefined): Promise<boolean> {
     const generation = this.generation;
     const entry = this.entries.get(user);
     const dummy = this.dummy;

@@ -94,7 +94,11 @@ export class LoginThrottle {
    * Charges one failure to the user's, the address's and the network's budget; refused (and nothing kept)
    * when any is used up. Throws when the counters cannot be reached.
    */
-  async charge(site: string, user: string, clientIp: string): Promise<{ allowed: true } | { allowed: false; scope: ThrottleScope; retryAfterSeconds: number }> {
+  async charge(
+    site: string,
+    user: string,
+    clientIp: string,
+  ): Promise<{ allowed: true; suspect: boolean } | { allowed: false; scope: ThrottleScope; retryAfterSeconds: number }> {
     const buckets = this.buckets(site, user, clientIp);
     const decisions = await Promise.allSettled(buckets.map(({ key, rule }) => this.limiter.allow(key, rule, 1)));
     let refused: { scope: ThrottleScope; retryAfterSeconds: number } | undefined;
@@ -105,7 +109,11 @@ export class LoginThrottle {
         refused = { scope: buckets[i]!.scope, retryAfterSeconds: decision.value.retryAfterSeconds };
       }
     });
-    if (!refused && failure === undefined) return { allowed: true };
+    if (!refused && failure === undefined) {
+      // More than half of the address's or network's budget used within the period: most likely guessing.
+      const suspect = decisions.some((decision, i) => buckets[i]!.scope !== "user" && decision.status === "fulfilled" && decision.value.remaining < buckets[i]!.rule.burst / 2);
+      return { allowed: true, suspect };
+    }
     // All or nothing: a charge kept in one bucket for a login refused by another would be a failure counted
     // for a password nobody checked.
     decisions.forEach((decision, i) => {
@@ -185,7 +193,7 @@ export class SiteLogins {
     const fingerprint = this.users.fingerprint(user);
     let matches: boolean;
     try {
-      matches = await this.users.verify(user, password, networkOf(clientIp, CLIENT_PREFIXES));
+      matches = await this.users.verify(user, password, { key: networkOf(clientIp, CLIENT_PREFIXES), suspect: charged.suspect });
     } catch (err) {
       // No room in the queue: not the user's failure, but sending more checks at once than a client's share
       // of the queue is what a flood does (parallel requests with the same credentials share one check),

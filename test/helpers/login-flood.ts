@@ -22,6 +22,12 @@ export interface LoginFloodOptions {
 export interface LoginFlood {
   /** Answers so far, by status ("0": the request failed), and per address. */
   counts(): Promise<FloodCounts>;
+  /**
+   * Stops sending but keeps the connections (a quiet phase without 400 new handshakes after it); resolves
+   * once every request in flight is answered.
+   */
+  pause(): Promise<FloodCounts>;
+  resume(): Promise<FloodCounts>;
   /** Stops sending, waits for what is in flight, and gives the final counts. */
   stop(): Promise<FloodCounts>;
 }
@@ -43,13 +49,19 @@ const counts = { statuses: {}, byAddress: {}, messages: {} };
 const bump = (record, key) => (record[key] = (record[key] || 0) + 1);
 const agents = addresses.map(() => new https.Agent({ keepAlive: true, maxSockets: Math.ceil(connections / addresses.length) }));
 let running = true;
+let inFlight = 0;
+let paused = null;
+let drained = null;
 let n = 0;
 const tag = Math.random().toString(36).slice(2, 8);
 function one(index) {
   const address = addresses[index % addresses.length];
   const user = "guess-" + tag + "-" + n++;
+  inFlight++;
   return new Promise((resolve) => {
     const done = (status, body) => {
+      inFlight--;
+      if (inFlight === 0 && drained) drained();
       bump(counts.statuses, String(status));
       bump((counts.byAddress[address] = counts.byAddress[address] || {}), String(status));
       if ((status === 429 || status === 503) && body) {
@@ -71,16 +83,38 @@ function one(index) {
     req.end();
   });
 }
-const loops = Array.from({ length: connections }, async (_, i) => { while (running) await one(i); });
-parentPort.on("message", async (message) => {
+const loops = Array.from({ length: connections }, async (_, i) => {
+  while (running) {
+    if (paused) await paused.promise;
+    else await one(i);
+  }
+});
+// One question at a time, answered in order.
+let answering = Promise.resolve();
+parentPort.on("message", (message) => (answering = answering.then(() => answer(message))));
+async function answer(message) {
   if (message === "counts") parentPort.postMessage(counts);
+  if (message === "pause") {
+    let resume;
+    paused = { promise: new Promise((resolve) => (resume = resolve)), resume };
+    if (inFlight > 0) await new Promise((resolve) => (drained = resolve));
+    drained = null;
+    parentPort.postMessage(counts);
+  }
+  if (message === "resume") {
+    const was = paused;
+    paused = null;
+    was?.resume();
+    parentPort.postMessage(counts);
+  }
   if (message === "stop") {
     running = false;
+    paused?.resume();
     await Promise.all(loops);
     for (const agent of agents) agent.destroy();
     parentPort.postMessage(counts);
   }
-});
+}
 `;
 
 /** Starts the flood at once; stop() it (the worker ends with it). */
@@ -94,13 +128,15 @@ export function startLoginFlood(options: LoginFloodOptions): LoginFlood {
   const waiting: { resolve(counts: FloodCounts): void; reject(err: Error): void }[] = [];
   worker.on("message", (counts: FloodCounts) => waiting.shift()?.resolve(counts));
   worker.on("error", (err) => waiting.splice(0).forEach(({ reject }) => reject(err)));
-  const ask = (message: "counts" | "stop") =>
+  const ask = (message: "counts" | "pause" | "resume" | "stop") =>
     new Promise<FloodCounts>((resolve, reject) => {
       waiting.push({ resolve, reject });
       worker.postMessage(message);
     });
   return {
     counts: () => ask("counts"),
+    pause: () => ask("pause"),
+    resume: () => ask("resume"),
     async stop() {
       const counts = await ask("stop");
       await worker.terminate();

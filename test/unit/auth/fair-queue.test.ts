@@ -80,6 +80,26 @@ describe("FairQueue", () => {
     assert.equal(queue.waiting, 6);
   });
 
+  it("a suspect client is served after everyone else and never takes the last free slot", () => {
+    const queue = new FairQueue<string>({ slots: 2, maxQueued: 100, maxQueuedPerClient: 8 });
+    for (let i = 0; i < 4; i++) assert.ok(queue.push("flood", [`f${i}`], true).admitted);
+    assert.equal(queue.next()?.item, "f0");
+    assert.equal(queue.next(), undefined, "the second slot stays free");
+    assert.ok(queue.push("legit", ["l0"]).admitted);
+    assert.deepEqual(queue.next(), { key: "legit", item: "l0" }, "a login runs at once on the slot kept free");
+    queue.done("flood");
+    assert.ok(queue.push("other", ["o0"]).admitted);
+    assert.equal(queue.next()?.item, "o0", "anyone else waiting goes before the suspect's next check");
+    queue.done("legit");
+    queue.done("other");
+    assert.deepEqual(serveAll(queue), ["f1", "f2", "f3"]);
+    // With a single slot there is nothing to keep free: the suspect still runs when nobody else waits.
+    const single = new FairQueue<string>({ slots: 1, maxQueued: 10, maxQueuedPerClient: 10 });
+    single.push("flood", ["f0", "f1"], true);
+    single.push("legit", ["l0"]);
+    assert.deepEqual(serveAll(single), ["l0", "f0", "f1"]);
+  });
+
   it("forgets a client once nothing of it waits or runs", () => {
     const queue = new FairQueue<string>({ slots: 1, maxQueued: 10, maxQueuedPerClient: 10 });
     queue.push("a", ["a0", "a1"]);
@@ -105,10 +125,10 @@ describe("HashPool with clients", () => {
     const hash = await bcrypt.hash("secret", 8);
     const finished: string[] = [];
     const track = (name: string, check: Promise<boolean>) => check.then((ok) => (finished.push(name), ok));
-    const flood = Array.from({ length: 5 }, (_, i) => track(`flood-${i}`, pool.compare("guess", hash, "10.0.0.2/32")));
+    const flood = Array.from({ length: 5 }, (_, i) => track(`flood-${i}`, pool.compare("guess", hash, { key: "10.0.0.2/32" })));
     assert.deepEqual([pool.running, pool.queued], [1, 4]);
-    await assert.rejects(pool.compare("guess", hash, "10.0.0.2/32"), HashPoolFullError, "over its own share");
-    const legit = track("legit", pool.compare("secret", hash, "10.0.0.4/32"));
+    await assert.rejects(pool.compare("guess", hash, { key: "10.0.0.2/32" }), HashPoolFullError, "over its own share");
+    const legit = track("legit", pool.compare("secret", hash, { key: "10.0.0.4/32" }));
     assert.equal(await legit, true);
     assert.deepEqual(await Promise.all(flood), [false, false, false, false, false]);
     assert.deepEqual(finished, ["flood-0", "legit", "flood-1", "flood-2", "flood-3", "flood-4"]);
@@ -118,17 +138,17 @@ describe("HashPool with clients", () => {
     const pool = new HashPool({ threads: 1, maxQueued: 3, maxQueuedPerClient: 3 });
     pools.push(pool);
     const hash = await bcrypt.hash("secret", 6);
-    const running = pool.compare("secret", hash, "a");
-    const single = pool.compare("z", hash, "a");
+    const running = pool.compare("secret", hash, { key: "a" });
+    const single = pool.compare("z", hash, { key: "a" });
     const batch = pool.compareAll(
       [
         { password: "x", hash },
         { password: "y", hash },
       ],
-      "a",
+      { key: "a" },
     );
     const refused = assert.rejects(batch, HashPoolFullError);
-    assert.equal(await pool.compare("secret", hash, "b"), true, "b took the place of a's newest");
+    assert.equal(await pool.compare("secret", hash, { key: "b" }), true, "b took the place of a's newest");
     await refused;
     assert.deepEqual(await Promise.all([running, single]), [true, false]);
     assert.deepEqual([pool.running, pool.queued], [0, 0]);
