@@ -124,6 +124,8 @@ export function startLoginFlood(options: LoginFloodOptions): LoginFlood {
     execArgv: [],
     workerData: { ...options, path: options.path ?? "/v2/", addresses: [...options.addresses] },
   });
+  // A test that gives up must not be kept alive by its flood.
+  worker.unref();
   // The worker answers in order: one waiting promise per question.
   const waiting: { resolve(counts: FloodCounts): void; reject(err: Error): void }[] = [];
   worker.on("message", (counts: FloodCounts) => waiting.shift()?.resolve(counts));
