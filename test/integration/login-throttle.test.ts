@@ -72,7 +72,9 @@ describe("failed-login throttle and hashing off the event loop (issue #9)", () =
     const config = (dataDir: string): Omit<GatewayConfigInput, "listen" | "admin"> => ({
       dataDir,
       redis: { url: redis.url },
-      logins: { hashWorkers: 2, maxQueued: 16 },
+      // The budgets per address and network (any user name) are login-flood.test.ts's subject: here they
+      // stay out of the way of the per-user counts and of the flood of distinct names below.
+      logins: { hashWorkers: 2, maxQueued: 16, maxFailuresPerAddress: 10_000, maxFailuresPerNetwork: 10_000 },
       sites: [
         { name: "hub", hosts: [HUB], backend: registry.url, default: true, auth: { type: "htpasswd", htpasswd, rules } },
         { name: "team", hosts: [TEAM], backend: registry.url, auth: { type: "token", htpasswd, rules } },
@@ -158,6 +160,9 @@ describe("failed-login throttle and hashing off the event loop (issue #9)", () =
     const direct = new Redis(redis.url);
     try {
       assert.ok(Number(await direct.exists(`rgw:login:hub:${OTHER_IP}|reader`)) === 1, "the count lives in Redis, under <keyPrefix>login:");
+      // So do the address's and the network's, whatever the user name.
+      assert.ok(Number(await direct.exists(`rgw:login:*address:${OTHER_IP}/32`)) === 1);
+      assert.ok(Number(await direct.exists("rgw:login:*network:127.0.0.0/24")) === 1);
     } finally {
       direct.disconnect();
     }
