@@ -25,7 +25,7 @@ export interface Endpoint {
 }
 
 /** Like `curl --resolve`: the bench never asks DNS and never leaves loopback. */
-const loopbackLookup = ((_hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+export const loopbackLookup = ((_hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
   if (options.all) callback(null, [{ address: "127.0.0.1", family: 4 }]);
   else callback(null, "127.0.0.1", 4);
 }) as unknown as LookupFunction;
@@ -59,17 +59,19 @@ export interface SendOptions {
   headers?: OutgoingHttpHeaders;
   body?: Buffer | string | Readable;
   timeoutMs?: number;
+  /** Instead of the shared keep-alive agent of the origin (a client from another local address, say). */
+  agent?: http.Agent;
 }
 
 /** One request; `url` may be relative to the endpoint's origin (a relative Location, say). */
 export function send(endpoint: Endpoint, method: string, url: string | URL, options: SendOptions = {}): Promise<Reply> {
   const target = new URL(url, endpoint.origin);
   const client = target.protocol === "https:" ? https : http;
-  const { headers = {}, body, timeoutMs = 60_000 } = options;
+  const { headers = {}, body, timeoutMs = 60_000, agent = agentFor(target, endpoint.ca) } = options;
   return new Promise<Reply>((resolve, reject) => {
     const req = client.request(
       target,
-      { method, headers, agent: agentFor(target, endpoint.ca), signal: AbortSignal.timeout(timeoutMs) },
+      { method, headers, agent, signal: AbortSignal.timeout(timeoutMs) },
       (res) => {
         const kept: Buffer[] = [];
         let keptBytes = 0;

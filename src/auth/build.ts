@@ -60,7 +60,8 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
   }
 
   const passwords = config.sites.some((site) => site.auth.type !== "none");
-  const hashPool = passwords ? new HashPool({ threads: hashThreads(config.logins.hashWorkers), maxQueued: config.logins.maxQueued }) : null;
+  const { hashWorkers, maxQueued, maxQueuedPerAddress } = config.logins;
+  const hashPool = passwords ? new HashPool({ threads: hashThreads(hashWorkers), maxQueued, maxQueuedPerClient: maxQueuedPerAddress }) : null;
   // Sites sharing an htpasswd file share one watcher and one verification cache.
   const files = new Map<string, HtpasswdUsers>();
   let throttle: LoginThrottle | null = null;

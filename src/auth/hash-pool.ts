@@ -2,7 +2,8 @@
 // ~75–100 ms of CPU, which on the main thread would stall every other request for that long. Checks run
 // in a small pool of worker threads instead, with a bounded queue in front: a flood of logins waits for a
 // thread up to `maxQueued` deep, and beyond that is refused at once (the caller answers 503) rather than
-// piling up memory and latency.
+// piling up memory and latency. The queue is fair between clients (fair-queue.ts): one address flooding
+// it fills its own share, and a login from anywhere else still goes through promptly.
 //
 // The worker is a few lines of CommonJS evaluated from a string, requiring bcryptjs by its resolved path:
 // no separate worker file, so the same code runs under tsx (tests) and from dist/ (production). Threads
@@ -10,6 +11,7 @@
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { FairQueue } from "./fair-queue.js";
 
 /** Answers `{id, ok}` for each `{id, password, hash}`; a hash bcryptjs cannot read simply does not match. */
 const WORKER_SOURCE = `
@@ -29,7 +31,7 @@ parentPort.on("message", ({ id, password, hash }) => {
 
 const BCRYPT_PATH = createRequire(import.meta.url).resolve("bcryptjs");
 
-/** Every thread is busy and `maxQueued` checks already wait: try again shortly (503 + Retry-After). */
+/** No room for the check: every thread busy and the queue (or this client's share of it) full; 503 + Retry-After. */
 export class HashPoolFullError extends Error {
   override readonly name = "HashPoolFullError";
 }
@@ -37,8 +39,10 @@ export class HashPoolFullError extends Error {
 export interface HashPoolOptions {
   /** Threads at most (the config's `logins.hashWorkers`, resolved by hashThreads()). */
   threads: number;
-  /** Checks allowed to wait for a thread; more are refused. */
+  /** Checks allowed to wait for a thread, all clients together; more are refused. */
   maxQueued: number;
+  /** Checks one client may have waiting (default: maxQueued, i.e. no share of its own). */
+  maxQueuedPerClient?: number;
 }
 
 /** `logins.hashWorkers`: "auto" is one less than the cores (the event loop keeps one), at least one. */
@@ -46,10 +50,21 @@ export function hashThreads(setting: "auto" | number): number {
   return setting === "auto" ? Math.max(1, availableParallelism() - 1) : setting;
 }
 
+/** Whose check it is: its share of the queue (fair-queue.ts), and whether it may take the last free thread. */
+export interface HashClient {
+  /** An IPv4 address or IPv6 /64 (client-network.ts); "" for checks of no one in particular. */
+  key: string;
+  /** Most of its failure budget used: its checks wait while others', and never take the last free thread. */
+  suspect?: boolean;
+}
+
 interface Task {
   id: number;
+  client: string;
   password: string;
   hash: string;
+  /** Shared by the checks of one compareAll(): once one is refused, the others are not worth running. */
+  batch: { refused: boolean };
   resolve(ok: boolean): void;
   reject(err: Error): void;
 }
@@ -62,26 +77,32 @@ interface Thread {
 export class HashPool {
   private readonly threads = new Set<Thread>();
   private readonly idle: Thread[] = [];
-  /** Checks waiting for a thread, oldest first; at most options.maxQueued. */
-  private queue: Task[] = [];
+  /** Checks waiting for a thread and those running, per client. */
+  private readonly queue: FairQueue<Task>;
   private nextId = 0;
   private closed = false;
 
   constructor(private readonly options: HashPoolOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1) throw new RangeError("HashPool needs at least one thread");
     if (!Number.isInteger(options.maxQueued) || options.maxQueued < 0) throw new RangeError("HashPool maxQueued must be ≥ 0");
+    const perClient = options.maxQueuedPerClient ?? options.maxQueued;
+    if (!Number.isInteger(perClient) || perClient < 0) throw new RangeError("HashPool maxQueuedPerClient must be ≥ 0");
+    this.queue = new FairQueue({ slots: options.threads, maxQueued: options.maxQueued, maxQueuedPerClient: perClient });
   }
 
   /** Checks running on a thread right now. */
   get running(): number {
-    let running = 0;
-    for (const thread of this.threads) if (thread.task) running++;
-    return running;
+    return this.queue.running;
   }
 
   /** Checks waiting for a thread. */
   get queued(): number {
-    return this.queue.length;
+    return this.queue.waiting;
+  }
+
+  /** Checks `client` has waiting for a thread. */
+  queuedFor(client: string): number {
+    return this.queue.waitingFor(client);
   }
 
   /** Threads started (at most options.threads). */
@@ -90,44 +111,69 @@ export class HashPool {
   }
 
   /**
-   * bcrypt.compareSync(password, hash) on a worker thread. Rejects with HashPoolFullError when every thread
-   * is busy and the queue is full, and with an Error if the pool is closed or a thread dies meanwhile.
+   * bcrypt.compareSync(password, hash) on a worker thread. Rejects with HashPoolFullError when there is no
+   * room for it (see compareAll), and with an Error if the pool is closed or a thread dies meanwhile.
    */
-  async compare(password: string, hash: string): Promise<boolean> {
-    const [ok] = await this.compareAll([{ password, hash }]);
+  async compare(password: string, hash: string, client?: HashClient): Promise<boolean> {
+    const [ok] = await this.compareAll([{ password, hash }], client);
     return ok!;
   }
 
   /**
-   * Several checks, taken whole or not at all: when there is no room for every one of them, none is
-   * started (a half-accepted batch would burn a thread for an answer nobody waits for).
+   * Several checks for one client (fair-queue.ts: an IPv4 address or IPv6 /64), taken whole or not at all:
+   * when there is no room for every one of them, none is started (a half-accepted batch would burn a thread
+   * for an answer nobody waits for). Rejects with HashPoolFullError when this client's share of the queue
+   * is full, or the whole queue is and this client already has its fair part of it; a check already
+   * waiting can lose its place the same way to a client with fewer waiting (it rejects then).
    */
-  compareAll(checks: readonly { password: string; hash: string }[]): Promise<boolean[]> {
+  compareAll(checks: readonly { password: string; hash: string }[], { key: client, suspect = false }: HashClient = { key: "" }): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("the password hashing pool is closed"));
-    const room = this.idle.length + (this.options.threads - this.threads.size) + (this.options.maxQueued - this.queue.length);
-    if (checks.length > room) return Promise.reject(new HashPoolFullError("too many password checks are waiting"));
-    return Promise.all(
-      checks.map(
-        ({ password, hash }) =>
-          new Promise<boolean>((resolve, reject) => {
-            const task: Task = { id: this.nextId++, password, hash, resolve, reject };
-            const thread = this.idle.pop() ?? (this.threads.size < this.options.threads ? this.spawn() : null);
-            if (thread) this.run(thread, task);
-            else this.queue.push(task);
-          }),
-      ),
-    );
+    const batch = { refused: false };
+    const settled: Promise<boolean>[] = [];
+    const tasks = checks.map(({ password, hash }) => {
+      let task!: Task;
+      settled.push(new Promise<boolean>((resolve, reject) => (task = { id: this.nextId++, client, password, hash, batch, resolve, reject })));
+      return task;
+    });
+    const admission = this.queue.push(client, tasks, suspect);
+    if (!admission.admitted) {
+      // Nobody awaits these promises: settle them quietly, the caller gets the one rejection below.
+      for (const promise of settled) promise.catch(() => {});
+      for (const task of tasks) task.reject(new HashPoolFullError("too many password checks are waiting"));
+      return Promise.reject(new HashPoolFullError(admission.reason === "client" ? "too many password checks from this client are waiting" : "too many password checks are waiting"));
+    }
+    for (const { item } of admission.pushedOut) this.refuse(item, new HashPoolFullError("a password check lost its place to a client with fewer waiting"));
+    this.pump();
+    return Promise.all(settled);
   }
 
   /** Refuses what waits, stops every thread (a check in progress is rejected). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const waiting = this.queue;
-    this.queue = [];
-    for (const task of waiting) task.reject(new Error("the password hashing pool is closed"));
+    for (const task of this.queue.drain()) task.reject(new Error("the password hashing pool is closed"));
     this.idle.length = 0;
     await Promise.all([...this.threads].map((thread) => thread.worker.terminate()));
+  }
+
+  private refuse(task: Task, err: Error): void {
+    task.batch.refused = true;
+    task.reject(err);
+  }
+
+  /** Starts what waits on free threads, in the fair queue's order. */
+  private pump(): void {
+    if (this.closed) return;
+    for (let next = this.queue.next(); next; next = this.queue.next()) {
+      const task = next.item;
+      if (task.batch.refused) {
+        // A sibling lost its place: the caller has its answer already.
+        this.queue.done(task.client);
+        task.reject(new HashPoolFullError("another check of the same login was refused"));
+        continue;
+      }
+      this.run(this.idle.pop() ?? this.spawn(), task);
+    }
   }
 
   private spawn(): Thread {
@@ -141,8 +187,12 @@ export class HashPool {
       const task = thread.task;
       if (!task || task.id !== message.id) return;
       thread.task = null;
+      this.queue.done(task.client);
       task.resolve(message.ok);
-      this.next(thread);
+      if (this.closed) return;
+      thread.worker.unref();
+      this.idle.push(thread);
+      this.pump();
     });
     // An uncaught error ends the worker; "exit" follows and does the cleanup.
     worker.on("error", (err) => (failure = `: ${err.message}`));
@@ -152,10 +202,12 @@ export class HashPool {
       if (at >= 0) this.idle.splice(at, 1);
       const task = thread.task;
       thread.task = null;
-      task?.reject(new Error(`a password hashing thread stopped${failure}`));
+      if (task) {
+        this.queue.done(task.client);
+        task.reject(new Error(`a password hashing thread stopped${failure}`));
+      }
       // Whatever waits gets a fresh thread.
-      const waiting = this.closed ? undefined : this.queue.shift();
-      if (waiting) this.run(this.spawn(), waiting);
+      this.pump();
     });
     return thread;
   }
@@ -165,16 +217,5 @@ export class HashPool {
     // Busy: keep the process alive until the answer is in.
     thread.worker.ref();
     thread.worker.postMessage({ id: task.id, password: task.password, hash: task.hash });
-  }
-
-  private next(thread: Thread): void {
-    if (this.closed) return;
-    const task = this.queue.shift();
-    if (task) {
-      this.run(thread, task);
-      return;
-    }
-    thread.worker.unref();
-    this.idle.push(thread);
   }
 }

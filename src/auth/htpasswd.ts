@@ -18,7 +18,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import bcrypt from "bcryptjs";
 import type { Logger } from "../observe/log.js";
-import type { HashPool } from "./hash-pool.js";
+import type { HashClient, HashPool } from "./hash-pool.js";
 
 // apache-md5 is CommonJS whose typings claim an ES default export; require() gets the function itself.
 const aprMd5 = createRequire(import.meta.url)("apache-md5") as (password: string, salt: string) => string;
@@ -90,15 +90,15 @@ function hashKind(hash: string, file: string, line: number, user: string): { kin
  * A hash the library cannot read simply does not match. bcrypt goes to `pool` when there is one: then the
  * pool's refusals (HashPoolFullError, a closed pool) are thrown, as they say nothing about the password.
  */
-export async function verifyPassword(entry: Pick<HtpasswdEntry, "kind" | "hash">, password: string, pool?: HashPool | null): Promise<boolean> {
-  const [matches] = await verifyAll([entry], password, pool);
+export async function verifyPassword(entry: Pick<HtpasswdEntry, "kind" | "hash">, password: string, pool?: HashPool | null, client?: HashClient): Promise<boolean> {
+  const [matches] = await verifyAll([entry], password, pool, client);
   return matches!;
 }
 
 /** verifyPassword for several hashes at once; the bcrypt ones go to the pool together, all or none. */
-async function verifyAll(entries: readonly Pick<HtpasswdEntry, "kind" | "hash">[], password: string, pool?: HashPool | null): Promise<boolean[]> {
+async function verifyAll(entries: readonly Pick<HtpasswdEntry, "kind" | "hash">[], password: string, pool?: HashPool | null, client?: HashClient): Promise<boolean[]> {
   const offThread = pool ? entries.filter((entry) => entry.kind === "bcrypt") : [];
-  const threaded = offThread.length > 0 ? pool!.compareAll(offThread.map(({ hash }) => ({ password, hash }))) : Promise.resolve([]);
+  const threaded = offThread.length > 0 ? pool!.compareAll(offThread.map(({ hash }) => ({ password, hash })), client) : Promise.resolve([]);
   const here = Promise.all(entries.map((entry) => (pool && entry.kind === "bcrypt" ? null : verifyHere(entry, password))));
   const [fromPool, results] = await Promise.all([threaded, here]);
   let next = 0;
@@ -222,40 +222,56 @@ export class HtpasswdUsers {
 
   /**
    * True when the password is the user's. Rejects only when the check could not be made (the hashing pool
-   * is full: HashPoolFullError, or closed), never because of the password.
+   * is full: HashPoolFullError, or closed), never because of the password. `client` is whose share of the
+   * hashing queue the check waits in (hash-pool.ts).
+   *
+   * A remembered verification used in the last quarter of its life is checked again in the background, and
+   * remembered anew when it still matches: a user who keeps working never meets an expired entry, so never
+   * waits for a hash (behind a flood of guesses, say) once logged in. That second check is the same one a
+   * login after expiry would make, with the same password, so it proves no more and no less; it refreshes
+   * nothing once the file changed (the generation moved on), and a refused one (queue full) just lets the
+   * entry expire as it would have.
    */
-  async verify(user: string, password: string): Promise<boolean> {
+  async verify(user: string, password: string, client?: HashClient): Promise<boolean> {
     if (password.length > MAX_PASSWORD_LENGTH) return false;
     const key = createHmac("sha256", this.cacheSecret).update(user).update("\0").update(password).digest("base64");
     const cached = this.cache.get(key);
     if (cached) {
-      if (cached.expiresAt > Date.now() && cached.generation === this.generation) return true;
+      const now = Date.now();
+      if (cached.expiresAt > now && cached.generation === this.generation) {
+        if (cached.expiresAt - now < this.cacheTtlMs / 4 && !this.inFlight.has(key)) this.share(key, user, password, client).catch(() => {});
+        return true;
+      }
       this.cache.delete(key);
     }
     // Concurrent requests with the same credentials (a client's parallel layer uploads) share one hash.
-    const pending = this.inFlight.get(key);
-    if (pending) return pending;
-    const check = this.check(user, password, key).finally(() => this.inFlight.delete(key));
+    return this.inFlight.get(key) ?? this.share(key, user, password, client);
+  }
+
+  private share(key: string, user: string, password: string, client: HashClient | undefined): Promise<boolean> {
+    const check = this.check(user, password, key, client).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, check);
     return check;
   }
 
-  private async check(user: string, password: string, key: string): Promise<boolean> {
+  private async check(user: string, password: string, key: string, client: HashClient | undefined): Promise<boolean> {
     const generation = this.generation;
     const entry = this.entries.get(user);
     const dummy = this.dummy;
     if (!entry) {
-      await verifyPassword(dummy, password, this.hashPool);
+      await verifyPassword(dummy, password, this.hashPool, client);
       return false;
     }
     // A line cheaper than the dearest one costs as much anyway: the dummy runs alongside, its answer unused.
-    const [matches] = await verifyAll(rank(entry) < dummy.rank ? [entry, dummy] : [entry], password, this.hashPool);
+    const [matches] = await verifyAll(rank(entry) < dummy.rank ? [entry, dummy] : [entry], password, this.hashPool, client);
     if (!matches) return false;
     if (generation === this.generation) this.remember(key, generation);
     return true;
   }
 
   private remember(key: string, generation: number): void {
+    // Re-inserted, not updated: Map order stays expiry order.
+    this.cache.delete(key);
     if (this.cache.size >= this.cacheSize) {
       // Oldest first: Map keeps insertion order, and every entry lives the same TTL.
       const oldest = this.cache.keys().next().value;

@@ -621,10 +621,22 @@ export const gatewayConfig = z
         /** Failed logins allowed back to back per user and client IP; refilled at this many per `per`. */
         maxFailures: z.number().int().min(1).default(10),
         per: wholeSeconds.prefault("1m"),
+        /** Failed logins per client address, whatever the user names, per `per`: guessing a new name each time. */
+        maxFailuresPerAddress: z.number().int().min(1).default(30),
+        /** Failed logins per network of addresses (networkPrefix), per `per`: many addresses of one attacker. */
+        maxFailuresPerNetwork: z.number().int().min(1).default(100),
+        networkPrefix: z
+          .strictObject({
+            ipv4: z.number().int().min(0).max(32).default(24),
+            ipv6: z.number().int().min(0).max(128).default(64),
+          })
+          .prefault({}),
         /** Threads verifying passwords; auto: one less than the cores, at least one. */
         hashWorkers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default("auto"),
         /** Verifications waiting for a thread beyond this are refused (503) instead of queued. */
         maxQueued: z.number().int().min(1).default(256),
+        /** Verifications one client (IPv4 address, IPv6 /64) may have waiting; its next ones are refused (503). */
+        maxQueuedPerAddress: z.number().int().min(1).default(8),
       })
       .prefault({}),
     /**

@@ -32,6 +32,8 @@ export interface GatewayRequest {
   expectCertFor?: string;
   /** Local address to connect from (another loopback address, e.g. 127.0.0.2, is another client IP). */
   localAddress?: string;
+  /** A keep-alive agent to reuse connections; default none (a new connection per request). */
+  agent?: https.Agent;
 }
 
 export interface GatewayResponse {
@@ -93,7 +95,7 @@ export function gatewayRequest(port: number, caPem: string, host: string, option
         // Verification against the test host name, whatever address we connected to.
         checkServerIdentity: (_name, cert) => checkServerIdentity(options.expectCertFor ?? host, cert),
         headers: { host: `${host}:${port}`, ...options.headers },
-        agent: false,
+        agent: options.agent ?? false,
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
       (res) => {

@@ -72,7 +72,9 @@ describe("failed-login throttle and hashing off the event loop (issue #9)", () =
     const config = (dataDir: string): Omit<GatewayConfigInput, "listen" | "admin"> => ({
       dataDir,
       redis: { url: redis.url },
-      logins: { hashWorkers: 2, maxQueued: 16 },
+      // The budgets per address and network (any user name) are login-flood.test.ts's subject: here they
+      // stay out of the way of the per-user counts and of the flood of distinct names below.
+      logins: { hashWorkers: 2, maxQueued: 16, maxFailuresPerAddress: 10_000, maxFailuresPerNetwork: 10_000 },
       sites: [
         { name: "hub", hosts: [HUB], backend: registry.url, default: true, auth: { type: "htpasswd", htpasswd, rules } },
         { name: "team", hosts: [TEAM], backend: registry.url, auth: { type: "token", htpasswd, rules } },

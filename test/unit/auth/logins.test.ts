@@ -9,7 +9,7 @@ import { setImmediate } from "node:timers/promises";
 import { AccessPolicy } from "../../../src/auth/access.js";
 import { HashPool } from "../../../src/auth/hash-pool.js";
 import { HtpasswdUsers } from "../../../src/auth/htpasswd.js";
-import { counterKey, LoginThrottle, type SiteLogins } from "../../../src/auth/logins.js";
+import { addressKey, counterKey, LoginThrottle, networkKey, type PasswordCheck, type SiteLogins, type ThrottleScope } from "../../../src/auth/logins.js";
 import { HtpasswdSiteAuth } from "../../../src/auth/site-auth.js";
 import { createLogger } from "../../../src/observe/log.js";
 import { MemoryLimiter } from "../../../src/ratelimit/limiter.js";
@@ -52,13 +52,19 @@ describe("failed-login throttle", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** A site's logins over a real file, pool and in-memory limiter; maxFailures per minute. */
-  async function setup(options: { maxFailures?: number; threads?: number; maxQueued?: number; file?: string } = {}) {
-    const pool = new CountingPool({ threads: options.threads ?? 2, maxQueued: options.maxQueued ?? 64 });
+  type Budgets = { maxFailuresPerAddress: number; maxFailuresPerNetwork: number; networkPrefix: { ipv4: number; ipv6: number }; refusalPauseMs?: number };
+
+  /** A site's logins over a real file, pool and in-memory limiter; maxFailures per minute; no address budget unless given. */
+  async function setup(options: { maxFailures?: number; threads?: number; maxQueued?: number; maxQueuedPerClient?: number; file?: string; budgets?: Budgets } = {}) {
+    const pool = new CountingPool({ threads: options.threads ?? 2, maxQueued: options.maxQueued ?? 64, maxQueuedPerClient: options.maxQueuedPerClient });
     const users = await HtpasswdUsers.open(options.file ?? file, logger, { hashPool: pool });
     const limiter = new MemoryLimiter();
     const throttled: string[] = [];
-    const throttle = new LoginThrottle(limiter, { maxFailures: options.maxFailures ?? 10, per: 60_000 }, { loginThrottled: (site) => throttled.push(site) });
+    const throttle = new LoginThrottle(
+      limiter,
+      { maxFailures: options.maxFailures ?? 10, per: 60_000, ...options.budgets },
+      { loginThrottled: (site) => throttled.push(site) },
+    );
     closers.push(pool, users, throttle);
     const logins: SiteLogins = throttle.forSite("hub", users);
     return { pool, users, limiter, logins, throttled };
@@ -71,8 +77,8 @@ describe("failed-login throttle", () => {
     const wrong = await logins.check("admin", "wrong-again", "10.0.0.1");
     const right = await logins.check("admin", "Admin123", "10.0.0.1");
     // 10 per minute: one failure is forgiven every 6 s.
-    assert.deepEqual(wrong, { ok: false, problem: "throttled", retryAfterSeconds: 6 });
-    assert.deepEqual(right, { ok: false, problem: "throttled", retryAfterSeconds: 6 });
+    assert.deepEqual(wrong, { ok: false, problem: "throttled", scope: "user", retryAfterSeconds: 6 });
+    assert.deepEqual(right, { ok: false, problem: "throttled", scope: "user", retryAfterSeconds: 6 });
     assert.equal(pool.calls, 10, "no hashing once throttled");
     assert.deepEqual(throttled, ["hub", "hub"]);
   });
@@ -157,5 +163,92 @@ describe("failed-login throttle", () => {
     const long = counterKey("hub", "x".repeat(5000), "::1");
     assert.ok(long.length < 80, long);
     assert.notEqual(long, counterKey("hub", "x".repeat(5001), "::1"));
+  });
+
+  /** Refused by that budget, retry within its refill interval (less whatever time the test took so far). */
+  function assertRefused(check: PasswordCheck, scope: ThrottleScope, intervalSeconds: number): void {
+    assert.ok(!check.ok && check.problem === "throttled", JSON.stringify(check));
+    assert.equal(check.scope, scope);
+    assert.ok(check.retryAfterSeconds >= 1 && check.retryAfterSeconds <= intervalSeconds, JSON.stringify(check));
+  }
+
+  const BUDGETS = { maxFailuresPerAddress: 5, maxFailuresPerNetwork: 8, networkPrefix: { ipv4: 24, ipv6: 64 }, refusalPauseMs: 0 };
+
+  it("a new user name for every guess: past maxFailuresPerAddress the address is refused for any user, right password too, without a hash", async () => {
+    const { pool, logins, throttled } = await setup({ budgets: BUDGETS });
+    for (let i = 0; i < 5; i++) assert.deepEqual(await logins.check(`nobody-${i}`, "guess", "10.1.0.1"), { ok: false, problem: "wrong" });
+    assert.equal(pool.calls, 5);
+    for (const [user, password] of [["nobody-5", "guess"], ["admin", "Admin123"]]) {
+      // 5 per minute: one failure is forgiven every 12 s.
+      assertRefused(await logins.check(user!, password!, "10.1.0.1"), "address", 12);
+    }
+    assert.equal(pool.calls, 5, "no hashing once the address is over its budget");
+    assert.deepEqual(throttled, ["hub", "hub"]);
+    assert.equal((await logins.check("admin", "Admin123", "10.1.1.1")).ok, true, "another address (another /24) logs in");
+  });
+
+  it("the addresses of one network share maxFailuresPerNetwork; IPv6 counts per /64; another network is untouched", async () => {
+    const { pool, logins } = await setup({ budgets: BUDGETS });
+    for (let i = 0; i < 8; i++) await logins.check(`n-${i}`, "guess", `10.2.0.${i + 1}`);
+    assert.equal(pool.calls, 8);
+    // 8 per minute: one every 7.5 s.
+    assertRefused(await logins.check("admin", "Admin123", "10.2.0.200"), "network", 8);
+    assert.equal((await logins.check("admin", "Admin123", "10.2.1.1")).ok, true);
+    for (let i = 0; i < 8; i++) await logins.check(`v6-${i}`, "guess", `2001:db8:1:2::${i + 1}`);
+    assertRefused(await logins.check("admin", "Admin123", "2001:db8:1:2:ffff::1"), "network", 8);
+    assert.equal((await logins.check("admin", "Admin123", "2001:db8:1:3::1")).ok, true);
+    // The second right login was remembered from the first: no hash.
+    assert.equal(pool.calls, 8 + 1 + 8);
+  });
+
+  it("a refused login leaves no charge in the other budgets; right logins give every charge back", async () => {
+    const { logins } = await setup({ maxFailures: 2, budgets: BUDGETS });
+    for (let i = 0; i < 2; i++) await logins.check("admin", `wrong-${i}`, "10.3.0.1");
+    // The user's budget is empty: these are refused by it, and must not use up the address's.
+    for (let i = 0; i < 10; i++) assert.equal(((await logins.check("admin", "x", "10.3.0.1")) as { scope?: string }).scope, "user");
+    for (let i = 0; i < 3; i++) assert.deepEqual(await logins.check(`other-${i}`, "guess", "10.3.0.1"), { ok: false, problem: "wrong" });
+    assert.equal(((await logins.check("other-3", "guess", "10.3.0.1")) as { scope?: string }).scope, "address");
+    const fresh = await setup({ budgets: BUDGETS });
+    for (let i = 0; i < 20; i++) assert.equal((await fresh.logins.check("admin", "Admin123", "10.3.0.2")).ok, true);
+    assert.equal(fresh.limiter.size, 0, "nothing counted for right passwords");
+  });
+
+  it("concurrent guesses under many names cannot overshoot the address budget", async () => {
+    const { pool, logins } = await setup({ budgets: BUDGETS });
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => logins.check(`burst-${i}`, "guess", "10.4.0.1")));
+    assert.equal(results.filter((r) => !r.ok && r.problem === "wrong").length, 5);
+    assert.equal(pool.calls, 5);
+  });
+
+  it("an address over its budget gets its refusal after the pause; a refusal for one user name is not held", async () => {
+    const { logins } = await setup({ maxFailures: 1, budgets: { ...BUDGETS, refusalPauseMs: 300 } });
+    await logins.check("admin", "wrong", "10.5.0.1");
+    let started = performance.now();
+    assert.equal(((await logins.check("admin", "wrong", "10.5.0.1")) as { scope?: string }).scope, "user");
+    assert.ok(performance.now() - started < 250, "the per-user refusal is answered at once");
+    for (let i = 0; i < 4; i++) await logins.check(`p-${i}`, "guess", "10.5.0.1");
+    started = performance.now();
+    assert.equal(((await logins.check("p-9", "guess", "10.5.0.1")) as { scope?: string }).scope, "address");
+    assert.ok(performance.now() - started >= 290, "held");
+  });
+
+  it("checks refused because the client already has its share of the queue count against its address, not its user", async () => {
+    const { logins, limiter } = await setup({ threads: 1, maxQueued: 64, maxQueuedPerClient: 1, file: mixed, budgets: BUDGETS });
+    const occupying = [logins.check("slow", "not-it", "10.6.0.1"), logins.check("slow", "not-it-either", "10.6.0.1")];
+    await setImmediate();
+    assert.deepEqual(await logins.check("slow", "third", "10.6.0.1"), { ok: false, problem: "busy" });
+    await Promise.all(occupying);
+    // Two wrong + one busy against the address (5): two more guesses are checked, the next is refused.
+    for (let i = 0; i < 2; i++) assert.deepEqual(await logins.check(`q-${i}`, "guess", "10.6.0.1"), { ok: false, problem: "wrong" });
+    assert.equal(((await logins.check("q-2", "guess", "10.6.0.1")) as { scope?: string }).scope, "address");
+    assert.ok(limiter.size > 0);
+  });
+
+  it("address and network keys: one per address across sites, IPv4-mapped counted as IPv4", () => {
+    assert.equal(addressKey("10.0.0.1"), "*address:10.0.0.1/32");
+    assert.equal(addressKey("::ffff:10.0.0.1"), addressKey("10.0.0.1"));
+    assert.equal(addressKey("2001:db8::1"), "*address:2001:db8:0:0:0:0:0:1/128");
+    assert.equal(networkKey("10.0.0.77", { ipv4: 24, ipv6: 64 }), "*network:10.0.0.0/24");
+    assert.equal(networkKey("2001:db8::1", { ipv4: 24, ipv6: 64 }), "*network:2001:db8:0:0:0:0:0:0/64");
   });
 });

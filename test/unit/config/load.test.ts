@@ -141,7 +141,16 @@ describe("defaults", () => {
     assert.deepEqual(config.tls, { minVersion: "TLSv1.2", strictSni: true, generated: { caValidityDays: 3650, leafValidityDays: 365 } });
     assert.deepEqual(config.timeouts, { header: 30_000, handshake: 10_000, idle: 300_000, keepAlive: 65_000, drain: 30_000, uploadIdle: 3_600_000 });
     assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256, uploadsPerUser: 64 });
-    assert.deepEqual(config.logins, { maxFailures: 10, per: 60_000, hashWorkers: "auto", maxQueued: 256 });
+    assert.deepEqual(config.logins, {
+      maxFailures: 10,
+      per: 60_000,
+      maxFailuresPerAddress: 30,
+      maxFailuresPerNetwork: 100,
+      networkPrefix: { ipv4: 24, ipv6: 64 },
+      hashWorkers: "auto",
+      maxQueued: 256,
+      maxQueuedPerAddress: 8,
+    });
     assert.deepEqual(config.log, { level: "info", format: "json", access: true });
     assert.deepEqual(config.metrics, { enabled: true });
     assert.equal(config.sites[0]!.default, false);
