@@ -15,6 +15,7 @@ import { metrics } from "./observe/metrics.js";
 import { createRequestObserver } from "./observe/observer.js";
 import { createPipeline, type PipelineState, type RequestHandler } from "./pipeline.js";
 import { clientAddressResolver } from "./proxy/client-ip.js";
+import { DownloadLimits } from "./proxy/downloads.js";
 import { Forwarder } from "./proxy/forward.js";
 import { CatalogSearch } from "./registry/search.js";
 import { createRateLimitStage, type RateLimitStage } from "./ratelimit/stage.js";
@@ -110,7 +111,7 @@ export async function buildGeneration(
   let sites: SiteMap | null = null;
   try {
     const shared = previous && sameForwarding(previous.config, config);
-    const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
+    const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive, sendTimeoutMs: config.timeouts.send });
     const forwarderUsers = shared ? previous.forwarderUsers : new Set<Generation>();
     const agentFor = (url: URL) => forwarder.agentFor(url);
     sites = new SiteMap(config, security.bySite, (name, site) => buildSiteUpstreams(name, site, { resolve: backendFor, agentFor, logger }));
@@ -128,7 +129,9 @@ export async function buildGeneration(
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const lists = new SiteLists(agentFor, logger);
     const search = new CatalogSearch((site) => lists.repositories(site));
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search };
+    // The counts carry over from the previous generation: downloads in flight still hold what they hold.
+    const downloads = new DownloadLimits(config.limits, previous?.pipeline.downloads);
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, downloads };
     for (const site of sites.sites) site.upstreams.start();
     return new Generation(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
   } catch (err) {
@@ -157,5 +160,5 @@ export async function retireGeneration(old: Generation, graceMs: number): Promis
 }
 
 function sameForwarding(a: GatewayConfig, b: GatewayConfig): boolean {
-  return a.timeouts.idle === b.timeouts.idle && a.timeouts.keepAlive === b.timeouts.keepAlive;
+  return a.timeouts.idle === b.timeouts.idle && a.timeouts.keepAlive === b.timeouts.keepAlive && a.timeouts.send === b.timeouts.send;
 }

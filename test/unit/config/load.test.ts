@@ -139,8 +139,8 @@ describe("defaults", () => {
     assert.deepEqual(config.admin, { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false, hosts: [] });
     assert.equal(config.dataDir, path.resolve("data"));
     assert.deepEqual(config.tls, { minVersion: "TLSv1.2", strictSni: true, generated: { caValidityDays: 3650, leafValidityDays: 365 } });
-    assert.deepEqual(config.timeouts, { header: 30_000, handshake: 10_000, idle: 300_000, keepAlive: 65_000, drain: 30_000 });
-    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256 });
+    assert.deepEqual(config.timeouts, { header: 30_000, handshake: 10_000, idle: 300_000, send: 60_000, keepAlive: 65_000, drain: 30_000 });
+    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256, downloadsPerClient: 32, downloadsPerUser: 256 });
     assert.deepEqual(config.logins, { maxFailures: 10, per: 60_000, hashWorkers: "auto", maxQueued: 256 });
     assert.deepEqual(config.log, { level: "info", format: "json", access: true });
     assert.deepEqual(config.metrics, { enabled: true });
@@ -151,7 +151,7 @@ describe("defaults", () => {
   it("parses written durations and plain seconds", () => {
     const text = lines("timeouts:", "  header: 500ms", "  idle: 2h", "  keepAlive: 1.5", "  drain: 1m", ...MINIMAL_SITE);
     const config = parseConfig(text, "test.yaml", {});
-    assert.deepEqual(config.timeouts, { header: 500, handshake: 10_000, idle: 7_200_000, keepAlive: 1_500, drain: 60_000 });
+    assert.deepEqual(config.timeouts, { header: 500, handshake: 10_000, idle: 7_200_000, send: 60_000, keepAlive: 1_500, drain: 60_000 });
   });
 
   it("returns a deeply frozen object", () => {
