@@ -64,6 +64,8 @@ export class DownloadLimits {
   }
 
   private refusal(message: string): DownloadRefusal {
-    return { message, headers: { "Retry-After": RETRY_AFTER_SECONDS } };
+    // Closed too: a refused client holding its connection open still costs a TLS connection's memory (~50 KiB
+    // in Node), and one that means well reconnects at no cost when it tries again.
+    return { message, headers: { "Retry-After": RETRY_AFTER_SECONDS, Connection: "close" } };
   }
 }

@@ -168,7 +168,7 @@ class Connection {
       noDelay: true,
       onread: {
         // Asked before every read: body bytes go to the body's read buffer, everything else to the small one.
-        buffer: () => (this.inBody && this.left > 0 ? (this.window ??= pool.options.buffers.window()).current() : this.small),
+        buffer: () => (this.inBody && this.left > 0 ? (this.window ??= pool.options.buffers.window()).forRead() : this.small),
         callback: (n, buf) => this.onRead(n, buf as Buffer),
       },
     });
@@ -286,10 +286,11 @@ class Connection {
     let released = false;
     const window = this.window;
     const writing = performance.now();
+    window?.writeStarted();
     handlers.onBody(view, () => {
       if (released) return;
       released = true;
-      window?.written(performance.now() - writing);
+      window?.written(view.length, performance.now() - writing);
       if (!sync && !this.socket.destroyed) this.socket.resume();
     });
     sync = false;

@@ -1,0 +1,263 @@
+// Clients that ask for a download and then read nothing (a slow-read flood) cost the gateway and its backend
+// bounded memory and time: timeouts.send closes a response whose client takes none of it, with its backend
+// connection; relayed pulls read into buffers from one bounded pool; limits.downloadsPerClient caps the
+// downloads one address has in flight. The flood runs against the gateway as users run it (its own process),
+// so its memory is the process's own; the focused cases run it in-process.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { startGatewayProcess, type GatewayProcess } from "../helpers/cli.js";
+import { gatewayRequest, startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { run, waitFor } from "../helpers/process.js";
+import { startRegistry, type Registry } from "../helpers/registry.js";
+import { pushBlob } from "../helpers/seed.js";
+import { drain, rssMiB, sampleRss, stallDownloads, type StalledClient } from "../helpers/slow-readers.js";
+
+const HUB = "hub.registry.test";
+const MiB = 1024 * 1024;
+const BLOB_BYTES = 16 * MiB;
+const FLOOD_ADDRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+
+/** Established TCP connections to `port` (dport) or from it (sport), as `ss` lists them: "local peer" per line. */
+async function established(direction: "dport" | "sport", port: number): Promise<string[]> {
+  const result = await run("ss", ["-Htn", "state", "established", `( ${direction} = :${port} )`]);
+  assert.equal(result.code, 0, result.stderr);
+  return result.stdout.split("\n").filter((line) => line.trim() !== "");
+}
+
+/** Bytes per second of one whole pull through the gateway, from 127.0.0.1. */
+async function pullSpeed(port: number, ca: string, path: string): Promise<number> {
+  const started = performance.now();
+  const res = await gatewayRequest(port, ca, HUB, { path });
+  assert.equal(res.status, 200, res.body.toString().slice(0, 300));
+  assert.equal(res.body.length, BLOB_BYTES);
+  return BLOB_BYTES / ((performance.now() - started) / 1000);
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+
+let registry: Registry;
+let blobPath: string;
+
+before(async () => {
+  registry = await startRegistry();
+  blobPath = `/v2/hub/big/blobs/${await pushBlob(registry.url, "hub/big", randomBytes(BLOB_BYTES))}`;
+});
+
+after(async () => {
+  await registry?.stop();
+});
+
+describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway process)", () => {
+  const SEND_MS = 3000;
+  const PER_CLIENT = 32;
+  let workDir: string;
+  let gateway: GatewayProcess;
+  let ca: string;
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "rg-slow-readers-"));
+    const configFile = join(workDir, "gateway.yaml");
+    await writeFile(
+      configFile,
+      [
+        "listen: 127.0.0.1:0",
+        'admin: { listen: "127.0.0.1:0" }',
+        `dataDir: ${JSON.stringify(join(workDir, "data"))}`,
+        "workers: 1",
+        "log: { access: false }",
+        `timeouts: { send: ${SEND_MS / 1000}s }`,
+        // The defaults, stated: the flood is judged against them (256 connections per address take 250 each).
+        `limits: { maxConnectionsPerIp: 256, downloadsPerClient: ${PER_CLIENT} }`,
+        "sites:",
+        `  - hosts: [${HUB}]`,
+        `    backend: ${registry.url}`,
+        "",
+      ].join("\n"),
+    );
+    gateway = await startGatewayProcess(configFile);
+    ca = await readFile(gateway.caFile!, "utf8");
+  });
+
+  after(async () => {
+    await gateway?.process.stop();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("bounds the gateway's memory and backend connections, closes every stalled download at timeouts.send, and leaves pulls their speed", async () => {
+    // Quiet: warm (JIT, the relay's buffers, a pooled backend connection), then the reference speed.
+    await pullSpeed(gateway.httpsPort, ca, blobPath);
+    const quiet = median([await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath)]);
+    const rssBefore = await rssMiB(gateway.process.pid);
+    const rss = sampleRss(gateway.process.pid);
+    let backendPeak = 0;
+    let sampling = true;
+    const backendSampler = (async () => {
+      while (sampling) {
+        backendPeak = Math.max(backendPeak, (await established("dport", registry.port)).length);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+
+    const floodStarted = performance.now();
+    const clients = await stallDownloads({ port: gateway.httpsPort, servername: HUB, ca, path: blobPath, addresses: FLOOD_ADDRESSES, count: 1000, parallel: 250 });
+    const floodReady = performance.now();
+    const stalled = clients.filter((c) => c.status === 200);
+    const refused = clients.filter((c) => c.status === 429);
+    // Everyone was answered: a stalled download or the cap's refusal.
+    assert.equal(stalled.length + refused.length, clients.length, `statuses: ${JSON.stringify(countBy(clients))}`);
+    for (const c of refused) assert.match(c.head, /\r\nretry-after: \d+/i);
+    for (const c of refused) c.socket.destroy();
+    // At most the cap's downloads at once (the backend's connection count below); over the flood more are
+    // admitted as the send timeout closes earlier ones.
+    assert.ok(stalled.length >= PER_CLIENT, `only ${stalled.length} downloads admitted`);
+
+    // A normal pull while the stalled downloads are held (well within timeouts.send of the last of them).
+    const loaded = median([await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath)]);
+    const pulledBy = performance.now() - floodReady;
+
+    // Every stalled download closed by the gateway within timeouts.send + 5 s of its answer.
+    const lastAnswer = Math.max(...stalled.map((c) => c.answeredAt));
+    const deadline = lastAnswer + SEND_MS + 5000;
+    const stillOpen = async () => {
+      const flood = new Set(stalled.map((c) => `${c.localAddress}:${c.localPort}`));
+      return (await established("sport", gateway.httpsPort)).filter((line) => flood.has(line.trim().split(/\s+/).at(-1)!));
+    };
+    await waitFor(async () => (await stillOpen()).length === 0, {
+      timeoutMs: Math.max(0, deadline - performance.now()),
+      intervalMs: 200,
+      what: "every stalled download's connection to be closed by the gateway",
+    }).catch(async (err) => assert.fail(`${(err as Error).message}: ${(await stillOpen()).length} of ${stalled.length} still established`));
+    const closedBy = performance.now() - lastAnswer;
+    sampling = false;
+    await backendSampler;
+    const rssPeak = await rss.stop();
+
+    // Cut, not completed: what each client got once it reads again is less than the blob.
+    const drained = await Promise.all(stalled.map((c) => drain(c, 10_000)));
+    assert.equal(drained.filter((d) => d.open).length, 0, "stalled downloads still open once read again");
+    const completed = drained.filter((d) => d.bytes >= BLOB_BYTES).length;
+    assert.equal(completed, 0, `${completed} stalled downloads were delivered whole`);
+
+    const growth = rssPeak - rssBefore;
+    console.log(
+      `  flood: ${clients.length} connections in ${((floodReady - floodStarted) / 1000).toFixed(1)} s, ${stalled.length} stalled, ${refused.length} refused 429; ` +
+        `gateway RSS ${rssBefore.toFixed(0)} → peak ${rssPeak.toFixed(0)} MiB (+${growth.toFixed(1)}); backend connections peak ${backendPeak}; ` +
+        `all closed ${(closedBy / 1000).toFixed(1)} s after the last answer; pull ${(quiet / 1e6).toFixed(0)} MB/s quiet, ${(loaded / 1e6).toFixed(0)} MB/s during (measured ${(pulledBy / 1000).toFixed(1)} s into the flood)`,
+    );
+    assert.ok(growth <= 64, `gateway RSS grew ${growth.toFixed(1)} MiB (${rssBefore.toFixed(0)} → ${rssPeak.toFixed(0)}): more than 64`);
+    // The cap's downloads, plus the normal pull's connection.
+    assert.ok(backendPeak <= PER_CLIENT * FLOOD_ADDRESSES.length + 2, `${backendPeak} backend connections at once`);
+    assert.ok(loaded >= quiet * 0.5, `a pull during the flood ran at ${(loaded / 1e6).toFixed(0)} MB/s, under half its quiet ${(quiet / 1e6).toFixed(0)} MB/s`);
+    // The gateway still serves.
+    assert.equal((await gatewayRequest(gateway.httpsPort, ca, HUB, { path: "/v2/" })).status, 200);
+  });
+});
+
+function countBy(clients: StalledClient[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const c of clients) counts[c.status] = (counts[c.status] ?? 0) + 1;
+  return counts;
+}
+
+describe("timeouts.send and limits.downloadsPerClient (in-process)", () => {
+  const SEND_MS = 1000;
+  const gateways: TestGateway[] = [];
+  const start = async (backend: string, extra: Record<string, unknown> = {}) => {
+    const gateway = await startTestGateway({ sites: [{ hosts: [HUB], backend }], timeouts: { send: "1s", idle: "1m" }, log: { level: "warn" }, ...extra });
+    gateways.push(gateway);
+    return gateway;
+  };
+  const idle = (gateway: TestGateway) => gateway.inFlight() === 0 && gateway.upstreamSocketsInUse() === 0;
+  const stallOne = async (gateway: TestGateway, path: string, localAddress = "127.0.0.1") =>
+    (await stallDownloads({ port: gateway.port, servername: HUB, ca: gateway.caPem, path, addresses: [localAddress], count: 1 }))[0]!;
+
+  after(async () => {
+    for (const gateway of gateways) await gateway.stop();
+  });
+
+  /** Asserts the stalled `client` is let go at the send timeout (not before, nor at the idle timeout), backend included. */
+  async function cutAtSendTimeout(gateway: TestGateway, client: StalledClient, what: string): Promise<number> {
+    assert.equal(client.status, 200, client.head);
+    await waitFor(() => gateway.upstreamSocketsInUse() === 1, { timeoutMs: 2000, intervalMs: 10, what: `${what}: the download to reach the backend` });
+    await waitFor(() => idle(gateway), { timeoutMs: SEND_MS * 1.25 + 2000, intervalMs: 20, what: `${what}: the stalled download to be released` });
+    const releasedAfter = performance.now() - client.answeredAt;
+    assert.ok(releasedAfter >= SEND_MS * 0.8, `${what}: released ${releasedAfter.toFixed(0)} ms after the answer: before the send timeout`);
+    const { open, bytes } = await drain(client, 5000);
+    assert.equal(open, false, `${what}: the client's connection is still open`);
+    assert.ok(bytes < BLOB_BYTES, `${what}: the stalled client got the whole body once it read again`);
+    return releasedAfter;
+  }
+
+  it("closes a relayed blob download whose client reads nothing, and its backend connection", async () => {
+    const gateway = await start(registry.url);
+    const client = await stallOne(gateway, blobPath);
+    const releasedAfter = await cutAtSendTimeout(gateway, client, "relayed download");
+    // Destroyed, not parked in the keep-alive pool: no connection to the registry is left.
+    await waitFor(async () => (await established("dport", registry.port)).length === 0, { timeoutMs: 1000, intervalMs: 20, what: "no connection to the registry" });
+    console.log(`  relayed download released ${releasedAfter.toFixed(0)} ms after its answer (send timeout ${SEND_MS} ms)`);
+  });
+
+  it("closes a download on the general path (a chunked answer; and a tag list through http-proxy) whose client reads nothing", async () => {
+    // A backend that answers every GET with an endless chunked body, as fast as it is read.
+    const backendClosed: string[] = [];
+    const backend = http.createServer((req, res) => {
+      req.socket.once("close", () => backendClosed.push(req.url!));
+      res.writeHead(200, { "Content-Type": "application/octet-stream" });
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      const more = () => {
+        while (!res.destroyed && res.write(chunk));
+      };
+      res.on("drain", more);
+      more();
+    });
+    await new Promise<void>((resolve) => backend.listen(0, "127.0.0.1", resolve));
+    try {
+      const gateway = await start(`http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
+      for (const path of [`/v2/hub/chunked/blobs/sha256:${"b".repeat(64)}`, "/v2/hub/chunked/tags/list"]) {
+        const client = await stallOne(gateway, path);
+        assert.match(client.head, /\r\ntransfer-encoding: chunked/i);
+        const releasedAfter = await cutAtSendTimeout(gateway, client, path);
+        await waitFor(() => backendClosed.includes(path), { timeoutMs: 1000, intervalMs: 10, what: `${path}: the backend connection to be closed` });
+        console.log(`  ${path} released ${releasedAfter.toFixed(0)} ms after its answer`);
+      }
+    } finally {
+      backend.closeAllConnections();
+      await new Promise((resolve) => backend.close(resolve));
+    }
+  });
+
+  it("answers a download over limits.downloadsPerClient with 429 TOOMANYREQUESTS in registry JSON, per address, until one ends", async () => {
+    const gateway = await start(registry.url, { timeouts: { send: "1m" }, limits: { downloadsPerClient: 2 } });
+    const held = [await stallOne(gateway, blobPath, "127.0.0.2"), await stallOne(gateway, blobPath, "127.0.0.2")];
+    for (const client of held) assert.equal(client.status, 200, client.head);
+
+    const refused = await gatewayRequest(gateway.port, gateway.caPem, HUB, { path: blobPath, localAddress: "127.0.0.2" });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers["content-type"], "application/json; charset=utf-8");
+    assert.equal(refused.headers["docker-distribution-api-version"], "registry/2.0");
+    assert.equal(refused.headers["retry-after"], "1");
+    assert.equal(refused.json().errors[0].code, "TOOMANYREQUESTS");
+    // Manifests count too; HEAD (no body) and other routes do not.
+    assert.equal((await gatewayRequest(gateway.port, gateway.caPem, HUB, { path: "/v2/hub/big/manifests/latest", localAddress: "127.0.0.2" })).status, 429);
+    assert.equal((await gatewayRequest(gateway.port, gateway.caPem, HUB, { method: "HEAD", path: blobPath, localAddress: "127.0.0.2" })).status, 200);
+    assert.equal((await gatewayRequest(gateway.port, gateway.caPem, HUB, { path: "/v2/", localAddress: "127.0.0.2" })).status, 200);
+    // Another address has its own count.
+    const other = await gatewayRequest(gateway.port, gateway.caPem, HUB, { path: blobPath, localAddress: "127.0.0.3" });
+    assert.equal(other.status, 200);
+    assert.equal(other.body.length, BLOB_BYTES);
+
+    // One held download ends: the address may download again.
+    held[0]!.socket.destroy();
+    await waitFor(
+      async () => (await gatewayRequest(gateway.port, gateway.caPem, HUB, { method: "GET", path: blobPath, localAddress: "127.0.0.2" })).status === 200,
+      { timeoutMs: 2000, intervalMs: 50, what: "a download from 127.0.0.2 to be admitted once one of its two ended" },
+    );
+    held[1]!.socket.destroy();
+  });
+});
