@@ -39,8 +39,6 @@ async function pullSpeed(port: number, ca: string, path: string): Promise<number
   return BLOB_BYTES / ((performance.now() - started) / 1000);
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
-
 let registry: Registry;
 let blobPath: string;
 
@@ -92,7 +90,8 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
   it("bounds the gateway's memory and backend connections, closes every stalled download at timeouts.send, and leaves pulls their speed", async () => {
     // Quiet: warm (JIT, the relay's buffers, a pooled backend connection), then the reference speed.
     await pullSpeed(gateway.httpsPort, ca, blobPath);
-    const quiet = median([await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath)]);
+    // Best of three, here and during the flood: the machine's other load only ever slows a pull down.
+    const quiet = Math.max(await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath));
     const rssBefore = await rssMiB(gateway.process.pid);
     const rss = sampleRss(gateway.process.pid);
     let backendPeak = 0;
@@ -117,23 +116,36 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     // admitted as the send timeout closes earlier ones.
     assert.ok(stalled.length >= PER_CLIENT, `only ${stalled.length} downloads admitted`);
 
-    // A normal pull while the stalled downloads are held (well within timeouts.send of the last of them).
-    const loaded = median([await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath)]);
+    // When the gateway lets go of each stalled download, seen from its side: the first look at which its
+    // connection is no longer established.
+    const closedAt = new Map<string, number>();
+    const byAddress = new Map(stalled.map((c) => [`${c.localAddress}:${c.localPort}`, c]));
+    let watching = true;
+    const closeWatcher = (async () => {
+      while (watching && closedAt.size < stalled.length) {
+        const open = new Set((await established("sport", gateway.httpsPort)).map((line) => line.trim().split(/\s+/).at(-1)!));
+        const now = performance.now();
+        for (const key of byAddress.keys()) if (!open.has(key) && !closedAt.has(key)) closedAt.set(key, now);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+
+    // A normal pull while the stalled downloads are held.
+    const loaded = Math.max(await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath), await pullSpeed(gateway.httpsPort, ca, blobPath));
     const pulledBy = performance.now() - floodReady;
 
     // Every stalled download closed by the gateway within timeouts.send + 5 s of its answer.
     const lastAnswer = Math.max(...stalled.map((c) => c.answeredAt));
-    const deadline = lastAnswer + SEND_MS + 5000;
-    const stillOpen = async () => {
-      const flood = new Set(stalled.map((c) => `${c.localAddress}:${c.localPort}`));
-      return (await established("sport", gateway.httpsPort)).filter((line) => flood.has(line.trim().split(/\s+/).at(-1)!));
-    };
-    await waitFor(async () => (await stillOpen()).length === 0, {
-      timeoutMs: Math.max(0, deadline - performance.now()),
-      intervalMs: 200,
+    await waitFor(() => closedAt.size === stalled.length, {
+      timeoutMs: Math.max(0, lastAnswer + SEND_MS + 5000 - performance.now()),
+      intervalMs: 100,
       what: "every stalled download's connection to be closed by the gateway",
-    }).catch(async (err) => assert.fail(`${(err as Error).message}: ${(await stillOpen()).length} of ${stalled.length} still established`));
-    const closedBy = performance.now() - lastAnswer;
+    }).catch((err) => assert.fail(`${(err as Error).message}: ${stalled.length - closedAt.size} of ${stalled.length} still established`));
+    watching = false;
+    await closeWatcher;
+    const late = stalled.filter((c) => closedAt.get(`${c.localAddress}:${c.localPort}`)! - c.answeredAt > SEND_MS + 5000);
+    assert.equal(late.length, 0, `${late.length} stalled downloads were closed more than ${SEND_MS + 5000} ms after their answer`);
+    const slowest = Math.max(...stalled.map((c) => closedAt.get(`${c.localAddress}:${c.localPort}`)! - c.answeredAt));
     sampling = false;
     await backendSampler;
     const rssPeak = await rss.stop();
@@ -148,7 +160,7 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     console.log(
       `  flood: ${clients.length} connections in ${((floodReady - floodStarted) / 1000).toFixed(1)} s, ${stalled.length} stalled, ${refused.length} refused 429; ` +
         `gateway RSS ${rssBefore.toFixed(0)} → peak ${rssPeak.toFixed(0)} MiB (+${growth.toFixed(1)}); backend connections peak ${backendPeak}; ` +
-        `all closed ${(closedBy / 1000).toFixed(1)} s after the last answer; pull ${(quiet / 1e6).toFixed(0)} MB/s quiet, ${(loaded / 1e6).toFixed(0)} MB/s during (measured ${(pulledBy / 1000).toFixed(1)} s into the flood)`,
+        `each closed at most ${(slowest / 1000).toFixed(1)} s after its answer; pull ${(quiet / 1e6).toFixed(0)} MB/s quiet, ${(loaded / 1e6).toFixed(0)} MB/s during (measured ${(pulledBy / 1000).toFixed(1)} s into the flood)`,
     );
     assert.ok(growth <= 64, `gateway RSS grew ${growth.toFixed(1)} MiB (${rssBefore.toFixed(0)} → ${rssPeak.toFixed(0)}): more than 64`);
     // The cap's downloads, plus the normal pull's connection.

@@ -154,6 +154,11 @@ describe("defaults", () => {
     assert.deepEqual(config.timeouts, { header: 500, handshake: 10_000, idle: 7_200_000, send: 60_000, keepAlive: 1_500, drain: 60_000 });
   });
 
+  it("refuses a send timeout under a second and a download cap under one, naming the key", () => {
+    assertAt(onlyIssue(lines("timeouts:", "  send: 0s", ...MINIMAL_SITE)), { line: 2, key: "timeouts.send" }, /at least 1s/);
+    assertAt(onlyIssue(lines("limits:", "  downloadsPerClient: 0", ...MINIMAL_SITE)), { line: 2, key: "limits.downloadsPerClient" }, />=1/);
+  });
+
   it("returns a deeply frozen object", () => {
     const config = parseConfig(lines(...MINIMAL_SITE), "test.yaml", {});
     assert.ok(Object.isFrozen(config));
