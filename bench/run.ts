@@ -43,6 +43,7 @@ import { benchAuthenticatedGets } from "./auth.js";
 import { benchObserveOverhead } from "./observe.js";
 import { benchLoginFlood, describeLoginFlood } from "./login-flood.js";
 import { benchRateLimitOverhead } from "./ratelimit.js";
+import { benchSlowRead, describeSlowRead } from "./slow-read.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 /** Rounds for the blob rows (a few seconds each) and for the wrk row (WRK_SECONDS each). */
@@ -290,6 +291,9 @@ async function main(): Promise<void> {
   log("legitimate pulls quiet vs during a flood of wrong passwords");
   const loginFlood = await attempt("login flood", () => benchLoginFlood({ registryUrl: registry.url, seconds: QUICK ? 2 : 5, rounds: QUICK ? 1 : 2 }));
   if (loginFlood) log(describeLoginFlood(loginFlood));
+  log("a normal pull quiet vs during a slow-read flood (1000 downloads that read nothing)");
+  const slowRead = await attempt("slow-read flood", () => benchSlowRead({ registryUrl: registry.url, connections: QUICK ? 200 : 1000, pulls: QUICK ? 2 : 5 }));
+  if (slowRead) log(describeSlowRead(slowRead));
   const latencies: LatencyRow[] = [
     {
       name: "legitimate manifest pull (Basic, cached login) during a flood of wrong passwords (20 connections, a new user name each)",
@@ -298,6 +302,15 @@ async function main(): Promise<void> {
       targetRatio: 2,
       note: loginFlood
         ? `p50 ${loginFlood.quietP50.toFixed(1)} → ${loginFlood.floodP50.toFixed(1)} ms; ${loginFlood.pulls.quiet} / ${loginFlood.pulls.flood} pulls; flood answered ${loginFlood.floodPerSecond.toFixed(0)}/s ${JSON.stringify(loginFlood.floodStatuses)}`
+        : undefined,
+    },
+    {
+      name: `normal 16 MiB blob pull during a slow-read flood (${QUICK ? 200 : 1000} TLS connections from 4 addresses GET the blob and read nothing)`,
+      quiet: slowRead?.quietMs ?? null,
+      loaded: slowRead?.floodMs ?? null,
+      targetRatio: 2,
+      note: slowRead
+        ? `best ${slowRead.quietMBps.toFixed(0)} → ${slowRead.floodMBps.toFixed(0)} MB/s; gateway RSS +${(slowRead.rssPeak - slowRead.rssBefore).toFixed(0)} MiB (${slowRead.rssBefore.toFixed(0)} → ${slowRead.rssPeak.toFixed(0)}; target ≤ 64); flood answered ${JSON.stringify(slowRead.statuses)}; backend connections at most ${slowRead.backendPeak}`
         : undefined,
     },
   ];
@@ -401,6 +414,7 @@ async function main(): Promise<void> {
     `Gateway: \`node dist/main.js serve\` with the minimal config (one site, generated certificates; no \`workers\` key, so the default auto: ${gatewayWorkers === 1 ? "one process here" : `${gatewayWorkers} worker processes, one per core, behind a primary that hands them connections round-robin`}), metrics on, access log off (nginx and Caddy log nothing here either). No authentication or rate limiting is configured on any proxy for the first rows.`,
     `Authenticated GETs: the same wrk load with \`Authorization: Basic\` for a user in a bcrypt cost-10 htpasswd file: nginx \`auth_basic\` (bcrypt on every request), Caddy \`basicauth\` (with its hash cache), the gateway's \`auth: htpasswd\` (bounded 60 s verification cache). Fresh proxy processes, same registry, rounds rotating which proxy goes first; the gateway with the default \`workers\` as in the rows above.`,
     `Login flood: one gateway process (\`workers: 1\`; bcrypt cost-10 htpasswd site, \`logins\` defaults: hashWorkers auto = cores − 1, maxQueued 256, 10 failures per minute per user and address). Two sequential loops pull the manifest with a login the gateway has cached; p95 over alternating quiet and flood phases of ${QUICK ? 2 : 5} s (${QUICK ? 1 : 2} of each). The flood: 20 keep-alive connections of their own, each sending a wrong password for a new user name back to back (never throttled; each wants a bcrypt check on the hashing threads, or gets 503 when the queue is full). \`node --import tsx bench/login-flood.ts [seconds] [rounds]\` runs this row alone.`,
+    `Slow-read flood: one gateway process (\`workers: 1\`, defaults otherwise: \`timeouts.send\` 60 s, \`limits.downloadsPerClient\` 32) and a 16 MiB blob. ${QUICK ? 200 : 1000} TLS connections (250 handshakes at a time) from 127.0.0.2–5 each GET the blob and stop reading once they have the response head; the row times ${QUICK ? 2 : 5} normal pulls of the blob from 127.0.0.1 (keep-alive, read whole) before and during the flood (slowest of each, as the p95 of a handful). RSS is the gateway process's VmRSS before the flood and the peak of a 100 ms sampler during it; backend connections are established gateway → registry connections (\`ss\`, every 200 ms). \`node --import tsx bench/slow-read.ts [connections]\` runs this row alone.`,
     `Feature overheads: two gateway processes (each pinned to \`workers: 1\`: the rows compare the gateway with itself, and CPU per request is read from one pid) against the same registry, one with the feature and one without, measured alternately with the same wrk load; CPU µs/request is the gateway process's user+system time (from /proc) divided by requests served, steadier than req/s when wrk and the registry share the cores. The rate limiter row uses a real redis-server and a limit high enough never to refuse.`,
   ];
 
