@@ -101,6 +101,8 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     const quiet = Math.max(await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath));
     const rssBefore = await rssMiB(gateway.process.pid);
     const rss = sampleRss(gateway.process.pid);
+    // Idle keep-alive connections already there (the gateway's pool, the seeding client's).
+    const backendBefore = (await established("dport", registry.port)).length;
     // Every 200 ms: the gateway's connections to the registry, and which flood connections it still holds
     // (by the client's address:port, as the gateway's side lists its peer).
     let backendNow = 0;
@@ -121,12 +123,15 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     const floodStarted = performance.now();
     let floodOver = false;
     const flood = stallDownloads({ port: gateway.httpsPort, servername: HUB, ca, path: blobPath, addresses: FLOOD_ADDRESSES, count: 1000 }).finally(() => (floodOver = true));
-    // A normal pull while the gateway holds the flood's downloads (half the cap's worth at least).
+    // A normal pull while the flood is still coming (handshakes, and each new download filling the kernel's
+    // buffers: megabytes of TLS each, on the same cores): reported, not judged.
     await waitFor(() => floodOver || backendNow >= (PER_CLIENT * FLOOD_ADDRESSES.length) / 2, { timeoutMs: 60_000, intervalMs: 50, what: "the flood to reach the backend" });
-    const pullsFrom = performance.now() - floodStarted;
-    const loaded = Math.max(await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath));
+    const opening = await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath);
     const clients = await flood;
     const floodSeconds = (performance.now() - floodStarted) / 1000;
+    // A normal pull while the gateway holds the stalled downloads: judged.
+    const heldDuringPull = backendNow;
+    const loaded = Math.max(await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath));
     const stalled = clients.filter((c) => c.status === 200);
     const refused = clients.filter((c) => c.status === 429);
     for (const c of refused) c.socket.destroy();
@@ -157,9 +162,9 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     const growth = rssPeak - rssBefore;
     console.log(
       `  flood: ${clients.length} connections answered in ${floodSeconds.toFixed(1)} s: ${JSON.stringify(countBy(clients))}; ` +
-        `gateway RSS ${rssBefore.toFixed(0)} → peak ${rssPeak.toFixed(0)} MiB (+${growth.toFixed(1)}); backend connections at most ${backendPeak}; ` +
+        `gateway RSS ${rssBefore.toFixed(0)} → peak ${rssPeak.toFixed(0)} MiB (+${growth.toFixed(1)}); backend connections at most ${backendPeak} (${backendBefore} before); ` +
         `stalled downloads held at most ${(Math.max(...heldFor) / 1000).toFixed(1)} s after their answer; ` +
-        `pull ${(quiet / 1e6).toFixed(0)} MB/s quiet, ${(loaded / 1e6).toFixed(0)} MB/s during (from ${(pullsFrom / 1000).toFixed(1)} s into the flood)`,
+        `pull ${(quiet / 1e6).toFixed(0)} MB/s quiet, ${(opening / 1e6).toFixed(0)} MB/s while the flood opened, ${(loaded / 1e6).toFixed(0)} MB/s with ${heldDuringPull} backend connections held`,
     );
     // Every connection answered (a download, or the cap's refusal with Retry-After), bar a few handshakes a
     // loaded machine may not finish within timeouts.handshake.
@@ -172,8 +177,10 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     const completed = drained.filter((d) => d.bytes >= BLOB_BYTES).length;
     assert.equal(completed, 0, `${completed} stalled downloads were delivered whole`);
     assert.ok(growth <= 64, `gateway RSS grew ${growth.toFixed(1)} MiB (${rssBefore.toFixed(0)} → ${rssPeak.toFixed(0)}): more than 64`);
-    // At most the cap's downloads at once (more over the whole flood: the send timeout frees slots), plus the normal pull's.
-    assert.ok(backendPeak <= PER_CLIENT * FLOOD_ADDRESSES.length + 2, `${backendPeak} backend connections at once`);
+    // At most the cap's downloads at once (more over the whole flood: the send timeout frees slots), beyond
+    // the connections there before and the normal pull's.
+    assert.ok(backendPeak <= backendBefore + PER_CLIENT * FLOOD_ADDRESSES.length + 1, `${backendPeak} backend connections at once (${backendBefore} before the flood)`);
+    assert.ok(heldDuringPull >= PER_CLIENT, `only ${heldDuringPull} downloads were held while the normal pull ran`);
     assert.ok(loaded >= quiet * 0.5, `a pull during the flood ran at ${(loaded / 1e6).toFixed(0)} MB/s, under half its quiet ${(quiet / 1e6).toFixed(0)} MB/s`);
     // The gateway still serves.
     assert.equal((await gatewayRequest(gateway.httpsPort, ca, HUB, { path: "/v2/" })).status, 200);
