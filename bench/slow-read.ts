@@ -1,7 +1,7 @@
 // Slow-read flood: what clients that ask for a blob and then read nothing cost the gateway and everyone else.
 // One gateway process (workers: 1, defaults otherwise: timeouts.send 60 s, limits.downloadsPerClient 32); a
 // 16 MiB blob; 1000 TLS connections from 127.0.0.2–5 each GET it and stop reading after the response head.
-// The row is a normal pull's time (the blob, from 127.0.0.1) during the flood over its time when quiet
+// The row is a normal pull's time (the blob, by curl from 127.0.0.1) during the flood over its time when quiet
 // (target ≤ 2×: at least half the speed); the note has the gateway's RSS growth (target ≤ 64 MiB), how many
 // downloads were admitted or refused, and the most backend connections seen at once.
 //
@@ -15,8 +15,10 @@ import { run } from "../test/helpers/process.js";
 import { startRegistry } from "../test/helpers/registry.js";
 import { pushBlob } from "../test/helpers/seed.js";
 import { rssMiB, sampleRss, stallDownloads } from "../test/helpers/slow-readers.js";
-import { type Endpoint, MiB, SITE_HOST, expectStatus, send } from "./client.js";
+import { type Endpoint, MiB, SITE_HOST } from "./client.js";
+import { MB, pullMBps } from "./measure.js";
 import { startFeatureGateway } from "./proxies.js";
+import { PULL_REPO } from "./seed.js";
 
 export interface SlowReadBenchOptions {
   /** The registry behind the gateway, e.g. http://127.0.0.1:5000. A 16 MiB blob is pushed to it. */
@@ -29,7 +31,7 @@ export interface SlowReadBenchOptions {
 }
 
 export interface SlowReadBenchResult {
-  /** Slowest normal pull (≈ p95 of a handful), ms. */
+  /** Slowest normal pull (≈ p95 of a handful), ms (from curl's average speed over the transfer). */
   quietMs: number;
   floodMs: number;
   /** Best normal pull speed, MB/s. */
@@ -56,14 +58,15 @@ export async function benchSlowRead(options: SlowReadBenchOptions): Promise<Slow
   const registry = new URL(options.registryUrl);
   const stops: Array<() => Promise<unknown>> = [];
   try {
-    const path = `/v2/bench/slow-read/blobs/${await pushBlob(registry.origin, "bench/slow-read", randomBytes(BLOB_BYTES))}`;
+    const digest = await pushBlob(registry.origin, PULL_REPO, randomBytes(BLOB_BYTES));
+    const path = `/v2/${PULL_REPO}/blobs/${digest}`;
     const { gateway, endpoint } = await startFeatureGateway(workDir, "slow-read", registry.origin, { topLevel: ["log: { level: info, access: false }"] });
     stops.push(() => gateway.process.stop());
     const pid = gateway.process.pid;
 
     // Warm-up, not counted: JIT, the relay's buffers, a pooled backend connection.
-    await timedPull(endpoint, path);
-    const quiet = await timedPulls(endpoint, path, pulls);
+    await pullMBps(endpoint, digest, BLOB_BYTES);
+    const quiet = await pullSpeeds(endpoint, digest, pulls);
     const rssBefore = await rssMiB(pid);
     const rss = sampleRss(pid);
     let backendPeak = 0;
@@ -81,17 +84,17 @@ export async function benchSlowRead(options: SlowReadBenchOptions): Promise<Slow
       for (const client of clients) client.socket.destroy();
     });
     const floodSeconds = (performance.now() - started) / 1000;
-    const flood = await timedPulls(endpoint, path, pulls);
+    const flood = await pullSpeeds(endpoint, digest, pulls);
     sampling = false;
     await backendSampler;
     const rssPeak = await rss.stop();
     const statuses: Record<string, number> = {};
     for (const client of clients) statuses[client.status] = (statuses[client.status] ?? 0) + 1;
     return {
-      quietMs: Math.max(...quiet),
-      floodMs: Math.max(...flood),
-      quietMBps: BLOB_BYTES / 1e6 / (Math.min(...quiet) / 1000),
-      floodMBps: BLOB_BYTES / 1e6 / (Math.min(...flood) / 1000),
+      quietMs: (BLOB_BYTES / MB / Math.min(...quiet)) * 1000,
+      floodMs: (BLOB_BYTES / MB / Math.min(...flood)) * 1000,
+      quietMBps: Math.max(...quiet),
+      floodMBps: Math.max(...flood),
       rssBefore,
       rssPeak,
       statuses,
@@ -104,16 +107,11 @@ export async function benchSlowRead(options: SlowReadBenchOptions): Promise<Slow
   }
 }
 
-async function timedPull(endpoint: Endpoint, path: string): Promise<number> {
-  const started = performance.now();
-  expectStatus(await send(endpoint, "GET", path, { timeoutMs: 60_000 }), 200, "normal pull");
-  return performance.now() - started;
-}
-
-async function timedPulls(endpoint: Endpoint, path: string, count: number): Promise<number[]> {
-  const times: number[] = [];
-  for (let i = 0; i < count; i++) times.push(await timedPull(endpoint, path));
-  return times;
+/** `count` curl pulls one after the other (curl: a process of its own, never slowed by the flood's sockets in this one), MB/s each. */
+async function pullSpeeds(endpoint: Endpoint, digest: string, count: number): Promise<number[]> {
+  const speeds: number[] = [];
+  for (let i = 0; i < count; i++) speeds.push(await pullMBps(endpoint, digest, BLOB_BYTES));
+  return speeds;
 }
 
 export function describeSlowRead(result: SlowReadBenchResult): string {
