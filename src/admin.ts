@@ -2,10 +2,12 @@
 // says the HTTPS listener is up and every pool has a backend registry that answers at all, probed now (any
 // HTTP status counts: a backend with its own auth answers 401 to an anonymous /v2/, and that is up); each
 // backend's entry also carries its pool's view (health checks, requests outstanding). /metrics is the
-// Prometheus text exposition, when metrics are enabled. POST requests are admin actions (admin-actions.ts).
+// Prometheus text exposition, when metrics are enabled: these answer anyone who reaches the listener. POST
+// requests are admin actions (admin-actions.ts) and need the admin token (admin-token.ts).
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
+import type { AdminCredential } from "./admin-token.js";
 import { isLoopback } from "./config/helpers.js";
 import { sendError, sendJson } from "./registry/errors.js";
 import { parseHostHeader } from "./sites.js";
@@ -36,6 +38,8 @@ export function createAdminServer(
   exporter: MetricsExporter | null = null,
   actions: AdminActions | null = null,
   allowedHosts: () => readonly string[] = () => [],
+  /** What actions demand; null refuses every action. */
+  credential: AdminCredential | null = null,
 ): http.Server {
   return http.createServer((req, res) => {
     // DNS rebinding: a web page whose name resolves to 127.0.0.1 could read /metrics or POST /reload from
@@ -44,7 +48,7 @@ export function createAdminServer(
       sendError(res, "misdirected", "the admin listener answers only Host localhost, a loopback address, or admin.hosts", { Connection: "close" });
       return;
     }
-    const handled = req.method === "POST" ? handleAdminAction(req, res, actions) : handleAdmin(req, res, readiness, exporter);
+    const handled = req.method === "POST" ? handleAdminAction(req, res, actions, credential) : handleAdmin(req, res, readiness, exporter);
     void handled.catch(() => sendError(res, "internal", "admin request failed"));
   });
 }

@@ -7,8 +7,10 @@ import { once } from "node:events";
 import type http from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { MemoryAffinity } from "./backends/affinity.js";
 import type { ReloadOutcome } from "./admin-actions.js";
 import { createAdminServer } from "./admin.js";
+import { loadAdminToken, type AdminCredential } from "./admin-token.js";
 import { ManagedRegistries, type ManagedBackends, type ManagedOptions } from "./backends/managed.js";
 import { isReplicated } from "./backends/upstream.js";
 import { keysNeedingRestart } from "./config/restart-keys.js";
@@ -56,6 +58,8 @@ export interface RunningGateway {
   acme(): AcmeCertificates | null;
   inFlight(): number;
   upstreamSocketsInUse(): number;
+  /** Upload sessions this process's memory holds (null: they are kept by the cluster's primary). */
+  uploadSessions(): number | null;
   /**
    * Builds the new configuration completely (by default re-read from configSource), then swaps it in for
    * new requests; on any error the running one stays and the outcome carries the error lines.
@@ -76,6 +80,8 @@ export interface RunningGateway {
 
 /** Starts a gateway process: the first generation, then the listeners; a broken configuration starts nothing. */
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
+  // A cluster worker has no admin listener: the primary's demands the token.
+  const adminCredential = options.worker ? null : await loadAdminToken(config, logger);
   // Managed backends first: the generation forwards to their URLs, known once they run.
   const managed: ManagedBackends = options.worker?.managed ?? new ManagedRegistries(logger, options.managed);
   await managed.start(config);
@@ -88,7 +94,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   }
   // acme.js (acme-client with it) is loaded by the first configuration with an ACME site.
   if (!options.worker) await loadAcme(config);
-  const runtime = new GatewayRuntime(config, first, logger, options, managed);
+  const runtime = new GatewayRuntime(config, first, logger, options, managed, adminCredential);
   try {
     await runtime.listen();
   } catch (err) {
@@ -138,6 +144,7 @@ class GatewayRuntime implements RunningGateway {
     private readonly logger: Logger,
     private readonly options: GatewayOptions,
     private readonly managed: ManagedBackends,
+    adminCredential: AdminCredential | null,
   ) {
     this.#isWorker = options.worker !== undefined;
     this.#current = first;
@@ -156,6 +163,7 @@ class GatewayRuntime implements RunningGateway {
       startConfig.metrics.enabled ? metrics : null,
       { reload: () => this.reload(), rotateCertificates: (site) => this.rotateCertificates(site) },
       () => this.#current.config.admin.hosts,
+      adminCredential,
     );
   }
 
@@ -180,6 +188,11 @@ class GatewayRuntime implements RunningGateway {
 
   upstreamSocketsInUse(): number {
     return this.#current.forwarder.upstreamSocketsInUse();
+  }
+
+  uploadSessions(): number | null {
+    const affinity = this.#current.affinity;
+    return affinity instanceof MemoryAffinity ? affinity.size : null;
   }
 
   async listen(): Promise<void> {

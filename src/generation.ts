@@ -6,9 +6,10 @@ import type { ServerResponse } from "node:http";
 import { buildSecurity, type Security } from "./auth/build.js";
 import { createUploadAffinity, type UploadAffinity } from "./backends/affinity.js";
 import { SiteLists } from "./backends/lists.js";
+import { ManagedCredentials } from "./backends/managed-auth.js";
 import { memoryAffinity } from "./cluster/shared.js";
 import { buildSiteUpstreams, isReplicated } from "./backends/upstream.js";
-import type { GatewayConfig } from "./config/schema.js";
+import { siteBackends, type GatewayConfig } from "./config/schema.js";
 import { createAccessLogger } from "./observe/access-log.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
@@ -124,14 +125,17 @@ export async function buildGeneration(
     // Only replicas need to know where an upload lives; without them no Redis connection is opened for it.
     const affinityStore = sites.sites.some((site) => site.upstreams.pools().some(isReplicated)) && config.redis ? config.redis : null;
     const keepAffinity = previous && JSON.stringify(previous.affinityStore) === JSON.stringify(affinityStore);
-    const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger) : memoryAffinity();
+    const uploadLimits = { perUser: config.limits.uploadsPerUser, idleMs: config.timeouts.uploadIdle };
+    const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger, uploadLimits) : memoryAffinity(uploadLimits);
+    if (keepAffinity) affinity.configure(uploadLimits);
     const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<Generation>();
     const clientAddress = clientAddressResolver(config.trustedProxies);
-    const lists = new SiteLists(agentFor, logger);
+    const managed = security.managedAuth ? new ManagedCredentials(security.managedAuth, managedOrigins(config, backendFor)) : null;
+    const lists = new SiteLists(agentFor, logger, managed);
     const search = new CatalogSearch((site) => lists.repositories(site));
     // The counts carry over from the previous generation: downloads in flight still hold what they hold.
     const downloads = new DownloadLimits(config.limits, previous?.pipeline.downloads);
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, downloads };
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads };
     for (const site of sites.sites) site.upstreams.start();
     return new Generation(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
   } catch (err) {
@@ -157,6 +161,11 @@ export async function retireGeneration(old: Generation, graceMs: number): Promis
   await old.closeStages();
   await old.idle();
   await old.release();
+}
+
+/** Where the managed registries `config` names listen. */
+function managedOrigins(config: GatewayConfig, backendFor: BackendResolver): Set<string> {
+  return new Set(config.sites.flatMap((site) => siteBackends(site).flatMap((backend) => (backend instanceof URL ? [] : [backendFor(backend).origin]))));
 }
 
 function sameForwarding(a: GatewayConfig, b: GatewayConfig): boolean {

@@ -19,6 +19,7 @@ import type { TLSSocket } from "node:tls";
 import type { UploadAffinity } from "./backends/affinity.js";
 import { dispatch } from "./backends/dispatch.js";
 import type { SiteLists } from "./backends/lists.js";
+import type { ManagedCredentials } from "./backends/managed-auth.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
 import { REQUEST_ID_HEADER, requestIdFrom } from "./observe/request-id.js";
@@ -57,6 +58,8 @@ export interface PipelineState {
   strictSni: boolean;
   /** docker search, from the backends' catalogs. */
   search: CatalogSearch;
+  /** Tokens for the registries the gateway runs; null when no site forwards to one. */
+  managed: ManagedCredentials | null;
   /** Concurrent blob and manifest GETs per client address and user (limits.downloadsPerClient / PerUser). */
   downloads: DownloadLimits;
 }
@@ -260,10 +263,11 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         backendAuthorization: site.backendAuth
           ? await site.backendAuth.authorizationFor(route.backendAccesses ?? route.accesses, ctx.principal)
           : undefined,
+        managedAuthorization: await state.managed?.authorizationFor(upstream, route.backendAccesses ?? route.accesses, ctx.principal),
       };
       const dispatched = await dispatch(
         upstream,
-        { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name },
+        { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name, user: ctx.principal?.name },
         { forwarder: state.forwarder, affinity: state.affinity },
       );
       if (dispatched.ok) ctx.outcome = dispatched.outcome;

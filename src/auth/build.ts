@@ -6,6 +6,8 @@
 // throttle: its counters live in Redis when `redis` is configured (every gateway sees the same failures;
 // its own connection, keys under `<keyPrefix>login:`), in process memory otherwise.
 import { readFile } from "node:fs/promises";
+import { MANAGED_SERVICE } from "../backends/managed-auth.js";
+import { siteBackends } from "../config/helpers.js";
 import type { AccessRuleConfig, GatewayConfig, SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { memoryLimits } from "../cluster/shared.js";
@@ -34,18 +36,22 @@ export interface SiteSecurity {
 export interface Security {
   /** In the order of config.sites. */
   bySite: readonly SiteSecurity[];
-  /** Loaded only when a site issues or sends tokens. */
+  /** Loaded only when a site issues or sends tokens, or forwards to a managed registry. */
   signingKey: SigningKey | null;
+  /** Tokens for the managed registries (backends/managed-auth.ts); null when no site has one. */
+  managedAuth: BackendAuth | null;
   /** Stops watching htpasswd files, stops the hashing threads and closes the login throttle's Redis connection. */
   close(): Promise<void>;
 }
 
 export async function buildSecurity(config: GatewayConfig, logger: Logger, events: LoginEvents | null = null): Promise<Security> {
-  const needsKey = config.sites.some((site) => site.auth.type === "token" || site.backendAuth.type === "token");
+  const managed = config.sites.some((site) => siteBackends(site).some((backend) => !(backend instanceof URL)));
+  const needsKey = managed || config.sites.some((site) => site.auth.type === "token" || site.backendAuth.type === "token");
   // Loaded only when a site issues or sends tokens: jose and the key handling are not needed otherwise.
   const tokens = needsKey ? await import("./tokens.js") : null;
   const signingKey = needsKey ? await (await import("./signing-key.js")).loadSigningKey(config) : null;
-  const issuer = signingKey ? new tokens!.TokenIssuer(signingKey, config.tokens.issuer) : null;
+  // Each site issues tokens naming it (tokens.ts): one issuer per site.
+  const issuerFor = (site: string) => (signingKey ? new tokens!.TokenIssuer(signingKey, config.tokens.issuer, site) : null);
   if (signingKey) {
     logger.info(
       { certFile: signingKey.certPath, kid: signingKey.keyId, algorithm: signingKey.algorithm, created: signingKey.created },
@@ -76,6 +82,7 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
     if (passwords) throttle = await buildLoginThrottle(config, logger, events);
     for (const site of config.sites) {
       const name = siteName(site);
+      const issuer = issuerFor(name);
       const auth = await buildSiteAuth(site, name, config, usersOf, throttle, issuer, tokens?.TokenVerifier ?? null, logger);
       const backendAuth = site.backendAuth.type === "token" ? new BackendTokenMinter(issuer!, site.backendAuth.service) : null;
       bySite.push({ auth, backendAuth, passClientAuthorization: site.backendAuth.type === "passthrough" });
@@ -84,7 +91,9 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
     await close();
     throw err;
   }
-  return { bySite, signingKey, close };
+  // Its tokens name no site (no site can be named so): they are for the managed registries only.
+  const managedAuth = managed ? new BackendTokenMinter(issuerFor(MANAGED_SERVICE)!, MANAGED_SERVICE) : null;
+  return { bySite, signingKey, managedAuth, close };
 }
 
 /**
@@ -126,7 +135,7 @@ async function buildSiteAuth(
   if (auth.type === "htpasswd") return new HtpasswdSiteAuth(logins, policy, auth.realm ?? name);
 
   const service = auth.service ?? name;
-  const verifier = new Verifier!(issuer!.key, config.tokens.issuer, service);
+  const verifier = new Verifier!(issuer!.key, config.tokens.issuer, service, name);
   const endpoint = new DockerTokenEndpoint({
     service,
     logins,

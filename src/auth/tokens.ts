@@ -11,6 +11,12 @@
 //
 // Verification takes only tokens whose header names our key (`kid`): a token without one, or for another
 // key, is refused before its signature is even looked at.
+//
+// Every token names the site that issued it (private claim `site`), and a site takes only its own. All sites
+// sign with one key and `iss` must stay what token-auth backends are configured with, so `aud` (the service)
+// would be the only thing keeping one site's tokens off another: the claim still holds where two services
+// meet by accident (another gateway sharing the key, a service moved to another site by a reload).
+// Distribution ignores claims it does not know, so backend tokens carry it too.
 import { createHash, randomBytes } from "node:crypto";
 import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from "jose";
 import type { Access } from "../registry/routes.js";
@@ -20,6 +26,8 @@ import type { SigningKey } from "./signing-key.js";
 export const CLOCK_LEEWAY_SECONDS = 60;
 const ACCESS_TYPE = "JWT";
 const REFRESH_TYPE = "refresh+jwt";
+/** The private claim naming the site a token was issued by. */
+export const SITE_CLAIM = "site";
 
 export interface IssuedToken {
   token: string;
@@ -31,10 +39,12 @@ export interface IssuedToken {
   expiresAt: number;
 }
 
+/** Issues the tokens of one site: each names it in its `site` claim. */
 export class TokenIssuer {
   constructor(
     readonly key: SigningKey,
     readonly issuer: string,
+    readonly site: string,
   ) {}
 
   /**
@@ -53,7 +63,7 @@ export class TokenIssuer {
   private async sign(claims: JWTPayload, typ: string, subject: string, audience: string, lifetimeMs: number): Promise<IssuedToken> {
     const now = Math.floor(Date.now() / 1000);
     const lifetime = Math.max(1, Math.floor(lifetimeMs / 1000));
-    const token = await new SignJWT(claims)
+    const token = await new SignJWT({ ...claims, [SITE_CLAIM]: this.site })
       .setProtectedHeader({ alg: this.key.algorithm, typ, kid: this.key.keyId })
       .setIssuer(this.issuer)
       .setSubject(subject)
@@ -103,9 +113,9 @@ export type Verification = { ok: true; token: VerifiedToken } | { ok: false; pro
 const CACHE_SIZE = 2048;
 
 /**
- * Verifies access tokens for one audience: signature with our key only, our algorithm only (so `alg: none`
- * and HS256-with-the-public-key tricks fail), `typ`, `iss`, `aud`, `exp`/`nbf` with leeway, and the shape
- * of `access`. A client sends the same token on every request of a push or pull, so verified tokens are
+ * Verifies the access tokens of one site: signature with our key only, our algorithm only (so `alg: none`
+ * and HS256-with-the-public-key tricks fail), `typ`, `iss`, `aud`, `site`, `exp`/`nbf` with leeway, and the
+ * shape of `access`. A client sends the same token on every request of a push or pull, so verified tokens are
  * remembered (bounded, until they expire) and the signature is checked once per token, not per request.
  */
 export class TokenVerifier {
@@ -117,6 +127,7 @@ export class TokenVerifier {
     private readonly key: SigningKey,
     private readonly issuer: string,
     private readonly audience: string,
+    private readonly site: string,
   ) {
     this.ourKey = (header) => {
       if (header.kid !== key.keyId) throw new errors.JWKSNoMatchingKey(header.kid === undefined ? "the token names no key (kid)" : "the token names another key (kid)");
@@ -145,6 +156,8 @@ export class TokenVerifier {
     } catch (err) {
       return { ok: false, problem: err instanceof errors.JWTExpired ? "expired_token" : "invalid_token" };
     }
+    // Tokens issued before the claim existed are refused too: they expire within tokens.lifetime anyway.
+    if (payload[SITE_CLAIM] !== this.site) return { ok: false, problem: "invalid_token" };
     const claims = accessClaims(payload.access);
     if (!claims || typeof payload.aud !== "string") return { ok: false, problem: "invalid_token" };
     if (payload.fp !== undefined && typeof payload.fp !== "string") return { ok: false, problem: "invalid_token" };
@@ -169,7 +182,7 @@ export class TokenVerifier {
         clockTolerance: CLOCK_LEEWAY_SECONDS,
         requiredClaims: ["exp", "sub"],
       });
-      return typeof payload.sub === "string" && payload.sub !== "" && typeof payload.fp === "string"
+      return typeof payload.sub === "string" && payload.sub !== "" && typeof payload.fp === "string" && payload[SITE_CLAIM] === this.site
         ? { subject: payload.sub, fingerprint: payload.fp }
         : null;
     } catch {

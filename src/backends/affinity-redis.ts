@@ -1,14 +1,65 @@
 // Upload affinity in Redis (see affinity.ts): written through, the gateway's own memory first. In a module
 // of its own so that a gateway without Redis never loads ioredis.
+//
+// Keys, both expiring after the idle time and refreshed by every use, so Redis holds at most `perUser`
+// sessions per owner and nothing of an owner that went away:
+//   upload:{OWNER}:POOL:REPOSITORY:UUID   the member holding the session
+//   uploads:{OWNER}                       sorted set of the owner's session keys, scored by last use
+// The owner is the hash tag: an owner's keys share a Redis Cluster slot, so each script touches one slot.
+// Scripts read Redis's own clock (TIME), so gateways with skewed clocks agree on what is idle.
 import type { Cluster, Redis } from "ioredis";
 import type { RedisConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { createClient } from "../ratelimit/redis.js";
-import { AffinityUnavailableError, MemoryAffinity, type AffinityOptions, type UploadAffinity } from "./affinity.js";
+import { AffinityUnavailableError, MemoryAffinity, type AffinityOptions, type UploadAffinity, type UploadKey, type UploadLimits } from "./affinity.js";
+
+const NOW_MS = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/** KEYS: session, owner's set. ARGV: member, idle ms, per-user cap. Returns how many of the owner's sessions it forgot. */
+const REMEMBER_LUA = `${NOW_MS}
+local idle = tonumber(ARGV[2])
+local cap = tonumber(ARGV[3])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - idle)
+for _, key in ipairs(stale) do redis.call('DEL', key) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - idle)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', idle)
+redis.call('ZADD', KEYS[2], now, KEYS[1])
+local over = redis.call('ZCARD', KEYS[2]) - cap
+if over > 0 then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+  for _, key in ipairs(oldest) do redis.call('DEL', key) end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+else
+  over = 0
+end
+redis.call('PEXPIRE', KEYS[2], idle)
+return over`;
+
+/** KEYS: session, owner's set. ARGV: idle ms. The member (the session now counts as used), or nil. */
+const LOOKUP_LUA = `${NOW_MS}
+local idle = tonumber(ARGV[1])
+local member = redis.call('GET', KEYS[1])
+if not member then return nil end
+redis.call('PEXPIRE', KEYS[1], idle)
+redis.call('ZADD', KEYS[2], now, KEYS[1])
+redis.call('PEXPIRE', KEYS[2], idle)
+return member`;
+
+/** KEYS: session, owner's set. */
+const FORGET_LUA = `redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+return 0`;
+
+interface AffinityClient {
+  rgwUploadRemember(session: string, owner: string, member: string, idleMs: number, cap: number): Promise<number>;
+  rgwUploadLookup(session: string, owner: string, idleMs: number): Promise<string | null>;
+  rgwUploadForget(session: string, owner: string): Promise<number>;
+}
 
 export class RedisAffinity implements UploadAffinity {
   private readonly memory: MemoryAffinity;
   private readonly client: Redis | Cluster;
+  private readonly scripts: AffinityClient;
   private up: boolean | undefined;
   private closed = false;
 
@@ -19,6 +70,12 @@ export class RedisAffinity implements UploadAffinity {
   ) {
     this.memory = new MemoryAffinity(options);
     this.client = createClient(config);
+    // Session keys written by a script are named in the owner's set with the client's keyPrefix already on:
+    // the scripts use them as they are.
+    this.client.defineCommand("rgwUploadRemember", { numberOfKeys: 2, lua: REMEMBER_LUA });
+    this.client.defineCommand("rgwUploadLookup", { numberOfKeys: 2, lua: LOOKUP_LUA });
+    this.client.defineCommand("rgwUploadForget", { numberOfKeys: 2, lua: FORGET_LUA });
+    this.scripts = this.client as unknown as AffinityClient;
     this.client.on("ready", () => this.setUp(true));
     // ioredis reports every failed reconnect attempt; only the transition is worth a log line.
     this.client.on("error", (err: Error) => this.setUp(false, err));
@@ -30,10 +87,14 @@ export class RedisAffinity implements UploadAffinity {
     return this.up === true;
   }
 
-  async remember(pool: string, uuid: string, member: string): Promise<void> {
-    this.memory.set(pool, uuid, member);
+  private get limits(): UploadLimits {
+    return this.memory.limits;
+  }
+
+  async remember(key: UploadKey, member: string): Promise<void> {
+    this.memory.set(key, member);
     try {
-      await this.client.set(redisKey(pool, uuid), member, "PX", this.memory.ttlMs);
+      await this.scripts.rgwUploadRemember(sessionKey(key), ownerKey(key), member, this.limits.idleMs, this.limits.perUser);
       this.setUp(true);
     } catch (err) {
       // Not fatal: this gateway still routes the upload from memory; only other gateways cannot.
@@ -41,31 +102,37 @@ export class RedisAffinity implements UploadAffinity {
     }
   }
 
-  async lookup(pool: string, uuid: string): Promise<string | null> {
-    const known = this.memory.get(pool, uuid);
-    if (known !== null) return known;
+  async lookup(key: UploadKey): Promise<string | null> {
     let member: string | null;
     try {
-      member = await this.client.get(redisKey(pool, uuid));
+      // Asked every time, known here or not: each use refreshes the session's idle time for every gateway.
+      member = await this.scripts.rgwUploadLookup(sessionKey(key), ownerKey(key), this.limits.idleMs);
       this.setUp(true);
     } catch (err) {
       this.setUp(false, err as Error);
-      throw new AffinityUnavailableError(`Redis is unavailable and upload ${uuid} was not started through this gateway`);
+      const known = this.memory.get(key);
+      if (known !== null) return known;
+      throw new AffinityUnavailableError(`Redis is unavailable and upload ${key.uuid} was not started through this gateway`);
     }
     // Kept locally too, so this gateway can still place the upload's next requests if Redis goes away.
-    if (member !== null) this.memory.set(pool, uuid, member);
-    return member;
+    if (member !== null) this.memory.set(key, member);
+    // Redis may have lost what this gateway knows (a restart without persistence): memory still places it.
+    return member ?? this.memory.get(key);
   }
 
-  async forget(pool: string, uuid: string): Promise<void> {
-    this.memory.delete(pool, uuid);
+  async forget(key: UploadKey): Promise<void> {
+    this.memory.delete(key);
     try {
-      await this.client.del(redisKey(pool, uuid));
+      await this.scripts.rgwUploadForget(sessionKey(key), ownerKey(key));
       this.setUp(true);
     } catch (err) {
-      // The key expires with its TTL; a finished upload's UUID is never used again.
+      // The key expires with its idle time; a finished upload's UUID is never used again.
       this.setUp(false, err as Error);
     }
+  }
+
+  configure(limits: UploadLimits): void {
+    this.memory.configure(limits);
   }
 
   async close(): Promise<void> {
@@ -90,6 +157,11 @@ export class RedisAffinity implements UploadAffinity {
   }
 }
 
-function redisKey(pool: string, uuid: string): string {
-  return `upload:${pool}:${uuid}`;
+/** The owner between braces: Redis Cluster hashes only that, so an owner's keys live in one slot. */
+function ownerKey(key: UploadKey): string {
+  return `uploads:{${key.owner}}`;
+}
+
+function sessionKey(key: UploadKey): string {
+  return `upload:{${key.owner}}:${key.pool}:${key.repository}:${key.uuid}`;
 }

@@ -1,24 +1,29 @@
 // Stage 6 for a site's upstream (issue #11): which backend a request goes to, and what happens when that
 // backend is down or does not have the image.
 //
-//   group   pushes (uploads, manifest PUT, DELETE) → pushTo, or 405 without one; a blob HEAD (a pusher
-//           asking whether to upload) → pushTo; /v2/ and manifest/blob/referrers GET/HEAD → each member in
-//           order, a 404 or 5xx (or no connection) passing on to the next; anything else → pushTo, else
-//           the first member.
+//   group   only members serving the repository name are asked (namespaces.ts). Pushes (uploads, manifest
+//           PUT, DELETE) → pushTo, or 405 without one, 403 for a name pushTo does not serve; a blob HEAD (a
+//           pusher asking whether to upload) → pushTo; /v2/ and manifest/blob/referrers GET/HEAD → each
+//           member in order, a 404 or 5xx (or no connection) passing on to the next, except for a name
+//           pushTo owns: pushTo alone, its 404 relayed, its 5xx or silence 503; anything else → pushTo,
+//           else the first member.
 //   pool    least outstanding healthy replica; a request that can be sent again (no body, or one read
 //           already) is retried once on another replica when the connection is refused. An upload session
 //           (PATCH/PUT/GET/DELETE of uploads/<uuid>) goes to the replica that started it, found in the
 //           upload affinity store, or is answered BLOB_UPLOAD_UNKNOWN: never restarted elsewhere, where
-//           distribution has no state for it.
+//           distribution has no state for it. A session is its starter's alone (uploadOwner): anyone else's
+//           request for it, or one under another repository, is answered BLOB_UPLOAD_UNKNOWN here, never
+//           forwarded, and leaves the session as it was.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { metrics } from "../observe/metrics.js";
 import type { ForwardOptions, ForwardOutcome, Forwarder } from "../proxy/forward.js";
 import type { EdgeContext } from "../proxy/headers.js";
 import type { GatewayErrorKind } from "../registry/errors.js";
 import type { RegistryRoute } from "../registry/routes.js";
-import { AffinityUnavailableError, type UploadAffinity } from "./affinity.js";
+import { AffinityUnavailableError, type UploadAffinity, type UploadKey } from "./affinity.js";
 import type { BackendPool, PoolMember } from "./pool.js";
-import { isReplicated, type Upstream } from "./upstream.js";
+import { membersFor } from "./namespaces.js";
+import { isReplicated, type GroupMember, type Upstream } from "./upstream.js";
 
 export interface DispatchRequest {
   req: IncomingMessage;
@@ -31,6 +36,8 @@ export interface DispatchRequest {
   /** The client announced a body (it is streamed through, so it can be sent once only). */
   hasBody: boolean;
   site: string;
+  /** The authenticated principal's name; none: anonymous (the client address stands for it). */
+  user?: string;
 }
 
 export interface DispatchDeps {
@@ -51,16 +58,27 @@ const UPLOAD_LOCATION = /\/blobs\/uploads\/([a-zA-Z0-9\-_.=]+)(?:\?|$)/;
 export async function dispatch(upstream: Upstream, request: DispatchRequest, deps: DispatchDeps): Promise<Dispatched> {
   if (upstream.kind === "pool") return toPool(upstream.pool, request, deps, {});
   const { route, method } = request;
+  const { pushTo } = upstream;
+  // Only members serving the name are asked; /v2/ (no name) asks them all.
+  const choice = route.repository === undefined ? { members: upstream.members, owned: false } : membersFor(upstream, route.repository);
+  const pushToServes = pushTo !== null && choice.members.includes(pushTo);
   if (isPush(route, method)) {
-    if (!upstream.pushTo) return { ok: false, kind: "methodNotAllowed", message: "this registry is a group without pushTo: it serves pulls only" };
-    return toPool(upstream.pushTo.pool, request, deps, {});
+    if (!pushTo) return { ok: false, kind: "methodNotAllowed", message: "this registry is a group without pushTo: it serves pulls only" };
+    if (!pushToServes) return { ok: false, kind: "denied", message: `${route.repository} is not among the repositories this registry accepts pushes for` };
+    // pushTo's registry mounts from ITS repository of that name: only one the group serves from pushTo.
+    const stray = route.mountFrom?.find((from) => !membersFor(upstream, from).members.includes(pushTo));
+    if (stray !== undefined) return { ok: false, kind: "denied", message: `cannot mount from ${stray}: it is not served by the registry pushes go to; upload the blob instead` };
+    return toPool(pushTo.pool, request, deps, {});
   }
+  if (choice.members.length === 0) return { ok: false, kind: "notFound", message: "repository name not known to registry" };
   // A blob HEAD is how docker, podman and skopeo ask "may I skip uploading this layer?" before a push: only
   // pushTo's answer is true for the manifest PUT that follows (pulls GET blobs without asking first).
-  if (upstream.pushTo && route.kind === "blob" && method === "HEAD") return toPool(upstream.pushTo.pool, request, deps, {});
-  if (MEMBER_BY_MEMBER.has(route.kind) && (method === "GET" || method === "HEAD")) {
-    const last = upstream.members.length - 1;
-    for (const [index, member] of upstream.members.entries()) {
+  if (pushToServes && route.kind === "blob" && method === "HEAD" && !choice.owned) return toPool(pushTo.pool, request, deps, {});
+  const memberByMember = MEMBER_BY_MEMBER.has(route.kind) && (method === "GET" || method === "HEAD");
+  if (memberByMember && choice.owned) return toOwner(pushTo!, request, deps);
+  if (memberByMember) {
+    const last = choice.members.length - 1;
+    for (const [index, member] of choice.members.entries()) {
       if (index === last) return toPool(member.pool, request, deps, {});
       const passOver = (status: number) => status === 404 || status >= 500;
       const result = await toPool(member.pool, request, deps, { passOver, lastResort: false });
@@ -71,7 +89,18 @@ export async function dispatch(upstream: Upstream, request: DispatchRequest, dep
       metrics.groupPassedOver(request.site, member.name, outcome.passedOver === 404 ? "not_found" : "error");
     }
   }
-  return toPool((upstream.pushTo ?? upstream.members[0]!).pool, request, deps, {});
+  return toPool((pushToServes ? pushTo! : choice.members[0]!).pool, request, deps, {});
+}
+
+/**
+ * A pull of a name pushTo owns: its 404 is the answer, and when it fails or is down no other member may
+ * stand in (their content under that name is not ours), so the client hears the registry is unavailable.
+ */
+async function toOwner(pushTo: GroupMember, request: DispatchRequest, deps: DispatchDeps): Promise<Dispatched> {
+  const result = await toPool(pushTo.pool, request, deps, { passOver: (status) => status >= 500, lastResort: false });
+  if (!result.ok || result.outcome.clientAborted) return result;
+  if (result.outcome.passedOver === undefined && !result.outcome.notConnected) return result;
+  return { ok: false, kind: "unavailable", message: "the registry holding this repository is unavailable; no other registry of this group may serve it" };
 }
 
 function isPush(route: RegistryRoute, method: string): boolean {
@@ -92,7 +121,7 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
   if (replicated && route.kind === "upload" && route.uploadPhase !== "start") return toUploadHolder(pool, request, deps);
   // A streamed body is gone once sent: only a request without one (or with one in memory) is sent again.
   const resendable = !request.hasBody || request.body !== undefined;
-  const remember = replicated && route.kind === "upload" && route.uploadPhase === "start";
+  const remember = replicated && route.kind === "upload" && route.uploadPhase === "start" ? uploadKeyOf(pool, request) : null;
   const tried = new Set<string>();
   for (;;) {
     const member = pool.pick(tried)!;
@@ -104,7 +133,7 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
       returnUnconnected: mayRetry || options.lastResort === false,
       resetIsUnconnected: request.method === "GET" || request.method === "HEAD",
       relayGet: (route.kind === "blob" || route.kind === "manifest") && request.method === "GET" && !request.hasBody,
-      beforeRelay: remember ? (status, headers) => rememberUpload(pool, member, status, headers, deps) : undefined,
+      beforeRelay: remember ? (status, headers) => rememberUpload(remember, member, status, headers, deps) : undefined,
     });
     if (outcome.notConnected && mayRetry) continue;
     return { ok: true, outcome };
@@ -113,10 +142,10 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
 
 /** An upload session's requests go to the replica that holds its state, or nowhere. */
 async function toUploadHolder(pool: BackendPool, request: DispatchRequest, deps: DispatchDeps): Promise<Dispatched> {
-  const uuid = request.route.reference!;
+  const key = uploadKeyOf(pool, request, request.route.reference!);
   let holder: string | null;
   try {
-    holder = await deps.affinity.lookup(pool.name, uuid);
+    holder = await deps.affinity.lookup(key);
   } catch (err) {
     if (!(err instanceof AffinityUnavailableError)) throw err;
     return { ok: false, kind: "unavailable", message: "where this upload is kept cannot be looked up right now; try again shortly" };
@@ -125,13 +154,32 @@ async function toUploadHolder(pool: BackendPool, request: DispatchRequest, deps:
   if (!member) return { ok: false, kind: "uploadUnknown", message: "this upload is not known to the gateway: start it again" };
   const gone = { ok: false, kind: "uploadUnknown", message: "the registry replica holding this upload is down: start the upload again" } as const;
   if (!member.healthy) return gone;
-  const ends = (status: number) =>
-    (request.method === "PUT" && status === 201) || (request.method === "DELETE" && (status === 204 || status === 404));
+  // Only the starter's own request gets here, so its success ends the session. A 404 does not: the replica
+  // may have lost it, and the client then starts over; the entry goes with its idle time.
+  const ends = (status: number) => (request.method === "PUT" && status === 201) || (request.method === "DELETE" && status === 204);
+  // A PATCH may stream for longer than the idle time: its end counts as a use too.
+  const used = (status: number) => request.method === "PATCH" && status === 202;
   const outcome = await forwardTo(pool, member, request, deps, {
     returnUnconnected: true,
-    beforeRelay: (status) => (ends(status) ? deps.affinity.forget(pool.name, uuid).catch(() => {}) : undefined),
+    beforeRelay: (status) => {
+      if (ends(status)) return deps.affinity.forget(key).catch(() => {});
+      if (used(status)) void deps.affinity.lookup(key).catch(() => {});
+      return undefined;
+    },
   });
   return outcome.notConnected ? gone : { ok: true, outcome };
+}
+
+/**
+ * Who may use an upload session: the principal that started it, or for anonymous clients their address,
+ * within the site (a name means someone else on another site's user list).
+ */
+export function uploadOwner(site: string, user: string | undefined, clientIp: string): string {
+  return JSON.stringify(user === undefined ? [site, "address", clientIp] : [site, "user", user]);
+}
+
+function uploadKeyOf(pool: BackendPool, request: DispatchRequest, uuid = ""): UploadKey {
+  return { pool: pool.name, repository: request.route.repository!, uuid, owner: uploadOwner(request.site, request.user, request.edge.clientIp) };
 }
 
 async function forwardTo(pool: BackendPool, member: PoolMember, request: DispatchRequest, deps: DispatchDeps, options: ForwardOptions): Promise<ForwardOutcome> {
@@ -146,12 +194,12 @@ async function forwardTo(pool: BackendPool, member: PoolMember, request: Dispatc
 }
 
 /** A replica accepted an upload: its session must come back to it, so that is stored before the client hears of it. */
-async function rememberUpload(pool: BackendPool, member: PoolMember, status: number, rawHeaders: readonly string[], deps: DispatchDeps): Promise<void> {
+async function rememberUpload(key: UploadKey, member: PoolMember, status: number, rawHeaders: readonly string[], deps: DispatchDeps): Promise<void> {
   if (status !== 202) return;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.toLowerCase() !== "location") continue;
     const uuid = UPLOAD_LOCATION.exec(rawHeaders[i + 1]!)?.[1];
-    if (uuid) await deps.affinity.remember(pool.name, uuid, member.origin);
+    if (uuid) await deps.affinity.remember({ ...key, uuid }, member.origin);
     return;
   }
 }

@@ -1,20 +1,28 @@
 // The repository and tag lists of a site that fronts several registries (issue #11): every upstream's
 // catalog, each filtered to the names that route to it (a name under a route's prefix is served by that
-// route, whatever another registry holds under it), and a group's tags merged across its members. A
+// route, whatever another registry holds under it) and, in a group, to the names each member may answer
+// for (namespaces.ts), and a group's tags merged across the members that may answer for the name. A
 // member that fails is left out and counted; only when none answers does the list fail.
 import type http from "node:http";
 import type { Principal } from "../auth/types.js";
+import type { Access } from "../registry/routes.js";
 import type { Logger } from "../observe/log.js";
 import { metrics } from "../observe/metrics.js";
 import { fetchRepositories, fetchTags, mergeSorted, type ListSource } from "../registry/catalog.js";
 import type { Site } from "../sites.js";
+import type { ManagedCredentials } from "./managed-auth.js";
 import type { BackendPool } from "./pool.js";
-import { type Upstream } from "./upstream.js";
+import { answersFor, membersFor } from "./namespaces.js";
+import { type GroupMember, type Upstream } from "./upstream.js";
 
 interface NamedPool {
-  /** The group member's name; null for a pool that is the whole upstream. */
-  member: string | null;
+  /** The group member; null for a pool that is the whole upstream. */
+  member: GroupMember | null;
   pool: BackendPool;
+}
+
+function namedPools(upstream: Upstream): NamedPool[] {
+  return upstream.kind === "pool" ? [{ member: null, pool: upstream.pool }] : upstream.members.map((member) => ({ member, pool: member.pool }));
 }
 
 export class SiteLists {
@@ -28,6 +36,8 @@ export class SiteLists {
   constructor(
     private readonly agentFor: (url: URL) => http.Agent,
     private readonly logger: Logger,
+    /** The registries the gateway runs get its token for them, no other registry does. */
+    private readonly managed: ManagedCredentials | null = null,
   ) {}
 
   /** Every repository the site serves, sorted. */
@@ -40,11 +50,14 @@ export class SiteLists {
   }
 
   async #fetchRepositories(site: Site): Promise<string[]> {
-    const authorization = await site.backendAuth?.authorizationFor([{ type: "registry", name: "catalog", action: "*" }], null);
+    const authorization = await this.authorizations(site, [{ type: "registry", name: "catalog", action: "*" }], null);
     const settled = await Promise.allSettled(
       site.upstreams.all().map(async (upstream) => {
-        const names = await this.fromMembers(site, upstream, (source) => fetchRepositories(source), authorization);
-        return names.flat().filter((name) => site.upstreams.for(name) === upstream);
+        const answers = await this.fromMembers(site, namedPools(upstream), (source) => fetchRepositories(source), authorization);
+        // A member lists only the names it may answer for: a cache's copy of a name pushTo owns is not the site's.
+        return answers.flatMap(({ member, value }) =>
+          value.filter((name) => site.upstreams.for(name) === upstream && (member === null || upstream.kind !== "group" || answersFor(upstream, member, name))),
+        );
       }),
     );
     const lists = settled.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
@@ -54,32 +67,43 @@ export class SiteLists {
 
   /** A repository's tags across a group's members, sorted; null when no member knows the repository. */
   async tags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
-    const authorization = await site.backendAuth?.authorizationFor([{ type: "repository", name, action: "pull" }], principal);
-    const lists = await this.fromMembers(site, upstream, (source) => fetchTags(source, name), authorization);
-    const found = lists.filter((tags): tags is string[] => tags !== null);
+    // Only the members that may answer for the name are asked: never a cache for a name pushTo owns.
+    const pools = upstream.kind === "pool" ? namedPools(upstream) : membersFor(upstream, name).members.map((member) => ({ member, pool: member.pool }));
+    if (pools.length === 0) return null;
+    const authorization = await this.authorizations(site, [{ type: "repository", name, action: "pull" }], principal);
+    const lists = await this.fromMembers(site, pools, (source) => fetchTags(source, name), authorization);
+    const found = lists.map(({ value }) => value).filter((tags): tags is string[] => tags !== null);
     return found.length ? mergeSorted(found) : null;
+  }
+
+  /** The Authorization each registry gets for `accesses`: a managed one the gateway's token for it, others the site's backendAuth. */
+  private async authorizations(site: Site, accesses: Access[], principal: Principal | null): Promise<(backend: URL) => string | undefined> {
+    const [configured, managed] = await Promise.all([
+      site.backendAuth?.authorizationFor(accesses, principal),
+      this.managed?.token(accesses, principal),
+    ]);
+    return (backend) => (this.managed?.covers(backend) ? managed : configured);
   }
 
   /** One answer per member (a replica of each pool); failures are skipped unless every member fails. */
   private async fromMembers<T>(
     site: Site,
-    upstream: Upstream,
+    pools: readonly NamedPool[],
     read: (source: ListSource) => Promise<T>,
-    authorization: string | undefined,
-  ): Promise<T[]> {
-    const pools: NamedPool[] = upstream.kind === "pool" ? [{ member: null, pool: upstream.pool }] : upstream.members.map(({ name, pool }) => ({ member: name, pool }));
+    authorization: (backend: URL) => string | undefined,
+  ): Promise<{ member: GroupMember | null; value: T }[]> {
     const settled = await Promise.allSettled(
       pools.map(({ pool }) => {
         const replica = pool.pick()!;
-        return read({ backend: replica.url, agent: this.agentFor(replica.url), authorization });
+        return read({ backend: replica.url, agent: this.agentFor(replica.url), authorization: authorization(replica.url) });
       }),
     );
-    const answers: T[] = [];
+    const answers: { member: GroupMember | null; value: T }[] = [];
     settled.forEach((result, index) => {
-      if (result.status === "fulfilled") return answers.push(result.value);
       const { member, pool } = pools[index]!;
+      if (result.status === "fulfilled") return answers.push({ member, value: result.value });
       this.logger.warn({ site: site.name, pool: pool.name, err: (result.reason as Error).message }, "a registry's list could not be read: left out");
-      if (member !== null) metrics.groupPassedOver(site.name, member, "error");
+      if (member !== null) metrics.groupPassedOver(site.name, member.name, "error");
     });
     if (answers.length === 0) throw new Error("no registry of this site answered with its list");
     return answers;

@@ -8,6 +8,11 @@
 // configuration in service names it after a reload. Everything downstream only ever sees its URL,
 // http://127.0.0.1:PORT (sites.ts BackendResolver).
 //
+// Every local user can connect to that port, so the registry answers the gateway alone: it runs
+// distribution's `auth: token`, trusting the gateway's signing certificate (managed-auth.ts says which
+// tokens it takes), and its storage directory, with the config and the HTTP secret, is the gateway user's
+// and mode 0700.
+//
 // With `proxy`, the registry is a pull-through cache of a remote one (distribution's `proxy:` section).
 // distribution 2.8 asks the remote's /v2/ once as it starts and panics when there is no answer, so a cache
 // could not be (re)started at all while, say, Docker Hub is unreachable. The gateway asks first: without an
@@ -18,13 +23,16 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import http from "node:http";
 import { createServer } from "node:net";
 import path from "node:path";
 import { probeBackend } from "../admin.js";
 import { managedStorage, namedBackends, siteBackends } from "../config/helpers.js";
 import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
+import type { BackendAuth } from "../auth/types.js";
 import type { Logger } from "../observe/log.js";
 import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
+import { MANAGED_REALM, MANAGED_SERVICE } from "./managed-auth.js";
 
 export interface ManagedOptions {
   /** How long a (re)started registry may take to answer GET /v2/ with 200. Default: 15 s. */
@@ -45,6 +53,17 @@ export type ManagedProxy = NonNullable<ManagedBackendConfig["proxy"]>;
  * does not answer, an offline cache (no `proxy:`, read-only: what the storage holds is served).
  */
 export type ManagedMode = "registry" | "proxy" | "offline";
+
+/**
+ * What a managed registry trusts: tokens for MANAGED_SERVICE from `issuer`, signed by the key of the
+ * gateway's signing certificate; `minter` makes the gateway's own (the readiness check's).
+ */
+export interface ManagedTrust {
+  certPath: string;
+  certPem: string;
+  issuer: string;
+  minter: BackendAuth;
+}
 
 /** A managed backend as it runs: paths absolute, defaults applied. */
 export interface ManagedSpec {
@@ -100,12 +119,18 @@ export class ManagedRegistries implements ManagedBackends {
   async start(config: GatewayConfig): Promise<void> {
     if (this.#stopped) throw new Error("the managed registries were stopped with the gateway");
     const started: ManagedRegistry[] = [];
+    const specs = config.sites.flatMap((site) => namedBackends(site, []).flatMap(({ backend }) => managedSpec(backend, config.dataDir) ?? []));
+    if (specs.length === 0) return;
+    const trust = await loadTrust(config);
+    // A new signing key or issuer (a reload): the registries running already must trust it before any
+    // request signed with it reaches them.
+    await Promise.all(specs.map((spec) => this.#registries.get(keyOf(spec))?.trust(trust)));
     try {
       for (const [index, site] of config.sites.entries()) {
         for (const { backend, at } of namedBackends(site, [])) {
           const spec = managedSpec(backend, config.dataDir);
           if (!spec || this.#registries.has(keyOf(spec))) continue;
-          const registry = new ManagedRegistry(spec, this.logger, this.options);
+          const registry = new ManagedRegistry(spec, trust, this.logger, this.options);
           started.push(registry);
           try {
             await registry.start();
@@ -231,11 +256,15 @@ class ManagedRegistry {
   readonly #stopGraceMs: number;
   readonly #remoteRetryMs: number;
 
+  #trust: ManagedTrust;
+
   constructor(
     readonly spec: ManagedSpec,
+    trust: ManagedTrust,
     private readonly logger: Logger,
     options: ManagedOptions,
   ) {
+    this.#trust = trust;
     this.#readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
@@ -340,33 +369,49 @@ class ManagedRegistry {
   }
 
   /**
-   * Starts the process again on `url` (after an exit, or to turn an offline cache back into a pull-through
-   * one); a pull-through cache's config is written anew first, for the mode its remote registry allows now.
+   * From now on trusts `trust`'s certificate and issuer: a running registry that trusts others (the signing
+   * key or `tokens.issuer` changed with a reload) is restarted on its port, and answers before this resolves.
+   */
+  async trust(trust: ManagedTrust): Promise<void> {
+    const same = trust.certPem === this.#trust.certPem && trust.certPath === this.#trust.certPath && trust.issuer === this.#trust.issuer;
+    this.#trust = trust;
+    const url = this.#url;
+    if (same || this.#state !== "running" || !url) return;
+    // Not "running" while it is replaced: its exit is not a crash to report and restart.
+    this.#state = "starting";
+    await this.#kill();
+    if (this.#state !== "starting") return; // stopped meanwhile
+    this.#state = "running";
+    await this.#restart(url, "managed registry restarted to trust the new token signing certificate");
+  }
+
+  /**
+   * Starts the process again on `url` (after an exit, to turn an offline cache back into a pull-through
+   * one, or to trust a new signing certificate); its config is written anew first (a pull-through cache's
+   * for the mode its remote registry allows now), and the promise settles once it answers or has failed to.
    */
   async #restart(url: URL, message: string): Promise<void> {
     if (this.#state !== "running") return;
-    if (this.spec.proxy) {
-      try {
-        await this.#writeConfig();
-      } catch (err) {
-        // As after an exit that came at once: the next attempt comes after the grown backoff delay.
-        this.#delayMs = Math.min(Math.max(this.#delayMs * 2, this.#backoff.initialMs), this.#backoff.maxMs);
-        this.logger.error(
-          { storage: this.spec.storage, url: url.origin, err: (err as Error).message, restartInMs: this.#delayMs },
-          `managed registry config could not be written: trying again in ${this.#delayMs} ms`,
-        );
-        if (this.#state !== "running") return;
-        this.#restartTimer = setTimeout(() => {
-          this.#restartTimer = null;
-          void this.#restart(url, message);
-        }, this.#delayMs);
-        return;
-      }
+    try {
+      await this.#writeConfig();
+    } catch (err) {
+      // As after an exit that came at once: the next attempt comes after the grown backoff delay.
+      this.#delayMs = Math.min(Math.max(this.#delayMs * 2, this.#backoff.initialMs), this.#backoff.maxMs);
+      this.logger.error(
+        { storage: this.spec.storage, url: url.origin, err: (err as Error).message, restartInMs: this.#delayMs },
+        `managed registry config could not be written: trying again in ${this.#delayMs} ms`,
+      );
       if (this.#state !== "running") return;
+      this.#restartTimer = setTimeout(() => {
+        this.#restartTimer = null;
+        void this.#restart(url, message);
+      }, this.#delayMs);
+      return;
     }
+    if (this.#state !== "running") return;
     this.#spawn(url);
     const child = this.#child!;
-    this.#untilReady(url, child).then(
+    await this.#untilReady(url, child).then(
       () => {
         this.logger.info({ storage: this.spec.storage, url: url.origin, pid: child.pid, ...this.#modeFields() }, message);
         if (this.#mode === "offline") this.#watchRemote(url, child);
@@ -396,7 +441,7 @@ class ManagedRegistry {
         );
       }
     }
-    this.#configFile = await writeRegistryConfig(this.spec, mode);
+    this.#configFile = await writeRegistryConfig(this.spec, mode, this.#trust);
     this.#mode = mode;
   }
 
@@ -434,7 +479,8 @@ class ManagedRegistry {
       if (child.exitCode !== null || child.signalCode !== null || this.#child !== child) {
         throw new Error(`${this.#executable} exited (${child.signalCode ? `signal ${child.signalCode}` : `code ${child.exitCode}`}) before answering on ${url.origin}`);
       }
-      const probe = await probeBackend(url);
+      // With the gateway's token: a 200 also proves the registry accepts the tokens the gateway will send.
+      const probe = await probeRegistry(url, await this.#trust.minter.authorizationFor([], null));
       if (probe.reachable && probe.status === 200) return;
       if (Date.now() >= deadline) {
         const seen = probe.reachable ? `HTTP ${probe.status}` : probe.error;
@@ -466,12 +512,15 @@ process.once("exit", () => {
  * warnings only, no access log (the gateway logs every request). The HTTP secret signs upload state, so it
  * is generated once and kept (`<storage>/http-secret`): uploads survive a restart. The listen address is
  * not in the file: the gateway passes it in REGISTRY_HTTP_ADDR. A pull-through cache gets distribution's
- * `proxy:` section (the file, mode 0600, is the one place the remote password is written), or, offline,
- * none and `maintenance.readonly`.
+ * `proxy:` section (the remote password is written here only), or, offline, none and `maintenance.readonly`.
+ *
+ * The registry is the gateway's alone: `auth: token` refuses every request without the gateway's token
+ * (its port is open to every local user), and the storage directory, which holds the images, this file
+ * and the secret, is mode 0700 and must belong to the gateway's user.
  */
-async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode): Promise<string> {
+async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode, trust: ManagedTrust): Promise<string> {
   const { storage, proxy } = spec;
-  await mkdir(storage, { recursive: true, mode: 0o700 });
+  await privateDirectory(storage);
   const secret = await httpSecret(path.join(storage, "http-secret"));
   const config: Record<string, unknown> = {
     version: "0.1",
@@ -483,6 +532,7 @@ async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode): Promis
       ...(mode === "offline" ? { maintenance: { readonly: { enabled: true } } } : {}),
     },
     http: { secret },
+    auth: { token: { realm: MANAGED_REALM, service: MANAGED_SERVICE, issuer: trust.issuer, rootcertbundle: trust.certPath } },
   };
   // Credentials only when given: distribution then pulls from the remote anonymously. (2.8 has no `ttl`.)
   if (mode === "proxy" && proxy) {
@@ -492,6 +542,7 @@ async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode): Promis
     "# Written by registry-gateway for a managed backend at each start: edits are lost.",
     "# The gateway gives the listen address in REGISTRY_HTTP_ADDR (127.0.0.1 and a port of its choosing);",
     "# to run it by hand, give one too: REGISTRY_HTTP_ADDR=127.0.0.1:5000 docker-registry serve config.yml",
+    "# It answers only requests carrying the gateway's tokens for it (auth: token).",
     ...(mode === "offline"
       ? [`# Offline cache: ${proxy!.remoteurl} did not answer, so no proxy section (distribution would not start)`, "# and read-only, until it answers again."]
       : []),
@@ -503,6 +554,46 @@ async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode): Promis
   await writeFile(temporary, `${header}\n${stringify(config)}`, { mode: 0o600 });
   await rename(temporary, file);
   return file;
+}
+
+/**
+ * Creates `dir` (and its missing parents) or takes it as it is, and makes it mode 0700. One that belongs to
+ * another user is refused: that user could read and change the registry's images and configuration.
+ */
+async function privateDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const owner = (await stat(dir)).uid;
+  const uid = process.getuid?.();
+  if (uid !== undefined && owner !== uid) {
+    throw new Error(`the storage directory ${dir} belongs to uid ${owner}, not to the gateway's user (uid ${uid}): give it to that user, or choose another storage`);
+  }
+  await chmod(dir, 0o700);
+}
+
+/** The gateway's signing certificate and issuer, which every managed registry trusts (auth/signing-key.ts). */
+async function loadTrust(config: GatewayConfig): Promise<ManagedTrust> {
+  // Loaded only where registries run: jose and the key handling are not needed otherwise.
+  const [{ loadSigningKey }, { TokenIssuer }, { BackendTokenMinter }] = await Promise.all([
+    import("../auth/signing-key.js"),
+    import("../auth/tokens.js"),
+    import("../auth/backend-token.js"),
+  ]);
+  const key = await loadSigningKey(config);
+  // As the gateway's own (auth/build.ts): the tokens name no site, since no site can be named so.
+  const minter = new BackendTokenMinter(new TokenIssuer(key, config.tokens.issuer, MANAGED_SERVICE), MANAGED_SERVICE);
+  return { certPath: key.certPath, certPem: key.certPem, issuer: config.tokens.issuer, minter };
+}
+
+/** GET /v2/ with `authorization`: the status, or why there was none. */
+function probeRegistry(url: URL, authorization: string): Promise<{ reachable: true; status: number } | { reachable: false; error: string }> {
+  return new Promise((resolve) => {
+    const request = http.get(new URL("/v2/", url), { timeout: 2000, agent: false, headers: { authorization } }, (response) => {
+      response.resume();
+      resolve({ reachable: true, status: response.statusCode ?? 0 });
+    });
+    request.on("timeout", () => request.destroy(new Error("no answer within 2000 ms")));
+    request.on("error", (err: NodeJS.ErrnoException) => resolve({ reachable: false, error: err.code ?? err.message }));
+  });
 }
 
 async function httpSecret(file: string): Promise<string> {

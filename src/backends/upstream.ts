@@ -7,6 +7,7 @@ import type { SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import type { BackendResolver } from "../sites.js";
 import { BackendPool } from "./pool.js";
+import { compileRepositoryGlobs, type RepositoryMatcher } from "./repository-globs.js";
 
 export interface PoolUpstream {
   kind: "pool";
@@ -16,6 +17,8 @@ export interface PoolUpstream {
 export interface GroupMember {
   name: string;
   pool: BackendPool;
+  /** The names it declares (`repositories`); null: none declared (see namespaces.ts for what that means). */
+  repositories: RepositoryMatcher | null;
 }
 
 export interface GroupUpstream {
@@ -102,7 +105,11 @@ export function poolsOf(upstream: Upstream): BackendPool[] {
 export function buildSiteUpstreams(siteName: string, site: SiteConfig, deps: UpstreamDeps): SiteUpstreams {
   const build = (spec: UpstreamSpec, name: string): Upstream => {
     if (spec.kind === "pool") return { kind: "pool", pool: buildPool(name, spec.pool, deps) };
-    const members = spec.members.map((member) => ({ name: member.name, pool: buildPool(`${name}/${member.name}`, member.pool, deps) }));
+    const members = spec.members.map((member) => ({
+      name: member.name,
+      pool: buildPool(`${name}/${member.name}`, member.pool, deps),
+      repositories: member.repositories && compileRepositoryGlobs(member.repositories),
+    }));
     return { kind: "group", members, pushTo: members.find((member) => member.name === spec.pushTo) ?? null };
   };
   return new SiteUpstreams(

@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import type { ReloadOutcome } from "../admin-actions.js";
 import { postAdminAction } from "../admin-client.js";
+import { adminTokenSource } from "../admin-token.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { certificateStatus } from "../tls/cert-info.js";
 import type { RotatedCertificate, RotationOutcome } from "../tls/rotation.js";
@@ -91,11 +92,17 @@ function describe(result: RotatedCertificate): string {
 }
 
 async function postOrExit<T>(config: GatewayConfig, path: string) {
+  let answer: Awaited<ReturnType<typeof postAdminAction<T>>>;
   try {
-    return await postAdminAction<T>(config, path);
+    answer = await postAdminAction<T>(config, path);
   } catch (error) {
     return exitWith((error as Error).message);
   }
+  if (answer.running && answer.status === 401) {
+    const why = answer.tokenProblem ?? `the token from ${adminTokenSource(config)} is not the one the running gateway was started with (it reads it at start)`;
+    exitWith(`the admin listener at ${addressOf(config)} refused the admin token: ${why}`);
+  }
+  return answer;
 }
 
 /** Error lines of a failed action (strings) or of a refused request (registry errors). */

@@ -19,6 +19,7 @@ import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import type { ReloadOutcome } from "../admin-actions.js";
 import { createAdminServer } from "../admin.js";
+import { loadAdminToken } from "../admin-token.js";
 import { ManagedRegistries } from "../backends/managed.js";
 import { ConfigError, loadConfig } from "../config/load.js";
 import { keysNeedingRestart } from "../config/restart-keys.js";
@@ -61,6 +62,8 @@ export interface ClusterOptions {
 export async function runPrimary(initial: GatewayConfig, { file, workers: count, logger }: ClusterOptions): Promise<void> {
   let config = initial;
   let text = await readFile(file, "utf8");
+  // Before anything is started: a token file that cannot be read stops the start with nothing to undo.
+  const adminCredential = await loadAdminToken(initial, logger);
   const managed = new ManagedRegistries(logger);
   await managed.start(config);
   const counters = new SharedCounters();
@@ -226,6 +229,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
     config.metrics.enabled ? metricsOfWorkers : null,
     { reload, rotateCertificates },
     () => config.admin.hosts,
+    adminCredential,
   );
 
   try {

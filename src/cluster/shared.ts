@@ -2,7 +2,7 @@
 // and upload affinity. A single process keeps them in its own memory; a cluster worker asks the primary,
 // which keeps them for all workers (so the 6th pull of a 5/min limit is refused whichever worker serves it).
 // With Redis configured none of this is used: Redis is shared by every process and every gateway.
-import { MemoryAffinity, type UploadAffinity } from "../backends/affinity.js";
+import { MemoryAffinity, type UploadAffinity, type UploadKey, type UploadLimits } from "../backends/affinity.js";
 import { LimiterUnavailableError, MemoryLimiter, type LimitDecision, type Limiter, type LimitRule } from "../ratelimit/limiter.js";
 import type { Rpc } from "./rpc.js";
 
@@ -22,8 +22,8 @@ export function memoryLimits(namespace: string): Limiter {
 }
 
 /** Upload affinity without Redis: this process's memory, or in a cluster worker the primary's. */
-export function memoryAffinity(): UploadAffinity {
-  return primary ? new PrimaryAffinity(primary) : new MemoryAffinity();
+export function memoryAffinity(limits: UploadLimits): UploadAffinity {
+  return primary ? new PrimaryAffinity(primary, limits) : new MemoryAffinity({ limits });
 }
 
 class PrimaryLimiter implements Limiter {
@@ -43,19 +43,27 @@ class PrimaryLimiter implements Limiter {
   async close(): Promise<void> {}
 }
 
+/** Sends this worker's limits with each call: the primary has no configuration of its own for them. */
 class PrimaryAffinity implements UploadAffinity {
-  constructor(private readonly rpc: Rpc) {}
+  constructor(
+    private readonly rpc: Rpc,
+    private limits: UploadLimits,
+  ) {}
 
-  remember(pool: string, uuid: string, member: string): Promise<void> {
-    return this.rpc.call("affinity.remember", { pool, uuid, member }, CALL_TIMEOUT_MS);
+  remember(key: UploadKey, member: string): Promise<void> {
+    return this.rpc.call("affinity.remember", { key, member, limits: this.limits }, CALL_TIMEOUT_MS);
   }
 
-  lookup(pool: string, uuid: string): Promise<string | null> {
-    return this.rpc.call("affinity.lookup", { pool, uuid }, CALL_TIMEOUT_MS);
+  lookup(key: UploadKey): Promise<string | null> {
+    return this.rpc.call("affinity.lookup", { key, limits: this.limits }, CALL_TIMEOUT_MS);
   }
 
-  forget(pool: string, uuid: string): Promise<void> {
-    return this.rpc.call("affinity.forget", { pool, uuid }, CALL_TIMEOUT_MS);
+  forget(key: UploadKey): Promise<void> {
+    return this.rpc.call("affinity.forget", { key }, CALL_TIMEOUT_MS);
+  }
+
+  configure(limits: UploadLimits): void {
+    this.limits = limits;
   }
 
   async close(): Promise<void> {}
@@ -69,9 +77,11 @@ export class SharedCounters {
   handlers() {
     return {
       limit: ({ key, rule, cost }: { key: string; rule: LimitRule; cost: number }) => this.#limits.allowNow(key, rule, cost),
-      "affinity.remember": ({ pool, uuid, member }: { pool: string; uuid: string; member: string }) => this.#affinity.set(pool, uuid, member),
-      "affinity.lookup": ({ pool, uuid }: { pool: string; uuid: string }) => this.#affinity.get(pool, uuid),
-      "affinity.forget": ({ pool, uuid }: { pool: string; uuid: string }) => this.#affinity.delete(pool, uuid),
+      "affinity.remember": ({ key, member, limits }: { key: UploadKey; member: string; limits: UploadLimits }) => {
+        this.#affinity.set(key, member, limits);
+      },
+      "affinity.lookup": ({ key, limits }: { key: UploadKey; limits: UploadLimits }) => this.#affinity.get(key, limits),
+      "affinity.forget": ({ key }: { key: UploadKey }) => this.#affinity.delete(key),
     };
   }
 

@@ -7,7 +7,7 @@ import type { BackendConfig, GatewayConfig, HealthCheckConfig, ManagedBackendCon
 export type UpstreamFields = {
   backend?: BackendConfig;
   backends?: BackendConfig[];
-  group?: { name: string; backend?: BackendConfig; backends?: BackendConfig[] }[];
+  group?: { name: string; backend?: BackendConfig; backends?: BackendConfig[]; repositories?: string[] }[];
   pushTo?: string;
 };
 
@@ -29,6 +29,9 @@ export function managedStorage(spec: ManagedBackendConfig, dataDir: string): str
   return spec.storage ?? path.join(dataDir, "registry");
 }
 
+/** An admin token: RFC 6750's b64token (a Bearer header carries it unchanged), long enough not to be guessed. */
+export const ADMIN_TOKEN_PATTERN = /^[A-Za-z0-9\-._~+/]{16,}=*$/;
+
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
@@ -42,7 +45,7 @@ export interface PoolSpec {
 /** What a site, or one of its routes, forwards to, once validated. */
 export type UpstreamSpec =
   | { kind: "pool"; pool: PoolSpec }
-  | { kind: "group"; members: { name: string; pool: PoolSpec }[]; pushTo: string | null };
+  | { kind: "group"; members: { name: string; pool: PoolSpec; repositories: string[] | null }[]; pushTo: string | null };
 
 type ValidatedUpstream = Pick<SiteConfig, "backend" | "backends" | "health" | "group" | "pushTo">;
 
@@ -52,7 +55,10 @@ function poolSpec(fields: Pick<ValidatedUpstream, "backend" | "backends" | "heal
 
 /** The upstream a validated site or route names (checkUpstream made sure it names exactly one). */
 export function upstreamSpec(fields: ValidatedUpstream): UpstreamSpec {
-  if (fields.group) return { kind: "group", members: fields.group.map((m) => ({ name: m.name, pool: poolSpec(m) })), pushTo: fields.pushTo ?? null };
+  if (fields.group) {
+    const members = fields.group.map((m) => ({ name: m.name, pool: poolSpec(m), repositories: m.repositories ?? null }));
+    return { kind: "group", members, pushTo: fields.pushTo ?? null };
+  }
   return { kind: "pool", pool: poolSpec(fields) };
 }
 

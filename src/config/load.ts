@@ -429,17 +429,19 @@ function resolvePaths(config: GatewayConfig): GatewayConfig {
       if (!(backend instanceof URL) && backend.managed.storage !== undefined) backend.managed.storage = path.resolve(backend.managed.storage);
     }
   }
+  if (config.admin.tokenFile !== undefined) config.admin.tokenFile = path.resolve(config.admin.tokenFile);
   if (config.tokens.key !== undefined) config.tokens.key = path.resolve(config.tokens.key);
   if (config.tokens.cert !== undefined) config.tokens.cert = path.resolve(config.tokens.cert);
   return config;
 }
 
-/** The htpasswd files and token key named by the config; their content is checked when auth is built. */
+/** The htpasswd files, token key and admin token file named by the config; their content is checked when auth is built. */
 async function unreadableAuthFiles(config: GatewayConfig, locate: Locate): Promise<ConfigIssue[]> {
   const named: { keyPath: KeyPath; file: string }[] = [];
   config.sites.forEach((site, index) => {
     if (site.auth.type !== "none") named.push({ keyPath: ["sites", index, "auth", "htpasswd"], file: site.auth.htpasswd });
   });
+  if (config.admin.tokenFile !== undefined) named.push({ keyPath: ["admin", "tokenFile"], file: config.admin.tokenFile });
   for (const key of ["key", "cert"] as const) {
     const file = config.tokens[key];
     if (file !== undefined) named.push({ keyPath: ["tokens", key], file });

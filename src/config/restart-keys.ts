@@ -8,6 +8,9 @@ const RESTART_ONLY: readonly { key: string; read: (config: GatewayConfig) => unk
   { key: "http.listen", read: (c) => c.http.listen },
   { key: "admin.listen", read: (c) => c.admin.listen },
   { key: "admin.allowNonLoopback", read: (c) => c.admin.allowNonLoopback },
+  // The admin credential is read once, at start (admin-token.ts).
+  { key: "admin.token", read: (c) => c.admin.token },
+  { key: "admin.tokenFile", read: (c) => c.admin.tokenFile },
   { key: "tls.minVersion", read: (c) => c.tls.minVersion },
   { key: "limits.maxHeaderBytes", read: (c) => c.limits.maxHeaderBytes },
   { key: "timeouts.handshake", read: (c) => c.timeouts.handshake },

@@ -3,7 +3,8 @@
 import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
-import { isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
+import { MANAGED_SERVICE } from "../backends/managed-auth.js";
+import { ADMIN_TOKEN_PATTERN, isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
 
 // What works on a validated configuration lives in helpers.ts (no zod there: a cluster worker, which is
 // handed a validated configuration, never loads zod); re-exported here for existing importers.
@@ -40,6 +41,8 @@ export const listenAddress = z.string().transform((value, ctx): ListenAddress =>
   }
   return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
 });
+
+const ADMIN_TOKEN_EXPECTED = "expected at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (e.g. openssl rand -base64 32)";
 
 const HOSTNAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/;
@@ -132,7 +135,19 @@ const poolFields = {
 const memberName = z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'");
 
 /** A member of a group (Nexus's group repository): one registry or a pool of replicas. */
-const groupMember = exactlyOneOf(z.strictObject({ name: memberName, ...poolFields }), ["backend", "backends"], "expected one of backend or backends");
+const groupMember = exactlyOneOf(
+  z.strictObject({
+    name: memberName,
+    ...poolFields,
+    /**
+     * The repository names this member serves (globs as in access rules); absent: every name. pushTo's are
+     * names it owns: never served by another member. Declared later in this file, hence lazy.
+     */
+    repositories: z.array(z.lazy(() => repositoryGlob)).min(1).optional(),
+  }),
+  ["backend", "backends"],
+  "expected one of backend or backends",
+);
 
 const UPSTREAM_KEYS = ["backend", "backends", "group"] as const;
 const NO_UPSTREAM = "expected one of backend (a registry), backends (replicas of one registry) or group (registries tried in order)";
@@ -198,6 +213,46 @@ function checkUpstream(value: UpstreamFields, ctx: z.RefinementCtx, at: (string 
   if (value.pushTo !== undefined && !names.has(value.pushTo)) {
     ctx.addIssue({ code: "custom", path: [...at, "pushTo"], message: `no group member is named "${value.pushTo}" (members: ${[...names].join(", ")})` });
   }
+  // pushTo without repositories owns every name no other member declares: with no declaration at all it
+  // would own every name, and the other members would never be asked.
+  const pushTo = value.group.findIndex((member) => member.name === value.pushTo);
+  if (pushTo >= 0 && value.group.length > 1 && value.group.every((member) => member.repositories === undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      path: [...at, "group", pushTo, "repositories"],
+      message:
+        `required in a group with pushTo: declare the names "${value.pushTo}" owns (e.g. ["team/**"]: never served by another member), ` +
+        "or the names another member may serve (its own repositories); without either the other members are never asked",
+    });
+  }
+}
+
+/**
+ * Every site signs with the same key, so a token's service (`aud`) is what keeps it to its site. Two token
+ * sites with one service would take each other's tokens (a user with rights on one only reads and deletes
+ * on the other); a site whose service is another site's backendAuth.service hands its users tokens that
+ * backend accepts. Backend services may repeat among themselves: the gateway never gives those tokens out.
+ */
+function checkTokenServices(sites: readonly SiteConfig[], ctx: z.RefinementCtx): void {
+  const services: { index: number; service: string; at: "auth" | "backendAuth"; defaulted: boolean }[] = [];
+  sites.forEach((s, index) => {
+    if (s.auth.type === "token") services.push({ index, service: s.auth.service ?? s.name ?? s.hosts[0]!, at: "auth", defaulted: s.auth.service === undefined });
+    if (s.backendAuth.type === "token") services.push({ index, service: s.backendAuth.service, at: "backendAuth", defaulted: false });
+  });
+  services.forEach((later, position) => {
+    const earlier = services
+      .slice(0, position)
+      .find((e) => e.index !== later.index && e.service === later.service && (e.at === "auth" || later.at === "auth"));
+    if (!earlier) return;
+    const named = `sites[${earlier.index}].${earlier.at}.service${earlier.defaulted ? " (by default the site name)" : ""}`;
+    ctx.addIssue({
+      code: "custom",
+      path: ["sites", later.index, later.at, "service"],
+      message:
+        `service "${later.service}"${later.defaulted ? " (by default the site name)" : ""} is also ${named}: every site signs tokens ` +
+        "with the same key, so a token issued for one would be accepted by the other; give each token site a service of its own",
+    });
+  });
 }
 
 /** How a managed registry runs, apart from where it stores: two backends naming one storage must agree on it. */
@@ -356,6 +411,10 @@ export const RULE_ACTIONS = ["pull", "push", "delete", "catalog"] as const;
 /** Goes inside a quoted-string of a WWW-Authenticate challenge, so no quotes, backslashes or line breaks. */
 const challengeParameter = z.string().regex(/^[^"\\\r\n]+$/, 'expected text without ", \\ or line breaks');
 
+/** A token audience of the gateway's: a managed registry's is its own, so no other token is valid there. */
+const tokenService = (base: z.ZodString) =>
+  base.refine((value) => value !== MANAGED_SERVICE, `"${MANAGED_SERVICE}" is reserved for the registries the gateway runs (managed backends)`);
+
 /** `team/*` (one path component), `team/**` (any depth), `?` (one character), or a plain repository name. */
 const repositoryGlob = z
   .string()
@@ -385,7 +444,7 @@ const tokenAuth = z.strictObject({
   /** Users who may log in at /token. */
   htpasswd: z.string().min(1),
   /** The `service` of challenges and the `aud` of tokens; default: the site name. */
-  service: challengeParameter.optional(),
+  service: tokenService(challengeParameter).optional(),
   rules: z.array(accessRule).default([]),
 });
 
@@ -397,7 +456,7 @@ export const backendAuth = z.discriminatedUnion("type", [
   /** The client's Authorization is forwarded untouched (only for sites with auth none). */
   z.strictObject({ type: z.literal("passthrough") }),
   /** The gateway sends a token of its own, for a backend running distribution's `auth: token`. */
-  z.strictObject({ type: z.literal("token"), service: z.string().min(1) }),
+  z.strictObject({ type: z.literal("token"), service: tokenService(z.string().min(1)) }),
 ]);
 
 export const tokens = z
@@ -479,7 +538,15 @@ export const gatewayConfig = z
          * refused, so a web page cannot read /metrics or POST /reload through DNS rebinding.
          */
         hosts: z.array(hostName).default([]),
+        /**
+         * The bearer token admin actions (POST) need; GATEWAY_ADMIN_TOKEN sets it from the environment. Default:
+         * tokenFile's, else one generated at start into <dataDir>/admin/token (mode 0600).
+         */
+        token: z.string().regex(ADMIN_TOKEN_PATTERN, ADMIN_TOKEN_EXPECTED).optional(),
+        /** A file holding the token (one line). */
+        tokenFile: z.string().min(1).optional(),
       })
+      .refine((admin) => admin.token === undefined || admin.tokenFile === undefined, { path: ["tokenFile"], message: "set token or tokenFile, not both" })
       .prefault({}),
     /** Plain HTTP (issue #6): answers ACME HTTP-01 challenges, redirects everything else to HTTPS. */
     http: z
@@ -517,6 +584,8 @@ export const gatewayConfig = z
         send: duration.refine((ms) => ms >= 1000, { message: 'expected at least 1s (e.g. "60s")' }).prefault("60s"),
         keepAlive: duration.prefault("65s"),
         drain: duration.prefault("30s"),
+        /** An upload session to replicas unused this long is forgotten (its next request: BLOB_UPLOAD_UNKNOWN). */
+        uploadIdle: duration.refine((ms) => ms >= 1000, { message: "must be at least 1s" }).prefault("1h"),
       })
       .prefault({}),
     limits: z
@@ -533,6 +602,8 @@ export const gatewayConfig = z
         downloadsPerClient: z.number().int().min(1).default(32),
         /** The same for one authenticated user from any address, per process: a CI fleet pulling as one user needs more. */
         downloadsPerUser: z.number().int().min(1).default(256),
+        /** Upload sessions to replicas one user (or anonymous client address) holds; a new one ends their least recently used. */
+        uploadsPerUser: z.number().int().min(1).max(10_000).default(64),
       })
       .prefault({}),
     log: z
@@ -617,6 +688,7 @@ export const gatewayConfig = z
         }
       }
     });
+    checkTokenServices(config.sites, ctx);
     const defaults = config.sites.flatMap((s, index) => (s.default ? [index] : []));
     for (const index of defaults.slice(1)) {
       ctx.addIssue({ code: "custom", path: ["sites", index, "default"], message: "only one site may be the default" });

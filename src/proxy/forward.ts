@@ -114,6 +114,12 @@ export class Forwarder {
   private readonly proxy: ProxyServer;
   private readonly agents = new Map<string, http.Agent>();
   private readonly exchanges = new WeakMap<IncomingMessage, Exchange>();
+  /**
+   * A request's headers as the client sent them. A request forwarded again (to the next group member) has
+   * its headers rebuilt from these, not from the last backend's: a managed registry's token must not be
+   * taken for the client's own Authorization and passed through to the next backend.
+   */
+  private readonly clientHeaders = new WeakMap<IncomingMessage, IncomingMessage["headers"]>();
   private readonly getRelay: GetRelay;
   private readonly sendTimeout: SendTimeout;
 
@@ -186,7 +192,9 @@ export class Forwarder {
         }
       });
 
-      req.headers = forwardRequestHeaders(req.headers, edge);
+      const clientHeaders = this.clientHeaders.get(req) ?? req.headers;
+      this.clientHeaders.set(req, clientHeaders);
+      req.headers = forwardRequestHeaders(clientHeaders, edge, backend);
       if (this.viaRelay(req, res, backend, exchange, replay)) return;
       this.web(req, res, backend, exchange, replay);
       // Counted as the body passes: web() has already piped req synchronously, so this extra listener

@@ -1,6 +1,7 @@
 // Header rewriting at the edge, both directions. Pure functions over header lists so the rules are
 // unit-tested without sockets.
 import type { IncomingHttpHeaders } from "node:http";
+import type { ManagedAuthorization } from "../backends/managed-auth.js";
 import { API_VERSION, API_VERSION_HEADER } from "../registry/errors.js";
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the proxy-* ones: never forwarded. */
@@ -43,6 +44,11 @@ export interface EdgeContext {
   backendAuthorization?: string;
   /** backendAuth passthrough: a site without gateway auth in front of a backend that checks credentials itself. */
   passClientAuthorization?: boolean;
+  /**
+   * The Authorization for the registries the gateway runs (managed-auth.ts): sent to those instead of
+   * anything above, and to no other backend.
+   */
+  managedAuthorization?: ManagedAuthorization;
 }
 
 function connectionTokens(value: string | string[] | undefined): Set<string> {
@@ -50,8 +56,8 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
   return new Set(joined.split(",").map((token) => token.trim().toLowerCase()).filter(Boolean));
 }
 
-/** The request headers the backend sees. */
-export function forwardRequestHeaders(incoming: IncomingHttpHeaders, edge: EdgeContext): IncomingHttpHeaders {
+/** The request headers `backend` sees. */
+export function forwardRequestHeaders(incoming: IncomingHttpHeaders, edge: EdgeContext, backend: URL): IncomingHttpHeaders {
   const named = connectionTokens(incoming.connection);
   const out: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(incoming)) {
@@ -61,7 +67,9 @@ export function forwardRequestHeaders(incoming: IncomingHttpHeaders, edge: EdgeC
     out[name] = value;
   }
   out["x-request-id"] = edge.requestId;
-  if (edge.backendAuthorization) out["authorization"] = edge.backendAuthorization;
+  const managed = edge.managedAuthorization?.origins.has(backend.origin) ? edge.managedAuthorization : undefined;
+  if (managed) out["authorization"] = managed.authorization;
+  else if (edge.backendAuthorization) out["authorization"] = edge.backendAuthorization;
   out["x-forwarded-proto"] = "https";
   out["x-forwarded-host"] = edge.authority;
   out["x-forwarded-for"] = edge.clientIp;

@@ -21,6 +21,8 @@ export interface PatchOptions {
   abortAfter?: number;
   /** Send on this agent's connection (keep-alive) instead of a new one. */
   agent?: https.Agent;
+  /** Extra request headers (Authorization). */
+  headers?: Record<string, string>;
 }
 
 export interface PatchResult {
@@ -65,7 +67,7 @@ export function patchChunked(target: UploadTarget, location: string, options: Pa
       servername: target.host,
       ca: target.caPem,
       agent: options.agent ?? false,
-      headers: { host: url.host, "content-type": "application/octet-stream", "transfer-encoding": "chunked" },
+      headers: { host: url.host, "content-type": "application/octet-stream", "transfer-encoding": "chunked", ...options.headers },
     });
     const aborted = (): PatchResult => ({ status: 0, location: undefined, range: undefined, digest: "", sent, socket: null });
     req.on("error", (err) => (options.abortAfter !== undefined ? resolve(aborted()) : reject(err)));
@@ -115,13 +117,13 @@ export function patchChunked(target: UploadTarget, location: string, options: Pa
 }
 
 /** PUT LOCATION&digest=D with no body: the registry verifies the digest of everything it received. */
-export async function finishUpload(target: UploadTarget, location: string, digest: string) {
-  const url = new URL(location);
+export async function finishUpload(target: UploadTarget, location: string, digest: string, headers: Record<string, string> = {}) {
+  const url = new URL(location, `https://${target.host}:${target.port}`);
   // Appended, not set through searchParams, so the _state token is sent back byte for byte.
   const path = `${url.pathname}${url.search}${url.search ? "&" : "?"}digest=${encodeURIComponent(digest)}`;
   return gatewayRequest(target.port, target.caPem, target.host, {
     method: "PUT",
     path,
-    headers: { "content-length": "0" },
+    headers: { "content-length": "0", ...headers },
   });
 }

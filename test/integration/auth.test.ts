@@ -314,7 +314,8 @@ describe("auth: htpasswd and token auth with access rules, real registries and c
       // Named tokens carry the user's password fingerprint (issue #9): the one /token puts in admin's tokens.
       const fp = claimsOf((await tokenFor(basic("admin", "Admin123"), "service=team")).token).fp as string;
       assert.match(fp, /^[\w-]{16}$/);
-      const claims = { access: [{ type: "repository", name: "team/app", actions: ["pull"] }], fp };
+      // Tokens name the site that issued them: the control token names this one.
+      const claims = { access: [{ type: "repository", name: "team/app", actions: ["pull"] }], fp, site: "team" };
       const sign = (key: SigningKey["privateKey"], edit: (jwt: SignJWT) => SignJWT) =>
         edit(new SignJWT(claims).setProtectedHeader({ alg: signingKey.algorithm, typ: "JWT", kid: signingKey.keyId }).setIssuer(ISSUER).setSubject("admin"))
           .sign(key);

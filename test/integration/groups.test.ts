@@ -1,6 +1,8 @@
 // Issue #11 items 2, 3 and 5: a site fronting several registries. A group (members tried in order for
 // pulls, pushes to pushTo), repository-prefix routes (longest prefix wins), the catalog and tag lists the
-// gateway merges and paginates itself, and docker search over the merged catalog.
+// gateway merges and paginates itself, and docker search over the merged catalog. Group namespaces: a
+// name pushTo owns is never served by another member, whether pushTo lacks it, is down or answers 5xx
+// (a cache after the hosted registry would otherwise supply whatever is published under that name).
 //
 // Every member is a real distribution registry with its access log on: its own log is the oracle for
 // "which member served it" (and for the 404 a member gave before the next one answered).
@@ -22,15 +24,16 @@ import { formatRun, waitFor, type RunResult } from "../helpers/process.js";
 import { accessLog, startRegistry, type AccessLogLine, type Registry } from "../helpers/registry.js";
 import { pushTinyImage, type TinyImage } from "../helpers/seed.js";
 
-const GROUP = "group.registry.test"; // group hosted → cache, pushTo hosted
+const GROUP = "group.registry.test"; // group hosted → cache (lib/** only), pushTo hosted (owns the rest)
 const READONLY = "readonly.registry.test"; // the same members, no pushTo
 const LISTS = "lists.registry.test"; // group m1 → m2, for merged catalog and tags
 const SEARCH = "search.registry.test"; // the same group as LISTS, htpasswd auth
 const ROUTED = "routed.registry.test"; // default backend + team-a/ + team-a/special/ routes
 const DOWN = "down.registry.test"; // group doomed → live; doomed is stopped mid-file
-const DOWN_PUSH = "down-push.registry.test"; // the same, with the stopped member as pushTo
+const DOWN_PUSH = "down-push.registry.test"; // the same, with the stopped member as pushTo (live: alive/** only)
 const FLAKY = "flaky.registry.test"; // group broken (answers 500 to everything) → live
-const ALL_HOSTS = [GROUP, READONLY, LISTS, SEARCH, ROUTED, DOWN, DOWN_PUSH, FLAKY];
+const FLAKY_PUSH = "flaky-push.registry.test"; // the same, broken as pushTo owning team/**
+const ALL_HOSTS = [GROUP, READONLY, LISTS, SEARCH, ROUTED, DOWN, DOWN_PUSH, FLAKY, FLAKY_PUSH];
 
 const PASSED_OVER = "registry_gateway_group_passed_over_total";
 const SEED_UA = "seed/groups";
@@ -126,6 +129,15 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
   let inCacheToo: TinyImage;
   /** Only in the live member of the down sites. */
   let alive: TinyImage;
+  /**
+   * team/svc, a name pushTo owns: ours in hosted (v1) and doomed (v1); an attacker's in cache (v1, v2) and
+   * in live (v1), as a public cache would hold it once someone publishes the name upstream.
+   */
+  let ownSvc: TinyImage;
+  let doomedSvc: TinyImage;
+  let evilSvc: TinyImage;
+  let evilSvcV2: TinyImage;
+  let evilLiveSvc: TinyImage;
 
   const ref = (host: string, repository: string, tag: string) => `docker://${host}:${gateway.port}/${repository}:${tag}`;
   const metricsNow = (): Promise<Samples> => scrape(gateway.admin.port);
@@ -144,12 +156,19 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
     [hosted, cache, m1, m2, def, teamA, special, doomed, live] = registries as [Registry, Registry, Registry, Registry, Registry, Registry, Registry, Registry, Registry];
     [image, cacheImage] = images;
 
-    // group: lib/only-in-cache only in cache; lib/both in both, with different content.
-    [cacheOnly, inHosted, inCacheToo] = await Promise.all([
+    // group: lib/only-in-cache only in cache; lib/both in both, with different content; team/svc and
+    // evil/only-in-cache (names hosted owns) as described above.
+    [cacheOnly, inHosted, inCacheToo, ownSvc, evilSvc, doomedSvc, evilLiveSvc] = await Promise.all([
       seedOci(cache, cacheImage, "lib/only-in-cache", "v1"),
       pushTinyImage(hosted.url, "lib/both", "v1", SEED_UA),
       pushTinyImage(cache.url, "lib/both", "v1", SEED_UA),
+      pushTinyImage(hosted.url, "team/svc", "v1", SEED_UA),
+      pushTinyImage(cache.url, "team/svc", "v1", SEED_UA),
+      pushTinyImage(doomed.url, "team/svc", "v1", SEED_UA),
+      pushTinyImage(live.url, "team/svc", "v1", SEED_UA),
+      pushTinyImage(cache.url, "evil/only-in-cache", "v1", SEED_UA),
     ]);
+    evilSvcV2 = await pushTinyImage(cache.url, "team/svc", "v2", SEED_UA);
     // lists: a/x, b/y in m1; b/y, c/z, d/w in m2; b/y's tags differ (and overlap) between them.
     await Promise.all([
       (async () => {
@@ -182,7 +201,7 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
           default: true,
           group: [
             { name: "hosted", backend: hosted.url },
-            { name: "cache", backend: cache.url },
+            { name: "cache", backend: cache.url, repositories: ["lib/**"] },
           ],
           pushTo: "hosted",
         },
@@ -233,7 +252,7 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
           hosts: [DOWN_PUSH],
           group: [
             { name: "hosted", backend: doomed.url },
-            { name: "cache", backend: live.url },
+            { name: "cache", backend: live.url, repositories: ["alive/**"] },
           ],
           pushTo: "hosted",
         },
@@ -244,6 +263,15 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
             { name: "broken", backend: `http://127.0.0.1:${(broken.address() as AddressInfo).port}` },
             { name: "live", backend: live.url },
           ],
+        },
+        {
+          name: "flaky-push",
+          hosts: [FLAKY_PUSH],
+          group: [
+            { name: "broken", backend: `http://127.0.0.1:${(broken.address() as AddressInfo).port}`, repositories: ["team/**"] },
+            { name: "live", backend: live.url },
+          ],
+          pushTo: "broken",
         },
       ],
     });
@@ -418,6 +446,85 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
       const refusedPaths = (l: { uri: string }) => l.uri.startsWith("/v2/lib/new/") || l.uri.startsWith("/v2/lib/both/manifests/");
       assert.deepEqual(linesSince(hosted, hostedMark).filter(refusedPaths), []);
       assert.deepEqual(linesSince(cache, cacheMark).filter(refusedPaths), []);
+    });
+  });
+
+  describe("names pushTo owns (group namespaces)", () => {
+    /** A manifest request to the group by tag. */
+    const manifest = (host: string, repository: string, tag: string, method = "GET") =>
+      gateway.request(host, { method, path: `/v2/${repository}/manifests/${tag}`, headers: { accept: ACCEPT_MANIFESTS } });
+
+    it("a tag hosted does not have yet: hosted's 404, never the cache's copy; the cache is not even asked", async () => {
+      const hostedMark = logMark(hosted);
+      const cacheMark = logMark(cache);
+      const before = await metricsNow();
+      assertRegistryError(await manifest(GROUP, "team/svc", "v2"), 404, "MANIFEST_UNKNOWN");
+      assert.equal((await manifest(GROUP, "team/svc", "v2", "HEAD")).status, 404);
+      assertRegistryError(await gateway.request(GROUP, { path: `/v2/team/svc/blobs/${evilSvcV2.layerDigest}` }), 404, "BLOB_UNKNOWN");
+      // A real client pulling it fails too.
+      const args = ["copy", "--src-cert-dir", certs, ref(GROUP, "team/svc", "v2"), `oci:${join(workDir, "pulled-svc-v2")}:v2`];
+      const pull = await skopeo(args, { hosts, timeoutMs: 60_000 });
+      assert.notEqual(pull.code, 0, formatRun("skopeo pull of team/svc:v2", args, pull));
+      // The tag hosted has is hosted's content, not the cache's.
+      const v1 = await manifest(GROUP, "team/svc", "v1");
+      assert.equal(v1.status, 200);
+      assert.equal(sha256Digest(v1.body), ownSvc.manifestDigest);
+      assert.notEqual(ownSvc.manifestDigest, evilSvc.manifestDigest);
+      const after = await metricsNow();
+
+      assert.deepEqual(linesSince(cache, cacheMark, "team/svc"), [], "the cache was never asked for team/svc");
+      const hostedLines = linesSince(hosted, hostedMark, "team/svc");
+      assert.ok(hostedLines.some((l) => l.uri === "/v2/team/svc/manifests/v2" && l.status === 404 && /skopeo/i.test(l.userAgent)), "hosted gave skopeo its 404");
+      assert.equal(passedOver(before, after, "group", "hosted", "not_found"), 0, "nothing passed over");
+    });
+
+    it("tag lists and the catalog leave out what the cache holds under names hosted owns", async () => {
+      const cacheMark = logMark(cache);
+      const tags = await gateway.request(GROUP, { path: "/v2/team/svc/tags/list" });
+      assert.equal(tags.status, 200);
+      assert.deepEqual(tags.json(), { name: "team/svc", tags: ["v1"] }, "v2 (the cache's) is not listed");
+      assertRegistryError(await gateway.request(GROUP, { path: "/v2/evil/only-in-cache/tags/list" }), 404, "NAME_UNKNOWN");
+      assert.deepEqual(linesSince(cache, cacheMark, "team/svc"), []);
+      assert.deepEqual(linesSince(cache, cacheMark, "evil/only-in-cache"), []);
+
+      assert.ok((await catalogOf(cache)).includes("evil/only-in-cache"), "the cache does hold evil/only-in-cache");
+      const catalog = (await gateway.request(GROUP, { path: "/v2/_catalog" })).json().repositories as string[];
+      assert.ok(catalog.includes("lib/only-in-cache") && catalog.includes("team/svc"), catalog.join(" "));
+      assert.ok(!catalog.includes("evil/only-in-cache"), catalog.join(" "));
+    });
+
+    it("pushTo answering 5xx for a name it owns: 503 UNAVAILABLE, never the next member's copy; other names skip pushTo", async () => {
+      const marked = brokenRequests.length;
+      const liveMark = logMark(live);
+      assertRegistryError(await manifest(FLAKY_PUSH, "team/svc", "v1"), 503, "UNAVAILABLE");
+      assert.equal((await manifest(FLAKY_PUSH, "team/svc", "v1", "HEAD")).status, 503);
+      const blob = await gateway.request(FLAKY_PUSH, { path: `/v2/team/svc/blobs/${evilLiveSvc.layerDigest}` });
+      assertRegistryError(blob, 503, "UNAVAILABLE");
+      assert.ok(!blob.body.toString().includes("storage failure"), "pushTo's own error body is not relayed");
+      assert.deepEqual(brokenRequests.slice(marked), [
+        "GET /v2/team/svc/manifests/v1",
+        "HEAD /v2/team/svc/manifests/v1",
+        `GET /v2/team/svc/blobs/${evilLiveSvc.layerDigest}`,
+      ]);
+      // A name broken does not serve: live alone, broken never asked.
+      const res = await manifest(FLAKY_PUSH, "alive/app", "v1");
+      assert.equal(res.status, 200);
+      assert.equal(sha256Digest(res.body), alive.manifestDigest);
+      assert.equal(brokenRequests.length, marked + 3);
+      assert.deepEqual(linesSince(live, liveMark, "team/svc"), [], "live was never asked for team/svc");
+    });
+
+    it("a push of a name pushTo does not serve, or mounting from one, is refused 403 DENIED before any member sees it", async () => {
+      const marked = brokenRequests.length;
+      const liveMark = logMark(live);
+      const outside = await gateway.request(FLAKY_PUSH, { method: "POST", path: "/v2/other/app/blobs/uploads/" });
+      assertRegistryError(outside, 403, "DENIED");
+      assert.match(outside.json().errors[0].message, /other\/app is not among the repositories/);
+      const mount = await gateway.request(FLAKY_PUSH, { method: "POST", path: `/v2/team/new/blobs/uploads/?mount=${alive.layerDigest}&from=alive/app` });
+      assertRegistryError(mount, 403, "DENIED");
+      assert.match(mount.json().errors[0].message, /cannot mount from alive\/app/);
+      assert.equal(brokenRequests.length, marked);
+      assert.deepEqual(linesSince(live, liveMark).filter((l) => l.uri !== "/v2/"), []);
     });
   });
 
@@ -613,9 +720,12 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
   });
 
   describe("a member down", () => {
-    it("before: the catalog holds both members' repositories", async () => {
+    it("before: the catalog holds both members' repositories; team/svc (hosted's) comes from hosted", async () => {
       const res = await gateway.request(DOWN, { path: "/v2/_catalog" });
-      assert.deepEqual(res.json(), { repositories: ["alive/app", "gone/app"] });
+      assert.deepEqual(res.json(), { repositories: ["alive/app", "gone/app", "team/svc"] });
+      const svc = await gateway.request(DOWN_PUSH, { path: "/v2/team/svc/manifests/v1", headers: { accept: ACCEPT_MANIFESTS } });
+      assert.equal(svc.status, 200);
+      assert.equal(sha256Digest(svc.body), doomedSvc.manifestDigest);
     });
 
     it("with the first member stopped, manifest and blob pulls are served by the other, each pass-over counted as an error", async () => {
@@ -641,11 +751,25 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
       assertRegistryError(gone, 404, "MANIFEST_UNKNOWN");
     });
 
+    it("with pushTo stopped, a name it owns is 503 UNAVAILABLE, never the live member's copy; live is not asked", async () => {
+      const liveMark = logMark(live);
+      const path = "/v2/team/svc/manifests/v1";
+      assertRegistryError(await gateway.request(DOWN_PUSH, { path, headers: { accept: ACCEPT_MANIFESTS } }), 503, "UNAVAILABLE");
+      assert.equal((await gateway.request(DOWN_PUSH, { method: "HEAD", path, headers: { accept: ACCEPT_MANIFESTS } })).status, 503);
+      assertRegistryError(await gateway.request(DOWN_PUSH, { path: `/v2/team/svc/blobs/${evilLiveSvc.layerDigest}` }), 503, "UNAVAILABLE");
+      // Its tags cannot be listed either: pushTo alone may answer.
+      assertRegistryError(await gateway.request(DOWN_PUSH, { path: "/v2/team/svc/tags/list" }), 502, "UNAVAILABLE");
+      assert.deepEqual(linesSince(live, liveMark, "team/svc"), [], "live was never asked for team/svc");
+      // The same members without namespaces (DOWN) do serve live's copy: what the attacker relies on.
+      const open = await gateway.request(DOWN, { path: "/v2/team/svc/manifests/v1", headers: { accept: ACCEPT_MANIFESTS } });
+      assert.equal(sha256Digest(open.body), evilLiveSvc.manifestDigest);
+    });
+
     it("the catalog and tag lists still answer, from the live member", async () => {
       const before = await metricsNow();
       const catalog = await gateway.request(DOWN, { path: "/v2/_catalog" });
       assert.equal(catalog.status, 200);
-      assert.deepEqual(catalog.json(), { repositories: ["alive/app"] });
+      assert.deepEqual(catalog.json(), { repositories: ["alive/app", "team/svc"] });
       const tags = await gateway.request(DOWN, { path: "/v2/alive/app/tags/list" });
       assert.equal(tags.status, 200);
       assert.deepEqual(tags.json(), { name: "alive/app", tags: ["v1"] });
@@ -695,7 +819,7 @@ describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_00
             hosts: [D_GROUP],
             group: [
               { name: "hosted", backend: hosted.url },
-              { name: "cache", backend: cache.url },
+              { name: "cache", backend: cache.url, repositories: ["lib/**"] },
             ],
             pushTo: "hosted",
           },

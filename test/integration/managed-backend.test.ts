@@ -2,14 +2,19 @@
 // gateway starts on a loopback port of its own, with storage under dataDir, restarts when it dies and
 // stops on shutdown. And `npm start`'s configuration, run as the built CLI, accepts a push at once.
 import assert from "node:assert/strict";
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gatewayConfig } from "../../src/config/schema.js";
+import { gatewayConfig, type GatewayConfigInput } from "../../src/config/schema.js";
 import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from "../helpers/cli.js";
 import { certDir, cleanupClients, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { htpasswdLine } from "../helpers/htpasswd.js";
+import { managedRegistryAuthorization } from "../helpers/managed-token.js";
+import { startRegistry, type Registry } from "../helpers/registry.js";
+import { pushTinyImage } from "../helpers/seed.js";
+import { MANAGED_SERVICE } from "../../src/backends/managed-auth.js";
 import { buildOciImage, sha256Digest, type OciImage } from "../helpers/oci.js";
 import { formatRun, run, waitFor, type RunResult } from "../helpers/process.js";
 
@@ -18,6 +23,22 @@ const TEAM = "localhost";
 
 function assertRan(what: string, args: readonly string[], result: RunResult): void {
   assert.equal(result.code, 0, formatRun(what, args, result));
+}
+
+/** `nobody`: another local user, with no groups of ours. */
+const NOBODY = 65534;
+
+/** Runs `cmd` as `nobody`. */
+function asNobody(cmd: string, args: readonly string[]): Promise<RunResult> {
+  return run("setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", cmd, ...args], { timeoutMs: 15_000 });
+}
+
+/** The status another local user gets for `method url` straight from the registry's port (curl as nobody). */
+async function statusAsNobody(method: string, url: string, headers: readonly string[] = []): Promise<number> {
+  const args = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method, ...headers.flatMap((h) => ["-H", h]), url];
+  const result = await asNobody("curl", args);
+  assertRan("curl as nobody", args, result);
+  return Number(result.stdout);
 }
 
 function alive(pid: number): boolean {
@@ -95,7 +116,8 @@ describe("managed backend: the gateway runs the registry", () => {
     const ready = await fetch(`http://127.0.0.1:${gateway!.admin.port}/readyz`);
     const body = (await ready.json()) as { backends: { backend: string; reachable: boolean; status: number }[] };
     assert.equal(ready.status, 200, JSON.stringify(body));
-    assert.deepEqual(body.backends, [{ pool: "127.0.0.1", backend: started.url, reachable: true, status: 200, healthy: true, outstanding: 0 }]);
+    // 401: /readyz asks without a token, and the registry answers nobody but the gateway.
+    assert.deepEqual(body.backends, [{ pool: "127.0.0.1", backend: started.url, reachable: true, status: 401, healthy: true, outstanding: 0 }]);
   });
 
   it("skopeo copies an OCI image to it and back through the gateway, trusting only the gateway CA", async () => {
@@ -192,6 +214,173 @@ describe("managed backend: the gateway runs the registry", () => {
   });
 });
 
+describe("managed backend: no other local user reaches the registry, by its port or on disk", () => {
+  let workDir: string;
+  let storage: string;
+  let image: OciImage;
+  let gateway: TestGateway | undefined;
+  let certs: string;
+  let registryUrl: string;
+  let sites: GatewayConfigInput["sites"];
+  const ref = () => `docker://${HUB}:${gateway!.port}/hub/app:v1`;
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "rg-managed-private-"));
+    // As an operator may have made them (or an older gateway left them): open to every local user.
+    await chmod(workDir, 0o755);
+    storage = join(workDir, "storage");
+    await mkdir(storage, { mode: 0o755 });
+    await chmod(storage, 0o755);
+    const htpasswd = join(workDir, "htpasswd");
+    await writeFile(htpasswd, `${await htpasswdLine("alice", "alice-pw")}\n`);
+    image = await buildOciImage(join(workDir, "image"), { layers: 1, layerSize: 64 * 1024, tag: "v1" });
+    sites = [
+      { hosts: [HUB], backend: { managed: { storage } }, default: true },
+      // A token-auth site on the same registry: its users' tokens must not open the registry itself.
+      { hosts: [TEAM], backend: { managed: { storage } }, auth: { type: "token", htpasswd, rules: [{ who: ["alice"], repositories: ["**"], actions: ["pull", "push", "delete"] }] } },
+    ];
+    gateway = await startTestGateway({ dataDir: join(workDir, "data"), sites });
+    registryUrl = (gateway.logs.find((l) => l.msg === "managed registry started") as LogLine).url;
+    certs = await certDir(gateway.caPem);
+    await pushAndPull(image, ref(), certs, join(workDir, "pulled-1"));
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await cleanupClients();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("its port answers another user 401 for the catalog, a manifest, a blob, a DELETE and an upload; the image stays", async () => {
+    const accept = `Accept: application/vnd.oci.image.manifest.v1+json`;
+    const attempts: [string, string, string[]][] = [
+      ["GET", "/v2/_catalog", []],
+      ["GET", "/v2/hub/app/tags/list", []],
+      ["GET", "/v2/hub/app/manifests/v1", [accept]],
+      ["GET", `/v2/hub/app/blobs/${image.layerDigests[0]}`, []],
+      ["DELETE", `/v2/hub/app/manifests/${image.manifestDigest}`, []],
+      ["POST", "/v2/hub/app/blobs/uploads/", []],
+    ];
+    for (const [method, path, headers] of attempts) {
+      assert.equal(await statusAsNobody(method, `${registryUrl}${path}`, headers), 401, `${method} ${path}`);
+    }
+    // Nothing was deleted: the gateway still serves the image.
+    await assertPullable(image, ref(), certs, join(workDir, "pulled-2"));
+  });
+
+  it("a token the gateway issued to a user of a site does not open the registry's port", async () => {
+    const basic = `Basic ${Buffer.from("alice:alice-pw").toString("base64")}`;
+    const issued = await gateway!.request(TEAM, { path: "/token?service=localhost&scope=repository:hub/app:pull,push,delete", headers: { authorization: basic } });
+    assert.equal(issued.status, 200, issued.body.toString());
+    const bearer = `Authorization: Bearer ${(issued.json() as { token: string }).token}`;
+    // The token is good at the gateway...
+    const viaGateway = await gateway!.request(TEAM, { path: "/v2/hub/app/tags/list", headers: { authorization: bearer.slice("Authorization: ".length) } });
+    assert.equal(viaGateway.status, 200, viaGateway.body.toString());
+    // ...and worth nothing at the registry: it is for the site's service, not the registry's.
+    assert.equal(await statusAsNobody("GET", `${registryUrl}/v2/hub/app/tags/list`, [bearer]), 401);
+    assert.equal(await statusAsNobody("DELETE", `${registryUrl}/v2/hub/app/manifests/${image.manifestDigest}`, [bearer]), 401);
+  });
+
+  it("its storage directory, images, config.yml and http-secret are not readable by another user", async () => {
+    assert.equal((await stat(storage)).mode & 0o777, 0o700);
+    const hex = image.layerDigests[0]!.slice("sha256:".length);
+    const blob = join(storage, "docker", "registry", "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data");
+    await stat(blob); // it is there, for the gateway's user
+    for (const [cmd, args] of [
+      ["ls", [storage]],
+      ["ls", [join(storage, "docker", "registry", "v2", "repositories")]],
+      ["cat", [blob]],
+      ["cat", [join(storage, "config.yml")]],
+      ["cat", [join(storage, "http-secret")]],
+    ] as const) {
+      const result = await asNobody(cmd, args);
+      assert.notEqual(result.code, 0, formatRun(`${cmd} as nobody`, args, result));
+      assert.match(result.stderr, /Permission denied/, formatRun(`${cmd} as nobody`, args, result));
+    }
+  });
+
+  it("a reload with another token issuer restarts the registry to trust it, and the gateway serves on", async () => {
+    const config = gatewayConfig.parse({ listen: "127.0.0.1:0", admin: { listen: "127.0.0.1:0" }, log: { level: "debug" }, dataDir: join(workDir, "data"), tokens: { issuer: "another-issuer" }, sites });
+    const reloaded = await gateway!.reload(config);
+    assert.equal(reloaded.ok, true, JSON.stringify(reloaded));
+    const restarted = gateway!.logs.find((l) => l.msg === "managed registry restarted to trust the new token signing certificate") as LogLine | undefined;
+    assert.ok(restarted, "the registry was not restarted");
+    assert.equal(restarted.url, registryUrl);
+    assert.match(await readFile(join(storage, "config.yml"), "utf8"), /issuer: another-issuer/);
+    await assertPullable(image, ref(), certs, join(workDir, "pulled-after-reload"));
+  });
+
+  it("a storage directory that belongs to another user is refused at start", async () => {
+    const foreign = join(workDir, "foreign-storage");
+    await mkdir(foreign);
+    await chown(foreign, NOBODY, NOBODY);
+    await assert.rejects(
+      startTestGateway({ dataDir: join(workDir, "data-foreign"), sites: [{ hosts: [HUB], backend: { managed: { storage: foreign } } }] }),
+      /backend\.managed: the storage directory .*foreign-storage belongs to uid 65534, not to the gateway's user/,
+    );
+  });
+});
+
+describe("managed backend: its token goes to it alone, never to a registry given as a URL", () => {
+  let workDir: string;
+  let dataDir: string;
+  let remote: Registry | undefined;
+  let gateway: TestGateway | undefined;
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "rg-managed-token-"));
+    dataDir = join(workDir, "data");
+    // The gateway's signing key, made before the gateway starts, so that the remote registry can trust it.
+    const managedToken = await managedRegistryAuthorization(dataDir, []);
+    assert.match(managedToken, /^Bearer /);
+    // A registry given as a URL that WOULD take a managed registry's token (same certificate, same service):
+    // seeded while open, then restarted on the same storage with auth.
+    const rootDir = join(workDir, "remote");
+    const open = await startRegistry({ rootDir });
+    await pushTinyImage(open.url, "lib/only-remote", "v1", "seed");
+    await open.stop();
+    remote = await startRegistry({
+      rootDir,
+      auth: { realm: "https://nowhere.invalid/token", service: MANAGED_SERVICE, issuer: "registry-gateway", rootCertBundle: join(dataDir, "tokens", "signing.crt") },
+    });
+    gateway = await startTestGateway({
+      dataDir,
+      sites: [
+        // passthrough: the client's own Authorization goes to the backends, so a managed registry's token
+        // left in the request by the member tried first would reach the next one.
+        // hosted serves every name (and owns those remote does not declare): asked first for lib/, then remote.
+        {
+          hosts: [HUB],
+          backendAuth: { type: "passthrough" },
+          group: [
+            { name: "hosted", backend: { managed: {} } },
+            { name: "remote", backend: remote.url, repositories: ["lib/**"] },
+          ],
+          pushTo: "hosted",
+        },
+      ],
+    });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await remote?.stop();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("a pull the managed member has not passes over to the URL member without the managed member's token", async () => {
+    const path = "/v2/lib/only-remote/manifests/v1";
+    const accept = "application/vnd.oci.image.manifest.v1+json";
+    // hosted (managed) answers 404 with the gateway's token; remote gets the client's Authorization: none.
+    const anonymous = await gateway!.request(HUB, { path, headers: { accept } });
+    assert.equal(anonymous.status, 401, anonymous.body.toString());
+    // The control: with a token it accepts, sent by the client, remote serves the image.
+    const authorization = await managedRegistryAuthorization(dataDir, [{ type: "repository", name: "lib/only-remote", action: "pull" }]);
+    const withToken = await gateway!.request(HUB, { path, headers: { accept, authorization } });
+    assert.equal(withToken.status, 200, withToken.body.toString());
+  });
+});
+
 describe("npm start: config/gateway.yaml serves a working registry at once", () => {
   let workDir: string;
   let gateway: GatewayProcess | undefined;
@@ -225,6 +414,9 @@ describe("npm start: config/gateway.yaml serves a working registry at once", () 
       await pushAndPull(image, `docker://${host}:${gateway.httpsPort}/library/app:v1`, certs, join(workDir, `pulled-${host}`));
     }
     await stat(join(dataDir, "registry", "docker", "registry", "v2", "repositories", "library", "app"));
+    // What it serves through the gateway, another local user cannot get from the registry's port.
+    assert.equal(await statusAsNobody("GET", `${registry.url}/v2/_catalog`), 401);
+    assert.equal(await statusAsNobody("DELETE", `${registry.url}/v2/library/app/manifests/v1`), 401);
 
     const status = await gateway.process.stop(10_000);
     assert.equal(status.code, 0, gateway.process.output());

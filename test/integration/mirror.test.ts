@@ -3,6 +3,7 @@
 // distribution registry standing in for Docker Hub (there is no internet here). An image pulled through the
 // mirror is served from the cache once the upstream is gone, pushes land in the hosted registry, manifest GETs
 // are limited Docker Hub style, and a gateway started while the upstream is down serves the cache offline.
+// Names the hosted member owns (team/**) never come from Docker Hub, whoever publishes them there.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
@@ -14,9 +15,10 @@ import { parseConfig } from "../../src/config/load.js";
 import { cli, REPO_ROOT } from "../helpers/cli.js";
 import { certDir, cleanupClients, hostsFile, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
+import { managedRegistryAuthorization } from "../helpers/managed-token.js";
 import { buildOciImage, OCI_MANIFEST, sha256Digest, type OciImage } from "../helpers/oci.js";
 import { formatRun, waitFor, type RunResult } from "../helpers/process.js";
-import { startRegistry, type Registry } from "../helpers/registry.js";
+import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
 
 const EXAMPLE = join(REPO_ROOT, "config/examples/dockerhub-mirror.yaml");
 const MIRROR = "mirror.registry.test";
@@ -77,6 +79,10 @@ describe("config/examples/dockerhub-mirror.yaml", () => {
       ],
     );
     assert.equal(site!.pushTo, "hosted");
+    assert.deepEqual(
+      site!.group!.map((member) => member.repositories),
+      [["team/**"], undefined],
+    );
     assert.equal(site!.auth.type, "token");
     assert.deepEqual(site!.limits, [
       { name: "pulls", operations: ["pull"], rate: 100, per: 6 * 3_600_000, key: "user", overrides: { admin: { rate: 200 }, reader: { rate: 200 } } },
@@ -139,7 +145,7 @@ describe("Docker Hub front door: a group of a hosted registry and a pull-through
     workDir = await mkdtemp(join(tmpdir(), "rg-mirror-"));
     dataDir = join(workDir, "data");
     [upstream, hubImage, ownImage, otherImage, freshImage] = await Promise.all([
-      startRegistry(),
+      startRegistry({ accessLog: true }),
       buildOciImage(join(workDir, "hub-image"), { layers: 2, layerSize: 256 * 1024, tag: "v1" }),
       buildOciImage(join(workDir, "own-image"), { layers: 2, layerSize: 128 * 1024, tag: "v1" }),
       buildOciImage(join(workDir, "other-image"), { layers: 1, layerSize: 128 * 1024, tag: "v1" }),
@@ -180,7 +186,7 @@ describe("Docker Hub front door: a group of a hosted registry and a pull-through
 
   it("(a) pulls an image of the upstream through the mirror, which keeps it in the cache's storage, not in hosted", async () => {
     const tookMs = await pull("library/hello:v1", hubImage, "pulled-1");
-    console.log(`# first pull (hosted 404 → cache → upstream) in ${tookMs} ms`);
+    console.log(`# first pull (cache → upstream) in ${tookMs} ms`);
     const started = Date.now();
     await waitFor(() => cached("library/hello", hubImage), { timeoutMs: 10_000, what: "the cache to hold the manifest and every blob" });
     console.log(`# blobs in the cache's storage ${Date.now() - started} ms after the pull returned`);
@@ -194,7 +200,9 @@ describe("Docker Hub front door: a group of a hosted registry and a pull-through
     await stat(repositoryDir(hostedStorage(), repository));
     await assert.rejects(stat(repositoryDir(cacheStorage(), repository)), { code: "ENOENT" });
     const hostedUrl = registryStarted(hostedStorage())!.url as string;
-    const direct = await fetch(`${hostedUrl}/v2/${repository}/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
+    // The registry answers only the gateway's tokens.
+    const authorization = await managedRegistryAuthorization(dataDir, [{ type: "repository", name: repository, action: "pull" }]);
+    const direct = await fetch(`${hostedUrl}/v2/${repository}/manifests/v1`, { headers: { accept: OCI_MANIFEST, authorization } });
     assert.equal(direct.status, 200);
     assert.equal(sha256Digest(Buffer.from(await direct.arrayBuffer())), image.manifestDigest);
     await pull(`${repository}:v1`, image, `pulled-${repository.replaceAll("/", "-")}`);
@@ -210,6 +218,26 @@ describe("Docker Hub front door: a group of a hosted registry and a pull-through
     const catalog = await gateway!.request(MIRROR, { path: "/v2/_catalog", headers: { authorization: `Bearer ${login.json().token}` } });
     assert.equal(catalog.status, 200, catalog.body.toString());
     assert.deepEqual(catalog.json().repositories, ["library/hello", "team/app"]);
+  });
+
+  it("a name hosted owns is never fetched from the upstream, though published there: 404, and the upstream is not asked", async () => {
+    // Someone publishes team/svc on "Docker Hub"; hosted has team/app (pushed above) but no team/svc.
+    await seedUpstream(upstream!, otherImage, "team/svc:v1");
+    const mark = accessLog(upstream!).length;
+    const out = join(workDir, "pulled-team-svc");
+    const args = ["copy", "--src-cert-dir", certs, ref("team/svc:v1"), `oci:${out}:v1`];
+    const result = await skopeo(args, { hosts, timeoutMs: 60_000 });
+    assert.notEqual(result.code, 0, formatRun("skopeo pull of team/svc through the mirror", args, result));
+    assert.match(result.stderr, /manifest unknown/i);
+    const token = (await gateway!.request(MIRROR, { path: "/token?service=mirror&scope=repository:team/svc:pull" })).json().token as string;
+    const res = await gateway!.request(MIRROR, { path: "/v2/team/svc/manifests/v1", headers: { authorization: `Bearer ${token}`, accept: OCI_MANIFEST } });
+    assertRegistryError(res, 404, "MANIFEST_UNKNOWN");
+    assert.deepEqual(
+      accessLog(upstream!).slice(mark).filter((line) => line.uri.startsWith("/v2/team/")).map((line) => line.line),
+      [],
+      "the upstream was asked for team/svc",
+    );
+    await assert.rejects(stat(repositoryDir(cacheStorage(), "team/svc")), { code: "ENOENT" });
   });
 
   it("(b, c) with the upstream stopped, the image is pulled again, from the cache", async () => {

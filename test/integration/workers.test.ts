@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { generatedAdminTokenPath } from "../../src/admin-token.js";
 import { cli } from "../helpers/cli.js";
 import { httpsCall, startClusterProcess, workerOfRequest, workerPids, type ClusterProcess, type HttpsAnswer, type HttpsCall } from "../helpers/cluster.js";
 import { delta, scrape, valueOf, type Samples } from "../helpers/metrics.js";
@@ -55,8 +56,10 @@ async function onFreshConnections(count: number, call: HttpsCall): Promise<Https
   return answers;
 }
 
-async function adminPost(port: number, path: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST" });
+/** An admin action with the token the primary generated in `dataDir`, as the CLI sends it. */
+async function adminPost(port: number, path: string, dataDir: string): Promise<{ status: number; body: any }> {
+  const token = (await readFile(generatedAdminTokenPath(dataDir), "utf8")).trim();
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
   return { status: res.status, body: await res.json() };
 }
 
@@ -191,7 +194,7 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
   it("cert rotate makes one new certificate in the primary, and every worker serves its serial", async () => {
     const [first] = await onFreshConnections(1, call(HUB, "/v2/"));
     const previous = first!.serial;
-    const rotated = await adminPost(adminPort, `/cert/rotate?site=${HUB}`);
+    const rotated = await adminPost(adminPort, `/cert/rotate?site=${HUB}`, dataDir);
     assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
     assert.equal(rotated.body.ok, true);
     const [result] = rotated.body.certificates;
@@ -215,7 +218,12 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
     assert.equal(notYet.status, 421, "team is not a site before the reload");
 
     await writeFile(configPath, configText(teamSite()));
-    const reloaded = await adminPost(adminPort, "/reload");
+    // The primary's admin listener wants the admin token too: without it nothing is reloaded.
+    const anonymous = await fetch(`http://127.0.0.1:${adminPort}/reload`, { method: "POST" });
+    assert.equal(anonymous.status, 401);
+    assert.equal(((await anonymous.json()) as { errors: { code: string }[] }).errors[0]!.code, "UNAUTHORIZED");
+    assert.equal((await httpsCall({ ...call(TEAM, "/v2/"), expectCertFor: HUB })).status, 421, "the refused reload changed nothing");
+    const reloaded = await adminPost(adminPort, "/reload", dataDir);
     assert.equal(reloaded.status, 200, JSON.stringify(reloaded.body));
     assert.deepEqual(reloaded.body, { ok: true, sites: ["hub", "limited", "team"], warnings: [] });
     await waitFor(() => gateway.lines("configuration reloaded in every worker").length === 1, { what: "the primary's reload log line" });
@@ -236,7 +244,7 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
   it("a configuration the primary rejects, or one that fails in the workers' prepare, leaves every worker on the old one", async () => {
     // Rejected by the primary's validation.
     await writeFile(configPath, configText(["  - name: team", `    hosts: [${TEAM}]`, "    backend: ftp://127.0.0.1:21"]));
-    const invalid = await adminPost(adminPort, "/reload");
+    const invalid = await adminPost(adminPort, "/reload", dataDir);
     assert.equal(invalid.status, 422, JSON.stringify(invalid.body));
     assert.equal(invalid.body.ok, false);
     assert.match(invalid.body.errors.join("\n"), /sites\[2\]\.backend/);
@@ -246,7 +254,7 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
     await writeFile(htpasswd, "admin:not-a-hash-the-gateway-knows\n");
     await writeFile(configPath, configText(teamSite(["    auth:", "      type: htpasswd", `      htpasswd: ${htpasswd}`])));
     const failedAt = new Date().toISOString();
-    const refused = await adminPost(adminPort, "/reload");
+    const refused = await adminPost(adminPort, "/reload", dataDir);
     assert.equal(refused.status, 422, JSON.stringify(refused.body));
     assert.equal(refused.body.ok, false);
     assert.match(refused.body.errors.join("\n"), new RegExp(`${htpasswd}:1`));

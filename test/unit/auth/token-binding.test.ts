@@ -36,8 +36,8 @@ describe("token key id and password binding", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "rg-token-binding-"));
     key = await loadSigningKey(gatewayConfig.parse({ dataDir: dir, sites: [{ hosts: ["a.test"], backend: "http://127.0.0.1:1" }] }));
-    issuer = new TokenIssuer(key, "registry-gateway");
-    verifier = new TokenVerifier(key, "registry-gateway", "team");
+    issuer = new TokenIssuer(key, "registry-gateway", "team");
+    verifier = new TokenVerifier(key, "registry-gateway", "team", "team");
     file = join(dir, "htpasswd");
     await writeFile(file, `${await htpasswdLine("admin", "Admin123")}\n${await htpasswdLine("reader", "Reader123")}\n`);
     users = await HtpasswdUsers.open(file, createLogger({ level: "silent", format: "json" }), { pollIntervalMs: 100 });
@@ -52,7 +52,7 @@ describe("token key id and password binding", () => {
 
   /** A well-signed access token with our key, whatever header we choose. */
   const signed = (header: { kid?: string }, claims: JWTPayload = { access: GRANT }) =>
-    new SignJWT(claims)
+    new SignJWT({ site: "team", ...claims })
       .setProtectedHeader({ alg: key.algorithm, typ: "JWT", ...header })
       .setIssuer("registry-gateway").setSubject("admin").setAudience("team").setIssuedAt().setNotBefore("0s").setExpirationTime("1h")
       .sign(key.privateKey);
@@ -67,7 +67,7 @@ describe("token key id and password binding", () => {
 
   it("refresh tokens too", async () => {
     const refresh = (kid?: string) =>
-      new SignJWT({ fp: "x" })
+      new SignJWT({ fp: "x", site: "team" })
         .setProtectedHeader({ alg: key.algorithm, typ: "refresh+jwt", ...(kid ? { kid } : {}) })
         .setIssuer("registry-gateway").setSubject("admin").setAudience("refresh:team").setIssuedAt().setExpirationTime("1h")
         .sign(key.privateKey);

@@ -50,8 +50,8 @@ for (const algorithm of ["ES256", "RS256"] as const) {
       dataDir = await mkdtemp(join(tmpdir(), "rg-tokens-"));
       const config = gatewayConfig.parse({ dataDir, tokens: { algorithm }, sites: [{ hosts: ["a.test"], backend: "http://127.0.0.1:1" }] });
       key = await loadSigningKey(config);
-      issuer = new TokenIssuer(key, "registry-gateway");
-      verifier = new TokenVerifier(key, "registry-gateway", "hub");
+      issuer = new TokenIssuer(key, "registry-gateway", "hub-site");
+      verifier = new TokenVerifier(key, "registry-gateway", "hub", "hub-site");
     });
 
     after(async () => {
@@ -82,6 +82,7 @@ for (const algorithm of ["ES256", "RS256"] as const) {
       assert.equal(claims.iss, "registry-gateway");
       assert.equal(claims.sub, "admin");
       assert.equal(claims.aud, "hub", "aud is one string, not an array");
+      assert.equal(claims.site, "hub-site", "bound to the site that issued it");
       for (const claim of ["exp", "nbf", "iat"]) assert.ok(Number.isInteger(claims[claim]), claim);
       assert.equal(claims.exp - claims.iat, 3600);
       assert.equal(typeof claims.jti, "string");
@@ -113,7 +114,7 @@ for (const algorithm of ["ES256", "RS256"] as const) {
     it("refuses expired tokens (beyond the leeway) and accepts within it", async () => {
       const now = Math.floor(Date.now() / 1000);
       const sign = (exp: number) =>
-        new SignJWT({ access: [] }).setProtectedHeader({ alg: algorithm, typ: "JWT", kid: key.keyId })
+        new SignJWT({ access: [], site: "hub-site" }).setProtectedHeader({ alg: algorithm, typ: "JWT", kid: key.keyId })
           .setIssuer("registry-gateway").setSubject("admin").setAudience("hub").setIssuedAt(exp - 600).setNotBefore(exp - 600).setExpirationTime(exp)
           .sign(key.privateKey);
       assert.deepEqual(await verifier.verify(await sign(now - 120)), { ok: false, problem: "expired_token" });
@@ -126,7 +127,7 @@ for (const algorithm of ["ES256", "RS256"] as const) {
       assert.deepEqual(await verifier.verify(unsigned), { ok: false, problem: "invalid_token" });
       const otherSite = await issuer.issue("admin", "team", [], 60_000);
       assert.deepEqual(await verifier.verify(otherSite.token), { ok: false, problem: "invalid_token" });
-      const otherIssuer = await new TokenIssuer(key, "someone-else").issue("admin", "hub", [], 60_000);
+      const otherIssuer = await new TokenIssuer(key, "someone-else", "hub-site").issue("admin", "hub", [], 60_000);
       assert.deepEqual(await verifier.verify(otherIssuer.token), { ok: false, problem: "invalid_token" });
       const refresh = await issuer.issueRefresh("admin", "hub", "fp", 60_000);
       assert.deepEqual(await verifier.verify(refresh.token), { ok: false, problem: "invalid_token" });
@@ -135,9 +136,22 @@ for (const algorithm of ["ES256", "RS256"] as const) {
       assert.equal(await verifier.verifyRefresh(access.token), null);
     });
 
+    it("refuses a token of another site with the same service and key, and one without a site claim", async () => {
+      const grant = [{ type: "repository", name: "team/app", actions: ["pull"] }];
+      const otherSite = await new TokenIssuer(key, "registry-gateway", "team-site").issue("admin", "hub", grant, 60_000);
+      assert.deepEqual(await verifier.verify(otherSite.token), { ok: false, problem: "invalid_token" });
+      const unbound = await new SignJWT({ access: grant }).setProtectedHeader({ alg: algorithm, typ: "JWT", kid: key.keyId })
+        .setIssuer("registry-gateway").setSubject("admin").setAudience("hub").setIssuedAt().setNotBefore("0s").setExpirationTime("1h")
+        .sign(key.privateKey);
+      assert.deepEqual(await verifier.verify(unbound), { ok: false, problem: "invalid_token" }, "issued before tokens named their site");
+      const refresh = await new TokenIssuer(key, "registry-gateway", "team-site").issueRefresh("admin", "hub", "fp", 60_000);
+      assert.equal(await verifier.verifyRefresh(refresh.token), null);
+      assert.equal((await verifier.verify((await issuer.issue("admin", "hub", grant, 60_000)).token)).ok, true, "the control: this site's token");
+    });
+
     it("refuses a well-signed token whose access claim has the wrong shape", async () => {
       const sign = (access: unknown) =>
-        new SignJWT({ access }).setProtectedHeader({ alg: algorithm, typ: "JWT", kid: key.keyId })
+        new SignJWT({ access, site: "hub-site" }).setProtectedHeader({ alg: algorithm, typ: "JWT", kid: key.keyId })
           .setIssuer("registry-gateway").setSubject("admin").setAudience("hub").setIssuedAt().setNotBefore("0s").setExpirationTime("1h")
           .sign(key.privateKey);
       assert.deepEqual(await verifier.verify(await sign({ type: "repository" })), { ok: false, problem: "invalid_token" });

@@ -1,10 +1,12 @@
-// Which replica holds an upload session: in memory (expiry, bound) and shared through a real redis-server
-// (two gateways see each other's sessions; a Redis that goes away does not break uploads this gateway
+// Which replica holds an upload session: in memory (one owner's sessions apart from everyone else's, at most
+// perUser of them, forgotten when idle) and shared through a real redis-server (two gateways see each
+// other's sessions under the same bounds; a Redis that goes away does not break uploads this gateway
 // started, and one it cannot place is refused rather than guessed).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { AffinityUnavailableError, createUploadAffinity, MemoryAffinity } from "../../../src/backends/affinity.js";
+import { AffinityUnavailableError, createUploadAffinity, MemoryAffinity, type UploadKey, type UploadLimits } from "../../../src/backends/affinity.js";
 import { RedisAffinity } from "../../../src/backends/affinity-redis.js";
 import { redis as redisSchema } from "../../../src/config/schema.js";
 import { createLogger } from "../../../src/observe/log.js";
@@ -14,55 +16,121 @@ import { capturingLogger } from "../../helpers/logs.js";
 
 const R1 = "http://10.0.0.1:5000";
 const R2 = "http://10.0.0.2:5000";
+const ALICE = '["hub","user","alice"]';
+const BOB = '["hub","user","bob"]';
 
+/** A KEYS pattern matching `text` literally (owners are JSON: brackets). */
+function glob(text: string): string {
+  return text.replace(/[[\]*?\\]/g, "\\$&");
+}
+
+/** alice's session `uuid` in pool hub, repository alice/app, unless told otherwise. */
+function key(uuid: string, overrides: Partial<UploadKey> = {}): UploadKey {
+  return { pool: "hub", repository: "alice/app", uuid, owner: ALICE, ...overrides };
+}
 
 describe("MemoryAffinity", () => {
-  function onClock(options: { ttlMs?: number; maxEntries?: number } = {}) {
+  function onClock(options: { limits?: Partial<UploadLimits>; maxEntries?: number } = {}) {
     let now = 1_000_000;
-    const affinity = new MemoryAffinity({ ...options, now: () => now });
+    const limits = { perUser: 64, idleMs: 3_600_000, ...options.limits };
+    const affinity = new MemoryAffinity({ limits, maxEntries: options.maxEntries, now: () => now });
     return { affinity, advance: (ms: number) => (now += ms) };
   }
 
-  it("remembers a session per pool until forgotten", async () => {
+  it("finds a session only under its own pool, repository and owner", async () => {
     const { affinity } = onClock();
-    await affinity.remember("hub", "u1", R1);
-    await affinity.remember("team", "u1", R2);
-    assert.equal(await affinity.lookup("hub", "u1"), R1);
-    assert.equal(await affinity.lookup("team", "u1"), R2);
-    assert.equal(await affinity.lookup("hub", "u2"), null);
-    await affinity.forget("hub", "u1");
-    assert.equal(await affinity.lookup("hub", "u1"), null);
-    assert.equal(await affinity.lookup("team", "u1"), R2);
+    await affinity.remember(key("u1"), R1);
+    await affinity.remember(key("u1", { pool: "team" }), R2);
+    assert.equal(await affinity.lookup(key("u1")), R1);
+    assert.equal(await affinity.lookup(key("u1", { pool: "team" })), R2);
+    assert.equal(await affinity.lookup(key("u2")), null);
+    assert.equal(await affinity.lookup(key("u1", { repository: "bob/app" })), null, "another repository");
+    assert.equal(await affinity.lookup(key("u1", { owner: BOB })), null, "another user");
+    assert.equal(await affinity.lookup(key("u1", { owner: '["team","user","alice"]' })), null, "alice of another site");
+    await affinity.forget(key("u1"));
+    assert.equal(await affinity.lookup(key("u1")), null);
+    assert.equal(await affinity.lookup(key("u1", { pool: "team" })), R2);
   });
 
-  it("forgets a session ttlMs after it was remembered (default: a week, as distribution purges uploads)", async () => {
-    const { affinity, advance } = onClock({ ttlMs: 1000 });
-    await affinity.remember("hub", "u1", R1);
+  it("another user's forget, or one under another repository, leaves the session", async () => {
+    const { affinity } = onClock();
+    await affinity.remember(key("u1"), R1);
+    await affinity.forget(key("u1", { owner: BOB }));
+    await affinity.forget(key("u1", { owner: BOB, repository: "bob/app" }));
+    await affinity.forget(key("u1", { repository: "alice/other" }));
+    assert.equal(await affinity.lookup(key("u1")), R1);
+  });
+
+  it("forgets a session unused for idleMs; each lookup counts as a use (default: an hour)", async () => {
+    const { affinity, advance } = onClock({ limits: { idleMs: 1000 } });
+    await affinity.remember(key("u1"), R1);
     advance(999);
-    assert.equal(await affinity.lookup("hub", "u1"), R1);
-    advance(1);
-    assert.equal(await affinity.lookup("hub", "u1"), null);
-    assert.equal(new MemoryAffinity().ttlMs, 7 * 24 * 60 * 60 * 1000);
-  });
-
-  it("prunes expired sessions without being asked for them", async () => {
-    const { affinity, advance } = onClock({ ttlMs: 1000 });
-    for (let i = 0; i < 10; i++) await affinity.remember("hub", `old${i}`, R1);
+    assert.equal(await affinity.lookup(key("u1")), R1, "used: idle from now on");
+    advance(999);
+    assert.equal(await affinity.lookup(key("u1")), R1, "1998 ms after it started, 999 ms after its last use");
     advance(1000);
-    await affinity.remember("hub", "new", R2);
-    assert.equal(affinity.size, 1);
+    assert.equal(await affinity.lookup(key("u1")), null);
+    assert.deepEqual(new MemoryAffinity().limits, { perUser: 64, idleMs: 3_600_000 });
   });
 
-  it("holds at most maxEntries sessions, forgetting the oldest first", async () => {
-    const { affinity } = onClock({ maxEntries: 3 });
-    for (const uuid of ["a", "b", "c"]) await affinity.remember("hub", uuid, R1);
-    await affinity.remember("hub", "a", R2); // remembered again: now the newest
-    await affinity.remember("hub", "d", R1);
-    assert.equal(affinity.size, 3);
+  it("another user's lookups do not keep a session alive", async () => {
+    const { affinity, advance } = onClock({ limits: { idleMs: 1000 } });
+    await affinity.remember(key("u1"), R1);
+    for (let i = 0; i < 4; i++) {
+      advance(400);
+      assert.equal(await affinity.lookup(key("u1", { owner: BOB })), null);
+    }
+    assert.equal(await affinity.lookup(key("u1")), null);
+  });
+
+  it("prunes idle sessions without being asked for them", async () => {
+    const { affinity, advance } = onClock({ limits: { idleMs: 1000 } });
+    for (let i = 0; i < 10; i++) await affinity.remember(key(`old${i}`, { owner: i % 2 ? ALICE : BOB }), R1);
+    advance(1000);
+    await affinity.remember(key("new"), R2);
+    assert.equal(affinity.size, 1);
+    assert.equal(affinity.sizeOf(BOB), 0);
+  });
+
+  it("holds at most perUser sessions per owner: a new one forgets that owner's least recently used, never another's", async () => {
+    const { affinity } = onClock({ limits: { perUser: 3 } });
+    await affinity.remember(key("alice-1"), R1);
+    for (const uuid of ["a", "b", "c"]) await affinity.remember(key(uuid, { owner: BOB, repository: "bob/app" }), R2);
+    assert.equal(await affinity.lookup(key("a", { owner: BOB, repository: "bob/app" })), R2); // used: b is now bob's least recently used
+    for (let i = 0; i < 1000; i++) await affinity.remember(key(`flood-${i}`, { owner: BOB, repository: "bob/app" }), R2);
+    assert.equal(affinity.sizeOf(BOB), 3);
+    assert.equal(affinity.size, 4);
+    assert.equal(await affinity.lookup(key("alice-1")), R1, "alice's session outlives bob's flood");
+    await affinity.remember(key("alice-2"), R1);
+    await affinity.remember(key("alice-3"), R1);
+    assert.equal(await affinity.lookup(key("alice-1")), R1); // alice-2 is now her least recently used
+    await affinity.remember(key("alice-4"), R1);
     assert.deepEqual(
-      await Promise.all(["a", "b", "c", "d"].map((uuid) => affinity.lookup("hub", uuid))),
-      [R2, null, R1, R1],
+      await Promise.all(["alice-1", "alice-2", "alice-3", "alice-4"].map((uuid) => affinity.lookup(key(uuid)))),
+      [R1, null, R1, R1],
     );
+  });
+
+  it("at maxEntries in all, a new session is not remembered and no open one is forgotten", async () => {
+    const { affinity } = onClock({ limits: { perUser: 2 }, maxEntries: 3 });
+    assert.equal(affinity.set(key("a1"), R1), true);
+    assert.equal(affinity.set(key("b1", { owner: BOB }), R1), true);
+    assert.equal(affinity.set(key("b2", { owner: BOB }), R1), true);
+    assert.equal(affinity.set(key("c1", { owner: '["hub","address","10.0.0.9"]' }), R1), false);
+    assert.equal(affinity.set(key("b3", { owner: BOB }), R2), true, "bob's own oldest makes room");
+    assert.deepEqual(
+      ["a1", "b1", "b2", "b3"].map((uuid) => affinity.get(key(uuid, uuid.startsWith("b") ? { owner: BOB } : {}))),
+      [R1, null, R1, R2],
+    );
+  });
+
+  it("takes new limits from configure, keeping the sessions it holds", async () => {
+    const { affinity } = onClock({ limits: { perUser: 5 } });
+    for (const uuid of ["a", "b", "c"]) await affinity.remember(key(uuid), R1);
+    affinity.configure({ perUser: 2, idleMs: 3_600_000 });
+    assert.equal(await affinity.lookup(key("a")), R1);
+    await affinity.remember(key("d"), R1);
+    assert.equal(affinity.sizeOf(ALICE), 2);
   });
 
   it("is what createUploadAffinity gives without Redis", async () => {
@@ -74,12 +142,22 @@ describe("RedisAffinity on a real redis-server", () => {
   let server: RedisServer;
   const opened: RedisAffinity[] = [];
 
-  async function gateway(options: { ttlMs?: number } = {}) {
+  async function gateway(limits?: Partial<UploadLimits>) {
     const { logger, lines } = capturingLogger();
+    const options = limits ? { limits: { perUser: 64, idleMs: 3_600_000, ...limits } } : {};
     const affinity = new RedisAffinity(redisSchema.parse({ url: server.url, keyPrefix: "t:" }), logger, options);
     opened.push(affinity);
     await waitFor(() => affinity.available, { timeoutMs: 2000, intervalMs: 10, what: "Redis to connect" });
     return { affinity, lines };
+  }
+
+  async function withRedis<T>(use: (direct: Redis) => Promise<T>): Promise<T> {
+    const direct = new Redis(server.url);
+    try {
+      return await use(direct);
+    } finally {
+      direct.disconnect();
+    }
   }
 
   before(async () => {
@@ -91,67 +169,107 @@ describe("RedisAffinity on a real redis-server", () => {
     await server?.stop();
   });
 
-  it("two gateways see each other's sessions, stored under the prefix with the TTL", async () => {
-    const { affinity: a } = await gateway({ ttlMs: 60_000 });
-    const { affinity: b } = await gateway();
-    await a.remember("hub", "shared-1", R2);
-    assert.equal(await b.lookup("hub", "shared-1"), R2);
-    assert.equal(await b.lookup("team", "shared-1"), null, "pools are apart");
-    const direct = new Redis(server.url);
-    try {
-      assert.equal(await direct.get("t:upload:hub:shared-1"), R2);
-      const ttl = await direct.pttl("t:upload:hub:shared-1");
-      assert.ok(ttl > 59_000 && ttl <= 60_000, `ttl ${ttl}`);
-    } finally {
-      direct.disconnect();
-    }
+  it("two gateways see each other's sessions, stored under the prefix with the idle time", async () => {
+    const { affinity: a } = await gateway({ idleMs: 60_000 });
+    const { affinity: b } = await gateway({ idleMs: 60_000 });
+    await a.remember(key("shared-1"), R2);
+    assert.equal(await b.lookup(key("shared-1")), R2);
+    assert.equal(await b.lookup(key("shared-1", { pool: "team" })), null, "pools are apart");
+    assert.equal(await b.lookup(key("shared-1", { repository: "bob/app" })), null, "repositories are apart");
+    assert.equal(await b.lookup(key("shared-1", { owner: BOB })), null, "owners are apart");
+    await withRedis(async (direct) => {
+      const session = `t:upload:{${ALICE}}:hub:alice/app:shared-1`;
+      assert.equal(await direct.get(session), R2);
+      for (const name of [session, `t:uploads:{${ALICE}}`]) {
+        const ttl = await direct.pttl(name);
+        assert.ok(ttl > 59_000 && ttl <= 60_000, `ttl of ${name}: ${ttl}`);
+      }
+      assert.deepEqual(await direct.zrange(`t:uploads:{${ALICE}}`, 0, -1), [session]);
+    });
   });
 
-  it("forget removes the session from Redis, for gateways that have not seen it, and from its own memory", async () => {
+  it("each lookup by the owner refreshes the idle time in Redis; another user's does not", async () => {
+    const { affinity: a } = await gateway({ idleMs: 1500 });
+    const { affinity: b } = await gateway({ idleMs: 1500 });
+    await a.remember(key("kept"), R1);
+    await a.remember(key("left"), R1);
+    for (let i = 0; i < 4; i++) {
+      await sleep(500);
+      assert.equal(await b.lookup(key("kept")), R1, `use ${i + 1}`);
+      assert.equal(await b.lookup(key("left", { owner: BOB })), null);
+    }
+    // 2 s after it started: "left" was never used by its owner, "kept" 500 ms ago.
+    const { affinity: c } = await gateway({ idleMs: 1500 });
+    assert.equal(await c.lookup(key("left")), null);
+    assert.equal(await c.lookup(key("kept")), R1);
+  });
+
+  it("holds at most perUser sessions per owner in Redis: one owner's 2000 starts leave another's session and bounded keys", async () => {
+    const { affinity: a } = await gateway({ perUser: 5 });
+    const { affinity: b } = await gateway({ perUser: 5 });
+    const flooder = '["hub","user","flood"]';
+    await a.remember(key("alice-1"), R1);
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => b.remember(key(`flood-${i}`, { owner: flooder, repository: "flood/app" }), R2)));
+    const { affinity: c } = await gateway({ perUser: 5 });
+    assert.equal(await c.lookup(key("alice-1")), R1);
+    await withRedis(async (direct) => {
+      assert.equal((await direct.keys(`t:upload:{${glob(flooder)}}:*`)).length, 5);
+      assert.equal(await direct.zcard(`t:uploads:{${flooder}}`), 5);
+    });
+    // The 5 kept are the most recent ones.
+    assert.equal(await c.lookup(key("flood-1999", { owner: flooder, repository: "flood/app" })), R2);
+    assert.equal(await c.lookup(key("flood-0", { owner: flooder, repository: "flood/app" })), null);
+  });
+
+  it("forget removes the session from Redis, for gateways that have not seen it, and from its own memory; another user's forget does nothing", async () => {
     const { affinity: a } = await gateway();
     const { affinity: b } = await gateway();
-    await a.remember("hub", "done-1", R1);
-    await a.forget("hub", "done-1");
-    assert.equal(await a.lookup("hub", "done-1"), null);
-    assert.equal(await b.lookup("hub", "done-1"), null);
+    await a.remember(key("done-1"), R1);
+    await a.forget(key("done-1"));
+    assert.equal(await a.lookup(key("done-1")), null);
+    assert.equal(await b.lookup(key("done-1")), null);
     // Finished through another gateway than the one that started it (PUT via b).
-    await a.remember("hub", "done-2", R2);
-    await b.forget("hub", "done-2");
-    assert.equal(await b.lookup("hub", "done-2"), null);
+    await a.remember(key("done-2"), R2);
+    await b.forget(key("done-2"));
+    assert.equal(await b.lookup(key("done-2")), null);
     const { affinity: c } = await gateway();
-    assert.equal(await c.lookup("hub", "done-2"), null);
-    const direct = new Redis(server.url);
-    try {
-      assert.deepEqual(await direct.keys("t:upload:hub:done-*"), []);
-    } finally {
-      direct.disconnect();
-    }
+    assert.equal(await c.lookup(key("done-2")), null);
+    await a.remember(key("kept"), R1);
+    await b.forget(key("kept", { owner: BOB }));
+    await b.forget(key("kept", { owner: BOB, repository: "bob/app" }));
+    assert.equal(await c.lookup(key("kept")), R1);
+    await withRedis(async (direct) => {
+      assert.deepEqual(await direct.keys(`t:upload:*done-*`), []);
+      const alices = await direct.zrange(`t:uploads:{${ALICE}}`, 0, -1);
+      assert.ok(alices.includes(`t:upload:{${ALICE}}:hub:alice/app:kept`), alices.join(" "));
+      assert.deepEqual(alices.filter((name) => name.includes("done-")), []);
+    });
   });
 
   it("with Redis gone, places the sessions it knows, refuses the ones it does not, and logs the outage once", async () => {
     const { affinity: a, lines } = await gateway();
     const { affinity: b } = await gateway();
-    await a.remember("hub", "mine", R1);
-    await b.remember("hub", "seen", R2);
-    assert.equal(await a.lookup("hub", "seen"), R2, "looked up while Redis was there");
-    await b.remember("hub", "theirs", R2);
+    await a.remember(key("mine"), R1);
+    await b.remember(key("seen"), R2);
+    assert.equal(await a.lookup(key("seen")), R2, "looked up while Redis was there");
+    await b.remember(key("theirs"), R2);
     await server.kill();
 
     const started = performance.now();
-    assert.equal(await a.lookup("hub", "mine"), R1);
-    assert.equal(await a.lookup("hub", "seen"), R2, "kept from the earlier lookup");
-    await assert.rejects(a.lookup("hub", "theirs"), AffinityUnavailableError);
-    await a.remember("hub", "during", R1); // does not throw: this gateway still routes it
-    assert.equal(await a.lookup("hub", "during"), R1);
-    await a.forget("hub", "mine"); // does not throw: the key expires in Redis by itself
-    await assert.rejects(a.lookup("hub", "mine"), AffinityUnavailableError, "forgotten here, and Redis cannot tell");
+    assert.equal(await a.lookup(key("mine")), R1);
+    assert.equal(await a.lookup(key("seen")), R2, "kept from the earlier lookup");
+    await assert.rejects(a.lookup(key("theirs")), AffinityUnavailableError);
+    await a.remember(key("during"), R1); // does not throw: this gateway still routes it
+    assert.equal(await a.lookup(key("during")), R1);
+    await a.forget(key("mine")); // does not throw: the key expires in Redis by itself
+    await assert.rejects(a.lookup(key("mine")), AffinityUnavailableError, "forgotten here, and Redis cannot tell");
     assert.ok(performance.now() - started < 1000, `took ${performance.now() - started} ms`);
     assert.equal(lines.filter((l) => /Redis unavailable/.test(l.msg)).length, 1, JSON.stringify(lines));
     assert.doesNotMatch(JSON.stringify(lines), /redis:\/\//, "no Redis URL (it may hold a password) in the log");
 
     await server.start();
     await waitFor(() => a.available, { timeoutMs: 5000, what: "reconnect" });
-    await a.remember("hub", "after", R1);
-    assert.equal(await b.lookup("hub", "after"), R1);
+    await a.remember(key("after"), R1);
+    assert.equal(await b.lookup(key("after")), R1);
   });
 });

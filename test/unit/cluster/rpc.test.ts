@@ -47,10 +47,14 @@ describe("cluster calls between primary and workers", () => {
     const decisions = [];
     for (let i = 0; i < 6; i++) decisions.push(await workers[i % 2]!.call<{ allowed: boolean }>("limit", { key: "hub\npulls\n127.0.0.1", rule, cost: 1 }, 1000));
     assert.deepEqual(decisions.map((d) => d.allowed), [true, true, true, true, true, false]);
-    await workers[0]!.call("affinity.remember", { pool: "hub", uuid: "u1", member: "http://127.0.0.1:5001" }, 1000);
-    assert.equal(await workers[1]!.call("affinity.lookup", { pool: "hub", uuid: "u1" }, 1000), "http://127.0.0.1:5001");
-    await workers[1]!.call("affinity.forget", { pool: "hub", uuid: "u1" }, 1000);
-    assert.equal(await workers[0]!.call("affinity.lookup", { pool: "hub", uuid: "u1" }, 1000), null);
+    const key = { pool: "hub", repository: "alice/app", uuid: "u1", owner: '["hub","user","alice"]' };
+    const limits = { perUser: 64, idleMs: 3_600_000 };
+    await workers[0]!.call("affinity.remember", { key, member: "http://127.0.0.1:5001", limits }, 1000);
+    assert.equal(await workers[1]!.call("affinity.lookup", { key, limits }, 1000), "http://127.0.0.1:5001");
+    await workers[1]!.call("affinity.forget", { key: { ...key, owner: '["hub","user","bob"]' } }, 1000);
+    assert.equal(await workers[0]!.call("affinity.lookup", { key, limits }, 1000), "http://127.0.0.1:5001", "another user's forget");
+    await workers[1]!.call("affinity.forget", { key }, 1000);
+    assert.equal(await workers[0]!.call("affinity.lookup", { key, limits }, 1000), null);
     await counters.close();
   });
 });

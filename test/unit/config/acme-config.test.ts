@@ -1,7 +1,8 @@
 // The `tls.source: acme` keys and the plain-HTTP listener (issue #6).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ConfigError, parseConfig, type ConfigIssue } from "../../../src/config/load.js";
+import { parseConfig } from "../../../src/config/load.js";
+import { configIssues } from "../../helpers/config-issues.js";
 
 function lines(...text: string[]): string {
   return `${text.join("\n")}\n`;
@@ -17,16 +18,6 @@ function acmeConfig(tlsLines: string[], { http = "127.0.0.1:5080", hosts = "[hub
     "      source: acme",
     ...tlsLines.map((line) => `      ${line}`),
   );
-}
-
-function issuesOf(text: string): ConfigIssue[] {
-  try {
-    parseConfig(text, "test.yaml", {});
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.issues;
-  }
-  assert.fail("expected a ConfigError");
 }
 
 describe("tls.source acme", () => {
@@ -68,26 +59,26 @@ describe("tls.source acme", () => {
   });
 
   test("http-01 needs the plain-HTTP listener", () => {
-    const [issue, ...rest] = issuesOf(acmeConfig(["directory: letsencrypt"], { http: "" }));
+    const [issue, ...rest] = configIssues(acmeConfig(["directory: letsencrypt"], { http: "" }));
     assert.equal(rest.length, 0);
     assert.equal(issue!.key, "sites[0].tls.challenge");
     assert.match(issue!.message, /set http\.listen/);
   });
 
   test("wildcards and IP addresses cannot be ordered", () => {
-    const issues = issuesOf(acmeConfig(["directory: letsencrypt"], { hosts: "[hub.registry.test, '*.team.test', 10.0.0.1]" }));
+    const issues = configIssues(acmeConfig(["directory: letsencrypt"], { hosts: "[hub.registry.test, '*.team.test', 10.0.0.1]" }));
     assert.deepEqual(issues.map((i) => i.key), ["sites[0].hosts[1]", "sites[0].hosts[2]"]);
     assert.match(issues[0]!.message, /cannot be one/);
   });
 
   test("the directory must be a preset or an https URL; the challenge one of two", () => {
-    const [directory] = issuesOf(acmeConfig(["directory: http://127.0.0.1:14000/dir"]));
+    const [directory] = configIssues(acmeConfig(["directory: http://127.0.0.1:14000/dir"]));
     assert.equal(directory!.key, "sites[0].tls.directory");
     assert.equal(directory!.line, 8);
     assert.match(directory!.message, /letsencrypt, letsencrypt-staging or an https:\/\//);
-    const [challenge] = issuesOf(acmeConfig(["directory: letsencrypt", "challenge: dns-01"]));
+    const [challenge] = configIssues(acmeConfig(["directory: letsencrypt", "challenge: dns-01"]));
     assert.equal(challenge!.key, "sites[0].tls.challenge");
-    const [missing] = issuesOf(acmeConfig([]));
+    const [missing] = configIssues(acmeConfig([]));
     assert.equal(missing!.key, "sites[0].tls.directory");
   });
 });

@@ -139,8 +139,8 @@ describe("defaults", () => {
     assert.deepEqual(config.admin, { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false, hosts: [] });
     assert.equal(config.dataDir, path.resolve("data"));
     assert.deepEqual(config.tls, { minVersion: "TLSv1.2", strictSni: true, generated: { caValidityDays: 3650, leafValidityDays: 365 } });
-    assert.deepEqual(config.timeouts, { header: 30_000, handshake: 10_000, idle: 300_000, send: 60_000, keepAlive: 65_000, drain: 30_000 });
-    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256, downloadsPerClient: 32, downloadsPerUser: 256 });
+    assert.deepEqual(config.timeouts, { header: 30_000, handshake: 10_000, idle: 300_000, send: 60_000, keepAlive: 65_000, drain: 30_000, uploadIdle: 3_600_000 });
+    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256, downloadsPerClient: 32, downloadsPerUser: 256, uploadsPerUser: 64 });
     assert.deepEqual(config.logins, { maxFailures: 10, per: 60_000, hashWorkers: "auto", maxQueued: 256 });
     assert.deepEqual(config.log, { level: "info", format: "json", access: true });
     assert.deepEqual(config.metrics, { enabled: true });
@@ -151,12 +151,20 @@ describe("defaults", () => {
   it("parses written durations and plain seconds", () => {
     const text = lines("timeouts:", "  header: 500ms", "  idle: 2h", "  keepAlive: 1.5", "  drain: 1m", ...MINIMAL_SITE);
     const config = parseConfig(text, "test.yaml", {});
-    assert.deepEqual(config.timeouts, { header: 500, handshake: 10_000, idle: 7_200_000, send: 60_000, keepAlive: 1_500, drain: 60_000 });
+    assert.deepEqual(config.timeouts, { header: 500, handshake: 10_000, idle: 7_200_000, send: 60_000, keepAlive: 1_500, drain: 60_000, uploadIdle: 3_600_000 });
   });
 
   it("refuses a send timeout under a second and a download cap under one, naming the key", () => {
     assertAt(onlyIssue(lines("timeouts:", "  send: 0s", ...MINIMAL_SITE)), { line: 2, key: "timeouts.send" }, /at least 1s/);
     assertAt(onlyIssue(lines("limits:", "  downloadsPerClient: 0", ...MINIMAL_SITE)), { line: 2, key: "limits.downloadsPerClient" }, />=1/);
+  });
+
+  it("reads the upload session bounds, and names the key of a bad one", () => {
+    const config = parseConfig(lines("timeouts: { uploadIdle: 10m }", "limits: { uploadsPerUser: 8 }", ...MINIMAL_SITE), "test.yaml", {});
+    assert.equal(config.timeouts.uploadIdle, 600_000);
+    assert.equal(config.limits.uploadsPerUser, 8);
+    assert.throws(() => parseConfig(lines("limits: { uploadsPerUser: 0 }", ...MINIMAL_SITE), "test.yaml", {}), /limits\.uploadsPerUser/);
+    assert.throws(() => parseConfig(lines("timeouts: { uploadIdle: 500ms }", ...MINIMAL_SITE), "test.yaml", {}), /timeouts\.uploadIdle/);
   });
 
   it("returns a deeply frozen object", () => {
@@ -285,7 +293,7 @@ describe("GATEWAY_* environment overrides", () => {
     assertAt(
       issue,
       { file: "environment", line: 0, column: 0, key: "GATEWAY_ADMIN_LISTN" },
-      /unknown key "LISTN" at admin \(expected one of: listen, allowNonLoopback, hosts\)/,
+      /unknown key "LISTN" at admin \(expected one of: listen, allowNonLoopback, hosts, token, tokenFile\)/,
     );
   });
 

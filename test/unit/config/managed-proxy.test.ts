@@ -64,3 +64,20 @@ describe("backend.managed.proxy", () => {
     assert.equal(parseConfig(same, "test.yaml", {}).sites.length, 2);
   });
 });
+
+// A managed registry takes tokens for its own service only: no site may issue or send tokens for it.
+describe("the managed registries' token service is reserved", () => {
+  it("is refused as a site's auth.service and as backendAuth.service, naming the key", () => {
+    const reserved = '"registry-gateway managed registry"';
+    const auth = ["sites:", "  - hosts: [a.test]", "    backend: http://127.0.0.1:5000", "    auth:", "      type: token", "      htpasswd: /dev/null", `      service: ${reserved}`, ""];
+    assert.deepEqual(
+      messages(auth.join("\n")).map((m) => m.replace(/^\d+ /, "")),
+      [`sites[0].auth.service: ${reserved} is reserved for the registries the gateway runs (managed backends)`],
+    );
+    const backendAuth = ["sites:", "  - hosts: [a.test]", "    backend: http://127.0.0.1:5000", `    backendAuth: { type: token, service: ${reserved} }`, ""];
+    assert.deepEqual(
+      messages(backendAuth.join("\n")).map((m) => m.replace(/^\d+ /, "")),
+      [`sites[0].backendAuth.service: ${reserved} is reserved for the registries the gateway runs (managed backends)`],
+    );
+  });
+});

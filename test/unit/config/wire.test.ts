@@ -55,7 +55,7 @@ sites:
     routes:
       - prefix: team/
         group:
-          - { name: hosted, backend: "http://10.0.0.3:5000" }
+          - { name: hosted, backend: "http://10.0.0.3:5000", repositories: ["team/**"] }
           - { name: hub, backend: "https://mirror.example" }
         pushTo: hosted
 `;

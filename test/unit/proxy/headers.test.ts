@@ -18,6 +18,7 @@ describe("request headers towards the backend", () => {
         forwarded: "for=6.6.6.6;host=evil.example",
       },
       edge,
+      backend,
     );
     assert.equal(out["x-forwarded-for"], "127.0.0.9");
     assert.equal(out["x-forwarded-host"], "hub.registry.test:5443");
@@ -28,13 +29,13 @@ describe("request headers towards the backend", () => {
   });
 
   it("sends the pipeline's request id, never the client's own value", () => {
-    const out = forwardRequestHeaders({ host: "hub.registry.test:5443", "x-request-id": "not sane; <script>" }, edge);
+    const out = forwardRequestHeaders({ host: "hub.registry.test:5443", "x-request-id": "not sane; <script>" }, edge, backend);
     assert.equal(out["x-request-id"], "req-1");
-    assert.equal(forwardRequestHeaders({ host: "hub.registry.test:5443" }, edge)["x-request-id"], "req-1");
+    assert.equal(forwardRequestHeaders({ host: "hub.registry.test:5443" }, edge, backend)["x-request-id"], "req-1");
   });
 
   it("quotes and brackets an IPv6 client in Forwarded", () => {
-    const out = forwardRequestHeaders({}, { ...edge, clientIp: "::1" });
+    const out = forwardRequestHeaders({}, { ...edge, clientIp: "::1" }, backend);
     assert.equal(out["forwarded"], 'for="[::1]";host="hub.registry.test:5443";proto=https');
   });
 
@@ -42,6 +43,7 @@ describe("request headers towards the backend", () => {
     const out = forwardRequestHeaders(
       { connection: "keep-alive, x-secret-hop", "x-secret-hop": "1", "keep-alive": "timeout=5", te: "trailers", "transfer-encoding": "chunked", expect: "100-continue", upgrade: "h2c" },
       edge,
+      backend,
     );
     for (const name of ["connection", "x-secret-hop", "keep-alive", "te", "transfer-encoding", "expect", "upgrade"]) {
       assert.equal(out[name], undefined, name);
@@ -56,16 +58,28 @@ describe("request headers towards the backend", () => {
       "content-length": "100",
       "content-type": "application/octet-stream",
     };
-    const out = forwardRequestHeaders(incoming, edge);
+    const out = forwardRequestHeaders(incoming, edge, backend);
     for (const [name, value] of Object.entries(incoming)) assert.equal(out[name], value, name);
   });
 
   // Issue #3: the backend trusts the gateway; a client's password or token is none of its business.
   it("drops the client's Authorization unless told to pass it, and sends the gateway's own instead", () => {
     const incoming = { authorization: "Basic YWRtaW46QWRtaW4xMjM=" };
-    assert.equal(forwardRequestHeaders(incoming, edge).authorization, undefined);
-    assert.equal(forwardRequestHeaders(incoming, { ...edge, passClientAuthorization: true }).authorization, incoming.authorization);
-    assert.equal(forwardRequestHeaders(incoming, { ...edge, backendAuthorization: "Bearer ours" }).authorization, "Bearer ours");
+    assert.equal(forwardRequestHeaders(incoming, edge, backend).authorization, undefined);
+    assert.equal(forwardRequestHeaders(incoming, { ...edge, passClientAuthorization: true }, backend).authorization, incoming.authorization);
+    assert.equal(forwardRequestHeaders(incoming, { ...edge, backendAuthorization: "Bearer ours" }, backend).authorization, "Bearer ours");
+  });
+
+  // A managed registry accepts the gateway's token for it; no other backend may ever be handed that token.
+  it("sends the managed registries' token to those only, whatever else the site sends", () => {
+    const incoming = { authorization: "Basic YWRtaW46QWRtaW4xMjM=" };
+    const managed = { ...edge, backendAuthorization: "Bearer site", managedAuthorization: { origins: new Set([backend.origin]), authorization: "Bearer managed" } };
+    const other = new URL("http://127.0.0.1:5002");
+    assert.equal(forwardRequestHeaders(incoming, managed, backend).authorization, "Bearer managed");
+    assert.equal(forwardRequestHeaders(incoming, { ...managed, passClientAuthorization: true }, backend).authorization, "Bearer managed");
+    assert.equal(forwardRequestHeaders(incoming, managed, other).authorization, "Bearer site");
+    const passthrough = { ...managed, backendAuthorization: undefined, passClientAuthorization: true };
+    assert.equal(forwardRequestHeaders(incoming, passthrough, other).authorization, incoming.authorization);
   });
 });
 
