@@ -46,6 +46,12 @@ async function pullSpeed(port: number, caFile: string, path: string): Promise<nu
   return speed!;
 }
 
+async function bestPullSpeed(port: number, caFile: string, path: string): Promise<number> {
+  let best = 0;
+  for (let i = 0; i < 5; i++) best = Math.max(best, await pullSpeed(port, caFile, path));
+  return best;
+}
+
 let registry: Registry;
 let blobPath: string;
 
@@ -97,25 +103,45 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
   it("bounds the gateway's memory and backend connections, closes every stalled download at timeouts.send, and leaves pulls their speed", async () => {
     // Quiet: warm (JIT, the relay's buffers, a pooled backend connection), then the reference speed.
     await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath);
-    // Best of three, here and during the flood: the machine's other load only ever slows a pull down.
-    const quiet = Math.max(await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath));
+    // Best of five, here and during the flood: the machine's other load only ever slows a pull down.
+    const quiet = await bestPullSpeed(gateway.httpsPort, gateway.caFile!, blobPath);
     const rssBefore = await rssMiB(gateway.process.pid);
     const rss = sampleRss(gateway.process.pid);
     // Idle keep-alive connections already there (the gateway's pool, the seeding client's).
     const backendBefore = (await established("dport", registry.port)).length;
     // Every 200 ms: the gateway's connections to the registry, and which flood connections it still holds
-    // (by the client's address:port, as the gateway's side lists its peer).
+    // (by the client's address:port, as the gateway's side lists its peer) with what its kernel still has to
+    // send (Send-Q): while that changes, the gateway is still writing, i.e. the download still moves.
     let backendNow = 0;
     let backendPeak = 0;
     const lastSeen = new Map<string, number>();
+    const sendQueue = new Map<string, string>();
+    const lastMoved = new Map<string, number>();
+    /** The longest time between two samples: how late a sample may see a change. */
+    let sampleGap = 0;
     let sampling = true;
+    /** Set while the judged pull runs: the quiet pulls ran without this process listing sockets either. */
+    let samplerPaused = false;
+    let lastSample: number | undefined;
     const sampler = (async () => {
       while (sampling) {
+        if (samplerPaused) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          continue;
+        }
         const [backend, front] = await Promise.all([established("dport", registry.port), established("sport", gateway.httpsPort)]);
         const now = performance.now();
+        if (lastSample !== undefined) sampleGap = Math.max(sampleGap, now - lastSample);
+        lastSample = now;
         backendNow = backend.length;
         backendPeak = Math.max(backendPeak, backendNow);
-        for (const line of front) lastSeen.set(line.trim().split(/\s+/).at(-1)!, now);
+        for (const line of front) {
+          const fields = line.trim().split(/\s+/);
+          const peer = fields.at(-1)!;
+          lastSeen.set(peer, now);
+          if (sendQueue.get(peer) !== fields[1]) lastMoved.set(peer, now);
+          sendQueue.set(peer, fields[1]!);
+        }
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     })();
@@ -131,7 +157,10 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     const floodSeconds = (performance.now() - floodStarted) / 1000;
     // A normal pull while the gateway holds the stalled downloads: judged.
     const heldDuringPull = backendNow;
-    const loaded = Math.max(await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath), await pullSpeed(gateway.httpsPort, gateway.caFile!, blobPath));
+    samplerPaused = true;
+    const loaded = await bestPullSpeed(gateway.httpsPort, gateway.caFile!, blobPath);
+    samplerPaused = false;
+    lastSample = undefined;
     const stalled = clients.filter((c) => c.status === 200);
     const refused = clients.filter((c) => c.status === 429);
     for (const c of refused) c.socket.destroy();
@@ -151,8 +180,9 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     sampling = false;
     await sampler;
     const rssPeak = await rss.stop();
-    // Seen established last (200 ms before it was not), relative to its answer.
+    // Seen established last (200 ms before it was not), relative to its answer and to its last move.
     const heldFor = stalled.map((c) => (lastSeen.get(key(c)) ?? c.answeredAt) - c.answeredAt);
+    const heldStill = stalled.map((c) => (lastSeen.get(key(c)) ?? c.answeredAt) - (lastMoved.get(key(c)) ?? c.answeredAt));
 
     // Cut, not completed: what a client gets once it reads again is less than the blob, and then the close. A
     // sample (each has megabytes waiting in kernel buffers); the rest are let go.
@@ -163,7 +193,7 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     console.log(
       `  flood: ${clients.length} connections answered in ${floodSeconds.toFixed(1)} s: ${JSON.stringify(countBy(clients))}; ` +
         `gateway RSS ${rssBefore.toFixed(0)} → peak ${rssPeak.toFixed(0)} MiB (+${growth.toFixed(1)}); backend connections at most ${backendPeak} (${backendBefore} before); ` +
-        `stalled downloads held at most ${(Math.max(...heldFor) / 1000).toFixed(1)} s after their answer; ` +
+        `stalled downloads held at most ${(Math.max(...heldFor) / 1000).toFixed(1)} s after their answer, ${(Math.max(...heldStill) / 1000).toFixed(1)} s after they last moved (samples ${sampleGap.toFixed(0)} ms apart at most); ` +
         `pull ${(quiet / 1e6).toFixed(0)} MB/s quiet, ${(opening / 1e6).toFixed(0)} MB/s while the flood opened, ${(loaded / 1e6).toFixed(0)} MB/s with ${heldDuringPull} backend connections held`,
     );
     // Every connection answered (a download, or the cap's refusal with Retry-After), bar a few handshakes a
@@ -171,8 +201,12 @@ describe("a slow-read flood: 1000 stalled downloads from 4 addresses (gateway pr
     assert.ok(stalled.length + refused.length >= clients.length * 0.98, `statuses: ${JSON.stringify(countBy(clients))}`);
     for (const c of refused) assert.match(c.head, /\r\nretry-after: \d+/i);
     assert.ok(stalled.length >= PER_CLIENT, `only ${stalled.length} downloads admitted`);
-    const late = heldFor.filter((ms) => ms > SEND_MS + 5000).length;
-    assert.equal(late, 0, `${late} stalled downloads were held more than ${SEND_MS + 5000} ms after their answer`);
+    // timeouts.send counts from a download's last progress: the kernel takes megabytes from a client that reads
+    // nothing, and on a loaded machine the gateway may still be encrypting them seconds after the answer.
+    // Closed within 1.25 × the timeout of its last move, give or take two samples.
+    const bound = SEND_MS * 1.25 + 2 * sampleGap;
+    const stillTooLong = heldStill.filter((ms) => ms > bound).length;
+    assert.equal(stillTooLong, 0, `${stillTooLong} stalled downloads were held more than ${bound.toFixed(0)} ms after they last moved`);
     assert.equal(drained.filter((d) => d.open).length, 0, "stalled downloads still open once read again");
     const completed = drained.filter((d) => d.bytes >= BLOB_BYTES).length;
     assert.equal(completed, 0, `${completed} stalled downloads were delivered whole`);
