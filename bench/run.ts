@@ -43,6 +43,7 @@ import { benchAuthenticatedGets } from "./auth.js";
 import { benchObserveOverhead } from "./observe.js";
 import { benchLoginFlood, describeLoginFlood, loginFloodNote } from "./login-flood.js";
 import { benchRateLimitOverhead } from "./ratelimit.js";
+import { benchSlowRead, describeSlowRead } from "./slow-read.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 /** Rounds for the blob rows (a few seconds each) and for the wrk row (WRK_SECONDS each). */
@@ -290,6 +291,9 @@ async function main(): Promise<void> {
   log("legitimate logins quiet vs during a flood of wrong passwords");
   const loginFlood = await attempt("login flood", () => benchLoginFlood({ registryUrl: registry.url, seconds: QUICK ? 3 : 10 }));
   if (loginFlood) log(describeLoginFlood(loginFlood));
+  log("a normal pull quiet vs during a slow-read flood (1000 downloads that read nothing)");
+  const slowRead = await attempt("slow-read flood", () => benchSlowRead({ registryUrl: registry.url, connections: QUICK ? 200 : 1000, pulls: QUICK ? 2 : 5 }));
+  if (slowRead) log(describeSlowRead(slowRead));
   const latencies: LatencyRow[] = [
     {
       name: "a user's first login (Basic, one bcrypt check) from a third address during a flood of wrong passwords (400 connections from 2 addresses, a new user name each)",
@@ -297,6 +301,15 @@ async function main(): Promise<void> {
       loaded: loginFlood?.newLogin.floodP95 ?? null,
       targetRatio: 2,
       note: loginFlood ? loginFloodNote(loginFlood) : undefined,
+    },
+    {
+      name: `normal 16 MiB blob pull during a slow-read flood (${QUICK ? 200 : 1000} TLS connections from 4 addresses GET the blob and read nothing)`,
+      quiet: slowRead?.quietMs ?? null,
+      loaded: slowRead?.floodMs ?? null,
+      targetRatio: 2,
+      note: slowRead
+        ? `best ${slowRead.quietMBps.toFixed(0)} → ${slowRead.floodMBps.toFixed(0)} MB/s; gateway RSS +${(slowRead.rssPeak - slowRead.rssBefore).toFixed(0)} MiB (${slowRead.rssBefore.toFixed(0)} → ${slowRead.rssPeak.toFixed(0)}; target ≤ 64); flood answered ${JSON.stringify(slowRead.statuses)}; backend connections at most ${slowRead.backendPeak}`
+        : undefined,
     },
   ];
   const overheads: OverheadRow[] = [
@@ -399,6 +412,7 @@ async function main(): Promise<void> {
     `Gateway: \`node dist/main.js serve\` with the minimal config (one site, generated certificates; no \`workers\` key, so the default auto: ${gatewayWorkers === 1 ? "one process here" : `${gatewayWorkers} worker processes, one per core, behind a primary that hands them connections round-robin`}), metrics on, access log off (nginx and Caddy log nothing here either). No authentication or rate limiting is configured on any proxy for the first rows.`,
     `Authenticated GETs: the same wrk load with \`Authorization: Basic\` for a user in a bcrypt cost-10 htpasswd file: nginx \`auth_basic\` (bcrypt on every request), Caddy \`basicauth\` (with its hash cache), the gateway's \`auth: htpasswd\` (bounded 60 s verification cache). Fresh proxy processes, same registry, rounds rotating which proxy goes first; the gateway with the default \`workers\` as in the rows above.`,
     `Login flood: one gateway process (\`workers: 1\`; bcrypt cost-10 htpasswd site, \`logins\` defaults: hashWorkers auto = cores − 1, 30 failures per minute per address, 8 queued checks per address). From 127.0.0.4 a loop of first logins (\`GET /v2/\` as a user the gateway never verified: one bcrypt check each), from 127.0.0.1 a loop of manifest pulls with a cached login; p95 over a quiet phase and a flood phase of ${QUICK ? 3 : 10} s. The flood: 400 keep-alive connections from 127.0.0.2 and 127.0.0.3, each sending a wrong password for a new user name back to back (no per-user count stops them); measured from the first answers to both addresses on. The note counts legitimate requests refused (target: none, never a 503). \`node --import tsx bench/login-flood.ts [seconds] [rounds]\` runs this row alone.`,
+    `Slow-read flood: one gateway process (\`workers: 1\`, defaults otherwise: \`timeouts.send\` 60 s, \`limits.downloadsPerClient\` 32) and a 16 MiB blob. ${QUICK ? 200 : 1000} TLS connections (250 handshakes at a time) from 127.0.0.2–5 each GET the blob and stop reading once they have the response head; the row times ${QUICK ? 2 : 5} normal pulls of the blob by curl from 127.0.0.1 (as the pull row) before and once the flood is in place (slowest of each, as the p95 of a handful). RSS is the gateway process's VmRSS before the flood and the peak of a 100 ms sampler during it; backend connections are established gateway → registry connections (\`ss\`, every 200 ms). \`node --import tsx bench/slow-read.ts [connections]\` runs this row alone.`,
     `Feature overheads: two gateway processes (each pinned to \`workers: 1\`: the rows compare the gateway with itself, and CPU per request is read from one pid) against the same registry, one with the feature and one without, measured alternately with the same wrk load; CPU µs/request is the gateway process's user+system time (from /proc) divided by requests served, steadier than req/s when wrk and the registry share the cores. The rate limiter row uses a real redis-server and a limit high enough never to refuse.`,
   ];
 

@@ -16,6 +16,7 @@ import { metrics } from "./observe/metrics.js";
 import { createRequestObserver } from "./observe/observer.js";
 import { createPipeline, type PipelineState, type RequestHandler } from "./pipeline.js";
 import { clientAddressResolver } from "./proxy/client-ip.js";
+import { DownloadLimits } from "./proxy/downloads.js";
 import { Forwarder } from "./proxy/forward.js";
 import { CatalogSearch } from "./registry/search.js";
 import { createRateLimitStage, type RateLimitStage } from "./ratelimit/stage.js";
@@ -111,7 +112,7 @@ export async function buildGeneration(
   let sites: SiteMap | null = null;
   try {
     const shared = previous && sameForwarding(previous.config, config);
-    const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive });
+    const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive, sendTimeoutMs: config.timeouts.send });
     const forwarderUsers = shared ? previous.forwarderUsers : new Set<Generation>();
     const agentFor = (url: URL) => forwarder.agentFor(url);
     sites = new SiteMap(config, security.bySite, (name, site) => buildSiteUpstreams(name, site, { resolve: backendFor, agentFor, logger }));
@@ -132,7 +133,9 @@ export async function buildGeneration(
     const managed = security.managedAuth ? new ManagedCredentials(security.managedAuth, managedOrigins(config, backendFor)) : null;
     const lists = new SiteLists(agentFor, logger, managed, config.lists.cacheFor);
     const search = new CatalogSearch((site) => lists.repositories(site));
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed };
+    // The counts carry over from the previous generation: downloads in flight still hold what they hold.
+    const downloads = new DownloadLimits(config.limits, previous?.pipeline.downloads);
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads };
     for (const site of sites.sites) site.upstreams.start();
     return new Generation(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
   } catch (err) {
@@ -166,5 +169,5 @@ function managedOrigins(config: GatewayConfig, backendFor: BackendResolver): Set
 }
 
 function sameForwarding(a: GatewayConfig, b: GatewayConfig): boolean {
-  return a.timeouts.idle === b.timeouts.idle && a.timeouts.keepAlive === b.timeouts.keepAlive;
+  return a.timeouts.idle === b.timeouts.idle && a.timeouts.keepAlive === b.timeouts.keepAlive && a.timeouts.send === b.timeouts.send;
 }

@@ -25,6 +25,7 @@ import { metrics } from "./observe/metrics.js";
 import { REQUEST_ID_HEADER, requestIdFrom } from "./observe/request-id.js";
 import type { ClientAddress } from "./proxy/client-ip.js";
 import { ConnectionLimits } from "./proxy/connections.js";
+import type { DownloadLimits } from "./proxy/downloads.js";
 import type { Forwarder } from "./proxy/forward.js";
 import { inviteBody } from "./proxy/continue.js";
 import { checkFraming, formMediaType } from "./proxy/framing.js";
@@ -60,6 +61,8 @@ export interface PipelineState {
   search: CatalogSearch;
   /** Tokens for the registries the gateway runs; null when no site forwards to one. */
   managed: ManagedCredentials | null;
+  /** Concurrent blob and manifest GETs per client address and user (limits.downloadsPerClient / PerUser). */
+  downloads: DownloadLimits;
 }
 
 export interface RequestObserver {
@@ -243,6 +246,12 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
           const body = mergedList === "catalog" ? { repositories: items } : { name: route.repository, tags: items };
           sendJson(res, 200, body, link ? { Link: link } : {});
         }
+        return;
+      }
+      // Downloads in flight per client address and user: each holds a backend connection and buffers until read.
+      const tooManyDownloads = state.downloads.admit(ctx.method, route, { ip: ctx.clientIp, user: ctx.user }, res);
+      if (tooManyDownloads) {
+        refuse("tooManyRequests", tooManyDownloads.message, tooManyDownloads.headers);
         return;
       }
       const edge: EdgeContext = {

@@ -577,6 +577,11 @@ export const gatewayConfig = z
         /** A TLS handshake (from the TCP accept) that takes longer is cut: silent connections cost nothing for long. */
         handshake: duration.prefault("10s"),
         idle: duration.prefault("5m"),
+        /**
+         * A response whose client reads none of it for this long is closed, with its backend connection (nginx's
+         * send_timeout): a client that stops reading holds nothing for long.
+         */
+        send: duration.refine((ms) => ms >= 1000, { message: 'expected at least 1s (e.g. "60s")' }).prefault("60s"),
         keepAlive: duration.prefault("65s"),
         drain: duration.prefault("30s"),
         /** An upload session to replicas unused this long is forgotten (its next request: BLOB_UPLOAD_UNKNOWN). */
@@ -590,6 +595,13 @@ export const gatewayConfig = z
         maxConnections: z.number().int().min(1).default(4096),
         /** Client connections open at once from one address (the socket peer); the excess is answered 429 and closed. */
         maxConnectionsPerIp: z.number().int().min(1).default(256),
+        /**
+         * Blob and manifest GETs in flight at once from one client address, per process; the excess is answered
+         * 429. 32: ten docker pulls (3 layers each) or five podman/skopeo pulls (6 each) behind one address.
+         */
+        downloadsPerClient: z.number().int().min(1).default(32),
+        /** The same for one authenticated user from any address, per process: a CI fleet pulling as one user needs more. */
+        downloadsPerUser: z.number().int().min(1).default(256),
         /** Upload sessions to replicas one user (or anonymous client address) holds; a new one ends their least recently used. */
         uploadsPerUser: z.number().int().min(1).max(10_000).default(64),
       })

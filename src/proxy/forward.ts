@@ -10,6 +10,8 @@ import { ProxyServer } from "http-proxy-3";
 import { sendError } from "../registry/errors.js";
 import { GetRelay } from "./get-relay.js";
 import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "./headers.js";
+import { RelayBuffers } from "./relay-buffers.js";
+import { SendTimeout } from "./send-timeout.js";
 
 /**
  * Backend sockets (and so each backend response, whose IncomingMessage takes the socket's readable
@@ -21,11 +23,14 @@ import { clientResponseHeaders, forwardRequestHeaders, type EdgeContext } from "
 const BACKEND_HIGH_WATER_MARK = 256 * 1024;
 
 /**
- * Bytes per backend read when a GET is relayed socket to socket: the most one pull holds in the gateway.
- * 1 MiB rather than 256 KiB: one read and one TLS write per MiB when the client keeps up; measured side by
- * side on 256 MiB pulls, +6 % MB/s and -16 % CPU per pull (docs/profile.md).
+ * Relayed GETs read the backend into buffers from one pool for the process (relay-buffers.ts). Big reads
+ * (1 MiB rather than 256 KiB: one read and one TLS write per MiB; measured side by side on 256 MiB pulls, +6 %
+ * MB/s and -16 % CPU per pull, docs/profile.md) for at most 8 pulls at once whose client keeps up: 8 such pulls
+ * already take a core's worth of TLS; a stalled client holding one holds 2 MiB (the buffer, and its encrypted
+ * copy queued in TLS). Every other pull reads 64 KiB at a time (Node's https server writes ~530 MB/s in 64 KiB
+ * writes, ~710 in 1 MiB ones) and, stalled, holds 128 KiB.
  */
-const RELAY_READ_BYTES = 1024 * 1024;
+const RELAY_BUFFERS = new RelayBuffers({ bigBytes: 1024 * 1024, maxBig: 8, smallBytes: 64 * 1024 });
 
 export type UpstreamFailure = "refused" | "timeout" | "reset" | "other";
 
@@ -80,6 +85,8 @@ export interface ForwarderOptions {
   idleTimeoutMs: number;
   /** How long an unused pooled backend connection is kept. */
   keepAliveMs: number;
+  /** A response whose client takes none of its waiting bytes for this long is closed, and its backend exchange with it. */
+  sendTimeoutMs: number;
 }
 
 interface Exchange {
@@ -114,9 +121,11 @@ export class Forwarder {
    */
   private readonly clientHeaders = new WeakMap<IncomingMessage, IncomingMessage["headers"]>();
   private readonly getRelay: GetRelay;
+  private readonly sendTimeout: SendTimeout;
 
   constructor(private readonly options: ForwarderOptions) {
-    this.getRelay = new GetRelay({ readBytes: RELAY_READ_BYTES, idleTimeoutMs: options.idleTimeoutMs, keepAliveMs: options.keepAliveMs, maxFree: 64 });
+    this.getRelay = new GetRelay({ buffers: RELAY_BUFFERS, idleTimeoutMs: options.idleTimeoutMs, keepAliveMs: options.keepAliveMs, maxFree: 64 });
+    this.sendTimeout = new SendTimeout(options.sendTimeoutMs);
     this.proxy = new ProxyServer({ selfHandleResponse: true, xfwd: false });
     this.proxy.on("proxyReq", (proxyReq, req) => this.watchIdle(proxyReq, req, this.exchanges.get(req)!));
     this.proxy.on("proxyRes", (proxyRes, req, res) => this.respond(proxyRes, req, res));
@@ -171,6 +180,9 @@ export class Forwarder {
       req.once("close", () => {
         if (!req.complete) exchange.upstream?.destroy();
       });
+      // A client that stops reading: its connection is closed, which ends the backend exchange too (the relay
+      // aborts its connection, http-proxy destroys its request): neither goes back to a keep-alive pool.
+      this.sendTimeout.watch(res, () => res.destroy());
       res.once("finish", () => {
         // The backend answered before the request body was over: nothing more of it is wanted, and the
         // rest cannot be told from a next request. End both connections.
@@ -235,7 +247,15 @@ export class Forwarder {
       onEnd: (last, done) => {
         if (exchange.responseBytes === undefined) return done(); // passed over
         if (last) exchange.responseBytes += last.length;
-        res.end(last ?? undefined, () => done());
+        // A response cut before its last write completed may never call back: once closed, nothing refers to `last`.
+        let called = false;
+        const once = () => {
+          if (called) return;
+          called = true;
+          done();
+        };
+        res.once("close", once);
+        res.end(last ?? undefined, once);
       },
       onUnsupported: (answer) => {
         let upstream: http.ClientRequest;
@@ -382,6 +402,7 @@ export class Forwarder {
   }
 
   close(): void {
+    this.sendTimeout.close();
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
     this.getRelay.close();

@@ -4,8 +4,9 @@
 // machinery (pause, drain, resume) per chunk; manifest GETs are most of its requests, and http-proxy-3 plus
 // Node's client cost about a third of the gateway's CPU per request. Here the backend socket reads into one
 // reusable buffer (net's `onread`), each read is one write to the client, and the socket reads again once
-// that write has let go of the buffer: backpressure without copies or garbage. docs/profile.md has the
-// measurements.
+// that write has let go of the buffer: backpressure without copies or garbage. The buffers come from one
+// bounded pool (relay-buffers.ts): 1 MiB for a few pulls whose client keeps up, 64 KiB for the rest, so a
+// client that stops reading holds little. docs/profile.md has the measurements.
 //
 // Deliberately narrow, and strict where it reads: an answer whose head is plainly valid HTTP/1.x and whose
 // body is framed by one Content-Length (or that has none: 204, 304) is relayed. Anything else (1xx,
@@ -14,13 +15,12 @@
 // everything but the plain case is read by the same parser as every other answer.
 import net from "node:net";
 import { Duplex } from "node:stream";
+import type { ReadWindow, RelayBuffers } from "./relay-buffers.js";
 
 /** Response heads larger than this are handed over (Node's client then refuses them, as it allows 16 KiB). */
 const MAX_HEAD_BYTES = 16 * 1024;
 /** Reads before and between bodies (response heads, and nothing else) go to a small buffer. */
 const HEAD_READ_BYTES = 16 * 1024;
-/** Body read buffers kept for the next relay (each readBytes large; more are made while more pulls run). */
-const MAX_SPARE_BUFFERS = 2;
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([2-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -33,8 +33,8 @@ const TARGET = /^\/[\x21-\x7e]*$/;
 const TCP_KEEPALIVE_MS = 1000;
 
 export interface GetRelayOptions {
-  /** Bytes per backend read while relaying a body: the most one relay holds. */
-  readBytes: number;
+  /** Where body read buffers come from (one pool for the process). */
+  buffers: RelayBuffers;
   /** A backend silent this long (both directions: a stalled client stalls it too) is given up on. */
   idleTimeoutMs: number;
   /** How long an unused pooled connection is kept. */
@@ -140,7 +140,8 @@ export function requestHead(target: string, headers: Record<string, string | str
 class Connection {
   readonly socket: net.Socket;
   private readonly small = Buffer.allocUnsafe(HEAD_READ_BYTES);
-  private big: Buffer | null = null;
+  /** The body's read buffer, while a body is read. */
+  private window: ReadWindow | null = null;
   private handlers: RelayHandlers | null = null;
   private headBytes: Buffer | null = null;
   private inBody = false;
@@ -166,8 +167,8 @@ class Connection {
       host,
       noDelay: true,
       onread: {
-        // Asked before every read: body bytes go to the big buffer, everything else to the small one.
-        buffer: () => (this.inBody && this.left > 0 ? (this.big ??= pool.takeBuffer()) : this.small),
+        // Asked before every read: body bytes go to the body's read buffer, everything else to the small one.
+        buffer: () => (this.inBody && this.left > 0 ? (this.window ??= pool.options.buffers.window()).forRead() : this.small),
         callback: (n, buf) => this.onRead(n, buf as Buffer),
       },
     });
@@ -201,7 +202,14 @@ class Connection {
   abort(): void {
     this.reusable = false;
     this.handlers = null;
+    this.dropWindow();
     this.socket.destroy();
+  }
+
+  /** The body ends unfinished: its buffer may still be in a client write that never completes, so it is not reused. */
+  private dropWindow(): void {
+    this.window?.release(false);
+    this.window = null;
   }
 
   private onRead(n: number, buf: Buffer): boolean {
@@ -272,11 +280,17 @@ class Connection {
       if (!this.discarding) handlers.onBody(view, () => {});
       return true;
     }
-    // Nothing more is read into the buffer until the client's write has let go of it.
+    // Nothing more is read into the buffer until the client's write has let go of it; how long that took
+    // sizes the next read.
     let sync = true;
     let released = false;
+    const window = this.window;
+    const writing = performance.now();
+    window?.writeStarted();
     handlers.onBody(view, () => {
+      if (released) return;
       released = true;
+      window?.written(view.length, performance.now() - writing);
       if (!sync && !this.socket.destroyed) this.socket.resume();
     });
     sync = false;
@@ -289,16 +303,11 @@ class Connection {
     this.handlers = null;
     this.inBody = false;
     this.socket.setTimeout(0);
-    const big = this.big;
-    this.big = null;
-    let released = false;
-    const done = () => {
-      if (released) return;
-      released = true;
-      if (big) this.pool.returnBuffer(big);
-    };
+    const window = this.window;
+    this.window = null;
+    const done = () => window?.release(true);
     handlers.onEnd(last, done);
-    // A `last` that is not a view of the big buffer frees it at once.
+    // A `last` that is not a view of the read buffer frees it at once.
     if (lastIsOwned || !last) done();
     if (this.reusable && !this.socket.destroyed) this.onIdle(this);
     else this.socket.destroy();
@@ -326,6 +335,7 @@ class Connection {
 
   private onGone(err?: NodeJS.ErrnoException): void {
     this.reusable = false;
+    this.dropWindow();
     this.pool.forget(this);
     if (this.handoff) {
       if (this.timedOut) this.handoff.destroy(Object.assign(new Error("the backend did not answer in time"), { code: "ETIMEDOUT" }));
@@ -347,23 +357,14 @@ class Connection {
   }
 }
 
-/** Keep-alive connections per backend origin, and the body read buffers they share. */
+/** Keep-alive connections per backend origin. */
 export class GetRelay {
   private readonly free = new Map<string, Connection[]>();
-  private readonly spare: Buffer[] = [];
   /** Backend connections carrying a request right now (an answer handed over counts until it is closed). */
   inUse = 0;
   private closed = false;
 
   constructor(readonly options: GetRelayOptions) {}
-
-  takeBuffer(): Buffer {
-    return this.spare.pop() ?? Buffer.allocUnsafe(this.options.readBytes);
-  }
-
-  returnBuffer(buffer: Buffer): void {
-    if (this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(buffer);
-  }
 
   forget(conn: Connection): void {
     for (const list of this.free.values()) {

@@ -18,23 +18,7 @@ export async function pushTinyImage(registryUrl: string, repository: string, tag
   const layerDigest = sha256Digest(layer);
   const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [layerDigest] } }));
   const configDigest = sha256Digest(config);
-  for (const [digest, blob] of [
-    [layerDigest, layer],
-    [configDigest, config],
-  ] as const) {
-    const start = await fetch(`${registryUrl}/v2/${repository}/blobs/uploads/`, { method: "POST", headers: { "user-agent": userAgent } });
-    await start.arrayBuffer();
-    if (start.status !== 202) throw new Error(`upload start to ${repository}: ${start.status}`);
-    const location = new URL(start.headers.get("location")!, registryUrl);
-    location.searchParams.set("digest", digest);
-    const put = await fetch(location, {
-      method: "PUT",
-      body: blob,
-      headers: { "user-agent": userAgent, "content-type": "application/octet-stream" },
-    });
-    await put.arrayBuffer();
-    if (put.status !== 201) throw new Error(`blob upload to ${repository}: ${put.status}`);
-  }
+  for (const blob of [layer, config]) await pushBlob(registryUrl, repository, blob, userAgent);
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -51,4 +35,22 @@ export async function pushTinyImage(registryUrl: string, repository: string, tag
   const text = await put.text();
   if (put.status !== 201) throw new Error(`manifest put to ${repository}:${tag}: ${put.status} ${text}`);
   return { repository, tag, manifest, manifestDigest: sha256Digest(manifest), configDigest, layerDigest };
+}
+
+/** Puts one blob into `registryUrl` (POST, then a monolithic PUT); returns its digest. */
+export async function pushBlob(registryUrl: string, repository: string, blob: Buffer, userAgent = "registry-gateway-tests"): Promise<string> {
+  const digest = sha256Digest(blob);
+  const start = await fetch(`${registryUrl}/v2/${repository}/blobs/uploads/`, { method: "POST", headers: { "user-agent": userAgent } });
+  await start.arrayBuffer();
+  if (start.status !== 202) throw new Error(`upload start to ${repository}: ${start.status}`);
+  const location = new URL(start.headers.get("location")!, registryUrl);
+  location.searchParams.set("digest", digest);
+  const put = await fetch(location, {
+    method: "PUT",
+    body: blob,
+    headers: { "user-agent": userAgent, "content-type": "application/octet-stream" },
+  });
+  await put.arrayBuffer();
+  if (put.status !== 201) throw new Error(`blob upload to ${repository}: ${put.status}`);
+  return digest;
 }

@@ -139,8 +139,8 @@ describe("defaults", () => {
     assert.deepEqual(config.admin, { listen: { host: "127.0.0.1", port: 9091 }, allowNonLoopback: false, hosts: [] });
     assert.equal(config.dataDir, path.resolve("data"));
     assert.deepEqual(config.tls, { minVersion: "TLSv1.2", strictSni: true, generated: { caValidityDays: 3650, leafValidityDays: 365 } });
-    assert.deepEqual(config.timeouts, { header: 30_000, handshake: 10_000, idle: 300_000, keepAlive: 65_000, drain: 30_000, uploadIdle: 3_600_000 });
-    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256, uploadsPerUser: 64 });
+    assert.deepEqual(config.timeouts, { header: 30_000, handshake: 10_000, idle: 300_000, send: 60_000, keepAlive: 65_000, drain: 30_000, uploadIdle: 3_600_000 });
+    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256, downloadsPerClient: 32, downloadsPerUser: 256, uploadsPerUser: 64 });
     assert.deepEqual(config.logins, {
       maxFailures: 10,
       per: 60_000,
@@ -160,7 +160,12 @@ describe("defaults", () => {
   it("parses written durations and plain seconds", () => {
     const text = lines("timeouts:", "  header: 500ms", "  idle: 2h", "  keepAlive: 1.5", "  drain: 1m", ...MINIMAL_SITE);
     const config = parseConfig(text, "test.yaml", {});
-    assert.deepEqual(config.timeouts, { header: 500, handshake: 10_000, idle: 7_200_000, keepAlive: 1_500, drain: 60_000, uploadIdle: 3_600_000 });
+    assert.deepEqual(config.timeouts, { header: 500, handshake: 10_000, idle: 7_200_000, send: 60_000, keepAlive: 1_500, drain: 60_000, uploadIdle: 3_600_000 });
+  });
+
+  it("refuses a send timeout under a second and a download cap under one, naming the key", () => {
+    assertAt(onlyIssue(lines("timeouts:", "  send: 0s", ...MINIMAL_SITE)), { line: 2, key: "timeouts.send" }, /at least 1s/);
+    assertAt(onlyIssue(lines("limits:", "  downloadsPerClient: 0", ...MINIMAL_SITE)), { line: 2, key: "limits.downloadsPerClient" }, />=1/);
   });
 
   it("reads the upload session bounds, and names the key of a bad one", () => {

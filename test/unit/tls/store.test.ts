@@ -235,8 +235,8 @@ describe("loadSiteCertificates", () => {
       workers: 1,
       dataDir,
       tls: { minVersion: "TLSv1.2", strictSni: true, generated: { caValidityDays: 30, leafValidityDays: 10 } },
-      timeouts: { header: 30_000, handshake: 10_000, idle: 300_000, keepAlive: 65_000, drain: 30_000, uploadIdle: 3_600_000 },
-      limits: { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256, uploadsPerUser: 64 },
+      timeouts: { header: 30_000, handshake: 10_000, idle: 300_000, send: 60_000, keepAlive: 65_000, drain: 30_000, uploadIdle: 3_600_000 },
+      limits: { maxHeaderBytes: 16_384, maxConnections: 4096, maxConnectionsPerIp: 256, downloadsPerClient: 32, downloadsPerUser: 256, uploadsPerUser: 64 },
       // Not what these tests are about: the schema's defaults.
       logins: gatewayConfigSchema.shape.logins.parse(undefined),
       log: { level: "silent", format: "json", access: false },
