@@ -14,7 +14,7 @@ import { htpasswdLine } from "../helpers/htpasswd.js";
 import { managedRegistryAuthorization } from "../helpers/managed-token.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
 import { pushTinyImage } from "../helpers/seed.js";
-import { MANAGED_SERVICE } from "../../src/backends/managed-auth.js";
+import { MANAGED_ISSUER, MANAGED_SERVICE, managedKeyPaths } from "../../src/backends/managed-auth.js";
 import { buildOciImage, sha256Digest, type OciImage } from "../helpers/oci.js";
 import { formatRun, run, waitFor, type RunResult } from "../helpers/process.js";
 
@@ -330,7 +330,7 @@ describe("managed backend: its token goes to it alone, never to a registry given
   before(async () => {
     workDir = await mkdtemp(join(tmpdir(), "rg-managed-token-"));
     dataDir = join(workDir, "data");
-    // The gateway's signing key, made before the gateway starts, so that the remote registry can trust it.
+    // The managed registries' key pair, made before the gateway starts, so that the remote registry can trust it.
     const managedToken = await managedRegistryAuthorization(dataDir, []);
     assert.match(managedToken, /^Bearer /);
     // A registry given as a URL that WOULD take a managed registry's token (same certificate, same service):
@@ -341,7 +341,7 @@ describe("managed backend: its token goes to it alone, never to a registry given
     await open.stop();
     remote = await startRegistry({
       rootDir,
-      auth: { realm: "https://nowhere.invalid/token", service: MANAGED_SERVICE, issuer: "registry-gateway", rootCertBundle: join(dataDir, "tokens", "signing.crt") },
+      auth: { realm: "https://nowhere.invalid/token", service: MANAGED_SERVICE, issuer: MANAGED_ISSUER, rootCertBundle: managedKeyPaths(dataDir).certPath },
     });
     gateway = await startTestGateway({
       dataDir,
