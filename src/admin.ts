@@ -100,10 +100,11 @@ function sendText(res: ServerResponse, contentType: string, text: string): void 
   res.end(res.req.method === "HEAD" ? undefined : text);
 }
 
-export function probeBackend(backend: URL): Promise<BackendProbe> {
+/** GET /v2/ of `backend` (with `headers`: a managed registry wants the gateway's token): its status, or why there was none. */
+export function probeBackend(backend: URL, headers: Record<string, string> = {}): Promise<BackendProbe> {
   const client = backend.protocol === "https:" ? https : http;
   return new Promise((resolve) => {
-    const request = client.get(new URL("/v2/", backend), { timeout: PROBE_TIMEOUT_MS, agent: false }, (response) => {
+    const request = client.get(new URL("/v2/", backend), { timeout: PROBE_TIMEOUT_MS, agent: false, headers }, (response) => {
       response.resume();
       resolve({ backend: backend.origin, reachable: true, status: response.statusCode });
     });

@@ -6,7 +6,7 @@
 // throttle: its counters live in Redis when `redis` is configured (every gateway sees the same failures;
 // its own connection, keys under `<keyPrefix>login:`), in process memory otherwise.
 import { readFile } from "node:fs/promises";
-import { MANAGED_SERVICE } from "../backends/managed-auth.js";
+import { loadManagedTrust } from "../backends/managed-auth.js";
 import { siteBackends } from "../config/helpers.js";
 import type { AccessRuleConfig, GatewayConfig, SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
@@ -36,7 +36,7 @@ export interface SiteSecurity {
 export interface Security {
   /** In the order of config.sites. */
   bySite: readonly SiteSecurity[];
-  /** Loaded only when a site issues or sends tokens, or forwards to a managed registry. */
+  /** Loaded only when a site issues or sends tokens. */
   signingKey: SigningKey | null;
   /** Tokens for the managed registries (backends/managed-auth.ts); null when no site has one. */
   managedAuth: BackendAuth | null;
@@ -46,7 +46,7 @@ export interface Security {
 
 export async function buildSecurity(config: GatewayConfig, logger: Logger, events: LoginEvents | null = null): Promise<Security> {
   const managed = config.sites.some((site) => siteBackends(site).some((backend) => !(backend instanceof URL)));
-  const needsKey = managed || config.sites.some((site) => site.auth.type === "token" || site.backendAuth.type === "token");
+  const needsKey = config.sites.some((site) => site.auth.type === "token" || site.backendAuth.type === "token");
   // Loaded only when a site issues or sends tokens: jose and the key handling are not needed otherwise.
   const tokens = needsKey ? await import("./tokens.js") : null;
   const signingKey = needsKey ? await (await import("./signing-key.js")).loadSigningKey(config) : null;
@@ -79,6 +79,7 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
   };
 
   const bySite: SiteSecurity[] = [];
+  let managedAuth: BackendAuth | null = null;
   try {
     if (passwords) throttle = await buildLoginThrottle(config, logger, events);
     for (const site of config.sites) {
@@ -88,12 +89,12 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
       const backendAuth = site.backendAuth.type === "token" ? new BackendTokenMinter(issuer!, site.backendAuth.service) : null;
       bySite.push({ auth, backendAuth, passClientAuthorization: site.backendAuth.type === "passthrough" });
     }
+    // Signed with the managed registries' own key pair, never the token signing key (managed-auth.ts says why).
+    if (managed) managedAuth = (await loadManagedTrust(config.dataDir)).minter;
   } catch (err) {
     await close();
     throw err;
   }
-  // Its tokens name no site (no site can be named so): they are for the managed registries only.
-  const managedAuth = managed ? new BackendTokenMinter(issuerFor(MANAGED_SERVICE)!, MANAGED_SERVICE) : null;
   return { bySite, signingKey, managedAuth, close };
 }
 

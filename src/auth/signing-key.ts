@@ -43,16 +43,24 @@ export async function loadSigningKey(config: Pick<GatewayConfig, "dataDir" | "to
     const [keyPem, certPem] = await Promise.all([readFile(tokens.key, "utf8"), readFile(tokens.cert, "utf8")]);
     return importSigningKey(keyPem, certPem, { certPath: tokens.cert, keyPath: tokens.key }, null, false);
   }
-  const paths = signingKeyPaths(config.dataDir);
+  return loadGeneratedKey(config.dataDir, signingKeyPaths(config.dataDir), tokens.algorithm);
+}
+
+/**
+ * The key pair at `paths` (under `dataDir`), generated there first if it does not exist: key 0600, in a
+ * directory 0700. Every process sharing the data directory reads the same pair; the data directory's lock
+ * makes sure only one of them generates it.
+ */
+export async function loadGeneratedKey(dataDir: string, paths: { certPath: string; keyPath: string }, algorithm: SigningAlgorithm): Promise<SigningKey> {
   const existing = await readPair(paths);
-  if (existing) return importSigningKey(existing.keyPem, existing.certPem, paths, tokens.algorithm, false);
-  return withDataDirLock(config.dataDir, async () => {
+  if (existing) return importSigningKey(existing.keyPem, existing.certPem, paths, algorithm, false);
+  return withDataDirLock(dataDir, async () => {
     // Another process may have made it while we waited for the lock.
     const raced = await readPair(paths);
-    if (raced) return importSigningKey(raced.keyPem, raced.certPem, paths, tokens.algorithm, false);
-    const fresh = await generatePair(tokens.algorithm);
+    if (raced) return importSigningKey(raced.keyPem, raced.certPem, paths, algorithm, false);
+    const fresh = await generatePair(algorithm);
     await writeKeyPair(paths, fresh);
-    return importSigningKey(fresh.keyPem, fresh.certPem, paths, tokens.algorithm, true);
+    return importSigningKey(fresh.keyPem, fresh.certPem, paths, algorithm, true);
   });
 }
 

@@ -9,9 +9,13 @@
 // http://127.0.0.1:PORT (sites.ts BackendResolver).
 //
 // Every local user can connect to that port, so the registry answers the gateway alone: it runs
-// distribution's `auth: token`, trusting the gateway's signing certificate (managed-auth.ts says which
-// tokens it takes), and its storage directory, with the config and the HTTP secret, is the gateway user's
-// and mode 0700.
+// distribution's `auth: token`, trusting a key pair kept for the managed registries alone (managed-auth.ts
+// says which tokens it takes, and why no reload changes them), and its storage directory, with the config
+// and the HTTP secret, is the gateway user's and mode 0700.
+//
+// What a registry trusts is fixed for its life, so a reload never restarts one that keeps its spec: only an
+// exit (a crash) or an offline cache whose remote answers again replaces the process, and those replacements
+// are serialized (#replace), so that two never run on the same port.
 //
 // With `proxy`, the registry is a pull-through cache of a remote one (distribution's `proxy:` section).
 // distribution 2.8 asks the remote's /v2/ once as it starts and panics when there is no answer, so a cache
@@ -23,16 +27,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
-import http from "node:http";
 import { createServer } from "node:net";
 import path from "node:path";
 import { probeBackend } from "../admin.js";
 import { managedStorage, namedBackends, siteBackends } from "../config/helpers.js";
 import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
-import type { BackendAuth } from "../auth/types.js";
 import type { Logger } from "../observe/log.js";
 import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
-import { MANAGED_REALM, MANAGED_SERVICE } from "./managed-auth.js";
+import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, MANAGED_SERVICE, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
 
 export interface ManagedOptions {
   /** How long a (re)started registry may take to answer GET /v2/ with 200. Default: 15 s. */
@@ -54,23 +56,14 @@ export type ManagedProxy = NonNullable<ManagedBackendConfig["proxy"]>;
  */
 export type ManagedMode = "registry" | "proxy" | "offline";
 
-/**
- * What a managed registry trusts: tokens for MANAGED_SERVICE from `issuer`, signed by the key of the
- * gateway's signing certificate; `minter` makes the gateway's own (the readiness check's).
- */
-export interface ManagedTrust {
-  certPath: string;
-  certPem: string;
-  issuer: string;
-  minter: BackendAuth;
-}
-
 /** A managed backend as it runs: paths absolute, defaults applied. */
 export interface ManagedSpec {
   binary: string;
   storage: string;
   /** undefined: a free loopback port, chosen at start (and kept across restarts). */
   port: number | undefined;
+  /** Where the key pair it trusts is (managed-auth.ts): the data directory's. */
+  trustDir: string;
   /** Absent: not a pull-through cache. */
   proxy?: ManagedProxy;
 }
@@ -93,13 +86,19 @@ const PORT_ATTEMPTS = 3;
 export function managedSpec(backend: BackendConfig, dataDir: string): ManagedSpec | null {
   if (backend instanceof URL) return null;
   const { binary, storage, port, proxy } = backend.managed;
-  return { binary, storage: path.resolve(managedStorage({ binary, storage, port }, dataDir)), port, ...(proxy ? { proxy } : {}) };
+  return {
+    binary,
+    storage: path.resolve(managedStorage({ binary, storage, port }, dataDir)),
+    port,
+    trustDir: managedTrustDir(dataDir),
+    ...(proxy ? { proxy } : {}),
+  };
 }
 
 /** Specs that differ in anything, the remote registry and its credentials included, are different registries. */
 function keyOf(spec: ManagedSpec): string {
   const proxy = spec.proxy ? [spec.proxy.remoteurl, spec.proxy.username ?? null, spec.proxy.password ?? null] : null;
-  return JSON.stringify([spec.binary, spec.storage, spec.port ?? null, proxy]);
+  return JSON.stringify([spec.binary, spec.storage, spec.port ?? null, spec.trustDir, proxy]);
 }
 
 /** Every managed registry of the running gateway, keyed by spec; configurations share one per spec. */
@@ -121,10 +120,8 @@ export class ManagedRegistries implements ManagedBackends {
     const started: ManagedRegistry[] = [];
     const specs = config.sites.flatMap((site) => namedBackends(site, []).flatMap(({ backend }) => managedSpec(backend, config.dataDir) ?? []));
     if (specs.length === 0) return;
-    const trust = await loadTrust(config);
-    // A new signing key or issuer (a reload): the registries running already must trust it before any
-    // request signed with it reaches them.
-    await Promise.all(specs.map((spec) => this.#registries.get(keyOf(spec))?.trust(trust)));
+    // The same for every reload (managed-auth.ts): the registries running already trust it.
+    const trust = await loadManagedTrust(config.dataDir);
     try {
       for (const [index, site] of config.sites.entries()) {
         for (const { backend, at } of namedBackends(site, [])) {
@@ -256,15 +253,15 @@ class ManagedRegistry {
   readonly #stopGraceMs: number;
   readonly #remoteRetryMs: number;
 
-  #trust: ManagedTrust;
+  /** While a replacement process is being started: the next one waits for it (#replace). */
+  #replacing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly spec: ManagedSpec,
-    trust: ManagedTrust,
+    private readonly trust: ManagedTrust,
     private readonly logger: Logger,
     options: ManagedOptions,
   ) {
-    this.#trust = trust;
     this.#readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
@@ -329,8 +326,9 @@ class ManagedRegistry {
   #spawn(url: URL): void {
     this.#tail.clear();
     // The registry reads REGISTRY_* variables as configuration overrides: a user's REGISTRY_AUTH_FILE
-    // (podman's) would turn into `auth: {file: …}`. It gets only ours.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("REGISTRY_")));
+    // (podman's) would turn into `auth: {file: …}`. It gets only ours. GATEWAY_* variables are the gateway's
+    // configuration (GATEWAY_ADMIN_TOKEN is a secret): the registry has no use for them.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("REGISTRY_") && !name.startsWith("GATEWAY_")));
     const child = spawn(this.#executable, ["serve", this.#configFile], {
       env: { ...env, REGISTRY_HTTP_ADDR: url.host },
       stdio: ["ignore", "pipe", "pipe"],
@@ -364,31 +362,36 @@ class ManagedRegistry {
     );
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = null;
-      void this.#restart(url, "managed registry restarted");
+      void this.#replace(url, "managed registry restarted");
     }, this.#delayMs);
   }
 
   /**
-   * From now on trusts `trust`'s certificate and issuer: a running registry that trusts others (the signing
-   * key or `tokens.issuer` changed with a reload) is restarted on its port, and answers before this resolves.
+   * The one way a new process replaces the running (or exited) one: after an exit, or to turn an offline
+   * cache back into a pull-through one. A restart still pending (an exit's backoff, a config write's retry)
+   * is superseded, and a replacement waits for the one before it, so there is never a second process on
+   * the port, and none is left unsupervised.
    */
-  async trust(trust: ManagedTrust): Promise<void> {
-    const same = trust.certPem === this.#trust.certPem && trust.certPath === this.#trust.certPath && trust.issuer === this.#trust.issuer;
-    this.#trust = trust;
-    const url = this.#url;
-    if (same || this.#state !== "running" || !url) return;
-    // Not "running" while it is replaced: its exit is not a crash to report and restart.
-    this.#state = "starting";
-    await this.#kill();
-    if (this.#state !== "starting") return; // stopped meanwhile
-    this.#state = "running";
-    await this.#restart(url, "managed registry restarted to trust the new token signing certificate");
+  #replace(url: URL, message: string): Promise<void> {
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#restartTimer = null;
+    const run = this.#replacing.then(async () => {
+      if (this.#state !== "running") return;
+      // Not "running" while it is replaced: its exit is not a crash to report and restart.
+      this.#state = "starting";
+      await this.#kill();
+      if (this.#state !== "starting") return; // stopped meanwhile
+      this.#state = "running";
+      await this.#restart(url, message);
+    });
+    this.#replacing = run.catch(() => {});
+    return run;
   }
 
   /**
-   * Starts the process again on `url` (after an exit, to turn an offline cache back into a pull-through
-   * one, or to trust a new signing certificate); its config is written anew first (a pull-through cache's
-   * for the mode its remote registry allows now), and the promise settles once it answers or has failed to.
+   * Starts the process again on `url` (only through #replace); its config is written anew first (a
+   * pull-through cache's for the mode its remote registry allows now), and the promise settles once it
+   * answers or has failed to.
    */
   async #restart(url: URL, message: string): Promise<void> {
     if (this.#state !== "running") return;
@@ -404,7 +407,7 @@ class ManagedRegistry {
       if (this.#state !== "running") return;
       this.#restartTimer = setTimeout(() => {
         this.#restartTimer = null;
-        void this.#restart(url, message);
+        void this.#replace(url, message);
       }, this.#delayMs);
       return;
     }
@@ -441,7 +444,7 @@ class ManagedRegistry {
         );
       }
     }
-    this.#configFile = await writeRegistryConfig(this.spec, mode, this.#trust);
+    this.#configFile = await writeRegistryConfig(this.spec, mode, this.trust);
     this.#mode = mode;
   }
 
@@ -453,7 +456,9 @@ class ManagedRegistry {
   /** Offline: asks the remote registry again every remoteRetryMs; once it answers, restarts as the pull-through cache. */
   #watchRemote(url: URL, child: ChildProcess): void {
     const remote = new URL(this.spec.proxy!.remoteurl);
-    const current = () => this.#state === "running" && this.#child === child && this.#mode === "offline";
+    // An offline cache that has exited is already being restarted (#exited), in the mode its remote allows then.
+    const current = () =>
+      this.#state === "running" && this.#child === child && child.exitCode === null && child.signalCode === null && this.#mode === "offline";
     if (this.#remoteTimer) clearTimeout(this.#remoteTimer);
     this.#remoteTimer = setTimeout(async () => {
       this.#remoteTimer = null;
@@ -462,12 +467,7 @@ class ManagedRegistry {
       if (!current()) return;
       if (!probe.reachable) return this.#watchRemote(url, child);
       this.logger.info({ storage: this.spec.storage, url: url.origin, remote: remote.origin }, "the remote registry answers again: restarting the offline cache as a pull-through cache");
-      // Not "running" while it is replaced: its exit is not a crash to report and restart.
-      this.#state = "starting";
-      await this.#kill();
-      if (this.#state !== "starting") return; // stopped meanwhile
-      this.#state = "running";
-      await this.#restart(url, "managed registry restarted as a pull-through cache");
+      await this.#replace(url, "managed registry restarted as a pull-through cache");
     }, this.#remoteRetryMs);
   }
 
@@ -480,7 +480,7 @@ class ManagedRegistry {
         throw new Error(`${this.#executable} exited (${child.signalCode ? `signal ${child.signalCode}` : `code ${child.exitCode}`}) before answering on ${url.origin}`);
       }
       // With the gateway's token: a 200 also proves the registry accepts the tokens the gateway will send.
-      const probe = await probeRegistry(url, await this.#trust.minter.authorizationFor([], null));
+      const probe = await probeBackend(url, { authorization: await this.trust.minter.authorizationFor([], null) });
       if (probe.reachable && probe.status === 200) return;
       if (Date.now() >= deadline) {
         const seen = probe.reachable ? `HTTP ${probe.status}` : probe.error;
@@ -532,7 +532,7 @@ async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode, trust: 
       ...(mode === "offline" ? { maintenance: { readonly: { enabled: true } } } : {}),
     },
     http: { secret },
-    auth: { token: { realm: MANAGED_REALM, service: MANAGED_SERVICE, issuer: trust.issuer, rootcertbundle: trust.certPath } },
+    auth: { token: { realm: MANAGED_REALM, service: MANAGED_SERVICE, issuer: MANAGED_ISSUER, rootcertbundle: trust.certPath } },
   };
   // Credentials only when given: distribution then pulls from the remote anonymously. (2.8 has no `ttl`.)
   if (mode === "proxy" && proxy) {
@@ -568,32 +568,6 @@ async function privateDirectory(dir: string): Promise<void> {
     throw new Error(`the storage directory ${dir} belongs to uid ${owner}, not to the gateway's user (uid ${uid}): give it to that user, or choose another storage`);
   }
   await chmod(dir, 0o700);
-}
-
-/** The gateway's signing certificate and issuer, which every managed registry trusts (auth/signing-key.ts). */
-async function loadTrust(config: GatewayConfig): Promise<ManagedTrust> {
-  // Loaded only where registries run: jose and the key handling are not needed otherwise.
-  const [{ loadSigningKey }, { TokenIssuer }, { BackendTokenMinter }] = await Promise.all([
-    import("../auth/signing-key.js"),
-    import("../auth/tokens.js"),
-    import("../auth/backend-token.js"),
-  ]);
-  const key = await loadSigningKey(config);
-  // As the gateway's own (auth/build.ts): the tokens name no site, since no site can be named so.
-  const minter = new BackendTokenMinter(new TokenIssuer(key, config.tokens.issuer, MANAGED_SERVICE), MANAGED_SERVICE);
-  return { certPath: key.certPath, certPem: key.certPem, issuer: config.tokens.issuer, minter };
-}
-
-/** GET /v2/ with `authorization`: the status, or why there was none. */
-function probeRegistry(url: URL, authorization: string): Promise<{ reachable: true; status: number } | { reachable: false; error: string }> {
-  return new Promise((resolve) => {
-    const request = http.get(new URL("/v2/", url), { timeout: 2000, agent: false, headers: { authorization } }, (response) => {
-      response.resume();
-      resolve({ reachable: true, status: response.statusCode ?? 0 });
-    });
-    request.on("timeout", () => request.destroy(new Error("no answer within 2000 ms")));
-    request.on("error", (err: NodeJS.ErrnoException) => resolve({ reachable: false, error: err.code ?? err.message }));
-  });
 }
 
 async function httpSecret(file: string): Promise<string> {

@@ -6,7 +6,7 @@ import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gatewayConfig, type GatewayConfigInput } from "../../src/config/schema.js";
+import { gatewayConfig, tokens, type GatewayConfigInput } from "../../src/config/schema.js";
 import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from "../helpers/cli.js";
 import { certDir, cleanupClients, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
@@ -14,7 +14,8 @@ import { htpasswdLine } from "../helpers/htpasswd.js";
 import { managedRegistryAuthorization } from "../helpers/managed-token.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
 import { pushTinyImage } from "../helpers/seed.js";
-import { MANAGED_SERVICE } from "../../src/backends/managed-auth.js";
+import { MANAGED_ISSUER, MANAGED_SERVICE, managedKeyPaths } from "../../src/backends/managed-auth.js";
+import { loadSigningKey, signingKeyPaths } from "../../src/auth/signing-key.js";
 import { buildOciImage, sha256Digest, type OciImage } from "../helpers/oci.js";
 import { formatRun, run, waitFor, type RunResult } from "../helpers/process.js";
 
@@ -91,7 +92,13 @@ describe("managed backend: the gateway runs the registry", () => {
     dataDir = join(workDir, "data");
     image = await buildOciImage(join(workDir, "image"), { layers: 2, layerSize: 256 * 1024, tag: "v1" });
     const started = Date.now();
-    gateway = await startTestGateway({ dataDir, sites: [{ hosts: [HUB], backend: { managed: {} }, default: true }] });
+    // The gateway's configuration may come from the environment, secrets included: none of it is the registry's.
+    process.env.GATEWAY_ADMIN_TOKEN = "admin-token-the-registry-must-not-see";
+    try {
+      gateway = await startTestGateway({ dataDir, sites: [{ hosts: [HUB], backend: { managed: {} }, default: true }] });
+    } finally {
+      delete process.env.GATEWAY_ADMIN_TOKEN;
+    }
     console.log(`# gateway with a managed registry ready in ${Date.now() - started} ms`);
     certs = await certDir(gateway.caPem);
   });
@@ -112,6 +119,12 @@ describe("managed backend: the gateway runs the registry", () => {
     assert.match(config, new RegExp(`rootdirectory: ${join(dataDir, "registry")}`));
     assert.match(config, /secret: [0-9a-f]{64}/);
     assert.equal((await stat(join(dataDir, "registry", "config.yml"))).mode & 0o777, 0o600);
+    // Its trust: the managed registries' own key pair, private to the gateway's user.
+    assert.match(config, new RegExp(`rootcertbundle: ${managedKeyPaths(dataDir).certPath}`));
+    assert.equal((await stat(managedKeyPaths(dataDir).keyPath)).mode & 0o777, 0o600);
+    assert.equal((await stat(join(dataDir, "managed-registries"))).mode & 0o777, 0o700);
+    const environment = (await readFile(`/proc/${started.pid}/environ`, "utf8")).split("\0");
+    assert.deepEqual(environment.filter((entry) => entry.startsWith("GATEWAY_")), [], "the registry inherited the gateway's GATEWAY_* variables");
 
     const ready = await fetch(`http://127.0.0.1:${gateway!.admin.port}/readyz`);
     const body = (await ready.json()) as { backends: { backend: string; reachable: boolean; status: number }[] };
@@ -299,15 +312,44 @@ describe("managed backend: no other local user reaches the registry, by its port
     }
   });
 
-  it("a reload with another token issuer restarts the registry to trust it, and the gateway serves on", async () => {
-    const config = gatewayConfig.parse({ listen: "127.0.0.1:0", admin: { listen: "127.0.0.1:0" }, log: { level: "debug" }, dataDir: join(workDir, "data"), tokens: { issuer: "another-issuer" }, sites });
-    const reloaded = await gateway!.reload(config);
+  it("a reload changing tokens.key and tokens.issuer keeps the registry (same process) and its pulls; so does one that fails", async () => {
+    const registryPid = (gateway!.logs.find((l) => l.msg === "managed registry started") as LogLine).pid as number;
+    // Another token signing key pair, as an operator would configure one.
+    const otherKeys = signingKeyPaths(join(workDir, "other-keys"));
+    await loadSigningKey({ dataDir: join(workDir, "other-keys"), tokens: tokens.parse({}) });
+    const parse = (issuer: string, extra: GatewayConfigInput["sites"] = []) =>
+      gatewayConfig.parse({
+        listen: "127.0.0.1:0",
+        admin: { listen: "127.0.0.1:0" },
+        log: { level: "debug" },
+        dataDir: join(workDir, "data"),
+        tokens: { issuer, key: otherKeys.keyPath, cert: otherKeys.certPath },
+        sites: [...sites, ...extra],
+      });
+
+    const reloaded = await gateway!.reload(parse("another-issuer"));
     assert.equal(reloaded.ok, true, JSON.stringify(reloaded));
-    const restarted = gateway!.logs.find((l) => l.msg === "managed registry restarted to trust the new token signing certificate") as LogLine | undefined;
-    assert.ok(restarted, "the registry was not restarted");
-    assert.equal(restarted.url, registryUrl);
-    assert.match(await readFile(join(storage, "config.yml"), "utf8"), /issuer: another-issuer/);
     await assertPullable(image, ref(), certs, join(workDir, "pulled-after-reload"));
+    // The site's token endpoint signs with the new key and issuer: its tokens still work through the gateway.
+    const basic = `Basic ${Buffer.from("alice:alice-pw").toString("base64")}`;
+    const issued = await gateway!.request(TEAM, { path: "/token?service=localhost&scope=repository:hub/app:pull", headers: { authorization: basic } });
+    assert.equal(issued.status, 200, issued.body.toString());
+    const tags = await gateway!.request(TEAM, { path: "/v2/hub/app/tags/list", headers: { authorization: `Bearer ${(issued.json() as { token: string }).token}` } });
+    assert.equal(tags.status, 200, tags.body.toString());
+
+    // Yet another issuer, in a configuration that cannot be built (a missing htpasswd file): refused, and
+    // the configuration in service goes on reaching the registry.
+    const broken = await gateway!.reload(
+      parse("a-third-issuer", [{ hosts: ["broken.localhost"], backend: { managed: { storage } }, auth: { type: "htpasswd", htpasswd: join(workDir, "no-such-htpasswd") } }]),
+    );
+    assert.equal(broken.ok, false);
+    await assertPullable(image, ref(), certs, join(workDir, "pulled-after-failed-reload"));
+
+    assert.ok(alive(registryPid), "the registry was restarted by a reload");
+    assert.deepEqual(
+      gateway!.logs.filter((l) => /^managed registry (started|restarted|exited)/.test(String(l.msg))).map((l) => [l.msg, l.pid]),
+      [["managed registry started", registryPid]],
+    );
   });
 
   it("a storage directory that belongs to another user is refused at start", async () => {
@@ -330,7 +372,7 @@ describe("managed backend: its token goes to it alone, never to a registry given
   before(async () => {
     workDir = await mkdtemp(join(tmpdir(), "rg-managed-token-"));
     dataDir = join(workDir, "data");
-    // The gateway's signing key, made before the gateway starts, so that the remote registry can trust it.
+    // The managed registries' key pair, made before the gateway starts, so that the remote registry can trust it.
     const managedToken = await managedRegistryAuthorization(dataDir, []);
     assert.match(managedToken, /^Bearer /);
     // A registry given as a URL that WOULD take a managed registry's token (same certificate, same service):
@@ -341,7 +383,7 @@ describe("managed backend: its token goes to it alone, never to a registry given
     await open.stop();
     remote = await startRegistry({
       rootDir,
-      auth: { realm: "https://nowhere.invalid/token", service: MANAGED_SERVICE, issuer: "registry-gateway", rootCertBundle: join(dataDir, "tokens", "signing.crt") },
+      auth: { realm: "https://nowhere.invalid/token", service: MANAGED_SERVICE, issuer: MANAGED_ISSUER, rootCertBundle: managedKeyPaths(dataDir).certPath },
     });
     gateway = await startTestGateway({
       dataDir,

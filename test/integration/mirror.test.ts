@@ -348,4 +348,37 @@ describe("Docker Hub front door: a group of a hosted registry and a pull-through
     await pull("library/hello:v1", hubImage, "pulled-after-upstream-lost-it");
     assert.doesNotMatch(JSON.stringify(gateway.logs), new RegExp(PROXY_PASSWORD));
   });
+
+  it("an offline cache that dies as its upstream comes back is restarted once, by one process on its port", async () => {
+    await upstream!.stop();
+    upstream = undefined;
+    await gateway!.stop();
+    // The restart after the crash waits long enough for the upstream to come back and be noticed meanwhile.
+    const backoffMs = 3000;
+    gateway = await startTestGateway(exampleConfig(dataDir, `http://127.0.0.1:${upstreamPort}`), {
+      managed: { remoteRetryMs: 200, backoff: { initialMs: backoffMs, maxMs: backoffMs } },
+    });
+    const offline = registryStarted(cacheStorage());
+    assert.equal(offline?.mode, "offline cache (read-only)", JSON.stringify(offline));
+    const ofCache = (l: LogLine) => l.storage === cacheStorage();
+
+    process.kill(offline!.pid, "SIGKILL");
+    await waitFor(() => logs("managed registry exited (signal SIGKILL): restarting in 3000 ms").find(ofCache), { what: "the cache's exit line" });
+    upstream = await startRegistry({ port: upstreamPort });
+    const restarted = await waitFor(() => (gateway?.logs ?? []).find((l) => /^managed registry restarted/.test(String(l.msg)) && ofCache(l)), {
+      timeoutMs: 15_000,
+      what: "the cache's restart",
+    });
+    assert.equal(restarted.mode, "pull-through cache");
+    // Long enough for a second restart, had one been left pending.
+    await new Promise((resolve) => setTimeout(resolve, backoffMs + 1000));
+    const history = (gateway?.logs ?? []).filter((l) => /^managed registry (started|restarted|exited)/.test(String(l.msg)) && ofCache(l));
+    assert.deepEqual(
+      history.map((l) => l.msg),
+      ["managed registry started", "managed registry exited (signal SIGKILL): restarting in 3000 ms", restarted.msg],
+      JSON.stringify(history),
+    );
+    process.kill(restarted.pid as number, 0); // it is the one that runs
+    await pull("library/hello:v1", hubImage, "pulled-after-crash");
+  });
 });

@@ -498,6 +498,7 @@ describe("managed backends (issue #11)", () => {
         binary: "docker-registry",
         storage: path.resolve("data", "registry"),
         port: undefined,
+        trustDir: path.resolve("data", "managed-registries"),
       });
     }
   });

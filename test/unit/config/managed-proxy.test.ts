@@ -34,6 +34,7 @@ describe("backend.managed.proxy", () => {
       binary: "docker-registry",
       storage: path.resolve("/srv/cache"),
       port: undefined,
+      trustDir: path.resolve("/data", "managed-registries"),
       proxy: { remoteurl: "https://registry-1.docker.io", username: "bot", password: "s3cret" },
     });
     const anonymous = parseConfig(site("proxy: { remoteurl: http://127.0.0.1:5000 }"), "test.yaml", {}).sites[0]!.backend!;
