@@ -1,4 +1,4 @@
-// Login flood (issue #9): what a flood of wrong passwords does to everyone else. One gateway process with a
+// Login flood: what a flood of wrong passwords does to everyone else. One gateway process with a
 // bcrypt cost-10 htpasswd site; a legitimate user pulls a manifest (Basic, a login the gateway has already
 // verified and cached) in a loop, first on a quiet gateway, then while 20 connections send wrong passwords
 // for ever-new user names (so the per-user throttle never stops them and every one wants a bcrypt check).

@@ -1,4 +1,4 @@
-// The repository and tag lists of a site that fronts several registries (issue #11): every upstream's
+// The repository and tag lists of a site that fronts several registries: every upstream's
 // catalog, each filtered to the names that route to it (a name under a route's prefix is served by that
 // route, whatever another registry holds under it) and, in a group, to the names each member may answer
 // for (namespaces.ts), and a group's tags merged across the members that may answer for the name. A

@@ -1,4 +1,4 @@
-// What a site forwards to (issue #11), built once per configuration: one registry or replicas of one (a
+// What a site forwards to, built once per configuration: one registry or replicas of one (a
 // pool), or a group of those tried in order (Nexus's group), for the site as a whole and for each
 // repository-prefix route. Which upstream a repository goes to is decided here, and only here.
 import type http from "node:http";
