@@ -1,4 +1,4 @@
-// Authenticated small GETs (issue #3): the manifest GET with Basic credentials against a bcrypt cost-10
+// Authenticated small GETs: the manifest GET with Basic credentials against a bcrypt cost-10
 // htpasswd, through the gateway (verification cache), nginx (auth_basic: bcrypt on every request, as in
 // distribution's nginx recipe) and Caddy (basicauth with its hash cache), in the same run, interleaved.
 // Targets: gateway ≥ 1.0× Caddy and ≥ 2× nginx.

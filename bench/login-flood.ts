@@ -1,4 +1,4 @@
-// Login flood (issue #9): what a flood of wrong passwords does to everyone else. One gateway process with a
+// Login flood: what a flood of wrong passwords does to everyone else. One gateway process with a
 // bcrypt cost-10 htpasswd site; 400 keep-alive connections from two loopback addresses (127.0.0.2 and
 // 127.0.0.3) send wrong passwords for ever-new user names, so no per-user count ever stops them and every
 // guess wants a bcrypt check. Meanwhile, from a third address (127.0.0.4), users log in for the first time

@@ -1,4 +1,4 @@
-// Observability overhead (issue #5): small GETs per second through two gateway processes in front of the same
+// Observability overhead: small GETs per second through two gateway processes in front of the same
 // registry, identical but for one thing — "on" counts every request in the metrics and writes an access-log
 // line to stdout (the defaults), "off" has `metrics.enabled: false` and `log.access: false`, so the observe
 // stage is skipped entirely. Measured in the same run, interleaved, so machine noise hits both.

@@ -36,7 +36,7 @@ export interface SiteCertificate {
 export interface ProxyOptions {
   /** Basic authentication on every proxy, from one htpasswd file (nginx: bcrypt per request; Caddy: its hash cache). */
   basicAuth?: BenchBasicAuth;
-  /** Gateway only: its one-line-per-request access log (issue #5; default on). nginx and Caddy log no requests here. */
+  /** Gateway only: its one-line-per-request access log (default on). nginx and Caddy log no requests here. */
   accessLog?: boolean;
 }
 

@@ -1,4 +1,4 @@
-// Rate-limit overhead (issue #4): small GETs per second through two gateway processes in front of the same
+// Rate-limit overhead: small GETs per second through two gateway processes in front of the same
 // registry, identical but for one thing — "on" counts every manifest GET in Redis (a limit so high it
 // never refuses), "off" has no limits. Measured in the same run, interleaved, so machine noise hits both.
 //

@@ -16,7 +16,7 @@ export interface Row {
   direct?: number | null;
   /** Throughput rows: ratios against nginx and Caddy are shown. */
   higherIsBetter: boolean;
-  /** Target: gateway / Caddy at least this (issue #10: 1.0). Rows without a target are context. */
+  /** Target: gateway / Caddy at least this (1.0 for the throughput targets). Rows without a target are context. */
   atLeastCaddy?: number;
   /** Target: the gateway's value at most `limit` (memory rows); a null limit could not be computed. */
   gatewayAtMost?: Ceiling;
@@ -152,7 +152,7 @@ export function verdict(rows: Row[]): string {
   }
   const targets = rows.map(targetText).filter((text): text is string => text !== null);
   const parts = [
-    `Targets (issue #10), for the gateway: ${targets.join("; ")}. Rows without a target are there for context.`,
+    `Targets for the gateway: ${targets.join("; ")}. Rows without a target are there for context.`,
     `The gateway meets ${met.length} of ${targets.length}.`,
   ];
   if (met.length) parts.push(`Met: ${met.join("; ")}.`);

@@ -54,7 +54,7 @@ const BLOB_MIB = QUICK ? 16 : 256;
 const CONCURRENT_PULLS = 4;
 const RSS_UPLOAD_MIB = QUICK ? 64 : 4096;
 const WRK_SECONDS = QUICK ? 2 : 8;
-/** Issue #10's memory targets for the gateway: idle RSS per process, and what an upload may add to it. */
+/** The memory targets for the gateway: idle RSS per process, and what an upload may add to it. */
 const IDLE_CEILING_MB = 60;
 const UPLOAD_HEADROOM_MB = 32;
 /** Hard stop for the whole run: a hung component must not hang the bench. */
@@ -181,7 +181,7 @@ function uploadServer(idle: Reading[] | null | undefined, result: MemoryResult |
   return { server, idle: idle?.find((r) => r.pid === server.pid) };
 }
 
-/** Issue #10: the upload may raise the process serving it at most UPLOAD_HEADROOM_MB above its own idle RSS. */
+/** The upload may raise the process serving it at most UPLOAD_HEADROOM_MB above its own idle RSS. */
 function uploadCeiling(idle: Reading[] | null | undefined, result: MemoryResult | null | undefined): Ceiling {
   const what = `its idle RSS + ${UPLOAD_HEADROOM_MB} MB`;
   const found = uploadServer(idle, result);
@@ -338,7 +338,8 @@ async function main(): Promise<void> {
     for (const line of (await proxy.logProblems()).slice(0, 20)) problems.push(`${proxy.name} logged: ${line}`);
   }
 
-  // Memory rows: per process (the largest), since that is what issue #10 bounds; totals go in a row and the notes.
+  // Memory rows: per process (the largest), since that is what the memory targets bound; totals go in a row
+  // and the notes.
   const idleOf = (who: ProxyName) => idle[who]?.map((r) => r.mb);
   const uploadOf = (who: ProxyName, value: (p: ProcessMemory) => number) => memory[who]?.processes.map(value);
   const servedUpload = (who: ProxyName) => uploadServer(idle[who], memory[who])?.server;

@@ -16,7 +16,7 @@ import { isReplicated } from "./backends/upstream.js";
 import { keysNeedingRestart } from "./config/restart-keys.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { buildGeneration, retireGeneration, type Generation } from "./generation.js";
-import { createHttpsListener, createPlainHttpListener, listen, type HttpsListener } from "./listeners.js";
+import { createHttpsListener, createPlainHttpListener, listen, type HttpsListener, type PlainHttpListener } from "./listeners.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
 import type { AcmeCertificates, AcmeManagerOptions } from "./tls/acme.js";
@@ -124,7 +124,7 @@ class GatewayRuntime implements RunningGateway {
   readonly #isWorker: boolean;
   readonly #listener: HttpsListener;
   readonly #adminServer: http.Server;
-  #plainHttp: http.Server | null = null;
+  #plainHttp: PlainHttpListener | null = null;
   /** The generation new requests start on. */
   #current: Generation;
   /** Replaced generations whose requests are still finishing. */
@@ -205,8 +205,8 @@ class GatewayRuntime implements RunningGateway {
     }
     if (config.http.listen) {
       this.#plainHttp = createPlainHttpListener(config, this.responder, this.https.port);
-      await listen(this.#plainHttp, config.http.listen, "plain HTTP");
-      this.http = this.#plainHttp.address() as AddressInfo;
+      await listen(this.#plainHttp.server, config.http.listen, "plain HTTP");
+      this.http = this.#plainHttp.server.address() as AddressInfo;
     }
   }
 
@@ -337,6 +337,7 @@ class GatewayRuntime implements RunningGateway {
     this.served.replaceLoaded(next.certificates.certificates, next.sites.defaultSite.name, acmeSiteNames(nextConfig), { keepHandOvers: !acmeChanged });
     this.#current = next;
     this.#listener.configure(nextConfig);
+    this.#plainHttp?.configure(nextConfig);
     this.logger.level = nextConfig.log.level;
     if (acmeChanged) {
       // Its orders in flight finish (and are still answered) but hand nothing over; the new one adopts them.
@@ -444,7 +445,7 @@ class GatewayRuntime implements RunningGateway {
   }
 
   #servers(): http.Server[] {
-    return [this.#listener.server, ...(this.#isWorker ? [] : [this.#adminServer]), ...(this.#plainHttp ? [this.#plainHttp] : [])];
+    return [this.#listener.server, ...(this.#isWorker ? [] : [this.#adminServer]), ...(this.#plainHttp ? [this.#plainHttp.server] : [])];
   }
 }
 

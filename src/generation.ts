@@ -1,7 +1,8 @@
-// Everything the gateway derives from one configuration, built by ONE function for start and reload alike
-// (DESIGN.md §3 rule 4): auth, sites, certificates, rate limits, the observer, and the pipeline state that
-// requests run on. A generation is built completely or not at all. Once a reload replaces it, it is retired:
-// requests that started on it finish on it, then what it holds open (htpasswd watchers, Redis) is closed.
+// Everything the gateway derives from one configuration, built by ONE function for start and reload alike,
+// so a reload cannot build what a start would not: auth, sites, certificates, rate limits, the observer,
+// and the pipeline state that requests run on. A generation is built completely or not at all. Once a
+// reload replaces it, it is retired: requests that started on it finish on it, then what it holds open
+// (htpasswd watchers, Redis) is closed.
 import type { ServerResponse } from "node:http";
 import { buildSecurity, type Security } from "./auth/build.js";
 import { createUploadAffinity, type UploadAffinity } from "./backends/affinity.js";

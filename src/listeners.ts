@@ -90,15 +90,26 @@ export function createHttpsListener(
   return { server, connections, configure };
 }
 
+export interface PlainHttpListener {
+  server: http.Server;
+  /** The header timeout a reload changes in place; new connections and requests get the new value. */
+  configure(config: GatewayConfig): void;
+}
+
 /** The plain-HTTP listener: ACME HTTP-01 answers, everything else redirected to HTTPS. */
-export function createPlainHttpListener(config: GatewayConfig, responder: AcmeChallengeResponder, httpsPort: number): http.Server {
+export function createPlainHttpListener(config: GatewayConfig, responder: AcmeChallengeResponder, httpsPort: number): PlainHttpListener {
   const handler = createPlainHttpHandler({ responder, httpsPort });
   const server = http.createServer({ headersTimeout: config.timeouts.header }, (req, res) => {
     requestArrived(req.socket);
     handler(req, res);
   });
-  server.on("connection", (socket: Socket) => awaitFirstRequest(socket, config.timeouts.header, (connection) => connection.destroy()));
-  return server;
+  let headerTimeout = config.timeouts.header;
+  server.on("connection", (socket: Socket) => awaitFirstRequest(socket, headerTimeout, (connection) => connection.destroy()));
+  const configure = (next: GatewayConfig) => {
+    headerTimeout = next.timeouts.header;
+    server.headersTimeout = next.timeouts.header;
+  };
+  return { server, configure };
 }
 
 export async function listen(server: http.Server, address: { host: string; port: number }, what: string): Promise<void> {

@@ -2,17 +2,17 @@
 // answers the client with a registry error or hands on to the next.
 //
 //   0. connection + framing   over a connection cap → 503/429; HTTP version, repeated Host/Content-Length/
-//                             Transfer-Encoding/Content-Type, bodies on GET/HEAD/DELETE → 400   (issue #9)
+//                             Transfer-Encoding/Content-Type, bodies on GET/HEAD/DELETE → 400
 //   1. resolve site           Host → site, or a registry error; SNI of another site → 421
 //   2. classify               the target, read once and only if canonical, + method → registry route
-//                             (kind, repository, accesses); anything unnamed is refused     (issue #9)
-//   3. authenticate           credentials → principal, or a 401 challenge          (site.auth, issue #3)
-//   4. authorize              principal × route accesses → allow, or 403/401        (site.auth, issue #3)
-//   5. rate limit             site : operation : principal-or-IP → allow, or 429   (site.limits, issue #4)
+//                             (kind, repository, accesses); anything unnamed is refused
+//   3. authenticate           credentials → principal, or a 401 challenge          (site.auth)
+//   4. authorize              principal × route accesses → allow, or 403/401        (site.auth)
+//   5. rate limit             site : operation : principal-or-IP → allow, or 429   (site.limits)
 //   6. forward                the accepted target byte for byte, bodies streamed, to the backend the
 //                             site's upstream picks (backends/dispatch.ts); lists spanning several
-//                             registries, and docker search, are answered here          (issue #11)
-//   7. observe                always, whatever happened                            (observer, issue #5)
+//                             registries, and docker search, are answered here
+//   7. observe                always, whatever happened                            (observer)
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -51,7 +51,7 @@ export interface PipelineState {
   logger: Logger;
   /** Records each finished request (metrics, access log); null when nothing observes. */
   observer: RequestObserver | null;
-  /** Socket peer, or X-Forwarded-For from a trusted proxy (issue #4). */
+  /** Socket peer, or X-Forwarded-For from a trusted proxy. */
   clientAddress: ClientAddress;
   /** Stage 5; null when no site has limits. */
   rateLimit: RateLimitStage | null;
@@ -168,7 +168,7 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         sendJson(res, 200, {}, { "X-Docker-Registry-Standalone": "true" });
         return;
       }
-      // 3. authenticate + 4. authorize (issue #3). A token-auth site's /token checks credentials itself (6.)
+      // 3. authenticate + 4. authorize. A token-auth site's /token checks credentials itself (6.)
       if (site.auth && !tokenEndpoint) {
         // docker search: anyone may ask (anonymous included); the answer shows each caller what it may pull.
         const admission =
@@ -187,7 +187,7 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
         ctx.user = admission.principal?.name;
       }
 
-      // 5. rate limit (issue #4): only counted requests wait for a verdict; an admitted one is never cut later.
+      // 5. rate limit: only counted requests wait for a verdict; an admitted one is never cut later.
       let rateLimitHeaders: readonly string[] | undefined;
       const limiting = state.rateLimit?.check(site, route, ctx.method, { user: ctx.user, ip: ctx.clientIp });
       if (limiting) {

@@ -8,12 +8,12 @@ import { createLogger } from "./observe/log.js";
 export interface Site extends SiteSecurity {
   name: string;
   hosts: readonly string[];
-  /** Where its repositories are served: the site's own upstream and its prefix routes (issue #11). */
+  /** Where its repositories are served: the site's own upstream and its prefix routes. */
   upstreams: SiteUpstreams;
   config: SiteConfig;
 }
 
-/** A site without auth: what every site is unless the gateway built it some (issue #3). */
+/** A site without auth: what every site is unless the gateway built it some. */
 const OPEN: SiteSecurity = { auth: null, backendAuth: null, passClientAuthorization: false };
 
 export interface HostHeader {

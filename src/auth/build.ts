@@ -2,7 +2,7 @@
 // file is read and every rule compiled here: a broken htpasswd line or a bad key stops the start with
 // file:line, and the request path only uses what is built.
 //
-// Password checks (issue #9) share, per configuration, one pool of hashing threads and one failed-login
+// Password checks share, per configuration, one pool of hashing threads and one failed-login
 // throttle: its counters live in Redis when `redis` is configured (every gateway sees the same failures;
 // its own connection, keys under `<keyPrefix>login:`), in process memory otherwise.
 import { readFile } from "node:fs/promises";

@@ -1,4 +1,4 @@
-// bcrypt checks off the event loop (issue #9). bcryptjs is plain JavaScript: one check at cost 10 is
+// bcrypt checks off the event loop. bcryptjs is plain JavaScript: one check at cost 10 is
 // ~75–100 ms of CPU, which on the main thread would stall every other request for that long. Checks run
 // in a small pool of worker threads instead, with a bounded queue in front: a flood of logins waits for a
 // thread up to `maxQueued` deep, and beyond that is refused at once (the caller answers 503) rather than

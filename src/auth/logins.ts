@@ -1,4 +1,4 @@
-// Password logins (issue #9): every password check of the gateway — Basic on an htpasswd site's data path,
+// Password logins: every password check of the gateway — Basic on an htpasswd site's data path,
 // Basic or grant_type=password at a token site's /token — goes through here, and is throttled BEFORE any
 // hashing:
 //

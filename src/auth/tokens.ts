@@ -1,6 +1,6 @@
 // Issuing and verifying the JWTs of Docker token auth, with jose.
 //
-// What a stock distribution 2.8 backend demands (DESIGN.md §4), so the same tokens serve both the gateway
+// What a stock distribution 2.8 backend demands, so the same tokens serve both the gateway
 // and such a backend: header `kid` = libtrust key ID of a key in its rootcertbundle; `aud` one string;
 // `exp`/`nbf`/`iat` integers; ES256 signatures raw r‖s (jose's form); 60 s clock leeway.
 //

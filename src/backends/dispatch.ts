@@ -1,4 +1,4 @@
-// Stage 6 for a site's upstream (issue #11): which backend a request goes to, and what happens when that
+// Stage 6 for a site's upstream: which backend a request goes to, and what happens when that
 // backend is down or does not have the image.
 //
 //   group   only members serving the repository name are asked (namespaces.ts). Pushes (uploads, manifest

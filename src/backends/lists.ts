@@ -1,4 +1,4 @@
-// The repository and tag lists of a site that fronts several registries (issue #11): every upstream's
+// The repository and tag lists of a site that fronts several registries: every upstream's
 // catalog, each filtered to the names that route to it (a name under a route's prefix is served by that
 // route, whatever another registry holds under it) and, in a group, to the names each member may answer
 // for (namespaces.ts), and a group's tags merged across the members that may answer for the name. A
@@ -13,6 +13,7 @@ import type { Site } from "../sites.js";
 import type { ManagedCredentials } from "./managed-auth.js";
 import type { BackendPool } from "./pool.js";
 import { answersFor, membersFor } from "./namespaces.js";
+import { RecentLists } from "./recent-lists.js";
 import { type GroupMember, type Upstream } from "./upstream.js";
 
 interface NamedPool {
@@ -26,38 +27,10 @@ function namedPools(upstream: Upstream): NamedPool[] {
 }
 
 /**
- * Lists fetched in the last `cacheMs`, or being fetched, by key: every request for a key meanwhile gets the
- * same promise. A failure is not kept (the next request asks again); at most `maxKeys` keys are held, the
- * oldest dropped first.
+ * Tags held in a site's cached tag lists at most (each list also weighs one for its name, so empty ones count):
+ * a few megabytes, where a bound on the number of lists alone let each hold MAX_NAMES tags per member.
  */
-class RecentLists<K, V> {
-  readonly #entries = new Map<K, { expiresAt: number; value: Promise<V> }>();
-
-  constructor(
-    private readonly cacheMs: number,
-    private readonly maxKeys: number,
-  ) {}
-
-  get(key: K, fetch: () => Promise<V>): Promise<V> {
-    const cached = this.#entries.get(key);
-    if (cached && cached.expiresAt > Date.now()) return cached.value;
-    this.#entries.delete(key);
-    if (this.#entries.size >= this.maxKeys) this.#entries.delete(this.#entries.keys().next().value!);
-    // Kept while in flight; the time to live counts from the answer, so a slow walk is still reused.
-    const entry = { expiresAt: Infinity, value: fetch() };
-    this.#entries.set(key, entry);
-    entry.value.then(
-      () => (entry.expiresAt = Date.now() + this.cacheMs),
-      () => {
-        if (this.#entries.get(key) === entry) this.#entries.delete(key);
-      },
-    );
-    return entry.value;
-  }
-}
-
-/** Repositories whose merged tag lists are kept per site at most. */
-const MAX_TAG_LISTS = 1000;
+const MAX_CACHED_TAGS = 200_000;
 
 export class SiteLists {
   /**
@@ -79,7 +52,9 @@ export class SiteLists {
     /** How long a fetched list is reused (lists.cacheFor); 0: only by requests arriving while it is fetched. */
     private readonly cacheMs = 0,
   ) {
-    this.#catalogs = new RecentLists(cacheMs, Number.MAX_SAFE_INTEGER);
+    // One catalog per configured site at most, and a catalog is what every page of /v2/_catalog needs:
+    // bounded by the configuration and by MAX_NAMES per member, not by a weight.
+    this.#catalogs = new RecentLists(cacheMs, Number.MAX_SAFE_INTEGER, () => 1);
   }
 
   /** Every repository the site serves, sorted. */
@@ -106,7 +81,7 @@ export class SiteLists {
   /** A repository's tags across a group's members, sorted; null when no member knows the repository. */
   tags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
     let recent = this.#tags.get(site);
-    if (!recent) this.#tags.set(site, (recent = new RecentLists(this.cacheMs, MAX_TAG_LISTS)));
+    if (!recent) this.#tags.set(site, (recent = new RecentLists(this.cacheMs, MAX_CACHED_TAGS, (tags) => 1 + (tags?.length ?? 0))));
     // The upstream is the one the site routes `name` to: the name alone is the key.
     return recent.get(name, () => this.#fetchTags(site, upstream, name, principal));
   }

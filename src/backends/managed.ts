@@ -1,4 +1,4 @@
-// The managed backend (issue #11): a distribution registry (Debian's `docker-registry`) that the gateway
+// The managed backend: a distribution registry (Debian's `docker-registry`) that the gateway
 // runs itself, so `npm start` serves a working private registry with nothing started by hand.
 //
 // One registry per distinct spec (binary, storage, port, proxy), listening on a loopback port of its own, with

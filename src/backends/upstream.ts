@@ -1,4 +1,4 @@
-// What a site forwards to (issue #11), built once per configuration: one registry or replicas of one (a
+// What a site forwards to, built once per configuration: one registry or replicas of one (a
 // pool), or a group of those tried in order (Nexus's group), for the site as a whole and for each
 // repository-prefix route. Which upstream a repository goes to is decided here, and only here.
 import type http from "node:http";
@@ -7,7 +7,7 @@ import type { SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import type { BackendResolver } from "../sites.js";
 import { BackendPool } from "./pool.js";
-import { compileRepositoryGlobs, type RepositoryMatcher } from "./repository-globs.js";
+import { compileRepositoryPatterns, type RepositoryMatcher } from "../auth/glob.js";
 
 export interface PoolUpstream {
   kind: "pool";
@@ -108,7 +108,7 @@ export function buildSiteUpstreams(siteName: string, site: SiteConfig, deps: Ups
     const members = spec.members.map((member) => ({
       name: member.name,
       pool: buildPool(`${name}/${member.name}`, member.pool, deps),
-      repositories: member.repositories && compileRepositoryGlobs(member.repositories),
+      repositories: member.repositories && compileRepositoryPatterns(member.repositories),
     }));
     return { kind: "group", members, pushTo: members.find((member) => member.name === spec.pushTo) ?? null };
   };

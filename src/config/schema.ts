@@ -76,7 +76,7 @@ export const backendUrl = z.string().transform((value, ctx) => {
   return url;
 });
 
-/** The registry the gateway runs itself (issue #11): Debian's `docker-registry`, on a loopback port of its own. */
+/** The registry the gateway runs itself: Debian's `docker-registry`, on a loopback port of its own. */
 export const managedBackend = z.strictObject({
   managed: z
     .strictObject({
@@ -114,7 +114,7 @@ export const backend = z.union([backendUrl, managedBackend], {
   error: "expected an http:// or https:// URL of a registry, or { managed: {…} } for one the gateway runs",
 });
 
-/** Active health checks of a pool's members (issue #11): GET /v2/, any status below 500 is up. */
+/** Active health checks of a pool's members: GET /v2/, any status below 500 is up. */
 export const healthCheck = z.strictObject({
   interval: duration.prefault("5s"),
   timeout: duration.prefault("2s"),
@@ -317,7 +317,7 @@ const acmeTls = z.strictObject({
 
 export const siteTls = z.discriminatedUnion("source", [generatedTls, filesTls, acmeTls]);
 
-// ---- rate limits (issue #4) ------------------------------------------------------------------------------
+// ---- rate limits -----------------------------------------------------------------------------------------
 
 /** What a limit counts: pull = manifest GET, blob = blob GET, push = upload start/finish + manifest PUT. */
 export const RATE_LIMIT_OPERATIONS = ["pull", "blob", "push", "any"] as const;
@@ -404,7 +404,7 @@ export const cidr = z.string().transform((value, ctx): { address: string; prefix
   return { address, prefix, family: version === 6 ? "ipv6" : "ipv4" };
 });
 
-// ---- authentication and access rules (issue #3) ----------------------------------------------------------
+// ---- authentication and access rules ---------------------------------------------------------------------
 
 export const RULE_ACTIONS = ["pull", "push", "delete", "catalog"] as const;
 
@@ -487,7 +487,7 @@ export const site = exactlyOneOf(
     name: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
     hosts: z.array(hostName).min(1),
     /**
-     * Where the site's repositories are served (issue #11): `backend` (an http(s) URL, or { managed: {…} }: a
+     * Where the site's repositories are served: `backend` (an http(s) URL, or { managed: {…} }: a
      * registry the gateway runs), `backends` (replicas) or `group` + `pushTo`.
      */
     ...upstreamFields,
@@ -505,11 +505,11 @@ export const site = exactlyOneOf(
     /** The site answering TLS handshakes with an unknown or absent SNI; defaults to the first site. */
     default: z.boolean().default(false),
     tls: siteTls.prefault({ source: "generated" }),
-    /** Who may do what (issue #3); default: no authentication. */
+    /** Who may do what; default: no authentication. */
     auth: siteAuth.prefault({ type: "none" }),
-    /** What the backend gets as Authorization (issue #3); default: nothing. */
+    /** What the backend gets as Authorization; default: nothing. */
     backendAuth: backendAuth.prefault({ type: "none" }),
-    /** Rate limits (issue #4); every limit a request's operation belongs to must admit it. */
+    /** Rate limits; every limit a request's operation belongs to must admit it. */
     limits: z
       .array(rateLimit)
       .superRefine((limits, ctx) => {
@@ -548,7 +548,7 @@ export const gatewayConfig = z
       })
       .refine((admin) => admin.token === undefined || admin.tokenFile === undefined, { path: ["tokenFile"], message: "set token or tokenFile, not both" })
       .prefault({}),
-    /** Plain HTTP (issue #6): answers ACME HTTP-01 challenges, redirects everything else to HTTPS. */
+    /** Plain HTTP: answers ACME HTTP-01 challenges, redirects everything else to HTTPS. */
     http: z
       .strictObject({
         listen: listenAddress.nullable().default(null),
@@ -610,11 +610,11 @@ export const gatewayConfig = z
       .strictObject({
         level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
         format: z.enum(["json", "pretty"]).default("json"),
-        /** One line per request (issue #5), whatever the level. */
+        /** One line per request, whatever the level. */
         access: z.boolean().default(true),
       })
       .prefault({}),
-    /** Request metrics on the admin listener's /metrics (issue #5). */
+    /** Request metrics on the admin listener's /metrics. */
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true),
@@ -625,9 +625,9 @@ export const gatewayConfig = z
      * how long one fetch of the members' lists is reused. 0: only by requests arriving while it is fetched.
      */
     lists: z.strictObject({ cacheFor: duration.prefault("5s") }).prefault({}),
-    /** Shared rate-limit state (issue #4); without it limits are counted in process memory. */
+    /** Shared rate-limit state; without it limits are counted in process memory. */
     redis: redis.optional(),
-    /** Password checks (issue #9): failed logins are throttled before hashing; hashing runs off the event loop. */
+    /** Password checks: failed logins are throttled before hashing; hashing runs off the event loop. */
     logins: z
       .strictObject({
         /** Failed logins allowed back to back per user and client IP; refilled at this many per `per`. */
@@ -652,13 +652,13 @@ export const gatewayConfig = z
       })
       .prefault({}),
     /**
-     * Processes accepting connections (issue #10): auto = the cores this process may use (a container's CPU
+     * Processes accepting connections: auto = the cores this process may use (a container's CPU
      * quota respected); 1 = one process, no cluster. Above 1, a primary supervises the workers.
      */
     workers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default("auto"),
-    /** Peers whose X-Forwarded-For is believed (issue #4). */
+    /** Peers whose X-Forwarded-For is believed. */
     trustedProxies: z.array(cidr).default([]),
-    /** Signing and lifetimes of the tokens the gateway issues (issue #3). */
+    /** Signing and lifetimes of the tokens the gateway issues. */
     tokens: tokens.prefault({}),
     sites: z.array(site).min(1),
   })

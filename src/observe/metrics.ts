@@ -1,5 +1,6 @@
-// Every metric the gateway exports is defined here, and only here (DESIGN.md §3 rule 9). Other modules
-// record through the small typed API at the bottom of GatewayMetrics and never see prom-client.
+// Every metric the gateway exports is defined here, and only here, so names and label sets cannot drift
+// apart. Other modules record through the small typed API at the bottom of GatewayMetrics and never see
+// prom-client.
 //
 // Labels are bounded by construction: site and backend come from configuration, operation from the
 // route classifier's fixed list, method and reason from fixed lists (anything else becomes "OTHER" /

@@ -1,4 +1,4 @@
-// Caps on client connections (issue #9): globally and per client address (the socket peer, never a
+// Caps on client connections: globally and per client address (the socket peer, never a
 // header). A connection over a cap is not cut at once: it may finish its TLS handshake (bounded by the
 // handshake timeout) and gets one clear registry error, then it is closed. It holds nothing else.
 import type { Socket } from "node:net";

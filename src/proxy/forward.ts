@@ -17,7 +17,7 @@ import { SendTimeout } from "./send-timeout.js";
  * Backend sockets (and so each backend response, whose IncomingMessage takes the socket's readable
  * highWaterMark) buffer up to 256 KiB instead of Node's 16 KiB. A socket read is up to 64 KiB, so with the
  * default every read of a blob body overflows the response's buffer: the client stops reading the socket
- * and starts it again for each chunk. Measured on 256 MiB pulls (issue #10): about 7–16 % less CPU per GB.
+ * and starts it again for each chunk. Measured on 256 MiB pulls: about 7–16 % less CPU per GB.
  * Backpressure is unchanged in kind, only the amount held per exchange (at most 256 KiB each way).
  */
 const BACKEND_HIGH_WATER_MARK = 256 * 1024;

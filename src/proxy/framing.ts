@@ -1,4 +1,4 @@
-// Message framing at the edge (issue #9): what Node's parser lets through but a backend could read as
+// Message framing at the edge: what Node's parser lets through but a backend could read as
 // something else. Node already refuses Content-Length with Transfer-Encoding, duplicate Content-Length,
 // obfuscated Transfer-Encoding and bare CR/LF; this refuses the rest before any stage reads the request:
 // other HTTP versions, repeated framing or routing headers, codings other than chunked, and bodies on

@@ -38,7 +38,7 @@ export interface EdgeContext {
    */
   extraHeaders?: readonly string[];
   /**
-   * The backend's Authorization (issue #3): the gateway's own token for a token-auth backend, else none.
+   * The backend's Authorization: the gateway's own token for a token-auth backend, else none.
    * The client's header never reaches the backend (its password, our tokens) unless passClientAuthorization.
    */
   backendAuthorization?: string;

@@ -66,7 +66,7 @@ function compileLimit(siteName: string, limit: RateLimitConfig): CompiledLimit {
   return { name: limit.name, keyBy: limit.key, rule, overrides, keyStem: `${siteName}:${limit.name}:` };
 }
 
-/** Who a request is, for counting: the principal's name when there is one (issue #3), else the client IP. */
+/** Who a request is, for counting: the principal's name when there is one, else the client IP. */
 export interface Requester {
   user?: string;
   ip: string;

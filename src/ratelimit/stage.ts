@@ -16,7 +16,7 @@ export type RateLimitVerdict =
   | { kind: "refused"; limit: string; message: string; headers: Record<string, string> }
   | { kind: "unavailable" };
 
-/** What the stage reports (issue #5's metrics module has exactly these methods). */
+/** What the stage reports (observe/metrics.ts has exactly these methods). */
 export interface RateLimitEvents {
   rateLimited(site: string, limit: string): void;
   setRedisUp(up: boolean): void;

@@ -1,6 +1,6 @@
 // What a request means to a registry: method + canonical path → route kind, repository, reference, and the
 // accesses distribution would demand for it (registry/handlers/app.go appendAccessRecords). What does not
-// classify as a known registry operation is refused (issue #9): a route we cannot name is a route we
+// classify as a known registry operation is refused: a route we cannot name is a route we
 // cannot authorize.
 //
 // Repository names contain "/" and may contain the words "manifests" or "blobs", so routes are matched on

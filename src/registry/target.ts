@@ -1,4 +1,4 @@
-// The request target, read once (issue #9). The path the gateway authorizes must be the path the backend
+// The request target, read once. The path the gateway authorizes must be the path the backend
 // routes, byte for byte: http-proxy would rebuild it through WHATWG URL (`\` → `/`, dot segments resolved,
 // fragment dropped) and distribution percent-decodes it (gorilla/mux on URL.Path) — three readings of one
 // request, and an access-control bypass between each two. Registry names, tags, digests and upload ids

@@ -1,4 +1,4 @@
-// ACME state in the data directory, shared by every gateway process that uses it (DESIGN.md §7):
+// ACME state in the data directory, shared by every gateway process that uses it:
 //   acme/<directory host>/account.key   one account per ACME server
 //   acme/certs/<site>.crt|.key          the certificate chain (leaf first) and its key
 //   acme/certs/<site>.json              which directory issued it, so a staging certificate is never

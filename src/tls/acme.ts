@@ -338,7 +338,7 @@ function describeCertificate(pair: KeyPairPem, directory: string, storedAt: Date
 
 export { acmeSites };
 
-/** Null when no site uses ACME: an absent stage, not an empty one (DESIGN.md §1). */
+/** Null when no site uses ACME: an absent stage, not an empty one. */
 export function createAcmeManager(config: GatewayConfig, options: Omit<AcmeManagerOptions, "dataDir" | "sites">): AcmeManager | null {
   const sites = acmeSites(config);
   return sites.length ? new AcmeManager({ ...options, dataDir: config.dataDir, sites }) : null;

@@ -2,10 +2,11 @@
 // sites with `tls.source: generated`. Clients trust the CA once (`cert ca` prints it); leaves can then be
 // reissued freely (new hosts, expiry) without touching the clients.
 //
-// Several gateway processes may share one data directory (DESIGN.md §7): every write happens under a
-// lock directory, each file is written to a temporary name and renamed, and a key is always renamed into
-// place before its certificate, so a reader that finds a certificate also finds its key. A reader that
-// still catches a new key next to an old certificate sees them mismatch and takes the locked path.
+// Several gateway processes may share one data directory (workers, or gateways on shared storage): every
+// write happens under a lock directory, each file is written to a temporary name and renamed, and a key is
+// always renamed into place before its certificate, so a reader that finds a certificate also finds its
+// key. A reader that still catches a new key next to an old certificate sees them mismatch and takes the
+// locked path.
 import type * as x509 from "@peculiar/x509";
 import { KeyObject, X509Certificate as NodeX509Certificate, createPrivateKey, randomBytes, webcrypto } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, stat, chmod, utimes } from "node:fs/promises";

@@ -1,7 +1,7 @@
 // The certificates the HTTPS listener presents, chosen per handshake by SNI.
 // Everything is built and validated when the store is constructed or replaced; a handshake only does
 // two map lookups. Replacing swaps a single reference, so in-flight connections keep the context they
-// negotiated and new handshakes see the new set (DESIGN.md §3 rule 4).
+// negotiated and new handshakes see the new set.
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as tls from "node:tls";

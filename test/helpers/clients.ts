@@ -47,7 +47,7 @@ export async function hostsFile(dir: string, entries: Record<string, string>): P
 
 /**
  * Argv that runs cmd in a private mount namespace whose /etc/hosts is hostsPath
- * (DESIGN.md §6), so Go clients resolve test names without touching the host's
+ * (tests never edit the host's /etc/hosts), so Go clients resolve test names without touching the host's
  * file. unshare makes the new namespace's mounts private, so the bind does not leak.
  */
 export function inHostsNamespace(hostsPath: string, cmd: string, args: readonly string[]): [string, string[]] {

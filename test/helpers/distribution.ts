@@ -3,7 +3,7 @@
 // route regexes of registry/api/v2/descriptors.go (with reference.NameRegexp, optional `domain[:port]/`
 // prefix included), the method table of each handler, and the accesses of registry/handlers/app.go
 // (appendAccessRecords + `from`). Written from distribution's and Go's sources, not from src/: the
-// differential tests compare the gateway against it (issue #9).
+// differential tests compare the gateway against it.
 //
 // Strings here are byte strings (one char per byte, latin1), because Go routes on bytes.
 

@@ -1,4 +1,4 @@
-// A private docker engine for the tests (DESIGN.md §6, issue #12): Debian's docker.io dockerd 20.10 with its
+// A private docker engine for the tests: Debian's docker.io dockerd 20.10 with its
 // own managed containerd, in a mount namespace of its own, where
 //   /etc/hosts   is the test's hosts file (test names → ::1),
 //   /etc/docker  is the test's directory (trust = ETCDOCKER/certs.d/HOST:PORT/ca.crt, key.json, daemon.json),
@@ -228,7 +228,7 @@ function killQuietly(pid: number, signal: NodeJS.Signals): void {
 
 /**
  * What a docker daemon could change on the host, for before/after comparisons: the forwarding sysctls
- * (DESIGN.md §6: without --ip-forward=false dockerd sets net.ipv4.ip_forward=1) and whether the paths a
+ * (without --ip-forward=false dockerd sets net.ipv4.ip_forward=1) and whether the paths a
  * stock daemon and its containerd create exist.
  */
 export async function hostDockerState(): Promise<Record<string, string>> {

@@ -1,4 +1,4 @@
-// A real ACME CA for tests (DESIGN.md §6): pebble, with pebble-challtestsrv as its DNS server answering
+// A real ACME CA for tests: pebble, with pebble-challtestsrv as its DNS server answering
 // every name with 127.0.0.1. Validation really happens (PEBBLE_VA_ALWAYS_VALID is never set): pebble
 // connects to 127.0.0.1:httpPort for HTTP-01 and 127.0.0.1:tlsPort for TLS-ALPN-01, where the test
 // serves the challenges. Every port is ephemeral; pebble's own HTTPS certificate comes from our local CA.

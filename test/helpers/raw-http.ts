@@ -1,5 +1,5 @@
 // Raw HTTP/1.1 over TLS (or plain TCP): the test writes the request bytes itself, so no client library
-// normalises a target, a header or the framing (issue #9), and reads back every response on the
+// normalises a target, a header or the framing, and reads back every response on the
 // connection, in order.
 import net from "node:net";
 import tls from "node:tls";

@@ -1,4 +1,4 @@
-// A real redis-server for tests (DESIGN.md §6): no persistence, loopback only, an ephemeral port unless
+// A real redis-server for tests: no persistence, loopback only, an ephemeral port unless
 // one is given. stop() + start() brings it back on the same port, empty, as after a crash without disk.
 import { connect } from "node:net";
 import { freePort } from "./ports.js";

@@ -15,7 +15,7 @@ export interface RegistryTokenAuth {
 
 export interface RegistryOptions {
   auth?: RegistryTokenAuth;
-  /** Fixed port (e.g. the 5001/5002 backends of DESIGN.md §8); ephemeral when omitted. */
+  /** Fixed port (e.g. 5001/5002, the backends of config/gateway.yaml's example sites); ephemeral when omitted. */
   port?: number;
   readyTimeoutMs?: number;
   /**

@@ -1,4 +1,4 @@
-// Issue #9, the differential test: "the access boundary holds however a request is spelled or framed".
+// The differential test: "the access boundary holds however a request is spelled or framed".
 //
 // A real distribution registry (access log on) holds public/app, public/other, secret/app and
 // secret/app/manifests, seeded directly. Two gateway sites front it: hub (htpasswd: admin, ci, reader, and
@@ -359,7 +359,7 @@ function requestBytes(spec: Spec, hostHeader: string, ua: string, authorization:
   return Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "utf8"), Buffer.from(spec.body ?? "", "utf8")]);
 }
 
-describe("access differential: the backend serves only what the sender may have, however the request is spelled (issue #9)", () => {
+describe("access differential: the backend serves only what the sender may have, however the request is spelled", () => {
   let workDir: string;
   let registry: Registry;
   let gateway: TestGateway;

@@ -1,4 +1,4 @@
-// Issue #6: the gateway itself gets its certificates from a real pebble, which validates against the
+// The gateway itself gets its certificates from a real pebble, which validates against the
 // gateway's own listeners: HTTP-01 on the plain-HTTP listener, TLS-ALPN-01 on the HTTPS listener.
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
@@ -44,7 +44,7 @@ function servedCertificate(port: number, servername: string, ca: string): Promis
   });
 }
 
-describe("ACME in the gateway, against pebble (issue #6)", () => {
+describe("ACME in the gateway, against pebble", () => {
   let dir: string;
   let configPath: string;
   let registry: Registry;

@@ -1,4 +1,4 @@
-// ACME against a real pebble that really validates (issue #6, phase 1: the manager on its own). The
+// ACME against a real pebble that really validates (the manager on its own). The
 // challenges are served by small servers built from the same handler and hooks the gateway will use.
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";

@@ -1,4 +1,4 @@
-// Issue #3: the auth commands (passwd, token cert, config check) and the auth example configs, run as users
+// The auth commands (passwd, token cert, config check) and the auth example configs, run as users
 // run them: `node dist/main.js …`.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";

@@ -1,4 +1,4 @@
-// Issue #3: who may do what — htpasswd (Basic) and Docker token auth in front of real registries, driven by
+// Who may do what — htpasswd (Basic) and Docker token auth in front of real registries, driven by
 // real clients (podman, skopeo), plus a stock distribution running `auth: token` that trusts our tokens.
 import assert from "node:assert/strict";
 import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -335,7 +335,7 @@ describe("auth: htpasswd and token auth with access rules, real registries and c
     it("refuses a token signed by another key, an expired one, alg none, a wrong audience, and one for another repository", async () => {
       const path = "/v2/team/app/manifests/v1";
       const now = Math.floor(Date.now() / 1000);
-      // Named tokens carry the user's password fingerprint (issue #9): the one /token puts in admin's tokens.
+      // Named tokens carry the user's password fingerprint: the one /token puts in admin's tokens.
       const fp = claimsOf((await tokenFor(basic("admin", "Admin123"), "service=team")).token).fp as string;
       assert.match(fp, /^[\w-]{16}$/);
       // Tokens name the site that issued them: the control token names this one.
@@ -366,7 +366,7 @@ describe("auth: htpasswd and token auth with access rules, real registries and c
       const forA = (await tokenFor(basic("admin", "Admin123"), "service=team&scope=repository:team/app:pull")).token;
       const onB = await gateway.request(TEAM, { path: "/v2/team/other/manifests/v1", headers: { authorization: `Bearer ${forA}` } });
       assertRegistryError(onB, 401, "UNAUTHORIZED");
-      // docker prints a refusal's reason only from error_description (issue #12): it names the repository and the right.
+      // docker prints a refusal's reason only from error_description: it names the repository and the right.
       assert.match(
         String(onB.headers["www-authenticate"]),
         /scope="repository:team\/other:pull",error="insufficient_scope",error_description="requested access to the resource is denied: pull on repository team\/other is not granted to admin"$/,
@@ -401,7 +401,7 @@ describe("auth: htpasswd and token auth with access rules, real registries and c
     });
   });
 
-  // Issue #3: no Authorization header, however broken, may produce a 500.
+  // No Authorization header, however broken, may produce a 500.
   describe("malformed Authorization headers", () => {
     const malformed: Record<string, string> = {
       "no scheme": "YWRtaW46QWRtaW4xMjM=",

@@ -1,4 +1,4 @@
-// Issue #2, bad input: each malformed request gets a registry-format error on its own connection, and
+// Bad input: each malformed request gets a registry-format error on its own connection, and
 // the gateway keeps serving everyone else. Raw TLS sockets, because well-behaved clients cannot send these.
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -127,7 +127,7 @@ describe("bad input", () => {
     await stillServes();
   });
 
-  it("plain HTTP on the TLS port gets a 400 in registry format saying to use https:// (issue #12)", async () => {
+  it("plain HTTP on the TLS port gets a 400 in registry format saying to use https://", async () => {
     const socket = net.connect(gateway.port, "127.0.0.1");
     socket.end(`GET /v2/ HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
     let text = "";

@@ -1,4 +1,4 @@
-// Issue #2: the command line as users run it — serve, config check, cert ca — and graceful shutdown.
+// The command line as users run it — serve, config check, cert ca — and graceful shutdown.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -181,7 +181,7 @@ describe("command line", () => {
       const health = await fetch("http://127.0.0.1:9091/healthz");
       assert.equal(health.status, 200);
       const caPem = await readFile(gateway.caFile!, "utf8");
-      // Its managed backend (issue #11): a registry the gateway started, answering at once.
+      // Its managed backend: a registry the gateway started, answering at once.
       const res = await gatewayRequest(5443, caPem, "localhost", { path: "/v2/" });
       assert.equal(res.status, 200, res.body.toString());
       const ready = await fetch("http://127.0.0.1:9091/readyz");

@@ -1,4 +1,4 @@
-// Issue #9: a client that leaves while the gateway is still deciding (a password check, a rate limit)
+// A client that leaves while the gateway is still deciding (a password check, a rate limit)
 // must not have its request run by the backend afterwards, unseen by the access log.
 import assert from "node:assert/strict";
 import { once } from "node:events";

@@ -1,4 +1,4 @@
-// Issue #12: the client users type. The real docker engine (Debian docker.io 20.10, test/helpers/docker.ts)
+// The client users type. The real docker engine (Debian docker.io 20.10, test/helpers/docker.ts)
 // against real distribution registries behind the gateway, in both auth modes, over TLS that the daemon
 // trusts only through certs.d/HOST:PORT/ca.crt. The test names resolve to ::1 and the gateway listens
 // there: dockerd treats every 127.0.0.0/8 registry as insecure (no certificate check, plain-HTTP
@@ -29,7 +29,7 @@ const ALL_HOSTS = [HUB, TEAM];
 
 const RULES: AccessRuleConfig[] = [
   { who: ["admin"], repositories: ["**"], actions: ["pull", "push", "delete", "catalog"] },
-  // Push without delete: cancelling its own upload must still work (issue #12).
+  // Push without delete: cancelling its own upload must still work.
   { who: ["ci"], repositories: ["ci/**"], actions: ["pull", "push"] },
   { who: ["reader"], repositories: ["**"], actions: ["pull"] },
 ];
@@ -69,7 +69,7 @@ function pushedDigest(result: RunResult, tag: string): string {
   return match[1]!;
 }
 
-/** Never an HTML page and never a JSON parser tripping over one (DESIGN.md §4). */
+/** Never an HTML page and never a JSON parser tripping over one. */
 function assertNoHtml(result: RunResult): void {
   const text = result.stdout + result.stderr;
   assert.doesNotMatch(text, /invalid character '<'|<html|<!DOCTYPE/i);
@@ -97,7 +97,7 @@ function gatewayGet(port: number, caPem: string, host: string, path: string, hea
   });
 }
 
-describe("docker CLI (dockerd 20.10) through the gateway, TLS trusted only via certs.d (issue #12)", { timeout: 600_000 }, () => {
+describe("docker CLI (dockerd 20.10) through the gateway, TLS trusted only via certs.d", { timeout: 600_000 }, () => {
   let workDir: string;
   let hub: Registry;
   let team: Registry;
@@ -345,7 +345,7 @@ describe("docker CLI (dockerd 20.10) through the gateway, TLS trusted only via c
         assert.equal(cancels[0]!.status, 204, cancels[0]!.line);
       });
 
-      it("docker search lists the repositories the caller may pull, and hides the rest (issue #11, #12)", async () => {
+      it("docker search lists the repositories the caller may pull, and hides the rest", async () => {
         const searched = async (client: DockerClient, term: string) => {
           const result = await dockerOk(client, ["search", "--no-trunc", `${hostPort(host)}/${term}`]);
           const [header = "", ...rows] = result.stdout.trimEnd().split("\n");
@@ -373,7 +373,7 @@ describe("docker CLI (dockerd 20.10) through the gateway, TLS trusted only via c
         assertNoHtml(login);
         assert.equal(login.stderr, `Error response from daemon: login attempt to https://${hostPort(host)}/v2/ failed with status: 502 Bad Gateway\n`);
 
-        // What docker got: the gateway's JSON error (DESIGN.md §4).
+        // What docker got: the gateway's JSON error.
         let authorization = `Basic ${Buffer.from("admin:Admin123").toString("base64")}`;
         if (mode === "token") {
           const token = await gatewayGet(gateway.port, gateway.caPem, host, `/token?service=team&scope=repository:${repo}/small:pull`, { authorization });

@@ -1,4 +1,4 @@
-// Issue #2: what crosses the gateway, observed at a backend that records what it receives and can
+// What crosses the gateway, observed at a backend that records what it receives and can
 // misbehave on cue (answer late, die mid-body). The registry cannot be made to do those things.
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -113,7 +113,7 @@ describe("forwarding semantics", () => {
     assert.equal(headers.connection, "keep-alive", "the gateway's own pooled connection");
   });
 
-  it("forwards the accepted target byte for byte: the query is not re-encoded (issue #9)", async () => {
+  it("forwards the accepted target byte for byte: the query is not re-encoded", async () => {
     // WHATWG URL would percent-encode the quote and the backslash-free but odd query; the backend must see what was checked.
     const target = "/v2/x/blobs/uploads/0f-a_b.c=?_state=a%2Bb%3D&digest=sha256%3A" + "d".repeat(64) + "&q='x'&n=1&n=2";
     const res = await gateway.request(HOST, { method: "PUT", path: target, body: "" });

@@ -1,4 +1,4 @@
-// Issue #2: the gateway in front of two real distribution registries, driven by real clients.
+// The gateway in front of two real distribution registries, driven by real clients.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

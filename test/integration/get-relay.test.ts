@@ -1,4 +1,4 @@
-// Blob and manifest GETs are relayed socket to socket (src/proxy/get-relay.ts, issue #10). A real registry
+// Blob and manifest GETs are relayed socket to socket (src/proxy/get-relay.ts). A real registry
 // only ever answers them plainly (a Content-Length body), which every pull test covers; this backend answers in
 // every other way too, byte for byte as scripted, and records each connection and each request on it.
 import assert from "node:assert/strict";
@@ -84,7 +84,7 @@ function pull(gateway: TestGateway, path: string, { host = HOST, method = "GET",
   });
 }
 
-describe("blob and manifest GETs relayed socket to socket (issue #10)", () => {
+describe("blob and manifest GETs relayed socket to socket", () => {
   let gateway: TestGateway;
   const staleServed = new WeakMap<net.Socket, number>();
   let hugeWritten = 0;

@@ -1,4 +1,4 @@
-// Issue #11 items 2, 3 and 5: a site fronting several registries. A group (members tried in order for
+// A site fronting several registries. A group (members tried in order for
 // pulls, pushes to pushTo), repository-prefix routes (longest prefix wins), the catalog and tag lists the
 // gateway merges and paginates itself, and docker search over the merged catalog. Group namespaces: a
 // name pushTo owns is never served by another member, whether pushTo lacks it, is down or answers 5xx
@@ -103,7 +103,7 @@ function nextOf(res: GatewayResponse): string | null {
   return match[1]!;
 }
 
-describe("groups, prefix routes and merged lists (issue #11)", { timeout: 180_000 }, () => {
+describe("groups, prefix routes and merged lists", { timeout: 180_000 }, () => {
   let workDir: string;
   let hosted: Registry;
   let cache: Registry;

@@ -1,4 +1,4 @@
-// Issue #9: failed logins are throttled per user and client address before any password is hashed, in
+// Failed logins are throttled per user and client address before any password is hashed, in
 // Redis so every gateway shares the count; hashing runs off the event loop, so a flood of wrong passwords
 // does not stall anyone else; a password change ends the access tokens issued before it. Real registry,
 // real redis-server, two gateways.
@@ -45,7 +45,7 @@ async function timed(call: () => Promise<GatewayResponse>): Promise<{ res: Gatew
   return { res, ms: performance.now() - started };
 }
 
-describe("failed-login throttle and hashing off the event loop (issue #9)", () => {
+describe("failed-login throttle and hashing off the event loop", () => {
   let workDir: string;
   let htpasswd: string;
   let registry: Registry;

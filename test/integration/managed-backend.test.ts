@@ -1,4 +1,4 @@
-// Issue #11 item 6, "a registry out of the box": a `managed` backend is a real distribution registry the
+// A registry out of the box: a `managed` backend is a real distribution registry the
 // gateway starts on a loopback port of its own, with storage under dataDir, restarts when it dies and
 // stops on shutdown. And `npm start`'s configuration, run as the built CLI, accepts a push at once.
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Issue #5: metrics and access logs against a real registry, a recording backend and a closed port, scraped
+// Metrics and access logs against a real registry, a recording backend and a closed port, scraped
 // by promtool and by a real Prometheus server. Counters are process-wide, so every assertion is a delta
 // between two scrapes for one exact label set.
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Issue #11 item 4, "the Docker Hub front door": config/examples/dockerhub-mirror.yaml run in-process, a group
+// The Docker Hub front door: config/examples/dockerhub-mirror.yaml run in-process, a group
 // of a hosted managed registry and a managed pull-through cache (distribution's proxy mode), with a local
 // distribution registry standing in for Docker Hub (there is no internet here). An image pulled through the
 // mirror is served from the cache once the upstream is gone, pushes land in the hosted registry, manifest GETs

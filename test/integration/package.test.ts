@@ -1,4 +1,4 @@
-// Issue #2, item 14: no Docker engine runs on the test machines, so the image is checked in two parts:
+// No Docker engine runs on the test machines, so the image is checked in two parts:
 // the Dockerfile's own promises (read statically), and its runtime stage replayed for real —
 // production dependencies only, then the CLI loading every module.
 import assert from "node:assert/strict";
@@ -24,7 +24,7 @@ describe("container image", () => {
 
   it("is multi-stage, runs as a non-root user, exposes its ports and checks /healthz", () => {
     assert.equal(dockerfile.match(/^FROM /gm)?.length, 2);
-    // A current LTS line (issue #10): Node 26 became Active LTS in October 2026.
+    // A current LTS line: Node 26 became Active LTS in October 2026.
     for (const from of dockerfile.match(/^FROM \S+/gm) ?? []) assert.match(from, /^FROM node:26-/);
     assert.match(dockerfile, /npm prune --omit=dev/);
     assert.match(dockerfile, /^USER node$/m);
@@ -33,7 +33,7 @@ describe("container image", () => {
     assert.match(dockerfile, /^CMD \["serve", "--config", "\/etc\/registry-gateway\/gateway.yaml"\]$/m);
   });
 
-  it("carries the registry that the built-in (default) configuration's managed backend runs (issue #11)", () => {
+  it("carries the registry that the built-in (default) configuration's managed backend runs", () => {
     const runtime = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
     assert.match(runtime, /apt-get install -y --no-install-recommends docker-registry/);
   });

@@ -1,4 +1,4 @@
-// Issue #11 item 1: a site with `backends: [...]`, replicas of one registry. Three real distribution
+// A site with `backends: [...]`, replicas of one registry. Three real distribution
 // registries share one storage root (what one replica stores, every replica serves) but each signs its upload
 // `_state` with its own http.secret, so an upload continued on the wrong replica would fail. Each replica's
 // own access log is the oracle for where the gateway sent a request.

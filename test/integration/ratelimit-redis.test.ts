@@ -1,4 +1,4 @@
-// Issue #4: the Redis limiter against a real redis-server — the Lua GCRA agrees with the in-memory one,
+// The Redis limiter against a real redis-server — the Lua GCRA agrees with the in-memory one,
 // two clients share one count, and a Redis that dies or comes back is handled without hanging.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -69,7 +69,7 @@ describe("RedisLimiter on a real redis-server", () => {
     assert.deepEqual(allowed, [true, true, true, true, true, false]);
   });
 
-  it("counts a cost of n at once and takes refunds like the in-memory GCRA (issue #9's failed-login charges)", async () => {
+  it("counts a cost of n at once and takes refunds like the in-memory GCRA (the failed-login throttle's charges)", async () => {
     const { limiter: redis } = await limiter();
     const memory = new MemoryLimiter();
     const steps: Array<[string, number]> = [["k", 3], ["k", 3], ["k", 2], ["k", 1], ["k", -1], ["k", 1], ["k", 1], ["k", -10], ["k", 5], ["k", 1]];

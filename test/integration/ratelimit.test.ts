@@ -1,4 +1,4 @@
-// Issue #4: rate limits through Redis in front of real registries, driven over real TLS connections.
+// Rate limits through Redis in front of real registries, driven over real TLS connections.
 // Anonymous clients are told apart by X-Forwarded-For from a trusted proxy (127.0.0.1); one test keys by
 // htpasswd user instead.
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Issue #6: zero-downtime certificate rotation and configuration reload, on the gateway as users run it
+// Zero-downtime certificate rotation and configuration reload, on the gateway as users run it
 // (a child process driven by signals and by the `cert rotate` / `reload` commands).
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
@@ -84,7 +84,7 @@ function assertRan(args: readonly string[], result: RunResult, code = 0): void {
   assert.equal(result.code, code, formatRun("registry-gateway", args, result));
 }
 
-describe("rotation and reload in a running gateway (issue #6)", () => {
+describe("rotation and reload in a running gateway", () => {
   let dir: string;
   let registry: Registry;
   let configPath: string;

@@ -1,4 +1,4 @@
-// Issue #9 item 4, "nothing left behind": clients that leave, stall, go silent or open too many
+// Nothing left behind: clients that leave, stall, go silent or open too many
 // connections cost the gateway and its backend (a real distribution registry) nothing for long.
 // Measured on raw TLS/TCP sockets, so every byte and every close is the gateway's doing, not a client
 // library's. Timeouts are small (idle 2 s, keep-alive 1 s, handshake 1 s) to keep the file fast.
@@ -296,7 +296,7 @@ after(async () => {
   await registry?.stop();
 });
 
-describe("abandoned and stalled requests release their backend connection (issue #9)", () => {
+describe("abandoned and stalled requests release their backend connection", () => {
   let gateway: TestGateway;
   let target: UploadTarget;
   let bigBlob: { digest: string; size: number };
@@ -446,7 +446,7 @@ describe("abandoned and stalled requests release their backend connection (issue
   });
 });
 
-describe("idle and silent connections are closed on time (issue #9)", () => {
+describe("idle and silent connections are closed on time", () => {
   it("closes an idle keep-alive connection at timeouts.keepAlive, after a forwarded answer and after its own error", async () => {
     // idle far above keepAlive, so the two cannot be confused.
     const gateway = await startTestGateway({ sites: [site(registry)], timeouts: { keepAlive: "2s", idle: "10s", handshake: "1s" } });
@@ -559,7 +559,7 @@ describe("idle and silent connections are closed on time (issue #9)", () => {
   });
 });
 
-describe("connection caps (issue #9)", () => {
+describe("connection caps", () => {
   it("limits.maxConnectionsPerIp: the excess gets 429 TOOMANYREQUESTS and is closed; other addresses and freed slots work", async () => {
     const gateway = await startTestGateway({
       sites: [site(registry)],

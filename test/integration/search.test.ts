@@ -1,4 +1,4 @@
-// Issue #11 item 5 / #12 item 4: `docker search HOST/term` answered by the gateway from the backend's
+// `docker search HOST/term` answered by the gateway from the backend's
 // catalog, in the v1 JSON docker reads, showing each caller only the repositories it may pull.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";

@@ -1,4 +1,4 @@
-// Issue #9, request smuggling: raw-socket framing attacks against the gateway in front of a real
+// Request smuggling: raw-socket framing attacks against the gateway in front of a real
 // distribution registry whose access log is on. For every case the gateway either answers with a registry
 // JSON error (and, where the framing is ambiguous, closes the connection) or handles the request correctly;
 // and the backend's own access log shows only requests the client sent through the front — never a request
@@ -54,7 +54,7 @@ interface CaseContext {
 
 const crlf = (...lines: string[]) => `${lines.join("\r\n")}\r\n`;
 
-describe("request smuggling through the gateway (issue #9): the backend sees only what the client sent through the front", () => {
+describe("request smuggling through the gateway: the backend sees only what the client sent through the front", () => {
   let registry: Registry;
   let gateway: TestGateway;
   let image: TinyImage;

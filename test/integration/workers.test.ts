@@ -1,4 +1,4 @@
-// Issue #10 item 1: `workers: 2` runs the gateway as a cluster — a primary that supervises two worker
+// `workers: 2` runs the gateway as a cluster — a primary that supervises two worker
 // processes sharing the listeners. Driven as users run it (`node dist/main.js serve`), against a real
 // distribution registry and a real pebble: the primary restarts a killed worker while the other keeps
 // serving, counts rate limits once for both, sums /metrics over both, switches both (or neither) on
@@ -100,7 +100,7 @@ function pullLoop(call: HttpsCall, image: TinyImage) {
   };
 }
 
-describe("a cluster of two workers (issue #10: workers: 2)", () => {
+describe("a cluster of two workers (workers: 2)", () => {
   let dir: string;
   let dataDir: string;
   let configPath: string;
@@ -471,7 +471,7 @@ describe("a cluster of two workers (issue #10: workers: 2)", () => {
   });
 });
 
-describe("ACME HTTP-01 through pebble with two workers (issue #10)", () => {
+describe("ACME HTTP-01 through pebble with two workers", () => {
   const HOSTS = ["a.registry.test", "b.registry.test", "c.registry.test", "d.registry.test"];
   let dir: string;
   let configPath: string;

@@ -1,4 +1,4 @@
-// Issue #6: a generation replaced by a reload keeps serving the requests that started on it, then is closed.
+// A generation replaced by a reload keeps serving the requests that started on it, then is closed.
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";

@@ -52,7 +52,7 @@ describe("host header → site", () => {
     assert.equal(defaultSiteName(config), "team");
   });
 
-  it("gives a managed backend the URL its registry runs on, and refuses one not started (issue #11)", () => {
+  it("gives a managed backend the URL its registry runs on, and refuses one not started", () => {
     const managed = gatewayConfig.parse({ sites: [{ hosts: ["a.test"], backend: { managed: {} } }, { hosts: ["b.test"], backend: "http://127.0.0.1:5002" }] });
     assert.throws(() => new SiteMap(managed), /a managed backend \(storage default\) has not been started/);
     const running = new URL("http://127.0.0.1:41234");

@@ -1,4 +1,4 @@
-// Issue #3: access rules — globs, first match decides, default nothing — and token grants.
+// Access rules — globs, first match decides, default nothing — and token grants.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { AccessPolicy } from "../../../src/auth/access.js";

@@ -1,4 +1,4 @@
-// Issue #3: whatever a client puts in Authorization parses to credentials or "malformed", never throws.
+// Whatever a client puts in Authorization parses to credentials or "malformed", never throws.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseAuthorization } from "../../../src/auth/credentials.js";

@@ -40,12 +40,18 @@ describe("repository globs match as their regexes did", () => {
     const matches = (pattern: string, candidate: string) => compileRepositoryPattern(pattern)(candidate);
     assert.ok(matches("team/*", "team/app") && !matches("team/*", "team/app/x") && !matches("team/*", "team"));
     assert.ok(matches("team/**", "team/app") && matches("team/**", "team/app/x"));
+    assert.ok(!matches("team/**", "teams/app") && !matches("team/**", "other/team/app"));
     assert.ok(matches("**", "a/b/c") && matches("**", ""));
     assert.ok(matches("a/**/z", "a/z") && matches("a/**/z", "a/b/c/z") && !matches("a/**/z", "a/bz"));
-    assert.ok(matches("app-?", "app-1") && !matches("app-?", "app-10") && !matches("app-?", "app-/"));
+    assert.ok(matches("app-?", "app-1") && !matches("app-?", "app-10") && !matches("app-?", "app-/") && !matches("a?b", "a/b"));
     assert.ok(matches("my.app", "my.app") && !matches("my.app", "myxapp"));
     // Scanned left to right like the regex compiler: `***/` is `**`, `*`, `/`.
     assert.ok(matches("***/x", "a/b/x") && !matches("***/x", "x"));
+  });
+
+  it("a group member's repositories: a name matches when any of the globs does", () => {
+    const owned = compileRepositoryPatterns(["team/**", "tools/*"]);
+    assert.deepEqual(["team/a/b", "tools/x", "tools/x/y", "library/alpine"].map(owned), [true, true, false, false]);
   });
 });
 

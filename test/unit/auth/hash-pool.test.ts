@@ -1,4 +1,4 @@
-// Issue #9: bcrypt checks on worker threads — right answers for what `htpasswd -B` writes, never more
+// Bcrypt checks on worker threads — right answers for what `htpasswd -B` writes, never more
 // checks at once than threads, a bounded queue that refuses beyond it, and an event loop that keeps going.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

@@ -1,4 +1,4 @@
-// Issue #3: htpasswd files as `htpasswd` (apache2-utils) writes them, and the live user set of one file.
+// Htpasswd files as `htpasswd` (apache2-utils) writes them, and the live user set of one file.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-// Issue #9: failed logins are throttled per (site, user as given, client address) BEFORE any hashing; a
+// Failed logins are throttled per (site, user as given, client address) BEFORE any hashing; a
 // right password is refunded, so only failures count; a full hashing queue is a 503 that counts nothing.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";

@@ -1,4 +1,4 @@
-// Issue #3: the scope grammar of the Docker token spec, both ways.
+// The scope grammar of the Docker token spec, both ways.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { formatScope, parseScope, parseScopes } from "../../../src/auth/scope.js";

@@ -1,4 +1,4 @@
-// Issue #9 item 6: tokens name our key, and a user's access tokens end with a password change or removal.
+// Tokens name our key, and a user's access tokens end with a password change or removal.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-// Issue #3: JWTs a stock distribution 2.8 accepts, and the checks the gateway makes on the data path.
+// JWTs a stock distribution 2.8 accepts, and the checks the gateway makes on the data path.
 import assert from "node:assert/strict";
 import { createPublicKey } from "node:crypto";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";

@@ -1,4 +1,4 @@
-// Issue #6: `cert status` as a table people can read.
+// `cert status` as a table people can read.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { formatCertificateStatus } from "../../../src/cli/cert-status-table.js";

@@ -1,4 +1,4 @@
-// The `tls.source: acme` keys and the plain-HTTP listener (issue #6).
+// The `tls.source: acme` keys and the plain-HTTP listener.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parseConfig } from "../../../src/config/load.js";

@@ -487,7 +487,7 @@ describe("loadConfig", () => {
   });
 });
 
-describe("managed backends (issue #11)", () => {
+describe("managed backends", () => {
   const site = (...backend: string[]) => lines("sites:", "  - hosts: [a.test]", ...backend);
 
   it("accepts { managed: {} } and a bare `managed:`, with every default", () => {

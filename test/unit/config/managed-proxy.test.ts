@@ -1,4 +1,4 @@
-// Issue #11 item 4: `backend.managed.proxy`, a managed registry that is a pull-through cache (distribution's
+// `backend.managed.proxy`, a managed registry that is a pull-through cache (distribution's
 // `proxy:` section), as the configuration reads it and as the managed backend keys it.
 import assert from "node:assert/strict";
 import path from "node:path";

@@ -1,4 +1,4 @@
-// Issue #6: a reload names the changed keys only a restart applies.
+// A reload names the changed keys only a restart applies.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { keysNeedingRestart } from "../../../src/config/restart-keys.js";

@@ -1,4 +1,4 @@
-// Issue #5: the access-log line — its fields, `_state` redaction, and no credentials whatever the request carried.
+// The access-log line — its fields, `_state` redaction, and no credentials whatever the request carried.
 import assert from "node:assert/strict";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Writable } from "node:stream";

@@ -1,4 +1,4 @@
-// Issue #5: the metrics module — names, label sets, the operation mapping, and that labels stay bounded.
+// The metrics module — names, label sets, the operation mapping, and that labels stay bounded.
 import assert from "node:assert/strict";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, it } from "node:test";

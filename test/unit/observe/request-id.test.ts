@@ -1,4 +1,4 @@
-// Issue #5: which client X-Request-Id values are kept, and what replaces the rest.
+// Which client X-Request-Id values are kept, and what replaces the rest.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { requestIdFrom } from "../../../src/observe/request-id.js";

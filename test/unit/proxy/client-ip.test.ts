@@ -1,4 +1,4 @@
-// Issue #4: the client address behind trusted proxies (right-most untrusted X-Forwarded-For entry).
+// The client address behind trusted proxies (right-most untrusted X-Forwarded-For entry).
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { describe, it } from "node:test";

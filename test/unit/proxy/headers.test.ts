@@ -62,7 +62,7 @@ describe("request headers towards the backend", () => {
     for (const [name, value] of Object.entries(incoming)) assert.equal(out[name], value, name);
   });
 
-  // Issue #3: the backend trusts the gateway; a client's password or token is none of its business.
+  // The backend trusts the gateway; a client's password or token is none of its business.
   it("drops the client's Authorization unless told to pass it, and sends the gateway's own instead", () => {
     const incoming = { authorization: "Basic YWRtaW46QWRtaW4xMjM=" };
     assert.equal(forwardRequestHeaders(incoming, edge, backend).authorization, undefined);
@@ -133,7 +133,7 @@ describe("response headers towards the client", () => {
   });
 });
 
-describe("headers the gateway adds to a proxied response (issue #4)", () => {
+describe("headers the gateway adds to a proxied response", () => {
   it("appends extraHeaders after the backend's, replacing any the backend sent under the same names", () => {
     const withLimits: EdgeContext = { ...edge, extraHeaders: ["RateLimit-Limit", "5;w=60", "RateLimit-Remaining", "4;w=60"] };
     const out = clientResponseHeaders(

@@ -1,4 +1,4 @@
-// Requests on one connection take turns (issue #9): pipelining.ts.
+// Requests on one connection take turns: pipelining.ts.
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";

@@ -1,4 +1,4 @@
-// Issue #4: the rate-limit part of the configuration and the shipped example.
+// The rate-limit part of the configuration and the shipped example.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";

@@ -1,4 +1,4 @@
-// Issue #4: the GCRA arithmetic both limiters share (Redis runs the same steps in Lua).
+// The GCRA arithmetic both limiters share (Redis runs the same steps in Lua).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decisionOf, gcraStep, MemoryLimiter, type LimitRule } from "../../../src/ratelimit/limiter.js";
@@ -99,7 +99,7 @@ describe("GCRA", () => {
     assert.deepEqual(decisionOf({ allowed: false, remaining: 0, retryAfterMs: 1, resetMs: 0 }, FIVE_PER_MINUTE).retryAfterSeconds, 1);
   });
 
-  // Issue #9: the failed-login throttle charges before checking a password and refunds a right one.
+  // The failed-login throttle charges before checking a password and refunds a right one.
   describe("cost and refunds", () => {
     it("a cost of n counts n requests at once, and is refused whole when fewer remain", () => {
       const { limiter } = limiterAt();

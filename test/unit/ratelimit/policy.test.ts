@@ -1,4 +1,4 @@
-// Issue #4: what a request counts as (Docker Hub's model) and whose counter it goes to.
+// What a request counts as (Docker Hub's model) and whose counter it goes to.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compileSiteLimits, limitKey, requestClass, ruleFor } from "../../../src/ratelimit/policy.js";

@@ -1,4 +1,4 @@
-// Issue #4: the rate-limit stage's verdicts and the headers they carry (Docker Hub's form).
+// The rate-limit stage's verdicts and the headers they carry (Docker Hub's form).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { gatewayConfig } from "../../../src/config/schema.js";

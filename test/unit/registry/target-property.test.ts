@@ -1,4 +1,4 @@
-// Issue #9: "the access boundary holds however a request is spelled". Property: for any raw request target
+// "The access boundary holds however a request is spelled". Property: for any raw request target
 // and method, the gateway's reading (checkTarget → formValues → classify) either refuses, or names exactly
 // the route, repository and reference that distribution 2.8 would route the SAME raw target to, and demands
 // at least the accesses distribution would. Distribution is modelled independently in
@@ -214,7 +214,7 @@ const mutatedTarget = fc
 
 // ---------------------------------------------------------------- the properties
 
-describe("request target property: the gateway reads a target the way distribution routes it (issue #9)", () => {
+describe("request target property: the gateway reads a target the way distribution routes it", () => {
   function run(arbitrary: fc.Arbitrary<string>, label: string, minAgreed: number): void {
     const tally = { refused: 0, agreed: 0, benign: 0 };
     fc.assert(

@@ -1,4 +1,4 @@
-// Issue #6: which served certificates count as overdue for renewal, per source.
+// Which served certificates count as overdue for renewal, per source.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { gatewayConfig } from "../../../src/config/schema.js";

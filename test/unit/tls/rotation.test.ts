@@ -1,4 +1,4 @@
-// Issue #6: `cert rotate --site` accepts a site name or any of its hosts.
+// `cert rotate --site` accepts a site name or any of its hosts.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gatewayConfig } from "../../../src/config/schema.js";

@@ -186,7 +186,7 @@ describe("leaf certificates", () => {
     assert.equal((await loadOrIssueLeaf(ca, dataDir, "aging", ["aging.registry.test"], 9)).issued, true);
   });
 
-  test("force: a new leaf even while the stored one is good (issue #6, `cert rotate`)", async () => {
+  test("force: a new leaf even while the stored one is good (`cert rotate`)", async () => {
     const first = await loadOrIssueLeaf(ca, dataDir, "rotated", ["rotated.registry.test"], 10);
     const forced = await loadOrIssueLeaf(ca, dataDir, "rotated", ["rotated.registry.test"], 10, { force: true });
     assert.equal(forced.issued, true);

@@ -1,4 +1,4 @@
-// Issue #6: the served set combines configuration (reload, rotation) and ACME hand-overs without one
+// The served set combines configuration (reload, rotation) and ACME hand-overs without one
 // undoing the other, and never serves a half-replaced set.
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
