@@ -38,6 +38,12 @@ export interface DispatchRequest {
   site: string;
   /** The authenticated principal's name; none: anonymous (the client address stands for it). */
   user?: string;
+  /**
+   * Tells a client waiting on `Expect: 100-continue` to send its body. Called only just before the request
+   * goes to a backend: every refusal here (a session not the client's, a push pushTo does not take, the
+   * store unreachable) comes first and is answered without inviting a body the client then streams for nothing.
+   */
+  invite?: () => void;
 }
 
 export interface DispatchDeps {
@@ -185,6 +191,7 @@ function uploadKeyOf(pool: BackendPool, request: DispatchRequest, uuid = ""): Up
 async function forwardTo(pool: BackendPool, member: PoolMember, request: DispatchRequest, deps: DispatchDeps, options: ForwardOptions): Promise<ForwardOutcome> {
   const release = pool.acquire(member);
   try {
+    request.invite?.();
     const outcome = await deps.forwarder.forward(request.req, request.res, member.url, request.edge, options);
     if (outcome.upstreamFailure === "refused" && isReplicated(pool)) pool.reportConnectionFailure(member, "connection refused");
     return outcome;
