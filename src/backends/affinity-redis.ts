@@ -91,14 +91,21 @@ export class RedisAffinity implements UploadAffinity {
     return this.memory.limits;
   }
 
-  async remember(key: UploadKey, member: string): Promise<void> {
-    this.memory.set(key, member);
+  async admits(key: UploadKey): Promise<boolean> {
+    // Redis bounds sessions per owner and by idle time; with Redis away, this gateway's memory is the store.
+    return this.up === true || this.memory.hasRoom(key);
+  }
+
+  async remember(key: UploadKey, member: string): Promise<boolean> {
+    const kept = this.memory.set(key, member);
     try {
       await this.scripts.rgwUploadRemember(sessionKey(key), ownerKey(key), member, this.limits.idleMs, this.limits.perUser);
       this.setUp(true);
+      return true;
     } catch (err) {
       // Not fatal: this gateway still routes the upload from memory; only other gateways cannot.
       this.setUp(false, err as Error);
+      return kept;
     }
   }
 
@@ -116,8 +123,10 @@ export class RedisAffinity implements UploadAffinity {
     }
     // Kept locally too, so this gateway can still place the upload's next requests if Redis goes away.
     if (member !== null) this.memory.set(key, member);
-    // Redis may have lost what this gateway knows (a restart without persistence): memory still places it.
-    return member ?? this.memory.get(key);
+    // Redis answered: its word stands. A session it dropped (its per-owner bound, idle time, or a forget
+    // through another gateway) is gone for every gateway alike, so Redis's bounds hold for all of them.
+    else this.memory.delete(key);
+    return member;
   }
 
   async forget(key: UploadKey): Promise<void> {

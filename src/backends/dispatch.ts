@@ -22,6 +22,7 @@ import type { GatewayErrorKind } from "../registry/errors.js";
 import type { RegistryRoute } from "../registry/routes.js";
 import { AffinityUnavailableError, type UploadAffinity, type UploadKey } from "./affinity.js";
 import type { BackendPool, PoolMember } from "./pool.js";
+import { addressOwner } from "./address-owner.js";
 import { membersFor } from "./namespaces.js";
 import { isReplicated, type GroupMember, type Upstream } from "./upstream.js";
 
@@ -128,6 +129,10 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
   // A streamed body is gone once sent: only a request without one (or with one in memory) is sent again.
   const resendable = !request.hasBody || request.body !== undefined;
   const remember = replicated && route.kind === "upload" && route.uploadPhase === "start" ? uploadKeyOf(pool, request) : null;
+  // Refused here, not with a 202 whose session the gateway could not keep (its first PATCH would then fail).
+  if (remember && !(await deps.affinity.admits(remember).catch(() => false))) {
+    return { ok: false, kind: "unavailable", message: "the gateway holds as many upload sessions as it may; try again later" };
+  }
   const tried = new Set<string>();
   for (;;) {
     const member = pool.pick(tried)!;
@@ -177,15 +182,17 @@ async function toUploadHolder(pool: BackendPool, request: DispatchRequest, deps:
 }
 
 /**
- * Who may use an upload session: the principal that started it, or for anonymous clients their address,
- * within the site (a name means someone else on another site's user list).
+ * Who may use an upload session: the principal that started it, or for anonymous clients their address
+ * (an IPv6 address's /64: one client is given all of it), within the site (a name means someone else on
+ * another site's user list).
  */
 export function uploadOwner(site: string, user: string | undefined, clientIp: string): string {
-  return JSON.stringify(user === undefined ? [site, "address", clientIp] : [site, "user", user]);
+  return JSON.stringify(user === undefined ? [site, "address", addressOwner(clientIp)] : [site, "user", user]);
 }
 
 function uploadKeyOf(pool: BackendPool, request: DispatchRequest, uuid = ""): UploadKey {
-  return { pool: pool.name, repository: request.route.repository!, uuid, owner: uploadOwner(request.site, request.user, request.edge.clientIp) };
+  const owner = uploadOwner(request.site, request.user, request.edge.clientIp);
+  return { pool: pool.name, repository: request.route.repository!, uuid, owner, ...(request.user === undefined ? { anonymous: true } : {}) };
 }
 
 async function forwardTo(pool: BackendPool, member: PoolMember, request: DispatchRequest, deps: DispatchDeps, options: ForwardOptions): Promise<ForwardOutcome> {
