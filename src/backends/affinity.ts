@@ -66,6 +66,9 @@ export class AffinityUnavailableError extends Error {
   override readonly name = "AffinityUnavailableError";
 }
 
+/** Sessions of anonymous owners held in all (per gateway in memory; per Redis with Redis). */
+export const DEFAULT_MAX_ANONYMOUS = 10_000;
+
 export const DEFAULT_UPLOAD_LIMITS: UploadLimits = { perUser: 64, idleMs: 60 * 60 * 1000 };
 
 export interface AffinityOptions {
@@ -104,7 +107,7 @@ export class MemoryAffinity implements UploadAffinity {
   constructor(options: AffinityOptions = {}) {
     this.limits = options.limits ?? DEFAULT_UPLOAD_LIMITS;
     this.maxEntries = options.maxEntries ?? 100_000;
-    this.maxAnonymous = options.maxAnonymous ?? 10_000;
+    this.maxAnonymous = options.maxAnonymous ?? DEFAULT_MAX_ANONYMOUS;
     this.now = options.now ?? Date.now;
   }
 

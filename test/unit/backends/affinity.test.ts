@@ -284,6 +284,38 @@ describe("RedisAffinity on a real redis-server", () => {
     });
   });
 
+  it("anonymous sessions share one pool of maxAnonymous in Redis: a flood from many addresses leaves a named user's session, and the newest anonymous ones", async () => {
+    const { logger } = capturingLogger();
+    const limits = { perUser: 2, idleMs: 3_600_000 };
+    const pooled = async () => {
+      const affinity = new RedisAffinity(redisSchema.parse({ url: server.url, keyPrefix: "p:" }), logger, { limits, maxAnonymous: 4 });
+      opened.push(affinity);
+      await waitFor(() => affinity.available, { timeoutMs: 2000, intervalMs: 10, what: "Redis to connect" });
+      return affinity;
+    };
+    const [a, b] = await Promise.all([pooled(), pooled()]);
+    const anonymous = (i: number) => key(`anon-${i}`, { owner: uploadOwner("hub", undefined, `2001:db8:${i.toString(16)}::1`), anonymous: true });
+    await a.remember(key("alice-1"), R1);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => b.remember(anonymous(i), R2)));
+    await b.remember(anonymous(200), R2); // the last, alone: the four kept are 197–200
+    await b.remember(key("x", { ...anonymous(200), uuid: "anon-200-again" }), R2); // perUser 2 of that /64 (anon-200 and this)
+    const c = await pooled();
+    assert.equal(await c.lookup(key("alice-1")), R1, "the named session outlives the anonymous flood");
+    assert.equal(await c.lookup(anonymous(200)), R2);
+    assert.equal(await c.lookup(anonymous(0)), null, "the oldest anonymous sessions made room");
+    await withRedis(async (direct) => {
+      assert.equal(await direct.zcard("p:uploads-pool:{anonymous}"), 4);
+      assert.equal(await direct.hlen("p:uploads-pool-owner:{anonymous}"), 4);
+      assert.equal((await direct.keys("p:upload:{anonymous}*")).length, 4, "session keys beyond the pool were deleted");
+      const sets = await direct.keys("p:uploads:{anonymous}*");
+      let held = 0;
+      for (const set of sets) held += await direct.zcard(set);
+      assert.equal(held, 4, "evicted sessions left their owners' sets too");
+    });
+    await c.forget(anonymous(200));
+    await withRedis(async (direct) => assert.equal(await direct.zcard("p:uploads-pool:{anonymous}"), 3));
+  });
+
   it("a session Redis no longer holds is unknown to every gateway, the one that started it too", async () => {
     const { affinity: a } = await gateway();
     const { affinity: b } = await gateway({ perUser: 1 });
@@ -319,7 +351,7 @@ describe("RedisAffinity on a real redis-server", () => {
     assert.doesNotMatch(JSON.stringify(lines), /redis:\/\//, "no Redis URL (it may hold a password) in the log");
 
     await server.start();
-    await waitFor(() => a.available, { timeoutMs: 5000, what: "reconnect" });
+    await waitFor(() => a.available && b.available, { timeoutMs: 5000, what: "reconnect" });
     await a.remember(key("after"), R1);
     assert.equal(await b.lookup(key("after")), R1);
   });
