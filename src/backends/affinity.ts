@@ -18,7 +18,8 @@
 // Redis is written through, not relied on: the gateway that started an upload also keeps it in memory, so
 // while Redis is down its own uploads still work, and only a session it has never seen cannot be placed
 // (AffinityUnavailableError: the caller answers 503 rather than send a PATCH to a replica that would
-// answer BLOB_UPLOAD_UNKNOWN and fail the push).
+// answer BLOB_UPLOAD_UNKNOWN and fail the push). While Redis answers, its answer stands, "unknown" too: so
+// its bounds hold for every gateway.
 import type { RedisConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 
