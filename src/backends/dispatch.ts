@@ -13,7 +13,8 @@
 //           upload affinity store, or is answered BLOB_UPLOAD_UNKNOWN: never restarted elsewhere, where
 //           distribution has no state for it. A session is its starter's alone (uploadOwner): anyone else's
 //           request for it, or one under another repository, is answered BLOB_UPLOAD_UNKNOWN here, never
-//           forwarded, and leaves the session as it was.
+//           forwarded, and leaves the session as it was. An upload start the store has no room for (affinity.ts
+//           admits) is refused with 503 before it reaches a replica.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { metrics } from "../observe/metrics.js";
 import type { ForwardOptions, ForwardOutcome, Forwarder } from "../proxy/forward.js";
