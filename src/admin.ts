@@ -41,7 +41,7 @@ export function createAdminServer(
   /** What actions demand; null refuses every action. */
   credential: AdminCredential | null = null,
 ): http.Server {
-  return http.createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     // DNS rebinding: a web page whose name resolves to 127.0.0.1 could read /metrics or POST /reload from
     // the user's browser. The browser sends that page's name as Host; only loopback names are answered.
     if (!isAdminHost(req.headers.host, allowedHosts())) {
@@ -51,6 +51,14 @@ export function createAdminServer(
     const handled = req.method === "POST" ? handleAdminAction(req, res, actions, credential) : handleAdmin(req, res, readiness, exporter);
     void handled.catch(() => sendError(res, "internal", "admin request failed"));
   });
+  // Node would answer Expect: 100-continue before the token is checked, and read the body announced. No admin
+  // endpoint reads a body: the client is never invited, and the connection closes after the answer so the
+  // body it may send anyway is not read as a next request.
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader("Connection", "close");
+    server.emit("request", req, res);
+  });
+  return server;
 }
 
 /** localhost, 127.0.0.0/8, ::1 (with any port), or a configured name. */

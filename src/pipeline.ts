@@ -266,11 +266,11 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
           : undefined,
         managedAuthorization: await state.managed?.authorizationFor(upstream, route.backendAccesses ?? route.accesses, ctx.principal),
       };
-      // Admitted, and about to be forwarded: only now is a client waiting on Expect: 100-continue told to send.
-      if (framing.hasBody) inviteBody(req);
+      // Admitted; dispatch invites a client waiting on Expect: 100-continue only once it forwards (it may still refuse).
+      const invite = framing.hasBody ? () => inviteBody(req) : undefined;
       const dispatched = await dispatch(
         upstream,
-        { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name, user: ctx.principal?.name },
+        { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name, user: ctx.principal?.name, invite },
         { forwarder: state.forwarder, affinity: state.affinity },
       );
       if (dispatched.ok) ctx.outcome = dispatched.outcome;

@@ -6,16 +6,25 @@
 //   upload:{OWNER}:POOL:REPOSITORY:UUID   the member holding the session
 //   uploads:{OWNER}                       sorted set of the owner's session keys, scored by last use
 // The owner is the hash tag: an owner's keys share a Redis Cluster slot, so each script touches one slot.
+// Anonymous owners (client addresses) have no bound on their number, so their sessions also share one pool
+// of at most maxAnonymous, whose least recently used session goes for a new one (affinity.ts); their keys
+// all carry the hash tag {anonymous}, in one slot with the pool:
+//   upload:{anonymous}OWNER:POOL:REPOSITORY:UUID, uploads:{anonymous}OWNER   as above
+//   uploads-pool:{anonymous}         sorted set of every anonymous session key, scored by last use
+//   uploads-pool-owner:{anonymous}   hash: anonymous session key → its owner's set, to drop it there too
 // Scripts read Redis's own clock (TIME), so gateways with skewed clocks agree on what is idle.
 import type { Cluster, Redis } from "ioredis";
 import type { RedisConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { createClient } from "../ratelimit/redis.js";
-import { AffinityUnavailableError, MemoryAffinity, type AffinityOptions, type UploadAffinity, type UploadKey, type UploadLimits } from "./affinity.js";
+import { AffinityUnavailableError, DEFAULT_MAX_ANONYMOUS, MemoryAffinity, type AffinityOptions, type UploadAffinity, type UploadKey, type UploadLimits } from "./affinity.js";
 
 const NOW_MS = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-/** KEYS: session, owner's set. ARGV: member, idle ms, per-user cap. Returns how many of the owner's sessions it forgot. */
+/**
+ * KEYS: session, owner's set, and for an anonymous owner the pool and its owner hash. ARGV: member, idle ms,
+ * per-user cap, pool cap. Returns how many of the owner's sessions it forgot.
+ */
 const REMEMBER_LUA = `${NOW_MS}
 local idle = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
@@ -33,9 +42,29 @@ else
   over = 0
 end
 redis.call('PEXPIRE', KEYS[2], idle)
+if KEYS[3] then
+  local poolStale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - idle)
+  for _, key in ipairs(poolStale) do redis.call('HDEL', KEYS[4], key) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - idle)
+  redis.call('ZADD', KEYS[3], now, KEYS[1])
+  redis.call('HSET', KEYS[4], KEYS[1], KEYS[2])
+  local poolOver = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[4])
+  if poolOver > 0 then
+    local oldest = redis.call('ZRANGE', KEYS[3], 0, poolOver - 1)
+    for _, key in ipairs(oldest) do
+      local owner = redis.call('HGET', KEYS[4], key)
+      if owner then redis.call('ZREM', owner, key) end
+      redis.call('DEL', key)
+      redis.call('HDEL', KEYS[4], key)
+    end
+    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, poolOver - 1)
+  end
+  redis.call('PEXPIRE', KEYS[3], idle)
+  redis.call('PEXPIRE', KEYS[4], idle)
+end
 return over`;
 
-/** KEYS: session, owner's set. ARGV: idle ms. The member (the session now counts as used), or nil. */
+/** KEYS: session, owner's set (and the anonymous pool, its hash). ARGV: idle ms. The member (the session now counts as used), or nil. */
 const LOOKUP_LUA = `${NOW_MS}
 local idle = tonumber(ARGV[1])
 local member = redis.call('GET', KEYS[1])
@@ -43,21 +72,32 @@ if not member then return nil end
 redis.call('PEXPIRE', KEYS[1], idle)
 redis.call('ZADD', KEYS[2], now, KEYS[1])
 redis.call('PEXPIRE', KEYS[2], idle)
+if KEYS[3] then
+  redis.call('ZADD', KEYS[3], 'XX', now, KEYS[1])
+  redis.call('PEXPIRE', KEYS[3], idle)
+  redis.call('PEXPIRE', KEYS[4], idle)
+end
 return member`;
 
-/** KEYS: session, owner's set. */
+/** KEYS: session, owner's set (and the anonymous pool, its hash). */
 const FORGET_LUA = `redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], KEYS[1])
+if KEYS[3] then
+  redis.call('ZREM', KEYS[3], KEYS[1])
+  redis.call('HDEL', KEYS[4], KEYS[1])
+end
 return 0`;
 
+/** ioredis's form of a script with a varying number of keys: the count first, then keys, then arguments. */
 interface AffinityClient {
-  rgwUploadRemember(session: string, owner: string, member: string, idleMs: number, cap: number): Promise<number>;
-  rgwUploadLookup(session: string, owner: string, idleMs: number): Promise<string | null>;
-  rgwUploadForget(session: string, owner: string): Promise<number>;
+  rgwUploadRemember(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+  rgwUploadLookup(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<string | null>;
+  rgwUploadForget(numberOfKeys: number, ...keys: string[]): Promise<number>;
 }
 
 export class RedisAffinity implements UploadAffinity {
   private readonly memory: MemoryAffinity;
+  private readonly maxAnonymous: number;
   private readonly client: Redis | Cluster;
   private readonly scripts: AffinityClient;
   private up: boolean | undefined;
@@ -69,12 +109,13 @@ export class RedisAffinity implements UploadAffinity {
     options: AffinityOptions = {},
   ) {
     this.memory = new MemoryAffinity(options);
+    this.maxAnonymous = options.maxAnonymous ?? DEFAULT_MAX_ANONYMOUS;
     this.client = createClient(config);
     // Session keys written by a script are named in the owner's set with the client's keyPrefix already on:
     // the scripts use them as they are.
-    this.client.defineCommand("rgwUploadRemember", { numberOfKeys: 2, lua: REMEMBER_LUA });
-    this.client.defineCommand("rgwUploadLookup", { numberOfKeys: 2, lua: LOOKUP_LUA });
-    this.client.defineCommand("rgwUploadForget", { numberOfKeys: 2, lua: FORGET_LUA });
+    this.client.defineCommand("rgwUploadRemember", { lua: REMEMBER_LUA });
+    this.client.defineCommand("rgwUploadLookup", { lua: LOOKUP_LUA });
+    this.client.defineCommand("rgwUploadForget", { lua: FORGET_LUA });
     this.scripts = this.client as unknown as AffinityClient;
     this.client.on("ready", () => this.setUp(true));
     // ioredis reports every failed reconnect attempt; only the transition is worth a log line.
@@ -91,14 +132,22 @@ export class RedisAffinity implements UploadAffinity {
     return this.memory.limits;
   }
 
-  async remember(key: UploadKey, member: string): Promise<void> {
-    this.memory.set(key, member);
+  async admits(key: UploadKey): Promise<boolean> {
+    // Redis bounds sessions per owner and by idle time; with Redis away, this gateway's memory is the store.
+    return this.up === true || this.memory.hasRoom(key);
+  }
+
+  async remember(key: UploadKey, member: string): Promise<boolean> {
+    const kept = this.memory.set(key, member);
     try {
-      await this.scripts.rgwUploadRemember(sessionKey(key), ownerKey(key), member, this.limits.idleMs, this.limits.perUser);
+      const keys = keysOf(key);
+      await this.scripts.rgwUploadRemember(keys.length, ...keys, member, this.limits.idleMs, this.limits.perUser, this.maxAnonymous);
       this.setUp(true);
+      return true;
     } catch (err) {
       // Not fatal: this gateway still routes the upload from memory; only other gateways cannot.
       this.setUp(false, err as Error);
+      return kept;
     }
   }
 
@@ -106,7 +155,8 @@ export class RedisAffinity implements UploadAffinity {
     let member: string | null;
     try {
       // Asked every time, known here or not: each use refreshes the session's idle time for every gateway.
-      member = await this.scripts.rgwUploadLookup(sessionKey(key), ownerKey(key), this.limits.idleMs);
+      const keys = keysOf(key);
+      member = await this.scripts.rgwUploadLookup(keys.length, ...keys, this.limits.idleMs);
       this.setUp(true);
     } catch (err) {
       this.setUp(false, err as Error);
@@ -116,14 +166,17 @@ export class RedisAffinity implements UploadAffinity {
     }
     // Kept locally too, so this gateway can still place the upload's next requests if Redis goes away.
     if (member !== null) this.memory.set(key, member);
-    // Redis may have lost what this gateway knows (a restart without persistence): memory still places it.
-    return member ?? this.memory.get(key);
+    // Redis answered: its word stands. A session it dropped (its per-owner bound, idle time, or a forget
+    // through another gateway) is gone for every gateway alike, so Redis's bounds hold for all of them.
+    else this.memory.delete(key);
+    return member;
   }
 
   async forget(key: UploadKey): Promise<void> {
     this.memory.delete(key);
     try {
-      await this.scripts.rgwUploadForget(sessionKey(key), ownerKey(key));
+      const keys = keysOf(key);
+      await this.scripts.rgwUploadForget(keys.length, ...keys);
       this.setUp(true);
     } catch (err) {
       // The key expires with its idle time; a finished upload's UUID is never used again.
@@ -157,11 +210,24 @@ export class RedisAffinity implements UploadAffinity {
   }
 }
 
-/** The owner between braces: Redis Cluster hashes only that, so an owner's keys live in one slot. */
+/** The script's keys: session, owner's set, and for an anonymous owner the pool and its owner hash. */
+function keysOf(key: UploadKey): string[] {
+  const keys = [sessionKey(key), ownerKey(key)];
+  return key.anonymous ? [...keys, "uploads-pool:{anonymous}", "uploads-pool-owner:{anonymous}"] : keys;
+}
+
+/**
+ * The owner between braces: Redis Cluster hashes only that, so an owner's keys live in one slot. Anonymous
+ * owners' keys all hash as {anonymous}, the slot of their shared pool.
+ */
+function ownerTag(key: UploadKey): string {
+  return key.anonymous ? `{anonymous}${key.owner}` : `{${key.owner}}`;
+}
+
 function ownerKey(key: UploadKey): string {
-  return `uploads:{${key.owner}}`;
+  return `uploads:${ownerTag(key)}`;
 }
 
 function sessionKey(key: UploadKey): string {
-  return `upload:{${key.owner}}:${key.pool}:${key.repository}:${key.uuid}`;
+  return `upload:${ownerTag(key)}:${key.pool}:${key.repository}:${key.uuid}`;
 }

@@ -8,10 +8,18 @@
 // nothing. Each user holds at most `perUser` sessions (starting one more forgets that user's least recently
 // used one, never another user's), and a session unused for `idleMs` is forgotten.
 //
+// Anonymous owners are client addresses (an IPv6 /64 counts as one: one client has all of it), and a client
+// can have many. Their sessions share one bounded pool that forgets its least recently used session to take
+// a new one, so a flood of anonymous starts costs other anonymous uploads at worst, never a named user's.
+// Named users' sessions have a bound of their own (maxEntries); at that bound a named user's NEW start is
+// refused (admits: the client is told at once, not with a 202 that fails at its first PATCH), while a user
+// at perUser still replaces their own oldest.
+//
 // Redis is written through, not relied on: the gateway that started an upload also keeps it in memory, so
 // while Redis is down its own uploads still work, and only a session it has never seen cannot be placed
 // (AffinityUnavailableError: the caller answers 503 rather than send a PATCH to a replica that would
-// answer BLOB_UPLOAD_UNKNOWN and fail the push).
+// answer BLOB_UPLOAD_UNKNOWN and fail the push). While Redis answers, its answer stands, "unknown" too: so
+// its bounds hold for every gateway.
 import type { RedisConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 
@@ -21,6 +29,8 @@ export interface UploadKey {
   uuid: string;
   /** Who started the session, scoped to its site (dispatch.ts uploadOwner): only they may use it. */
   owner: string;
+  /** The owner is a client address, not an authenticated user: the session goes to the shared anonymous pool. */
+  anonymous?: boolean;
 }
 
 export interface UploadLimits {
@@ -31,8 +41,16 @@ export interface UploadLimits {
 }
 
 export interface UploadAffinity {
-  /** Remembers that `member` (an origin) holds the session; may forget the owner's least recently used one. */
-  remember(key: UploadKey, member: string): Promise<void>;
+  /**
+   * Whether a new session of this owner would be remembered now (false: named sessions are at their bound).
+   * Asked before an upload start is forwarded, so a refused one never reaches a replica.
+   */
+  admits(key: UploadKey): Promise<boolean>;
+  /**
+   * Remembers that `member` (an origin) holds the session; may forget the owner's least recently used one
+   * (or the anonymous pool's). False when it could not be remembered (named sessions at their bound).
+   */
+  remember(key: UploadKey, member: string): Promise<boolean>;
   /**
    * The member holding the session, refreshing its idle time; null when not known (to this owner, under this
    * repository). Rejects with AffinityUnavailableError when it cannot tell (Redis down and not known locally).
@@ -49,16 +67,20 @@ export class AffinityUnavailableError extends Error {
   override readonly name = "AffinityUnavailableError";
 }
 
+/** Sessions of anonymous owners held in all (per gateway in memory; per Redis with Redis). */
+export const DEFAULT_MAX_ANONYMOUS = 10_000;
+
 export const DEFAULT_UPLOAD_LIMITS: UploadLimits = { perUser: 64, idleMs: 60 * 60 * 1000 };
 
 export interface AffinityOptions {
   limits?: UploadLimits;
   /**
-   * Sessions held in all, whoever started them: a last bound for sites whose owners are client addresses
-   * (anonymous pushes from many addresses). At the bound a new session is not remembered (its upload then
-   * fails on its first PATCH); no open session is forgotten for it. Default 100 000.
+   * Sessions of named users held in all: a last bound (a site's users are a list, each with perUser). At
+   * the bound a named user's new session is refused; no open session is forgotten for it. Default 100 000.
    */
   maxEntries?: number;
+  /** Sessions of anonymous owners (client addresses) held in all; the least recently used goes for a new one. Default 10 000. */
+  maxAnonymous?: number;
   /** The clock, for tests. */
   now?: () => number;
 }
@@ -66,6 +88,7 @@ export interface AffinityOptions {
 interface Entry {
   id: string;
   owner: string;
+  anonymous: boolean;
   member: string;
   lastUsed: number;
 }
@@ -73,15 +96,19 @@ interface Entry {
 export class MemoryAffinity implements UploadAffinity {
   limits: UploadLimits;
   private readonly maxEntries: number;
+  private readonly maxAnonymous: number;
   private readonly now: () => number;
   /** Least recently used first: expired entries are always at the front. */
   private readonly entries = new Map<string, Entry>();
   /** The same entries per owner, least recently used first. */
   private readonly byOwner = new Map<string, Map<string, Entry>>();
+  /** The anonymous owners' entries, least recently used first. */
+  private readonly anonymous = new Map<string, Entry>();
 
   constructor(options: AffinityOptions = {}) {
     this.limits = options.limits ?? DEFAULT_UPLOAD_LIMITS;
     this.maxEntries = options.maxEntries ?? 100_000;
+    this.maxAnonymous = options.maxAnonymous ?? DEFAULT_MAX_ANONYMOUS;
     this.now = options.now ?? Date.now;
   }
 
@@ -94,8 +121,17 @@ export class MemoryAffinity implements UploadAffinity {
     return this.byOwner.get(owner)?.size ?? 0;
   }
 
-  async remember(key: UploadKey, member: string): Promise<void> {
-    this.set(key, member);
+  /** Sessions of anonymous owners. */
+  get anonymousSize(): number {
+    return this.anonymous.size;
+  }
+
+  async admits(key: UploadKey): Promise<boolean> {
+    return this.hasRoom(key);
+  }
+
+  async remember(key: UploadKey, member: string): Promise<boolean> {
+    return this.set(key, member);
   }
 
   async lookup(key: UploadKey): Promise<string | null> {
@@ -113,29 +149,38 @@ export class MemoryAffinity implements UploadAffinity {
   async close(): Promise<void> {
     this.entries.clear();
     this.byOwner.clear();
+    this.anonymous.clear();
   }
 
   // Synchronous forms, for RedisAffinity's write-through and the cluster primary. `limits` given by the
   // caller (a worker's configuration) win over this store's own.
 
-  /** False when the store is full (maxEntries) and the session was not remembered. */
-  set(key: UploadKey, member: string, limits = this.limits): boolean {
+  /** A new session of this owner would be remembered: anonymous ones always are, named ones below maxEntries or in place of their own. */
+  hasRoom(key: UploadKey, limits = this.limits): boolean {
     this.prune(limits);
+    if (key.anonymous || this.entries.has(entryId(key))) return true;
+    return this.sizeOf(key.owner) >= limits.perUser || this.entries.size - this.anonymous.size < this.maxEntries;
+  }
+
+  /** False when named sessions are at maxEntries and the session was not remembered (nothing was forgotten). */
+  set(key: UploadKey, member: string, limits = this.limits): boolean {
+    // Checked before anything is forgotten: a refused start must not cost its owner an open session.
+    if (!this.hasRoom(key, limits)) return false;
     const id = entryId(key);
     this.remove(id);
-    const entry: Entry = { id, owner: key.owner, member, lastUsed: this.now() };
-    this.entries.set(id, entry);
-    let own = this.byOwner.get(key.owner);
-    if (!own) this.byOwner.set(key.owner, (own = new Map()));
-    own.set(id, entry);
-    // Only this owner's own least recently used sessions make room for its new one.
-    for (const oldest of own.keys()) {
-      if (own.size <= limits.perUser) break;
+    // Only this owner's own least recently used sessions make room for its new one…
+    const own = this.byOwner.get(key.owner);
+    if (own) for (const oldest of own.keys()) {
+      if (own.size < limits.perUser) break;
       this.remove(oldest);
     }
-    if (this.entries.size <= this.maxEntries) return true;
-    this.remove(id);
-    return false;
+    // …and for an anonymous one, the anonymous pool's: never a named user's.
+    if (key.anonymous) for (const oldest of this.anonymous.keys()) {
+      if (this.anonymous.size < this.maxAnonymous) break;
+      this.remove(oldest);
+    }
+    this.insert({ id, owner: key.owner, anonymous: key.anonymous === true, member, lastUsed: this.now() });
+    return true;
   }
 
   /** The member, and the session counts as used now; null when unknown or idle too long. */
@@ -148,13 +193,10 @@ export class MemoryAffinity implements UploadAffinity {
       this.remove(id);
       return null;
     }
-    // Moved to the back of both orders: most recently used.
+    // Moved to the back of every order: most recently used.
     this.remove(id);
     entry.lastUsed = now;
-    this.entries.set(id, entry);
-    let own = this.byOwner.get(entry.owner);
-    if (!own) this.byOwner.set(entry.owner, (own = new Map()));
-    own.set(id, entry);
+    this.insert(entry);
     return entry.member;
   }
 
@@ -162,10 +204,19 @@ export class MemoryAffinity implements UploadAffinity {
     this.remove(entryId(key));
   }
 
+  private insert(entry: Entry): void {
+    this.entries.set(entry.id, entry);
+    if (entry.anonymous) this.anonymous.set(entry.id, entry);
+    let own = this.byOwner.get(entry.owner);
+    if (!own) this.byOwner.set(entry.owner, (own = new Map()));
+    own.set(entry.id, entry);
+  }
+
   private remove(id: string): void {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
+    this.anonymous.delete(id);
     const own = this.byOwner.get(entry.owner);
     own?.delete(id);
     if (own?.size === 0) this.byOwner.delete(entry.owner);

@@ -13,7 +13,8 @@
 //           upload affinity store, or is answered BLOB_UPLOAD_UNKNOWN: never restarted elsewhere, where
 //           distribution has no state for it. A session is its starter's alone (uploadOwner): anyone else's
 //           request for it, or one under another repository, is answered BLOB_UPLOAD_UNKNOWN here, never
-//           forwarded, and leaves the session as it was.
+//           forwarded, and leaves the session as it was. An upload start the store has no room for (affinity.ts
+//           admits) is refused with 503 before it reaches a replica.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { metrics } from "../observe/metrics.js";
 import type { ForwardOptions, ForwardOutcome, Forwarder } from "../proxy/forward.js";
@@ -22,6 +23,7 @@ import type { GatewayErrorKind } from "../registry/errors.js";
 import type { RegistryRoute } from "../registry/routes.js";
 import { AffinityUnavailableError, type UploadAffinity, type UploadKey } from "./affinity.js";
 import type { BackendPool, PoolMember } from "./pool.js";
+import { addressOwner } from "./address-owner.js";
 import { membersFor } from "./namespaces.js";
 import { isReplicated, type GroupMember, type Upstream } from "./upstream.js";
 
@@ -38,6 +40,12 @@ export interface DispatchRequest {
   site: string;
   /** The authenticated principal's name; none: anonymous (the client address stands for it). */
   user?: string;
+  /**
+   * Tells a client waiting on `Expect: 100-continue` to send its body. Called only just before the request
+   * goes to a backend: every refusal here (a session not the client's, a push pushTo does not take, the
+   * store unreachable) comes first and is answered without inviting a body the client then streams for nothing.
+   */
+  invite?: () => void;
 }
 
 export interface DispatchDeps {
@@ -122,6 +130,10 @@ async function toPool(pool: BackendPool, request: DispatchRequest, deps: Dispatc
   // A streamed body is gone once sent: only a request without one (or with one in memory) is sent again.
   const resendable = !request.hasBody || request.body !== undefined;
   const remember = replicated && route.kind === "upload" && route.uploadPhase === "start" ? uploadKeyOf(pool, request) : null;
+  // Refused here, not with a 202 whose session the gateway could not keep (its first PATCH would then fail).
+  if (remember && !(await deps.affinity.admits(remember).catch(() => false))) {
+    return { ok: false, kind: "unavailable", message: "the gateway holds as many upload sessions as it may; try again later" };
+  }
   const tried = new Set<string>();
   for (;;) {
     const member = pool.pick(tried)!;
@@ -171,20 +183,23 @@ async function toUploadHolder(pool: BackendPool, request: DispatchRequest, deps:
 }
 
 /**
- * Who may use an upload session: the principal that started it, or for anonymous clients their address,
- * within the site (a name means someone else on another site's user list).
+ * Who may use an upload session: the principal that started it, or for anonymous clients their address
+ * (an IPv6 address's /64: one client is given all of it), within the site (a name means someone else on
+ * another site's user list).
  */
 export function uploadOwner(site: string, user: string | undefined, clientIp: string): string {
-  return JSON.stringify(user === undefined ? [site, "address", clientIp] : [site, "user", user]);
+  return JSON.stringify(user === undefined ? [site, "address", addressOwner(clientIp)] : [site, "user", user]);
 }
 
 function uploadKeyOf(pool: BackendPool, request: DispatchRequest, uuid = ""): UploadKey {
-  return { pool: pool.name, repository: request.route.repository!, uuid, owner: uploadOwner(request.site, request.user, request.edge.clientIp) };
+  const owner = uploadOwner(request.site, request.user, request.edge.clientIp);
+  return { pool: pool.name, repository: request.route.repository!, uuid, owner, ...(request.user === undefined ? { anonymous: true } : {}) };
 }
 
 async function forwardTo(pool: BackendPool, member: PoolMember, request: DispatchRequest, deps: DispatchDeps, options: ForwardOptions): Promise<ForwardOutcome> {
   const release = pool.acquire(member);
   try {
+    request.invite?.();
     const outcome = await deps.forwarder.forward(request.req, request.res, member.url, request.edge, options);
     if (outcome.upstreamFailure === "refused" && isReplicated(pool)) pool.reportConnectionFailure(member, "connection refused");
     return outcome;

@@ -50,7 +50,11 @@ class PrimaryAffinity implements UploadAffinity {
     private limits: UploadLimits,
   ) {}
 
-  remember(key: UploadKey, member: string): Promise<void> {
+  admits(key: UploadKey): Promise<boolean> {
+    return this.rpc.call("affinity.admits", { key, limits: this.limits }, CALL_TIMEOUT_MS);
+  }
+
+  remember(key: UploadKey, member: string): Promise<boolean> {
     return this.rpc.call("affinity.remember", { key, member, limits: this.limits }, CALL_TIMEOUT_MS);
   }
 
@@ -77,9 +81,8 @@ export class SharedCounters {
   handlers() {
     return {
       limit: ({ key, rule, cost }: { key: string; rule: LimitRule; cost: number }) => this.#limits.allowNow(key, rule, cost),
-      "affinity.remember": ({ key, member, limits }: { key: UploadKey; member: string; limits: UploadLimits }) => {
-        this.#affinity.set(key, member, limits);
-      },
+      "affinity.admits": ({ key, limits }: { key: UploadKey; limits: UploadLimits }) => this.#affinity.hasRoom(key, limits),
+      "affinity.remember": ({ key, member, limits }: { key: UploadKey; member: string; limits: UploadLimits }) => this.#affinity.set(key, member, limits),
       "affinity.lookup": ({ key, limits }: { key: UploadKey; limits: UploadLimits }) => this.#affinity.get(key, limits),
       "affinity.forget": ({ key }: { key: UploadKey }) => this.#affinity.delete(key),
     };

@@ -12,6 +12,7 @@ import { cli, startGatewayProcess, type GatewayProcess } from "../helpers/cli.js
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { freePort } from "../helpers/ports.js";
 import { formatRun, run } from "../helpers/process.js";
+import { rawExchange } from "../helpers/raw-http.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
 
 const HUB = "hub.registry.test";
@@ -78,6 +79,16 @@ describe("admin actions need the admin token", () => {
     assert.equal(inQuery.status, 401, "the token is taken from the Authorization header only");
     assert.equal(configReads, 0, "no reload happened");
     assert.equal(hubSerial(), serial, "no certificate was rotated");
+  });
+
+  it("answers a POST waiting on Expect: 100-continue without inviting its body: 401 without the token, and the connection closed", async () => {
+    const head = [`POST /reload HTTP/1.1`, `Host: 127.0.0.1:${gateway.admin.port}`, `Content-Length: ${1024 ** 3}`, "Expect: 100-continue", "", ""].join("\r\n");
+    const exchange = await rawExchange({ port: gateway.admin.port }, head, { idleMs: 3000 });
+    assert.doesNotMatch(exchange.raw.toString("latin1"), /^HTTP\/1\.1 100 /m, "the client was invited to send its body before the token check");
+    assert.equal(exchange.responses.length, 1, exchange.raw.toString("latin1"));
+    assert.equal(exchange.responses[0]!.status, 401);
+    assert.equal(exchange.closed, true, "the connection stayed open with an unread body announced");
+    assert.equal(configReads, 0, "no reload happened");
   });
 
   it("accepts them with the token", async () => {

@@ -17,8 +17,10 @@ import { accessLog, startRegistry, type Registry } from "../helpers/registry.js"
 
 const HUB = "hub.registry.test"; // htpasswd
 const TEAM = "team.registry.test"; // token
+const POOL = "pool.registry.test"; // htpasswd, two replicas: upload sessions are kept by the gateway
 const RULES: AccessRuleConfig[] = [
   { who: ["admin"], repositories: ["**"], actions: ["pull", "push", "delete", "catalog"] },
+  { who: ["pusher"], repositories: ["**"], actions: ["pull", "push"] },
   { who: ["reader"], repositories: ["**"], actions: ["pull"] },
 ];
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
@@ -65,51 +67,74 @@ function sendAfterContinue(gateway: TestGateway, host: string, method: string, p
 describe("Expect: 100-continue is answered only after admission", () => {
   let workDir: string;
   let registry: Registry;
+  let replicas: Registry[];
   let gateway: TestGateway;
 
   before(async () => {
     workDir = await mkdtemp(join(tmpdir(), "rg-continue-"));
     const htpasswd = join(workDir, "htpasswd");
-    await writeFile(htpasswd, `${await htpasswdLine("admin", "Admin123")}\n${await htpasswdLine("reader", "Reader123")}\n`);
-    registry = await startRegistry({ accessLog: true });
+    await writeFile(htpasswd, `${await htpasswdLine("admin", "Admin123")}\n${await htpasswdLine("reader", "Reader123")}\n${await htpasswdLine("pusher", "Pusher123")}\n`);
+    [registry, ...replicas] = await Promise.all([
+      startRegistry({ accessLog: true }),
+      ...["a", "b"].map((name) => startRegistry({ rootDir: join(workDir, "pool"), secret: `secret-${name}-0123456789`, accessLog: true })),
+    ]);
     gateway = await startTestGateway({
       sites: [
         { name: "hub", hosts: [HUB], backend: registry.url, default: true, auth: { type: "htpasswd", htpasswd, rules: RULES } },
         { name: "team", hosts: [TEAM], backend: registry.url, auth: { type: "token", htpasswd, rules: RULES } },
+        { name: "pool", hosts: [POOL], backends: replicas.map((r) => r.url), auth: { type: "htpasswd", htpasswd, rules: RULES } },
       ],
     });
   });
 
   after(async () => {
     await gateway?.stop();
-    await registry?.stop();
+    await Promise.all([registry, ...(replicas ?? [])].map((r) => r?.stop()));
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
+
+  /**
+   * A PATCH announcing 10 GiB with Expect: 100-continue, written by hand (Node's client would wait for the
+   * 100): it must be refused with `status` and `code`, without a 100, and on a connection then closed.
+   */
+  async function assertRefusedUninvited(host: string, path: string, authorization: string | undefined, status: number, code: string): Promise<void> {
+    const head = [
+      `PATCH ${path} HTTP/1.1`,
+      `Host: ${host}:${gateway.port}`,
+      ...(authorization ? [`Authorization: ${authorization}`] : []),
+      "Content-Type: application/octet-stream",
+      `Content-Length: ${10 * 1024 ** 3}`,
+      "Expect: 100-continue",
+      "",
+      "",
+    ].join("\r\n");
+    const exchange = await rawExchange({ port: gateway.port, tls: { ca: gateway.caPem, servername: host } }, head, { idleMs: 3000 });
+    assert.doesNotMatch(exchange.raw.toString("latin1"), INTERIM_100, "the refused client was invited to send its body");
+    assert.equal(exchange.responses.length, 1, exchange.raw.toString("latin1"));
+    assert.equal(exchange.responses[0]!.status, status);
+    assert.equal(exchange.responses[0]!.json().errors[0].code, code);
+    assert.equal(exchange.closed, true, "the connection stayed open with an unread body announced");
+  }
 
   for (const [who, authorization, status] of [
     ["anonymous", undefined, 401],
     ["a reader", basic("reader", "Reader123"), 403],
   ] as const) {
     it(`${who}: a PATCH announcing 10 GiB gets ${status}, no 100 Continue, and a closed connection`, async () => {
-      const head = [
-        "PATCH /v2/hub/app/blobs/uploads/9c2f7d0e-5a8b-4c4e-9d7a-1b2c3d4e5f60 HTTP/1.1",
-        `Host: ${HUB}:${gateway.port}`,
-        ...(authorization ? [`Authorization: ${authorization}`] : []),
-        "Content-Type: application/octet-stream",
-        `Content-Length: ${10 * 1024 ** 3}`,
-        "Expect: 100-continue",
-        "",
-        "",
-      ].join("\r\n");
-      const exchange = await rawExchange({ port: gateway.port, tls: { ca: gateway.caPem, servername: HUB } }, head, { idleMs: 3000 });
-      assert.doesNotMatch(exchange.raw.toString("latin1"), INTERIM_100, "the refused client was invited to send its body");
-      assert.equal(exchange.responses.length, 1, exchange.raw.toString("latin1"));
-      assert.equal(exchange.responses[0]!.status, status);
-      assert.equal(exchange.responses[0]!.json().errors[0].code, status === 401 ? "UNAUTHORIZED" : "DENIED");
-      assert.equal(exchange.closed, true, "the connection stayed open with an unread body announced");
+      const code = status === 401 ? "UNAUTHORIZED" : "DENIED";
+      await assertRefusedUninvited(HUB, "/v2/hub/app/blobs/uploads/9c2f7d0e-5a8b-4c4e-9d7a-1b2c3d4e5f60", authorization, status, code);
       assert.ok(!accessLog(registry).some((line) => line.method === "PATCH"), "a refused PATCH reached the backend");
     });
   }
+
+  it("a PATCH admitted by the rules but for another user's upload gets 404 BLOB_UPLOAD_UNKNOWN, no 100 Continue, and a closed connection", async () => {
+    const started = await gateway.request(POOL, { method: "POST", path: "/v2/pool/app/blobs/uploads/", headers: { authorization: basic("admin", "Admin123"), "content-length": "0" } });
+    assert.equal(started.status, 202, started.body.toString());
+    const location = new URL(String(started.headers.location), `https://${POOL}:${gateway.port}`);
+    // pusher may push pool/app, so only the session check (inside dispatch) refuses: it must come before the 100.
+    await assertRefusedUninvited(POOL, location.pathname + location.search, basic("pusher", "Pusher123"), 404, "BLOB_UPLOAD_UNKNOWN");
+    assert.ok(!replicas.some((r) => accessLog(r).some((line) => line.method === "PATCH")), "the PATCH reached a replica");
+  });
 
   it("an admitted PATCH gets 100 Continue, then its body reaches the registry whole", async () => {
     const admin = { authorization: basic("admin", "Admin123") };

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { AffinityUnavailableError, createUploadAffinity, MemoryAffinity, type UploadKey, type UploadLimits } from "../../../src/backends/affinity.js";
 import { RedisAffinity } from "../../../src/backends/affinity-redis.js";
+import { uploadOwner } from "../../../src/backends/dispatch.js";
 import { redis as redisSchema } from "../../../src/config/schema.js";
 import { createLogger } from "../../../src/observe/log.js";
 import { waitFor } from "../../helpers/process.js";
@@ -111,17 +112,54 @@ describe("MemoryAffinity", () => {
     );
   });
 
-  it("at maxEntries in all, a new session is not remembered and no open one is forgotten", async () => {
+  it("at maxEntries named sessions, a named user's new start is refused before anything of theirs is forgotten; one at perUser replaces their own", async () => {
     const { affinity } = onClock({ limits: { perUser: 2 }, maxEntries: 3 });
     assert.equal(affinity.set(key("a1"), R1), true);
     assert.equal(affinity.set(key("b1", { owner: BOB }), R1), true);
     assert.equal(affinity.set(key("b2", { owner: BOB }), R1), true);
-    assert.equal(affinity.set(key("c1", { owner: '["hub","address","10.0.0.9"]' }), R1), false);
-    assert.equal(affinity.set(key("b3", { owner: BOB }), R2), true, "bob's own oldest makes room");
+    assert.equal(await affinity.admits(key("a2")), false, "alice is below perUser: a new session of hers would exceed the bound");
+    assert.equal(await affinity.remember(key("a2"), R1), false);
+    assert.equal(affinity.get(key("a1")), R1, "the refused start cost alice no open session");
+    assert.equal(await affinity.admits(key("b3", { owner: BOB })), true, "bob's own oldest makes room");
+    assert.equal(affinity.set(key("b3", { owner: BOB }), R2), true);
     assert.deepEqual(
-      ["a1", "b1", "b2", "b3"].map((uuid) => affinity.get(key(uuid, uuid.startsWith("b") ? { owner: BOB } : {}))),
-      [R1, null, R1, R2],
+      ["a1", "a2", "b1", "b2", "b3"].map((uuid) => affinity.get(key(uuid, uuid.startsWith("b") ? { owner: BOB } : {}))),
+      [R1, null, null, R1, R2],
     );
+  });
+
+  it("anonymous sessions share one pool of maxAnonymous that forgets its least recently used: a flood from many addresses never crowds out a named user", async () => {
+    const affinity = new MemoryAffinity({ limits: { perUser: 64, idleMs: 3_600_000 }, maxEntries: 3, maxAnonymous: 4 });
+    const anonymous = (i: number) => key(`anon-${i}`, { owner: uploadOwner("hub", undefined, `10.9.${i >> 8}.${i & 255}`), anonymous: true });
+    assert.equal(affinity.set(key("a1"), R1), true);
+    for (let i = 0; i < 1000; i++) {
+      assert.equal(await affinity.admits(anonymous(i)), true, `anonymous start ${i}`);
+      assert.equal(await affinity.remember(anonymous(i), R2), true, `anonymous start ${i}`);
+    }
+    assert.equal(affinity.anonymousSize, 4);
+    assert.deepEqual([995, 996, 999].map((i) => affinity.get(anonymous(i))), [null, R2, R2], "the most recent four are kept");
+    for (const uuid of ["a2", "a3"]) assert.equal(affinity.set(key(uuid), R1), true, `alice's ${uuid} after the flood`);
+    assert.deepEqual(["a1", "a2", "a3"].map((uuid) => affinity.get(key(uuid))), [R1, R1, R1]);
+    assert.equal(affinity.size, 7);
+  });
+
+  it("an anonymous owner holds at most perUser sessions of the pool", async () => {
+    const { affinity } = onClock({ limits: { perUser: 2 } });
+    const owner = uploadOwner("hub", undefined, "10.0.0.9");
+    for (const uuid of ["x", "y", "z"]) assert.equal(affinity.set(key(uuid, { owner, anonymous: true }), R1), true);
+    assert.equal(affinity.sizeOf(owner), 2);
+    assert.equal(affinity.get(key("x", { owner, anonymous: true })), null);
+  });
+
+  it("the anonymous owner is the client's address, or for IPv6 its /64: one client's many addresses are one owner", () => {
+    const owner = (address: string) => uploadOwner("hub", undefined, address);
+    assert.equal(owner("2001:db8:1:2::1"), owner("2001:db8:1:2:ffff:ffff:ffff:fffe"));
+    assert.equal(owner("2001:db8:1:2::1"), owner("2001:DB8:1:2:0:0:0:9"));
+    assert.notEqual(owner("2001:db8:1:2::1"), owner("2001:db8:1:3::1"));
+    assert.equal(owner("::ffff:192.0.2.7"), owner("192.0.2.7"));
+    assert.notEqual(owner("192.0.2.7"), owner("192.0.2.8"));
+    assert.notEqual(owner("192.0.2.7"), uploadOwner("team", undefined, "192.0.2.7"), "sites are apart");
+    assert.notEqual(uploadOwner("hub", "192.0.2.7", "192.0.2.7"), owner("192.0.2.7"), "a user named like an address is not that address");
   });
 
   it("takes new limits from configure, keeping the sessions it holds", async () => {
@@ -246,6 +284,51 @@ describe("RedisAffinity on a real redis-server", () => {
     });
   });
 
+  it("anonymous sessions share one pool of maxAnonymous in Redis: a flood from many addresses leaves a named user's session, and the newest anonymous ones", async () => {
+    const { logger } = capturingLogger();
+    const limits = { perUser: 2, idleMs: 3_600_000 };
+    const pooled = async () => {
+      const affinity = new RedisAffinity(redisSchema.parse({ url: server.url, keyPrefix: "p:" }), logger, { limits, maxAnonymous: 4 });
+      opened.push(affinity);
+      await waitFor(() => affinity.available, { timeoutMs: 2000, intervalMs: 10, what: "Redis to connect" });
+      return affinity;
+    };
+    const [a, b] = await Promise.all([pooled(), pooled()]);
+    const anonymous = (i: number) => key(`anon-${i}`, { owner: uploadOwner("hub", undefined, `2001:db8:${i.toString(16)}::1`), anonymous: true });
+    await a.remember(key("alice-1"), R1);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => b.remember(anonymous(i), R2)));
+    await b.remember(anonymous(200), R2); // the last, alone: the four kept are 197–200
+    await b.remember(key("x", { ...anonymous(200), uuid: "anon-200-again" }), R2); // perUser 2 of that /64 (anon-200 and this)
+    const c = await pooled();
+    assert.equal(await c.lookup(key("alice-1")), R1, "the named session outlives the anonymous flood");
+    assert.equal(await c.lookup(anonymous(200)), R2);
+    assert.equal(await c.lookup(anonymous(0)), null, "the oldest anonymous sessions made room");
+    await withRedis(async (direct) => {
+      assert.equal(await direct.zcard("p:uploads-pool:{anonymous}"), 4);
+      assert.equal(await direct.hlen("p:uploads-pool-owner:{anonymous}"), 4);
+      assert.equal((await direct.keys("p:upload:{anonymous}*")).length, 4, "session keys beyond the pool were deleted");
+      const sets = await direct.keys("p:uploads:{anonymous}*");
+      let held = 0;
+      for (const set of sets) held += await direct.zcard(set);
+      assert.equal(held, 4, "evicted sessions left their owners' sets too");
+    });
+    await c.forget(anonymous(200));
+    await withRedis(async (direct) => assert.equal(await direct.zcard("p:uploads-pool:{anonymous}"), 3));
+  });
+
+  it("a session Redis no longer holds is unknown to every gateway, the one that started it too", async () => {
+    const { affinity: a } = await gateway();
+    const { affinity: b } = await gateway({ perUser: 1 });
+    await a.remember(key("dropped"), R1);
+    await a.remember(key("bounded"), R1);
+    await withRedis((direct) => direct.del(`t:upload:{${ALICE}}:hub:alice/app:dropped`));
+    assert.equal(await a.lookup(key("dropped")), null, "the starting gateway's memory does not outlive Redis's answer");
+    // b's perUser of 1 forgets alice's oldest in Redis: a must not go on placing it from memory.
+    await b.remember(key("newest"), R2);
+    assert.equal(await a.lookup(key("bounded")), null);
+    assert.equal(await a.lookup(key("newest")), R2);
+  });
+
   it("with Redis gone, places the sessions it knows, refuses the ones it does not, and logs the outage once", async () => {
     const { affinity: a, lines } = await gateway();
     const { affinity: b } = await gateway();
@@ -268,7 +351,7 @@ describe("RedisAffinity on a real redis-server", () => {
     assert.doesNotMatch(JSON.stringify(lines), /redis:\/\//, "no Redis URL (it may hold a password) in the log");
 
     await server.start();
-    await waitFor(() => a.available, { timeoutMs: 5000, what: "reconnect" });
+    await waitFor(() => a.available && b.available, { timeoutMs: 5000, what: "reconnect" });
     await a.remember(key("after"), R1);
     assert.equal(await b.lookup(key("after")), R1);
   });
