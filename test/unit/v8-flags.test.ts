@@ -78,7 +78,7 @@ describe(`the V8 flags the gateway sets, on Node ${process.version}`, () => {
 
     const kinds: number[] = [];
     const observer = new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) kinds.push((entry.detail as { kind: number }).kind);
+      for (const entry of list.getEntries()) kinds.push(((entry as { detail?: unknown }).detail as { kind: number }).kind);
     });
     observer.observe({ entryTypes: ["gc"] });
     try {
