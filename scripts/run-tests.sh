@@ -36,8 +36,8 @@ run() {
   [[ $rc -eq 0 ]] || status=1
   summaries+=("Node $version, $label: $(counts "$log" | tr '\n' ' ')(exit $rc)")
 }
-# The runner's closing "ℹ pass N" lines, as "pass N".
-counts() { grep -aE '^ℹ (tests|pass|fail|cancelled|skipped|todo) [0-9]+$' "$1" | sed 's/^ℹ //'; }
+# The runner's closing "ℹ pass N" lines, as "pass N", from a log file or stdin.
+counts() { { grep -aE '^ℹ (tests|pass|fail|cancelled|skipped|todo) [0-9]+$' "${1:--}" || true; } | sed 's/^ℹ //'; }
 
 run "every test" "$shipped" "${unit[@]}" "${integration[@]}" "$@"
 run "unit tests and the smoke set" "$minimum" "${unit[@]}" "${smoke[@]}" "$@"
