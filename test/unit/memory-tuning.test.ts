@@ -1,5 +1,5 @@
-// The young generation stays at its initial size unless the command line says otherwise, and read
-// buffers that pile up get a scavenge.
+// The young generation is left to an operator who sized it, and read buffers that pile up get a scavenge.
+// What each V8 flag does on the running Node major is checked in v8-flags.test.ts.
 import assert from "node:assert/strict";
 import v8 from "node:v8";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -21,16 +21,6 @@ describe("memory tuning", () => {
     assert.equal(heapGrowingGiven([], "--max-old-space-size=512 --heap_growing_percent=150"), true);
     assert.equal(heapGrowingGiven([], undefined), false);
     assert.equal(heapGrowingGiven(["--enable-source-maps"], "--max-semi-space-size=16"), false);
-  });
-
-  it("never grows the young generation, however much survives", () => {
-    // main.ts imports the module first, when it is 2 MB; here the test runner ran before it.
-    const young = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space")!.space_size;
-    const before = young();
-    const kept: object[] = [];
-    for (let i = 0; i < 300_000; i++) kept.push({ i, text: `object ${i}` });
-    assert.equal(young(), before);
-    assert.equal(kept.length, 300_000);
   });
 
   it("scavenges when read buffers pile up, without a gc global left behind", async () => {
