@@ -4,6 +4,8 @@
 // up to timeouts.send when the client reads nothing. Without a cap one address could open hundreds of them
 // and hold them all. Counted in this process only: with several workers a client's connections are spread
 // over them, so its effective cap is up to (workers × cap).
+import { isIP } from "node:net";
+import { CLIENT_PREFIXES, networkOf } from "../auth/client-network.js";
 import type { ServerResponse } from "node:http";
 import type { RegistryRoute } from "../registry/routes.js";
 
@@ -44,10 +46,12 @@ export class DownloadLimits {
    */
   admit(method: string, route: RegistryRoute, who: { ip: string; user?: string }, res: ServerResponse): DownloadRefusal | null {
     if (method !== "GET" || (route.kind !== "blob" && route.kind !== "manifest")) return null;
-    const keys = [`ip ${who.ip}`];
+    // An IPv6 client usually holds a whole /64: counted per address, it would get a fresh cap per address it picks.
+    const client = isIP(who.ip) === 6 ? networkOf(who.ip, CLIENT_PREFIXES) : who.ip;
+    const keys = [`ip ${client}`];
     if (who.user !== undefined) keys.push(`user ${who.user}`);
     if (this.inFlight(keys[0]!) >= this.caps.downloadsPerClient) {
-      return this.refusal(`too many downloads at once from ${who.ip} (at most ${this.caps.downloadsPerClient}); try again once some have finished`);
+      return this.refusal(`too many downloads at once from ${client} (at most ${this.caps.downloadsPerClient}); try again once some have finished`);
     }
     if (keys[1] !== undefined && this.inFlight(keys[1]) >= this.caps.downloadsPerUser) {
       return this.refusal(`too many downloads at once for this user (at most ${this.caps.downloadsPerUser}); try again once some have finished`);

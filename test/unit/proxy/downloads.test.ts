@@ -25,6 +25,14 @@ describe("concurrent downloads per client address and user", () => {
     assert.equal(limits.admit("GET", blob, { ip: "10.0.0.1" }, response()), null);
   });
 
+  it("counts an IPv6 client by its /64, so picking new addresses gets no new cap", () => {
+    const limits = new DownloadLimits({ downloadsPerClient: 2, downloadsPerUser: 10 });
+    assert.equal(limits.admit("GET", blob, { ip: "2001:db8:1:2::1" }, response()), null);
+    assert.equal(limits.admit("GET", blob, { ip: "2001:db8:1:2::2" }, response()), null);
+    assert.match(limits.admit("GET", blob, { ip: "2001:db8:1:2:ffff::3" }, response())!.message, /too many downloads at once from 2001:db8:1:2:0:0:0:0\/64/);
+    assert.equal(limits.admit("GET", blob, { ip: "2001:db8:1:3::1" }, response()), null, "another /64 has its own count");
+  });
+
   it("counts only GETs of blobs and manifests", () => {
     const limits = new DownloadLimits({ downloadsPerClient: 1, downloadsPerUser: 1 });
     assert.equal(limits.admit("GET", blob, { ip: "10.0.0.1", user: "u" }, response()), null);
