@@ -15,10 +15,12 @@ import { ManagedRegistries, type ManagedBackends, type ManagedOptions } from "./
 import { isReplicated } from "./backends/upstream.js";
 import { keysNeedingRestart } from "./config/restart-keys.js";
 import type { GatewayConfig } from "./config/schema.js";
+import type { CounterStore } from "./cluster/shared.js";
 import { buildGeneration, retireGeneration, type Generation } from "./generation.js";
 import { createHttpsListener, createPlainHttpListener, listen, type HttpsListener, type PlainHttpListener } from "./listeners.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
+import { createProcessContext, type ProcessContext } from "./process/context.js";
 import type { AcmeCertificates, AcmeManagerOptions } from "./tls/acme.js";
 import { acmeSites, loadAcme } from "./tls/acme-sites.js";
 import { AcmeChallengeResponder } from "./tls/acme-challenges.js";
@@ -38,7 +40,7 @@ export interface GatewayOptions {
    * Set in a worker process of a cluster (cluster/worker.ts): the primary runs the managed registries, the
    * ACME orders and the admin listener for every worker, so this process starts none of them.
    */
-  worker?: { managed: ManagedBackends };
+  worker?: { managed: ManagedBackends; counters: CounterStore };
 }
 
 export interface RunningGateway {
@@ -85,16 +87,23 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   // Managed backends first: the generation forwards to their URLs, known once they run.
   const managed: ManagedBackends = options.worker?.managed ?? new ManagedRegistries(logger, options.managed);
   await managed.start(config);
+  const context = createProcessContext({
+    role: options.worker ? "worker" : "single",
+    logger,
+    metrics: config.metrics.enabled ? metrics : null,
+    counters: options.worker?.counters,
+    backendsFor: (next) => managed.resolver(next),
+  });
   let first: Generation;
   try {
-    first = await buildGeneration(config, logger, null, managed.resolver(config));
+    first = await buildGeneration(config, context);
   } catch (err) {
     await managed.stop();
     throw err;
   }
   // acme.js (acme-client with it) is loaded by the first configuration with an ACME site.
   if (!options.worker) await loadAcme(config);
-  const runtime = new GatewayRuntime(config, first, logger, options, managed, adminCredential);
+  const runtime = new GatewayRuntime(config, first, logger, options, managed, adminCredential, context);
   try {
     await runtime.listen();
   } catch (err) {
@@ -145,6 +154,7 @@ class GatewayRuntime implements RunningGateway {
     private readonly options: GatewayOptions,
     private readonly managed: ManagedBackends,
     adminCredential: AdminCredential | null,
+    private readonly context: ProcessContext,
   ) {
     this.#isWorker = options.worker !== undefined;
     this.#current = first;
@@ -320,7 +330,7 @@ class GatewayRuntime implements RunningGateway {
     // Registries whose spec is unchanged keep running; new ones start before the generation that uses them.
     await this.managed.start(nextConfig);
     if (!this.#isWorker) await loadAcme(nextConfig);
-    const next = await buildGeneration(nextConfig, this.logger, this.#current, this.managed.resolver(nextConfig));
+    const next = await buildGeneration(nextConfig, this.context);
     try {
       this.served.validate(next.certificates.certificates, next.sites.defaultSite.name);
     } catch (err) {

@@ -1,27 +1,32 @@
 // Everything the gateway derives from one configuration, built by ONE function for start and reload alike,
 // so a reload cannot build what a start would not: auth, sites, certificates, rate limits, the observer,
 // and the pipeline state that requests run on. A generation is built completely or not at all. Once a
-// reload replaces it, it is retired: requests that started on it finish on it, then what it holds open
-// (htpasswd watchers, Redis) is closed.
+// reload replaces it, it is retired: requests that started on it finish on it, then its stages close
+// (htpasswd watchers, hashing threads, health checks) and it gives back its leases on the process's
+// resources (process/resources.ts): counters, replica health, Redis connections, keep-alive agents. What a
+// newer generation built from the same settings also holds stays open, so a reload keeps counts, health and
+// warm connections, and starts afresh only what its new settings change.
 import type { ServerResponse } from "node:http";
 import { buildSecurity, type Security } from "./auth/build.js";
-import { createUploadAffinity, type UploadAffinity } from "./backends/affinity.js";
+import type { LoginCounters } from "./auth/logins.js";
+import { createUploadAffinity, type UploadAffinity, type UploadLimits } from "./backends/affinity.js";
 import { SiteLists } from "./backends/lists.js";
 import { ManagedCredentials } from "./backends/managed-auth.js";
-import { memoryAffinity } from "./cluster/shared.js";
 import { buildSiteUpstreams, isReplicated } from "./backends/upstream.js";
-import { siteBackends, type GatewayConfig } from "./config/schema.js";
+import { siteBackends, type GatewayConfig, type RedisConfig } from "./config/schema.js";
 import { createAccessLogger } from "./observe/access-log.js";
-import type { Logger } from "./observe/log.js";
-import { metrics } from "./observe/metrics.js";
 import { createRequestObserver } from "./observe/observer.js";
 import { createPipeline, type PipelineState, type RequestHandler } from "./pipeline.js";
+import type { ProcessContext } from "./process/context.js";
+import { LeaseSet } from "./process/resources.js";
 import { clientAddressResolver } from "./proxy/client-ip.js";
 import { DownloadLimits } from "./proxy/downloads.js";
 import { Forwarder } from "./proxy/forward.js";
 import { CatalogSearch } from "./registry/search.js";
-import { createRateLimitStage, type RateLimitStage } from "./ratelimit/stage.js";
-import { configuredBackend, SiteMap, type BackendResolver } from "./sites.js";
+import type { Limiter } from "./ratelimit/limiter.js";
+import type { CompiledLimit } from "./ratelimit/policy.js";
+import { createRateLimitStage, limitSettings, type RateLimitStage } from "./ratelimit/stage.js";
+import { SiteMap, type BackendResolver } from "./sites.js";
 import { loadSiteCertificates } from "./tls/store.js";
 
 export type LoadedCertificates = Awaited<ReturnType<typeof loadSiteCertificates>>;
@@ -39,19 +44,14 @@ export class Generation {
     /** As loaded when the generation was built; what is served afterwards is tls/served-certificates.ts's business. */
     readonly certificates: LoadedCertificates,
     readonly rateLimit: RateLimitStage | null,
-    /** Shared with the next generation when the forwarding timeouts stay the same (keeps the backend pools warm). */
+    /** The process's forwarder for these timeouts: shared with every generation with the same (warm backend sockets). */
     readonly forwarder: Forwarder,
-    /** Every generation using `forwarder` that may still have requests in flight; the last one out closes it. */
-    readonly forwarderUsers: Set<Generation>,
-    /** Shared with the next generation while `redis` stays the same: uploads in flight keep their replica. */
+    /** Where uploads live, shared with every generation using the same store: uploads in flight keep their replica. */
     readonly affinity: UploadAffinity,
-    readonly affinityUsers: Set<Generation>,
-    /** The Redis the affinity store uses; null: process (or cluster primary) memory. */
-    readonly affinityStore: GatewayConfig["redis"] | null,
     readonly pipeline: PipelineState,
+    /** What it holds of the process's resources; given back once its requests are done. */
+    private readonly leases: LeaseSet,
   ) {
-    forwarderUsers.add(this);
-    affinityUsers.add(this);
     // Bound to this generation: a request keeps it from its first stage to its last, whatever reloads meanwhile.
     this.handle = createPipeline(() => pipeline);
   }
@@ -80,76 +80,110 @@ export class Generation {
     await this.release();
   }
 
-  /** Stops the htpasswd watchers, the hashing threads, the health checks and the limiters' connections; idempotent. */
+  /** Stops the htpasswd watchers, the hashing threads and this generation's health checks; idempotent. */
   async closeStages(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const site of this.sites.sites) site.upstreams.stop();
-    await Promise.all([this.security.close(), this.rateLimit?.close()]);
+    await this.security.close();
   }
 
-  /** Once no request of this generation is in flight: closes what no newer generation shares. */
+  /** Once no request of this generation is in flight: gives back its resources; what no newer generation holds closes. */
   async release(): Promise<void> {
-    this.forwarderUsers.delete(this);
-    if (this.forwarderUsers.size === 0) this.forwarder.close();
-    this.affinityUsers.delete(this);
-    if (this.affinityUsers.size === 0) await this.affinity.close();
+    await this.leases.releaseAll();
   }
 }
 
 /**
- * Builds the generation for `config`. Auth first: a broken htpasswd file or signing key fails the build before
- * anything else is made. On any error, whatever was already opened is closed again and the error thrown.
+ * Builds the generation for `config` in `context`'s process. Auth first: a broken htpasswd file or signing key
+ * fails the build before anything else is made. On any error, whatever was already opened or leased is given
+ * back again and the error thrown.
  */
-export async function buildGeneration(
-  config: GatewayConfig,
-  logger: Logger,
-  previous: Generation | null = null,
-  /** Each backend's URL; managed backends resolve to their running registry (backends/managed.ts). */
-  backendFor: BackendResolver = configuredBackend,
-): Promise<Generation> {
-  const security = await buildSecurity(config, logger, config.metrics.enabled ? metrics : null);
-  let rateLimit: RateLimitStage | null = null;
+export async function buildGeneration(config: GatewayConfig, context: ProcessContext): Promise<Generation> {
+  const { logger, metrics } = context;
+  const leases = new LeaseSet(context.resources);
+  let security: Security | null = null;
   let sites: SiteMap | null = null;
   try {
-    const shared = previous && sameForwarding(previous.config, config);
-    const forwarder = shared ? previous.forwarder : new Forwarder({ idleTimeoutMs: config.timeouts.idle, keepAliveMs: config.timeouts.keepAlive, sendTimeoutMs: config.timeouts.send });
-    const forwarderUsers = shared ? previous.forwarderUsers : new Set<Generation>();
+    security = await buildSecurity(config, logger, metrics, () => loginCounters(config, context, leases));
+    const { idle, keepAlive, send } = config.timeouts;
+    const forwarder = leases.take("forwarder", { idle, keepAlive, send }, () => new Forwarder({ idleTimeoutMs: idle, keepAliveMs: keepAlive, sendTimeoutMs: send }));
     const agentFor = (url: URL) => forwarder.agentFor(url);
-    sites = new SiteMap(config, security.bySite, (name, site) => buildSiteUpstreams(name, site, { resolve: backendFor, agentFor, logger }));
+    const backendFor = context.backendsFor(config);
+    sites = new SiteMap(config, security.bySite, (name, site) => buildSiteUpstreams(name, site, { resolve: backendFor, agentFor, logger, resources: leases }));
     const certificates = await loadSiteCertificates(config);
-    const observer = createRequestObserver({
-      metrics: config.metrics.enabled ? metrics : null,
-      accessLog: config.log.access ? createAccessLogger(logger) : null,
-    });
-    rateLimit = await createRateLimitStage(config, sites.sites, logger, config.metrics.enabled ? metrics : null);
-    // Only replicas need to know where an upload lives; without them no Redis connection is opened for it.
-    const affinityStore = sites.sites.some((site) => site.upstreams.pools().some(isReplicated)) && config.redis ? config.redis : null;
-    const keepAffinity = previous && JSON.stringify(previous.affinityStore) === JSON.stringify(affinityStore);
-    const uploadLimits = { perUser: config.limits.uploadsPerUser, idleMs: config.timeouts.uploadIdle };
-    const affinity = keepAffinity ? previous.affinity : affinityStore ? await createUploadAffinity(affinityStore, logger, uploadLimits) : memoryAffinity(uploadLimits);
-    if (keepAffinity) affinity.configure(uploadLimits);
-    const affinityUsers = keepAffinity ? previous.affinityUsers : new Set<Generation>();
-    const clientAddress = clientAddressResolver(config.trustedProxies);
+    const observer = createRequestObserver({ metrics, accessLog: config.log.access ? createAccessLogger(logger) : null });
+    const rateLimit = await createRateLimitStage(sites.sites, metrics, (limit) => limitCounters(limit, config, context, leases));
+    const affinity = await uploadAffinity(config, sites, context, leases);
     const managed = security.managedAuth ? new ManagedCredentials(security.managedAuth, managedOrigins(config, backendFor)) : null;
     const lists = new SiteLists(agentFor, logger, managed, config.lists.cacheFor);
     const search = new CatalogSearch((site) => lists.repositories(site));
-    // The counts carry over from the previous generation: downloads in flight still hold what they hold.
-    const downloads = new DownloadLimits(config.limits, previous?.pipeline.downloads);
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads };
+    // The counts are the process's: downloads in flight on a replaced generation still hold what they hold.
+    const downloadCounts = leases.take("download-counts", {}, () => ({ counts: new DownloadLimits(config.limits), close() {} }));
+    const downloads = new DownloadLimits(config.limits, downloadCounts.counts);
+    const clientAddress = clientAddressResolver(config.trustedProxies);
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads, metrics };
     for (const site of sites.sites) site.upstreams.start();
-    return new Generation(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
+    return new Generation(config, security, sites, certificates, rateLimit, forwarder, affinity, pipeline, leases);
   } catch (err) {
     for (const site of sites?.sites ?? []) site.upstreams.stop();
-    await Promise.all([security.close(), rateLimit?.close()]);
+    await security?.close();
+    await leases.releaseAll();
     throw err;
   }
 }
 
 /**
+ * A limit's counter: with Redis the one connection every limit shares (keys name the limit), else the process's
+ * counts for exactly this limit, so a reload that changes it starts it afresh and one that keeps it keeps them.
+ */
+function limitCounters(limit: CompiledLimit, config: GatewayConfig, context: ProcessContext, leases: LeaseSet): Limiter | Promise<Limiter> {
+  if (config.redis) {
+    const redis = config.redis;
+    const onAvailability = (up: boolean) => context.metrics?.setRedisUp(up);
+    return leases.take("redis-rate-limits", redis, () => openRedisLimiter({ config: redis, logger: context.logger, onAvailability }));
+  }
+  const settings = limitSettings(limit);
+  return leases.take("limit-counters", settings, () => context.counters.limiter("limits", settings));
+}
+
+/**
+ * The failed-login counters: in Redis when configured (keys under `<keyPrefix>login:`), so every gateway counts
+ * the same failures, and always failOpen whatever `redis.failure` says for rate limits: while Redis is down
+ * failures are counted per process, rather than every login refused. Otherwise one count per budget and rule.
+ */
+async function loginCounters(config: GatewayConfig, context: ProcessContext, leases: LeaseSet): Promise<LoginCounters> {
+  if (config.redis) {
+    const redis: RedisConfig = { ...config.redis, keyPrefix: `${config.redis.keyPrefix}login:`, failure: "failOpen" };
+    return leases.take("redis-logins", redis, () => openRedisLimiter({ config: redis, logger: context.logger, counts: "failed-login counts" }));
+  }
+  const { networkPrefix } = config.logins;
+  return (scope, rule) => {
+    const settings = { scope, rule, networkPrefix: scope === "network" ? networkPrefix : undefined };
+    return leases.take("login-counters", settings, () => context.counters.limiter("logins", settings));
+  };
+}
+
+/** Loaded only when configured: ioredis alone adds ~18 MB to the resident size of every gateway. */
+async function openRedisLimiter(options: Parameters<typeof import("./ratelimit/redis.js").openRedisLimiter>[0]): Promise<Limiter> {
+  return (await import("./ratelimit/redis.js")).openRedisLimiter(options);
+}
+
+/** Only replicas need to know where an upload lives; without them no Redis connection is opened for it. */
+async function uploadAffinity(config: GatewayConfig, sites: SiteMap, context: ProcessContext, leases: LeaseSet): Promise<UploadAffinity> {
+  const redis = sites.sites.some((site) => site.upstreams.pools().some(isReplicated)) && config.redis ? config.redis : null;
+  const limits: UploadLimits = { perUser: config.limits.uploadsPerUser, idleMs: config.timeouts.uploadIdle };
+  const affinity = await leases.take("upload-affinity", { redis }, () =>
+    redis ? createUploadAffinity(redis, context.logger, limits) : context.counters.affinity(limits),
+  );
+  affinity.configure(limits);
+  return affinity;
+}
+
+/**
  * After a reload: the old generation's stages are closed once its requests are done, or after `graceMs` at the
- * latest (they are only used as a request starts, so a long upload does not need them). Its forwarder
- * carries those requests' bytes, so it is closed only once they end, and only if no newer generation uses it.
+ * latest (they are only used as a request starts, so a long upload does not need them). Its resources carry
+ * those requests' bytes and counts, so they are given back only once the requests end.
  */
 export async function retireGeneration(old: Generation, graceMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -167,8 +201,4 @@ export async function retireGeneration(old: Generation, graceMs: number): Promis
 /** Where the managed registries `config` names listen. */
 function managedOrigins(config: GatewayConfig, backendFor: BackendResolver): Set<string> {
   return new Set(config.sites.flatMap((site) => siteBackends(site).flatMap((backend) => (backend instanceof URL ? [] : [backendFor(backend).origin]))));
-}
-
-function sameForwarding(a: GatewayConfig, b: GatewayConfig): boolean {
-  return a.timeouts.idle === b.timeouts.idle && a.timeouts.keepAlive === b.timeouts.keepAlive && a.timeouts.send === b.timeouts.send;
 }

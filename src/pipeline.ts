@@ -63,6 +63,8 @@ export interface PipelineState {
   managed: ManagedCredentials | null;
   /** Concurrent blob and manifest GETs per client address and user (limits.downloadsPerClient / PerUser). */
   downloads: DownloadLimits;
+  /** The process's metrics; null when metrics are off. */
+  metrics: import("./observe/metrics.js").GatewayMetrics | null;
 }
 
 export interface RequestObserver {

@@ -3,21 +3,19 @@
 // file:line, and the request path only uses what is built.
 //
 // Password checks share, per configuration, one pool of hashing threads and one failed-login
-// throttle: its counters live in Redis when `redis` is configured (every gateway sees the same failures;
-// its own connection, keys under `<keyPrefix>login:`), in process memory otherwise.
+// throttle. Its counters are the caller's (generation.ts: in Redis when `redis` is configured, in process
+// memory otherwise, kept by the process across reloads); they are asked for only when a site checks passwords.
 import { readFile } from "node:fs/promises";
 import { loadManagedTrust } from "../backends/managed-auth.js";
 import { siteBackends } from "../config/helpers.js";
 import type { AccessRuleConfig, GatewayConfig, SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { memoryLimits } from "../cluster/shared.js";
-import { MemoryLimiter } from "../ratelimit/limiter.js";
 import { siteName } from "../sites.js";
 import { AccessPolicy } from "./access.js";
 import { BackendTokenMinter } from "./backend-token.js";
 import { HashPool, hashThreads } from "./hash-pool.js";
 import { HtpasswdError, HtpasswdUsers, parseHtpasswd } from "./htpasswd.js";
-import { LoginThrottle, type LoginEvents } from "./logins.js";
+import { LoginThrottle, type LoginCounters, type LoginEvents } from "./logins.js";
 import type { SigningKey } from "./signing-key.js";
 import { HtpasswdSiteAuth, TokenSiteAuth } from "./site-auth.js";
 import { DockerTokenEndpoint } from "./token-endpoint.js";
@@ -40,11 +38,17 @@ export interface Security {
   signingKey: SigningKey | null;
   /** Tokens for the managed registries (backends/managed-auth.ts); null when no site has one. */
   managedAuth: BackendAuth | null;
-  /** Stops watching htpasswd files, stops the hashing threads and closes the login throttle's Redis connection. */
+  /** Stops watching htpasswd files and stops the hashing threads. */
   close(): Promise<void>;
 }
 
-export async function buildSecurity(config: GatewayConfig, logger: Logger, events: LoginEvents | null = null): Promise<Security> {
+export async function buildSecurity(
+  config: GatewayConfig,
+  logger: Logger,
+  events: LoginEvents | null,
+  /** Where failed logins are counted. */
+  loginCounters: () => Promise<LoginCounters>,
+): Promise<Security> {
   const managed = config.sites.some((site) => siteBackends(site).some((backend) => !(backend instanceof URL)));
   const needsKey = config.sites.some((site) => site.auth.type === "token" || site.backendAuth.type === "token");
   // Loaded only when a site issues or sends tokens: jose and the key handling are not needed otherwise.
@@ -67,7 +71,7 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
   let throttle: LoginThrottle | null = null;
   const close = async () => {
     for (const users of files.values()) users.close();
-    await Promise.all([hashPool?.close(), throttle?.close()]);
+    await hashPool?.close();
   };
   const usersOf = async (file: string) => {
     let users = files.get(file);
@@ -81,7 +85,7 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
   const bySite: SiteSecurity[] = [];
   let managedAuth: BackendAuth | null = null;
   try {
-    if (passwords) throttle = await buildLoginThrottle(config, logger, events);
+    if (passwords) throttle = new LoginThrottle(await loginCounters(), config.logins, events);
     for (const site of config.sites) {
       const name = siteName(site);
       const issuer = issuerFor(name);
@@ -96,26 +100,6 @@ export async function buildSecurity(config: GatewayConfig, logger: Logger, event
     throw err;
   }
   return { bySite, signingKey, managedAuth, close };
-}
-
-/**
- * The failed-login counters: in Redis when configured, so every gateway counts the same failures, in
- * memory otherwise. Always failOpen, whatever `redis.failure` says for rate limits: while Redis is down
- * failures are counted per process, rather than every login refused.
- */
-async function buildLoginThrottle(config: GatewayConfig, logger: Logger, events: LoginEvents | null): Promise<LoginThrottle> {
-  if (!config.redis) return new LoginThrottle(memoryLimits("logins"), config.logins, events);
-  const memory = new MemoryLimiter();
-  // Loaded only when configured: ioredis alone adds ~18 MB to the resident size of every gateway.
-  const { RedisLimiter } = await import("../ratelimit/redis.js");
-  const redis = new RedisLimiter({
-    config: { ...config.redis, keyPrefix: `${config.redis.keyPrefix}login:`, failure: "failOpen" },
-    fallback: memory,
-    logger,
-    counts: "failed-login counts",
-  });
-  await redis.waitUntilReady(Math.max(1000, config.redis.commandTimeout * 4));
-  return new LoginThrottle(redis, config.logins, events, [memory]);
 }
 
 async function buildSiteAuth(

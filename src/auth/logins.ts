@@ -63,26 +63,37 @@ type ThrottleConfig = Pick<LoginsConfig, "maxFailures" | "per"> &
     refusalPauseMs?: number;
   };
 
-/** One per configuration: the failure counters (memory or Redis) and the rules, shared by every site. */
+/**
+ * Where failures are counted: one limiter for every budget (Redis: the keys never meet), or one per budget,
+ * asked for with its rule, so that a budget whose rule a reload changes starts afresh while the others keep
+ * their counts.
+ */
+export type LoginCounters = Limiter | ((scope: ThrottleScope, rule: LimitRule) => Limiter);
+
+/**
+ * One per configuration: the rules, shared by every site, over counters it does not own (memory or Redis,
+ * kept by the process across reloads, closed by whoever made them).
+ */
 export class LoginThrottle {
   /** Failures per user and address. */
   readonly rule: LimitRule;
   readonly addressRule: LimitRule | null;
   readonly networkRule: LimitRule | null;
   readonly refusalPauseMs: number;
+  private readonly limiters: Readonly<Partial<Record<ThrottleScope, Limiter>>>;
 
   constructor(
-    private readonly limiter: Limiter,
+    counters: LoginCounters,
     private readonly config: ThrottleConfig,
     private readonly events: LoginEvents | null = null,
-    /** Closed with the throttle (the Redis limiter's in-memory fallback). */
-    private readonly alsoClose: readonly Limiter[] = [],
   ) {
     const rule = (failures: number): LimitRule => ({ rate: failures, periodMs: config.per, burst: failures });
     this.rule = rule(config.maxFailures);
     this.refusalPauseMs = config.refusalPauseMs ?? REFUSAL_PAUSE_MS;
     this.addressRule = config.maxFailuresPerAddress ? rule(config.maxFailuresPerAddress) : null;
     this.networkRule = config.maxFailuresPerNetwork && config.networkPrefix ? rule(config.maxFailuresPerNetwork) : null;
+    const limiterFor = (scope: ThrottleScope, rule: LimitRule | null) => (rule === null ? undefined : typeof counters === "function" ? counters(scope, rule) : counters);
+    this.limiters = { user: limiterFor("user", this.rule), address: limiterFor("address", this.addressRule), network: limiterFor("network", this.networkRule) };
   }
 
   /** The password checks of one site against one htpasswd file. */
@@ -100,7 +111,7 @@ export class LoginThrottle {
     clientIp: string,
   ): Promise<{ allowed: true; suspect: boolean } | { allowed: false; scope: ThrottleScope; retryAfterSeconds: number }> {
     const buckets = this.buckets(site, user, clientIp);
-    const decisions = await Promise.allSettled(buckets.map(({ key, rule }) => this.limiter.allow(key, rule, 1)));
+    const decisions = await Promise.allSettled(buckets.map(({ scope, key, rule }) => this.limiters[scope]!.allow(key, rule, 1)));
     let refused: { scope: ThrottleScope; retryAfterSeconds: number } | undefined;
     let failure: unknown;
     decisions.forEach((decision, i) => {
@@ -136,9 +147,9 @@ export class LoginThrottle {
     for (const bucket of this.buckets(site, user, clientIp)) if (!onlyUser || bucket.scope === "user") this.give(bucket);
   }
 
-  private give({ key, rule }: { key: string; rule: LimitRule }): void {
+  private give({ scope, key, rule }: { scope: ThrottleScope; key: string; rule: LimitRule }): void {
     // Not awaited: the answer does not depend on it, and commands on one connection stay in order.
-    this.limiter.allow(key, rule, -1).catch(() => {});
+    this.limiters[scope]!.allow(key, rule, -1).catch(() => {});
   }
 
   private buckets(site: string, user: string, clientIp: string): { scope: ThrottleScope; key: string; rule: LimitRule }[] {
@@ -146,10 +157,6 @@ export class LoginThrottle {
     if (this.addressRule) buckets.push({ scope: "address", key: addressKey(clientIp), rule: this.addressRule });
     if (this.networkRule) buckets.push({ scope: "network", key: networkKey(clientIp, this.config.networkPrefix!), rule: this.networkRule });
     return buckets;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([this.limiter.close(), ...this.alsoClose.map((limiter) => limiter.close())]);
   }
 }
 

@@ -11,6 +11,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { Logger } from "../observe/log.js";
+import type { Lease, LeaseSet } from "../process/resources.js";
 
 /** What a backend's access log shows for the checks. */
 export const HEALTH_CHECK_USER_AGENT = "registry-gateway-health-check";
@@ -37,9 +38,19 @@ export interface PoolDeps {
   agentFor(url: URL): http.Agent;
   logger: Logger;
   onHealthChange?(pool: string, member: string, healthy: boolean): void;
+  /**
+   * Where replicas' state and health checks are kept: the process's resources (process/resources.ts), so a
+   * reload neither makes a dead replica healthy nor forgets the requests in flight, and one timer checks each
+   * replica however many generations use it. Without it, the pool keeps its own.
+   */
+  resources?: LeaseSet;
 }
 
-class Member implements PoolMember {
+/** Told when a replica's health changes: the pool whose check or request saw it logs it, with its name. */
+type HealthReport = (replica: ReplicaState, healthy: boolean, reason: string) => void;
+
+/** One replica's health and load, per origin and health-check settings, shared by every pool naming it. */
+export class ReplicaState {
   readonly origin: string;
   healthy = true;
   outstanding = 0;
@@ -47,15 +58,106 @@ class Member implements PoolMember {
   /** Consecutive check results in the direction that would change `healthy`. */
   failures = 0;
   successes = 0;
-  /** When the member was last ejected passively: a probe sent before that must not bring it back. */
+  /** When the replica was last ejected passively: a probe sent before that must not bring it back. */
   ejectedAt = -Infinity;
-  probe: http.ClientRequest | undefined;
 
   constructor(
     readonly url: URL,
     readonly probeAgent: http.Agent,
   ) {
     this.origin = url.origin;
+  }
+
+  record(error: string | null, health: HealthCheckOptions, report: HealthReport): void {
+    if (error === null) {
+      this.failures = 0;
+      this.successes++;
+      if (!this.healthy && this.successes >= health.healthyThreshold) this.setHealthy(true, "health check passed", report);
+    } else {
+      this.successes = 0;
+      this.failures++;
+      this.lastError = error;
+      if (this.healthy && this.failures >= health.unhealthyThreshold) this.setHealthy(false, error, report);
+    }
+  }
+
+  setHealthy(healthy: boolean, reason: string, report: HealthReport): void {
+    if (this.healthy === healthy) return;
+    this.healthy = healthy;
+    this.failures = 0;
+    this.successes = 0;
+    if (healthy) this.lastError = null;
+    report(this, healthy, reason);
+  }
+
+  /** Nothing held open: its probes are the checker's, its agent keeps no sockets. */
+  close(): void {}
+}
+
+/** A replica's active checks: GET /v2/ every intervalMs, the first round at once. Its timer is unref'd. */
+class HealthChecker {
+  private readonly timer: NodeJS.Timeout;
+  private probe: http.ClientRequest | undefined;
+
+  constructor(
+    private readonly replica: ReplicaState,
+    private readonly health: HealthCheckOptions,
+    private readonly report: HealthReport,
+  ) {
+    this.timer = setInterval(() => this.check(), health.intervalMs).unref();
+    this.check();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.probe?.destroy(new Error("health checks stopped"));
+    this.probe = undefined;
+  }
+
+  private check(): void {
+    // A probe still waiting (timeoutMs > intervalMs) is not doubled: it settles on its own timeout.
+    if (this.probe) return;
+    const replica = this.replica;
+    const sentAt = performance.now();
+    const settle = (error: string | null) => {
+      clearTimeout(timeout);
+      if (this.probe !== request) return; // stopped meanwhile
+      this.probe = undefined;
+      if (sentAt < replica.ejectedAt) return; // sent before a passive ejection: says nothing about now
+      replica.record(error, this.health, this.report);
+    };
+    const client = replica.url.protocol === "https:" ? https : http;
+    const request = client.get(new URL("/v2/", replica.url), { agent: replica.probeAgent, headers: { "user-agent": HEALTH_CHECK_USER_AGENT } }, (response) => {
+      response.resume();
+      const status = response.statusCode ?? 0;
+      // Anything below 500 is a registry answering: 401 (auth required) and even 404 mean it is up.
+      settle(status < 500 ? null : `GET /v2/ answered ${status}`);
+    });
+    // The whole exchange, connection included, must finish in timeoutMs (the socket timeout is per idle gap).
+    const timeout = setTimeout(() => request.destroy(new Error(`no answer within ${this.health.timeoutMs} ms`)), this.health.timeoutMs);
+    timeout.unref();
+    request.on("error", (err: NodeJS.ErrnoException) => settle(err.code ?? err.message));
+    this.probe = request;
+  }
+}
+
+/** A pool's view of a replica; what it reads is the shared state's. */
+class Member implements PoolMember {
+  constructor(readonly state: ReplicaState) {}
+  get url(): URL {
+    return this.state.url;
+  }
+  get origin(): string {
+    return this.state.origin;
+  }
+  get healthy(): boolean {
+    return this.state.healthy;
+  }
+  get outstanding(): number {
+    return this.state.outstanding;
+  }
+  get lastError(): string | null {
+    return this.state.lastError;
   }
 }
 
@@ -65,7 +167,8 @@ export class BackendPool {
   private readonly byOrigin = new Map<string, Member>();
   /** Where the next tie-break starts: one past the last member picked. */
   private cursor = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private checks: Lease<HealthChecker>[] | undefined;
+  private readonly report: HealthReport;
 
   constructor(
     readonly name: string,
@@ -74,11 +177,19 @@ export class BackendPool {
     private readonly deps: PoolDeps,
   ) {
     if (urls.length === 0) throw new Error(`backend pool ${name}: no members`);
-    this.all = urls.map((url) => new Member(url, probeAgentFor(url, deps.agentFor(url))));
-    for (const member of this.all) {
-      if (this.byOrigin.has(member.origin)) throw new Error(`backend pool ${name}: ${member.origin} is listed twice`);
-      this.byOrigin.set(member.origin, member);
+    this.report = (replica, healthy, reason) => {
+      const fields = { pool: name, backend: replica.origin, reason };
+      if (healthy) deps.logger.info(fields, "backend replica is healthy again");
+      else deps.logger.warn(fields, "backend replica is unhealthy: no new requests until it passes health checks");
+      deps.onHealthChange?.(name, replica.origin, healthy);
+    };
+    const origins = new Set<string>();
+    for (const url of urls) {
+      if (origins.has(url.origin)) throw new Error(`backend pool ${name}: ${url.origin} is listed twice`);
+      origins.add(url.origin);
     }
+    this.all = urls.map((url) => new Member(this.held("backend-replica", url, () => new ReplicaState(url, probeAgentFor(url, deps.agentFor(url)))).value));
+    for (const member of this.all) this.byOrigin.set(member.origin, member);
     this.members = this.all;
   }
 
@@ -101,13 +212,13 @@ export class BackendPool {
 
   /** Counts one request in flight on the member until the returned function is called (idempotent). */
   acquire(member: PoolMember): () => void {
-    const own = this.own(member);
-    own.outstanding++;
+    const state = this.own(member).state;
+    state.outstanding++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      own.outstanding--;
+      state.outstanding--;
     };
   }
 
@@ -117,32 +228,34 @@ export class BackendPool {
    * way. The active check brings it back after healthyThreshold successes.
    */
   reportConnectionFailure(member: PoolMember, reason: string): void {
-    const own = this.own(member);
-    own.ejectedAt = performance.now();
-    own.successes = 0;
-    own.lastError = reason;
-    this.setHealthy(own, false, reason);
+    const state = this.own(member).state;
+    state.ejectedAt = performance.now();
+    state.successes = 0;
+    state.lastError = reason;
+    state.setHealthy(false, reason, this.report);
   }
 
-  /** Starts active checks: every intervalMs, the first round now. Timers are unref'd. */
+  /** Starts active checks (one timer per replica in the process, shared with other pools checking it). */
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => this.checkAll(), this.health.intervalMs).unref();
-    this.checkAll();
+    if (this.checks) return;
+    this.checks = this.all.map(({ state }) => this.held("health-checks", state.url, () => new HealthChecker(state, this.health, this.report)));
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    for (const member of this.all) {
-      member.probe?.destroy(new Error("health checks stopped"));
-      member.probe = undefined;
-    }
+    for (const lease of this.checks ?? []) void lease.release();
+    this.checks = undefined;
   }
 
   /** For /readyz and metrics. */
   status(): { backend: string; healthy: boolean; outstanding: number; lastError: string | null }[] {
     return this.all.map((m) => ({ backend: m.origin, healthy: m.healthy, outstanding: m.outstanding, lastError: m.lastError }));
+  }
+
+  /** From the process's resources when there are some, else the pool's own. */
+  private held<T extends ReplicaState | HealthChecker>(kind: string, url: URL, create: () => T): Lease<T> {
+    if (this.deps.resources) return this.deps.resources.acquire(kind, { origin: url.origin, health: this.health }, create);
+    const value = create();
+    return { value, release: async () => value.close() };
   }
 
   /** Index of the least outstanding member passing `filter`, scanning from the cursor so ties rotate. */
@@ -160,64 +273,6 @@ export class BackendPool {
     const own = this.byOrigin.get(member.origin);
     if (!own) throw new Error(`backend pool ${this.name}: ${member.origin} is not a member`);
     return own;
-  }
-
-  private checkAll(): void {
-    for (const member of this.all) {
-      // A probe still waiting (timeoutMs > intervalMs) is not doubled: it settles on its own timeout.
-      if (!member.probe) this.check(member);
-    }
-  }
-
-  private check(member: Member): void {
-    const sentAt = performance.now();
-    const settle = (error: string | null) => {
-      clearTimeout(timeout);
-      if (member.probe !== request) return; // stopped meanwhile
-      member.probe = undefined;
-      if (sentAt < member.ejectedAt) return; // sent before a passive ejection: says nothing about now
-      this.record(member, error);
-    };
-    const client = member.url.protocol === "https:" ? https : http;
-    const request = client.get(new URL("/v2/", member.url), { agent: member.probeAgent, headers: { "user-agent": HEALTH_CHECK_USER_AGENT } }, (response) => {
-      response.resume();
-      const status = response.statusCode ?? 0;
-      // Anything below 500 is a registry answering: 401 (auth required) and even 404 mean it is up.
-      settle(status < 500 ? null : `GET /v2/ answered ${status}`);
-    });
-    // The whole exchange, connection included, must finish in timeoutMs (the socket timeout is per idle gap).
-    const timeout = setTimeout(() => request.destroy(new Error(`no answer within ${this.health.timeoutMs} ms`)), this.health.timeoutMs);
-    timeout.unref();
-    request.on("error", (err: NodeJS.ErrnoException) => settle(err.code ?? err.message));
-    member.probe = request;
-  }
-
-  private record(member: Member, error: string | null): void {
-    if (error === null) {
-      member.failures = 0;
-      member.successes++;
-      if (!member.healthy && member.successes >= this.health.healthyThreshold) this.setHealthy(member, true, "health check passed");
-    } else {
-      member.successes = 0;
-      member.failures++;
-      member.lastError = error;
-      if (member.healthy && member.failures >= this.health.unhealthyThreshold) this.setHealthy(member, false, error);
-    }
-  }
-
-  private setHealthy(member: Member, healthy: boolean, reason: string): void {
-    if (member.healthy === healthy) return;
-    member.healthy = healthy;
-    member.failures = 0;
-    member.successes = 0;
-    const fields = { pool: this.name, backend: member.origin, reason };
-    if (healthy) {
-      member.lastError = null;
-      this.deps.logger.info(fields, "backend replica is healthy again");
-    } else {
-      this.deps.logger.warn(fields, "backend replica is unhealthy: no new requests until it passes health checks");
-    }
-    this.deps.onHealthChange?.(this.name, member.origin, healthy);
   }
 }
 

@@ -5,6 +5,7 @@ import type http from "node:http";
 import { siteBackends, upstreamSpec, type PoolSpec, type UpstreamSpec } from "../config/helpers.js";
 import type { SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
+import type { LeaseSet } from "../process/resources.js";
 import type { BackendResolver } from "../sites.js";
 import { BackendPool } from "./pool.js";
 import { compileRepositoryPatterns, type RepositoryMatcher } from "../auth/glob.js";
@@ -36,6 +37,8 @@ export interface UpstreamDeps {
   agentFor(url: URL): http.Agent;
   logger: Logger;
   onHealthChange?(pool: string, member: string, healthy: boolean): void;
+  /** Where replicas' health and load are kept across reloads (pool.ts PoolDeps). */
+  resources?: LeaseSet;
 }
 
 export class SiteUpstreams {

@@ -10,7 +10,7 @@ import { createLogger, type Logger } from "../observe/log.js";
 import { metrics } from "../observe/metrics.js";
 import type { SiteCertificate } from "../tls/store.js";
 import { Rpc } from "./rpc.js";
-import { shareThroughPrimary } from "./shared.js";
+import { primaryCounters } from "./shared.js";
 
 export interface WorkerStart {
   worker: number;
@@ -47,7 +47,7 @@ export function runWorker(): void {
       logger = createLogger(config.log).child({ worker: start.worker });
       managed.update(start.managedUrls);
       metrics.setWorker(start.worker);
-      gateway = await startGateway(config, logger, { worker: { managed } });
+      gateway = await startGateway(config, logger, { worker: { managed, counters: primaryCounters(rpc) } });
       return { https: gateway.https, http: gateway.http, caFile: gateway.caFile };
     },
     prepare({ config, managedUrls }: WorkerPrepare) {
@@ -81,7 +81,6 @@ export function runWorker(): void {
       setTimeout(() => process.exit(0), 50);
     },
   });
-  shareThroughPrimary(rpc);
   process.on("message", (message) => rpc.receive(message));
   // Messages sent before this listener existed would be lost: the primary waits for this one first.
   process.send!({ rg: "hello" });

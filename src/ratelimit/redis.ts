@@ -11,7 +11,7 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { RedisConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { decisionOf, LimiterUnavailableError, type LimitDecision, type Limiter, type LimitRule } from "./limiter.js";
+import { decisionOf, LimiterUnavailableError, MemoryLimiter, type LimitDecision, type Limiter, type LimitRule } from "./limiter.js";
 
 /**
  * KEYS[1] the counter; ARGV[1] emission interval in ms (period / rate, may be fractional); ARGV[2] burst;
@@ -157,6 +157,22 @@ export class RedisLimiter implements Limiter {
     }
     this.options.onAvailability?.(up);
   }
+}
+
+/**
+ * A connected Redis limiter (or one that gave up waiting: it reconnects by itself) with an in-memory fallback
+ * of its own; closing it closes both.
+ */
+export async function openRedisLimiter(options: Omit<RedisLimiterOptions, "fallback">): Promise<Limiter> {
+  const fallback = new MemoryLimiter();
+  const redis = new RedisLimiter({ ...options, fallback });
+  await redis.waitUntilReady(Math.max(1000, options.config.commandTimeout * 4));
+  return {
+    allow: (key, rule, cost) => redis.allow(key, rule, cost),
+    close: async () => {
+      await Promise.all([redis.close(), fallback.close()]);
+    },
+  };
 }
 
 export function createClient(config: RedisConfig): Redis | Cluster {

@@ -2,12 +2,9 @@
 // or refused (429 with Retry-After). Built once per configuration; a request no limit counts costs one
 // map lookup and no await, a counted one costs one limiter call per matching limit, issued together
 // (one Redis round trip: ioredis pipelines calls made in the same tick into one write).
-import type { GatewayConfig } from "../config/schema.js";
-import type { Logger } from "../observe/log.js";
 import type { RegistryRoute } from "../registry/routes.js";
 import type { Site } from "../sites.js";
-import { memoryLimits } from "../cluster/shared.js";
-import { LimiterUnavailableError, MemoryLimiter, type LimitDecision, type Limiter } from "./limiter.js";
+import { LimiterUnavailableError, type LimitDecision, type Limiter } from "./limiter.js";
 import { compileSiteLimits, limitKey, requestClass, ruleFor, type CompiledLimit, type Requester, type SiteLimits } from "./policy.js";
 
 export type RateLimitVerdict =
@@ -22,12 +19,18 @@ export interface RateLimitEvents {
   setRedisUp(up: boolean): void;
 }
 
+/**
+ * Where a limit counts. Its counters are not the stage's: the process keeps them across reloads (the same
+ * limit keeps counting, a changed one starts afresh) and closes them.
+ */
+export type LimitCounters = (limit: CompiledLimit) => Limiter | Promise<Limiter>;
+
 export class RateLimitStage {
   constructor(
     private readonly limitsBySite: ReadonlyMap<Site, SiteLimits>,
-    private readonly limiter: Limiter,
+    /** Every compiled limit's counter. */
+    private readonly limiters: ReadonlyMap<CompiledLimit, Limiter>,
     private readonly events: RateLimitEvents | null,
-    private readonly fallback: Limiter | null = null,
   ) {}
 
   /** null when no limit of the site counts this request: nothing to wait for. */
@@ -43,7 +46,7 @@ export class RateLimitStage {
   private async decide(site: Site, limits: readonly CompiledLimit[], who: Requester): Promise<RateLimitVerdict> {
     let decisions: LimitDecision[];
     try {
-      decisions = await Promise.all(limits.map((limit) => this.limiter.allow(limitKey(limit, who), ruleFor(limit, who))));
+      decisions = await Promise.all(limits.map((limit) => this.limiters.get(limit)!.allow(limitKey(limit, who), ruleFor(limit, who))));
     } catch (err) {
       if (err instanceof LimiterUnavailableError) return { kind: "unavailable" };
       throw err;
@@ -66,10 +69,6 @@ export class RateLimitStage {
       message: `rate limit "${limit.name}" exceeded: ${decision.limit} per ${windowSeconds} s; retry in ${decision.retryAfterSeconds} s`,
     };
   }
-
-  async close(): Promise<void> {
-    await Promise.all([this.limiter.close(), this.fallback?.close()]);
-  }
 }
 
 /** The decision the response reports: a refusal over an admission, the longest wait, the fewest remaining. */
@@ -83,32 +82,22 @@ export function rateLimitHeaders(decision: Pick<LimitDecision, "limit" | "remain
   return ["RateLimit-Limit", `${decision.limit};w=${windowSeconds}`, "RateLimit-Remaining", `${decision.remaining};w=${windowSeconds}`];
 }
 
-/**
- * The stage for a configuration, or null when no site has limits (then Redis is not even connected).
- * With `redis` configured the counters are shared through it; without, they live in this process.
- */
-export async function createRateLimitStage(
-  config: Pick<GatewayConfig, "redis">,
-  sites: readonly Site[],
-  logger: Logger,
-  events: RateLimitEvents | null,
-): Promise<RateLimitStage | null> {
+/** The stage for `sites`, or null when no site has limits (then no counter is even asked for). */
+export async function createRateLimitStage(sites: readonly Site[], events: RateLimitEvents | null, countersFor: LimitCounters): Promise<RateLimitStage | null> {
   const limitsBySite = new Map<Site, SiteLimits>();
   for (const site of sites) {
     const compiled = compileSiteLimits(site.name, site.config.limits);
     if (compiled) limitsBySite.set(site, compiled);
   }
   if (limitsBySite.size === 0) return null;
-  if (!config.redis) return new RateLimitStage(limitsBySite, memoryLimits("limits"), events);
-  const memory = new MemoryLimiter();
-  // Loaded only when configured: ioredis alone adds ~18 MB to the resident size of every gateway.
-  const { RedisLimiter } = await import("./redis.js");
-  const redis = new RedisLimiter({
-    config: config.redis,
-    fallback: memory,
-    logger,
-    onAvailability: (up) => events?.setRedisUp(up),
-  });
-  await redis.waitUntilReady(Math.max(1000, config.redis.commandTimeout * 4));
-  return new RateLimitStage(limitsBySite, redis, events, memory);
+  const limiters = new Map<CompiledLimit, Limiter>();
+  for (const siteLimits of limitsBySite.values()) {
+    for (const limits of siteLimits.values()) for (const limit of limits) if (!limiters.has(limit)) limiters.set(limit, await countersFor(limit));
+  }
+  return new RateLimitStage(limitsBySite, limiters, events);
+}
+
+/** What a limit's counts depend on: a reload that changes any of it starts the limit afresh. */
+export function limitSettings(limit: CompiledLimit): unknown {
+  return { keyStem: limit.keyStem, keyBy: limit.keyBy, rule: limit.rule, overrides: limit.overrides };
 }

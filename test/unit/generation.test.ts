@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { gatewayConfig, type GatewayConfigInput } from "../../src/config/schema.js";
 import { buildGeneration, retireGeneration, type Generation } from "../../src/generation.js";
 import { createLogger } from "../../src/observe/log.js";
+import { createProcessContext } from "../../src/process/context.js";
 
 let dataDir: string;
 before(async () => {
@@ -19,7 +20,7 @@ after(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-const logger = createLogger({ level: "silent", format: "json" });
+const context = createProcessContext({ logger: createLogger({ level: "silent", format: "json" }) });
 const configWith = (extra: Partial<GatewayConfigInput> = {}) =>
   gatewayConfig.parse({ dataDir, metrics: { enabled: false }, sites: [{ hosts: ["hub.registry.test"], backend: "http://127.0.0.1:5001" }], ...extra });
 
@@ -41,8 +42,8 @@ function fakeResponse(): ServerResponse & EventEmitter {
 
 describe("retiring a replaced generation", () => {
   test("stages close after the grace time even with a request in flight; the forwarder once it is done", async () => {
-    const old = await buildGeneration(configWith(), logger);
-    const successor = await buildGeneration(configWith({ timeouts: { idle: "1m" } }), logger, old);
+    const old = await buildGeneration(configWith(), context);
+    const successor = await buildGeneration(configWith({ timeouts: { idle: "1m" } }), context);
     assert.notEqual(successor.forwarder, old.forwarder, "other timeouts: another forwarder");
     const closed: string[] = [];
     watchClosing(old, closed, "old");
@@ -60,8 +61,8 @@ describe("retiring a replaced generation", () => {
   });
 
   test("an idle generation closes at once; a forwarder taken over by the successor stays open", async () => {
-    const old = await buildGeneration(configWith(), logger);
-    const successor = await buildGeneration(configWith({ sites: [{ hosts: ["team.registry.test"], backend: "http://127.0.0.1:5002" }] }), logger, old);
+    const old = await buildGeneration(configWith(), context);
+    const successor = await buildGeneration(configWith({ sites: [{ hosts: ["team.registry.test"], backend: "http://127.0.0.1:5002" }] }), context);
     assert.equal(successor.forwarder, old.forwarder, "same timeouts: the backend pools are kept");
     const closed: string[] = [];
     watchClosing(old, closed, "shared");

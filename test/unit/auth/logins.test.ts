@@ -65,7 +65,7 @@ describe("failed-login throttle", () => {
       { maxFailures: options.maxFailures ?? 10, per: 60_000, ...options.budgets },
       { loginThrottled: (site) => throttled.push(site) },
     );
-    closers.push(pool, users, throttle);
+    closers.push(pool, users, limiter);
     const logins: SiteLogins = throttle.forSite("hub", users);
     return { pool, users, limiter, logins, throttled };
   }

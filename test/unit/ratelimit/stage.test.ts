@@ -2,14 +2,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { gatewayConfig } from "../../../src/config/schema.js";
-import { createLogger } from "../../../src/observe/log.js";
+import { MemoryLimiter } from "../../../src/ratelimit/limiter.js";
 import { createRateLimitStage, rateLimitHeaders, type RateLimitVerdict } from "../../../src/ratelimit/stage.js";
 import { SiteMap } from "../../../src/sites.js";
 import { routeOf } from "../../helpers/routes.js";
 
 const manifest = routeOf("GET", "/v2/app/manifests/v1");
 const patch = routeOf("PATCH", "/v2/app/blobs/uploads/uuid");
-const silent = createLogger({ level: "silent", format: "json" });
 
 async function stageFor(limits: unknown[]) {
   const config = gatewayConfig.parse({
@@ -20,10 +19,8 @@ async function stageFor(limits: unknown[]) {
   });
   const sites = new SiteMap(config);
   const refused: string[] = [];
-  const stage = await createRateLimitStage(config, sites.sites, silent, {
-    rateLimited: (site, limit) => refused.push(`${site}/${limit}`),
-    setRedisUp: () => {},
-  });
+  const events = { rateLimited: (site: string, limit: string) => refused.push(`${site}/${limit}`), setRedisUp: () => {} };
+  const stage = await createRateLimitStage(sites.sites, events, () => new MemoryLimiter());
   return { stage: stage!, hub: sites.sites[0]!, team: sites.sites[1]!, refused };
 }
 
@@ -36,7 +33,7 @@ describe("RateLimit headers", () => {
 describe("the rate-limit stage", () => {
   it("is absent when no site has limits", async () => {
     const config = gatewayConfig.parse({ sites: [{ hosts: ["a.test"], backend: "http://127.0.0.1:5001" }] });
-    assert.equal(await createRateLimitStage(config, new SiteMap(config).sites, silent, null), null);
+    assert.equal(await createRateLimitStage(new SiteMap(config).sites, null, () => new MemoryLimiter()), null);
   });
 
   it("admits with headers, then refuses with Retry-After and the same headers, and reports the refusal", async () => {
@@ -53,7 +50,6 @@ describe("the rate-limit stage", () => {
       "RateLimit-Remaining": "0;w=60",
     });
     assert.deepEqual(refused, ["hub.test/pulls"]);
-    await stage.close();
   });
 
   it("returns null (nothing to await) for uncounted requests and sites without limits", async () => {
@@ -61,7 +57,6 @@ describe("the rate-limit stage", () => {
     assert.equal(stage.check(hub, patch, "PATCH", { ip: "10.0.0.1" }), null);
     assert.equal(stage.check(team, manifest, "GET", { ip: "10.0.0.1" }), null);
     assert.notEqual(stage.check(hub, manifest, "HEAD", { ip: "10.0.0.1" }), null, "any counts HEADs");
-    await stage.close();
   });
 
   it("with several limits, refuses if one refuses and reports the tightest", async () => {
@@ -78,6 +73,5 @@ describe("the rate-limit stage", () => {
     assert.equal(fourth?.kind === "refused" && fourth.limit, "pulls");
     // Another user from the same address has their own counter.
     assert.equal((await stage.check(hub, manifest, "GET", { user: "bob", ip: "10.0.0.1" }))?.kind, "admitted");
-    await stage.close();
   });
 });
