@@ -5,6 +5,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, afterEach, describe, it } from "node:test";
 import { BackendPool, type HealthCheckOptions, type PoolMember } from "../../../src/backends/pool.js";
+import { LeaseSet, ResourcePool } from "../../../src/process/resources.js";
 import { freePort } from "../../helpers/ports.js";
 import { waitFor } from "../../helpers/process.js";
 import { capturingLogger } from "../../helpers/logs.js";
@@ -229,5 +230,56 @@ describe("BackendPool health", () => {
     const hits = watched.hits;
     await new Promise((resolve) => setTimeout(resolve, 150));
     assert.equal(watched.hits, hits);
+  });
+});
+
+describe("BackendPool state kept by the process across reloads", () => {
+  /** A pool as a generation builds it: its replicas' state leased from the process's resources. */
+  function generation(resources: ResourcePool, urls: URL[], health: HealthCheckOptions = FAST) {
+    const leases = new LeaseSet(resources);
+    const { logger } = capturingLogger();
+    const built = new BackendPool("registry", urls, health, { agentFor: () => agent, logger, resources: leases });
+    pools.push(built);
+    return { pool: built, retire: async () => (built.stop(), leases.releaseAll()) };
+  }
+
+  it("a replica ejected, and requests in flight, are still so in the next generation's pool; other health settings start afresh", async () => {
+    const resources = new ResourcePool();
+    const dead = await replica(500);
+    const old = generation(resources, [A, dead.url], { ...FAST, intervalMs: 60_000 });
+    old.pool.reportConnectionFailure(old.pool.member(dead.url.origin)!, "ECONNREFUSED");
+    const done = old.pool.acquire(old.pool.member(A.origin)!);
+    const next = generation(resources, [A, dead.url], { ...FAST, intervalMs: 60_000 });
+    await old.retire();
+    assert.equal(next.pool.member(dead.url.origin)!.healthy, false, "a reload does not make a dead replica healthy");
+    assert.equal(next.pool.member(A.origin)!.outstanding, 1, "nor forget a request still in flight");
+    done();
+    assert.equal(next.pool.member(A.origin)!.outstanding, 0);
+    const changed = generation(resources, [A, dead.url], { ...FAST, intervalMs: 50_000 });
+    assert.equal(changed.pool.member(dead.url.origin)!.healthy, true, "other health-check settings: checked afresh");
+    await Promise.all([next.retire(), changed.retire()]);
+    assert.equal(resources.size(), 0, "the last generation out gives everything back");
+  });
+
+  it("one health-check timer per replica however many generations check it, stopped with the last", async () => {
+    const resources = new ResourcePool();
+    const watched = await replica(200);
+    const health = { ...FAST, intervalMs: 40 };
+    const generations = [generation(resources, [watched.url], health), generation(resources, [watched.url], health), generation(resources, [watched.url], health)];
+    for (const { pool: p } of generations) p.start();
+    assert.equal(resources.size("health-checks"), 1);
+    const started = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const rounds = Math.floor((performance.now() - started) / health.intervalMs) + 1;
+    assert.ok(watched.hits <= rounds + 1, `${watched.hits} checks in ${rounds} intervals: one timer, not three`);
+    await generations[0]!.retire();
+    await generations[1]!.retire();
+    const hits = watched.hits;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.ok(watched.hits > hits, "the generation still in service keeps checking");
+    await generations[2]!.retire();
+    const last = watched.hits;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(watched.hits, last, "stopped with the last generation");
   });
 });
