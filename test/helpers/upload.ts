@@ -97,7 +97,8 @@ export function patchChunked(target: UploadTarget, location: string, options: Pa
         }
         // A counter in each block keeps the blob unique, so nothing upstream can deduplicate it.
         block.writeUInt32BE(counter++, 0);
-        const piece = block.subarray(0, Math.min(chunkSize, options.bytes - sent));
+        // A copy: a write may still be queued (before the connection is up) when the block changes for the next.
+        const piece = Buffer.from(block.subarray(0, Math.min(chunkSize, options.bytes - sent)));
         hash.update(piece);
         sent += piece.length;
         const more = req.write(piece);
