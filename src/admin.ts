@@ -12,9 +12,9 @@ import { isLoopback } from "./config/helpers.js";
 import { sendError, sendJson } from "./registry/errors.js";
 import { parseHostHeader } from "./sites.js";
 
+/** The data plane's view: listening, and every backend of every pool as its health checks see it. */
 export interface ReadinessSource {
-  listening(): boolean;
-  backends(): readonly { pool: string; url: URL; healthy: boolean; outstanding: number }[];
+  readiness(): Promise<{ listening: boolean; backends: readonly { pool: string; url: string; healthy: boolean; outstanding: number }[] }>;
 }
 
 export interface BackendProbe {
@@ -83,10 +83,9 @@ async function handleAdmin(
     case "/healthz":
       return sendJson(res, 200, { status: "ok" }, NO_STORE);
     case "/readyz": {
-      const members = readiness.backends();
-      const probes = await Promise.all(members.map((member) => probeBackend(member.url)));
+      const { listening, backends: members } = await readiness.readiness();
+      const probes = await Promise.all(members.map((member) => probeBackend(new URL(member.url))));
       const backends = members.map((member, index) => ({ pool: member.pool, ...probes[index]!, healthy: member.healthy, outstanding: member.outstanding }));
-      const listening = readiness.listening();
       const unserved = new Set(backends.map((b) => b.pool));
       for (const b of backends) if (b.reachable) unserved.delete(b.pool);
       const ready = listening && unserved.size === 0;
