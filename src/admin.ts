@@ -4,6 +4,7 @@
 // backend's entry also carries its pool's view (health checks, requests outstanding). /metrics is the
 // Prometheus text exposition, when metrics are enabled: these answer anyone who reaches the listener. POST
 // requests are admin actions (admin-actions.ts) and need the admin token (admin-token.ts).
+import { once } from "node:events";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
@@ -59,6 +60,16 @@ export function createAdminServer(
     server.emit("request", req, res);
   });
   return server;
+}
+
+/** Opens the admin listener (apart from listeners.ts: a cluster's primary loads none of the request path). */
+export async function listenAdmin(server: http.Server, address: { host: string; port: number }): Promise<void> {
+  server.listen(address.port, address.host);
+  try {
+    await once(server, "listening");
+  } catch (err) {
+    throw new Error(`cannot listen for admin on ${address.host}:${address.port}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+  }
 }
 
 /** localhost, 127.0.0.0/8, ::1 (with any port), or a configured name. */

@@ -10,13 +10,12 @@ import type http from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReloadOutcome } from "../admin-actions.js";
-import { createAdminServer } from "../admin.js";
+import { createAdminServer, listenAdmin } from "../admin.js";
 import { loadAdminToken } from "../admin-token.js";
 import { ManagedRegistries, type ManagedBackends, type ManagedOptions, type ManagedUrls } from "../backends/managed.js";
 import { siteBackends } from "../config/helpers.js";
 import { keysNeedingRestart } from "../config/restart-keys.js";
 import type { GatewayConfig } from "../config/schema.js";
-import { listen } from "../listeners.js";
 import type { Logger } from "../observe/log.js";
 import { defaultSiteName, siteName } from "../sites.js";
 import type { AcmeCertificates, AcmeManagerOptions } from "../tls/acme.js";
@@ -110,7 +109,7 @@ export class ControlPlane {
         credential,
       );
       this.#running = { addresses, admin, adminAddress: NO_ADDRESS, certificates, served, stopWatching: () => {} };
-      await listen(admin, config.admin.listen, "admin");
+      await listenAdmin(admin, config.admin.listen);
       this.#running.adminAddress = admin.address() as AddressInfo;
     } catch (err) {
       this.#running?.admin.close();

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { httpsCall, startClusterProcess, type ClusterProcess } from "../helpers/cluster.js";
 import { waitFor } from "../helpers/process.js";
+import { readyz as readyzAt, type ReadyBackend } from "../helpers/readiness.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
 import { patchChunked } from "../helpers/upload.js";
 
@@ -17,14 +18,6 @@ const HOST = "ready.registry.test";
 const POOL = "ready/main";
 const INTERVAL_MS = 500;
 const KiB = 1024;
-
-interface ReadyBackend {
-  pool: string;
-  backend: string;
-  reachable: boolean;
-  healthy: boolean;
-  outstanding: number;
-}
 
 interface Ready {
   status: number;
@@ -41,8 +34,8 @@ for (const workers of [1, 2]) {
 
     const readyz = async (): Promise<Ready> => {
       const sentAt = performance.now();
-      const res = await fetch(`http://127.0.0.1:${gateway.adminPort}/readyz`);
-      return { status: res.status, sentAt, backends: ((await res.json()) as { backends: ReadyBackend[] }).backends };
+      const { status, body } = await readyzAt(gateway.adminPort);
+      return { status, sentAt, backends: body.backends };
     };
     const entry = (ready: Ready, replica: Registry) => ready.backends.find((b) => b.backend === replica.url);
 
