@@ -197,7 +197,15 @@ export class FleetDataPlane implements DataPlane {
     const workers = this.#ready();
     const retired = workers.map((member) => new Promise<void>((resolve) => member.retiring.set(serial, resolve)));
     const commit: WorkerCommit = { keepAcmeHandOvers, serial };
-    await Promise.allSettled(workers.map((m) => m.rpc.call("commit", commit, CALL_TIMEOUT_MS)));
+    const calls = workers.map((member) =>
+      // A worker that did not take the commit (it died, or the call timed out) never reports a retirement:
+      // waiting for it would keep the replaced configuration's registries running for good.
+      member.rpc.call("commit", commit, CALL_TIMEOUT_MS).catch(() => {
+        member.retiring.get(serial)?.();
+        member.retiring.delete(serial);
+      }),
+    );
+    await Promise.all(calls);
     this.logger.info({ workers: workers.length }, "configuration reloaded in every worker");
     return { retired: Promise.all(retired).then(() => {}) };
   }
