@@ -219,27 +219,12 @@ export class FleetDataPlane implements DataPlane {
     void this.#broadcast("reloaded", { ok });
   }
 
-  /**
-   * Every worker's own view of its pools. A backend is healthy only if every worker that answered says
-   * so: each worker health-checks on its own, and one that cannot reach a replica sends it nothing, so the
-   * pool is degraded for the requests that worker takes. Outstanding requests are the sum over the workers.
-   * A worker that did not answer in time is left out; with none answering, the cluster is not listening.
-   */
+  /** Every worker's own view of its pools, aggregated (aggregateReadiness). */
   async readiness(): Promise<Readiness> {
     const answers = await this.#broadcast("readiness", {}, READINESS_TIMEOUT_MS);
     const views = answers.flatMap((answer) => (answer.status === "fulfilled" ? [answer.value as Readiness] : []));
-    const byBackend = new Map<string, BackendReadiness>();
-    for (const backend of views.flatMap((view) => view.backends)) {
-      const key = `${backend.pool}\n${backend.url}`;
-      const seen = byBackend.get(key);
-      if (!seen) byBackend.set(key, { ...backend });
-      else {
-        seen.healthy &&= backend.healthy;
-        seen.outstanding += backend.outstanding;
-      }
-    }
-    const listening = !this.#stopping && views.some((view) => view.listening);
-    return { listening, backends: [...byBackend.values()] };
+    const aggregated = aggregateReadiness(views);
+    return this.#stopping ? { ...aggregated, listening: false } : aggregated;
   }
 
   metrics(): WorkerMetrics {
@@ -277,4 +262,24 @@ export class FleetDataPlane implements DataPlane {
     await Promise.all(members.map((m) => (m.worker.isDead() ? undefined : once(m.worker, "exit"))));
     await this.#counters.close();
   }
+}
+
+/**
+ * The cluster's readiness from the views of the workers that answered. A backend is healthy only if every
+ * one of them says so: each worker health-checks on its own, and one that cannot reach a replica sends it
+ * nothing, so the pool is degraded for the requests that worker takes. Outstanding requests are the sum
+ * over the workers. With no worker answering, the cluster is not listening.
+ */
+export function aggregateReadiness(views: readonly Readiness[]): Readiness {
+  const byBackend = new Map<string, BackendReadiness>();
+  for (const backend of views.flatMap((view) => view.backends)) {
+    const key = `${backend.pool}\n${backend.url}`;
+    const seen = byBackend.get(key);
+    if (!seen) byBackend.set(key, { ...backend });
+    else {
+      seen.healthy &&= backend.healthy;
+      seen.outstanding += backend.outstanding;
+    }
+  }
+  return { listening: views.some((view) => view.listening), backends: [...byBackend.values()] };
 }
