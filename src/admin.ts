@@ -4,6 +4,7 @@
 // backend's entry also carries its pool's view (health checks, requests outstanding). /metrics is the
 // Prometheus text exposition, when metrics are enabled: these answer anyone who reaches the listener. POST
 // requests are admin actions (admin-actions.ts) and need the admin token (admin-token.ts).
+import { once } from "node:events";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
@@ -12,9 +13,9 @@ import { isLoopback } from "./config/helpers.js";
 import { sendError, sendJson } from "./registry/errors.js";
 import { parseHostHeader } from "./sites.js";
 
+/** The data plane's view: listening, and every backend of every pool as its health checks see it. */
 export interface ReadinessSource {
-  listening(): boolean;
-  backends(): readonly { pool: string; url: URL; healthy: boolean; outstanding: number }[];
+  readiness(): Promise<{ listening: boolean; backends: readonly { pool: string; url: string; healthy: boolean; outstanding: number }[] }>;
 }
 
 export interface BackendProbe {
@@ -61,6 +62,16 @@ export function createAdminServer(
   return server;
 }
 
+/** Opens the admin listener (apart from listeners.ts: a cluster's primary loads none of the request path). */
+export async function listenAdmin(server: http.Server, address: { host: string; port: number }): Promise<void> {
+  server.listen(address.port, address.host);
+  try {
+    await once(server, "listening");
+  } catch (err) {
+    throw new Error(`cannot listen for admin on ${address.host}:${address.port}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+  }
+}
+
 /** localhost, 127.0.0.0/8, ::1 (with any port), or a configured name. */
 export function isAdminHost(header: string | undefined, allowed: readonly string[]): boolean {
   const host = parseHostHeader(header ?? "");
@@ -83,10 +94,9 @@ async function handleAdmin(
     case "/healthz":
       return sendJson(res, 200, { status: "ok" }, NO_STORE);
     case "/readyz": {
-      const members = readiness.backends();
-      const probes = await Promise.all(members.map((member) => probeBackend(member.url)));
+      const { listening, backends: members } = await readiness.readiness();
+      const probes = await Promise.all(members.map((member) => probeBackend(new URL(member.url))));
       const backends = members.map((member, index) => ({ pool: member.pool, ...probes[index]!, healthy: member.healthy, outstanding: member.outstanding }));
-      const listening = readiness.listening();
       const unserved = new Set(backends.map((b) => b.pool));
       for (const b of backends) if (b.reachable) unserved.delete(b.pool);
       const ready = listening && unserved.size === 0;

@@ -34,37 +34,23 @@ program
     const { createLogger } = await import("./observe/log.js");
     const logger = createLogger(config.log);
     const workers = workerCount(config.workers);
-    if (workers > 1) {
-      const { runPrimary } = await import("./cluster/primary.js");
-      await runPrimary(config, { file, workers, logger }).catch((err: Error) => {
-        logger.fatal({ err: err.message }, "gateway did not start");
-        process.exit(1);
-      });
-      return;
-    }
-    tuneForTransfers();
-    const [{ startGateway }, { loadConfig }] = await Promise.all([import("./gateway.js"), import("./config/load.js")]);
-    let gateway;
+    // The primary of a cluster runs no request path: the heap settings are for the processes that do.
+    if (workers === 1) tuneForTransfers();
+    const [{ ControlPlane }, { loadConfig }, dataPlane] = await Promise.all([
+      import("./control/control-plane.js"),
+      import("./config/load.js"),
+      workers > 1
+        ? import("./cluster/fleet-data-plane.js").then(({ FleetDataPlane }) => new FleetDataPlane(workers, logger))
+        : import("./control/local-data-plane.js").then(({ LocalDataPlane }) => new LocalDataPlane(logger)),
+    ]);
+    const control = new ControlPlane(dataPlane, logger, { configSource: () => loadConfig(file) });
     try {
-      gateway = await startGateway(config, logger, { configSource: () => loadConfig(file) });
+      await control.start(config);
     } catch (err) {
       logger.fatal({ err: (err as Error).message }, "gateway did not start");
       process.exit(1);
     }
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, "signal received");
-      void gateway.shutdown(config.timeouts.drain).then(() => process.exit(0));
-    };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
-    // Re-reads the same file; the outcome (or every error, with the old configuration kept) is logged.
-    process.on("SIGHUP", () => {
-      logger.info({ signal: "SIGHUP", file }, "signal received: reloading the configuration");
-      void gateway.reload();
-    });
+    control.handleSignals();
   });
 
 registerReloadCommand(program, configOrExit);

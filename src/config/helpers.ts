@@ -84,7 +84,7 @@ export function deepFreeze<T>(value: T): Readonly<T> {
 const URL_KEY = "$url";
 
 /**
- * A validated configuration as JSON text, for a cluster worker (cluster/primary.ts hands it over): URL values
+ * A validated configuration as JSON text, for a cluster worker (cluster/fleet-data-plane.ts hands it over): URL values
  * (backends) are written as `{"$url": href}` and come back from decodeConfig as URL objects. The worker then
  * uses the configuration the primary validated without loading YAML or zod.
  */

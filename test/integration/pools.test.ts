@@ -17,6 +17,7 @@ import { gatewayRequest, startTestGateway, type GatewayResponse, type TestGatewa
 import { scrape, seriesKey, type Samples } from "../helpers/metrics.js";
 import { buildOciImage, OCI_MANIFEST, sha256Digest, type OciImage } from "../helpers/oci.js";
 import { formatRun, waitFor } from "../helpers/process.js";
+import { readyz as readyzAt, type ReadyAnswer } from "../helpers/readiness.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
 import { accessLog, startRegistry, type AccessLogLine, type Registry } from "../helpers/registry.js";
 import { finishUpload, type UploadTarget } from "../helpers/upload.js";
@@ -233,17 +234,8 @@ function pullLoop(gateway: Gw, image: OciImage, workers: number, userAgent: stri
 
 // ---------------------------------------------------------------- admin
 
-interface ReadyBackend {
-  pool: string;
-  backend: string;
-  reachable: boolean;
-  healthy: boolean;
-  outstanding: number;
-}
-
-async function readyz(gateway: TestGateway): Promise<{ status: number; body: { status: string; backends: ReadyBackend[] } }> {
-  const res = await fetch(`http://127.0.0.1:${gateway.admin.port}/readyz`);
-  return { status: res.status, body: (await res.json()) as { status: string; backends: ReadyBackend[] } };
+function readyz(gateway: TestGateway): Promise<ReadyAnswer> {
+  return readyzAt(gateway.admin.port);
 }
 
 function backendUp(samples: Samples, backend: string): number | undefined {
