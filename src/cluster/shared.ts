@@ -18,8 +18,6 @@ const CALL_TIMEOUT_MS = 2000;
 
 /** Where in-memory counts live: this process, or the cluster's primary. */
 export interface CounterStore {
-  /** "memory": this process's; "primary": the cluster primary's, over RPC. */
-  readonly where: "memory" | "primary";
   /** Counts of `namespace` (a kind of count) under `settings`: other settings, other counts. */
   limiter(namespace: string, settings: unknown): Limiter;
   /** Upload affinity without Redis. */
@@ -28,7 +26,6 @@ export interface CounterStore {
 
 /** Counts in this process's memory (a single process, or tests). */
 export const processCounters: CounterStore = {
-  where: "memory",
   limiter: () => new MemoryLimiter(),
   affinity: (limits) => new MemoryAffinity({ limits }),
 };
@@ -36,7 +33,6 @@ export const processCounters: CounterStore = {
 /** In a cluster worker: every count lives in the primary, which every worker asks. */
 export function primaryCounters(rpc: Rpc): CounterStore {
   return {
-    where: "primary",
     limiter: (namespace, settings) => new PrimaryLimiter(rpc, countScope(namespace, settings)),
     affinity: (limits) => new PrimaryAffinity(rpc, limits),
   };

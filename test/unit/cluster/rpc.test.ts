@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Rpc, RpcTimeoutError } from "../../../src/cluster/rpc.js";
-import { SharedCounters } from "../../../src/cluster/shared.js";
+import { primaryCounters, SharedCounters } from "../../../src/cluster/shared.js";
 
 /** Two ends joined like the IPC channel: what one sends, the other receives (asynchronously, as IPC does). */
 function pair(aHandlers: Record<string, (args: any) => unknown>, bHandlers: Record<string, (args: any) => unknown>) {
@@ -55,6 +55,20 @@ describe("cluster calls between primary and workers", () => {
     assert.equal(await workers[0]!.call("affinity.lookup", { key, limits }, 1000), "http://127.0.0.1:5001", "another user's forget");
     await workers[1]!.call("affinity.forget", { key }, 1000);
     assert.equal(await workers[0]!.call("affinity.lookup", { key, limits }, 1000), null);
+    await counters.close();
+  });
+
+  it("the primary keeps a worker's counts under the settings the worker names: the same settings keep them, others start afresh", async () => {
+    const counters = new SharedCounters();
+    const [first, second] = [primaryCounters(pair({}, counters.handlers()).a), primaryCounters(pair({}, counters.handlers()).a)];
+    const rule = { rate: 1, periodMs: 60_000, burst: 1 };
+    const settings = { keyStem: "hub:pulls:", rule };
+    assert.equal((await first.limiter("limits", settings).allow("hub:pulls:ip:10.0.0.1", rule)).allowed, true);
+    const reloaded = second.limiter("limits", { rule, keyStem: "hub:pulls:" });
+    assert.equal((await reloaded.allow("hub:pulls:ip:10.0.0.1", rule)).allowed, false, "the same settings, from another worker or a reload: the same count");
+    const changed = { rate: 2, periodMs: 60_000, burst: 2 };
+    assert.equal((await second.limiter("limits", { keyStem: "hub:pulls:", rule: changed }).allow("hub:pulls:ip:10.0.0.1", changed)).allowed, true, "a changed rule: afresh");
+    assert.equal((await second.limiter("logins", settings).allow("hub:pulls:ip:10.0.0.1", rule)).allowed, true, "another kind of count: apart");
     await counters.close();
   });
 });
