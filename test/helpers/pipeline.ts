@@ -11,6 +11,7 @@ import { buildSecurity, type Security } from "../../src/auth/build.js";
 import { SiteLists } from "../../src/backends/lists.js";
 import { memoryAffinity } from "../../src/cluster/shared.js";
 import { gatewayConfig, type GatewayConfigInput } from "../../src/config/schema.js";
+import type { Handler } from "../../src/endpoints/handler.js";
 import { ROUTE_TABLE, type RouteTable } from "../../src/endpoints/table.js";
 import { createLogger } from "../../src/observe/log.js";
 import { createPipeline, type PipelineState } from "../../src/pipeline.js";
@@ -97,11 +98,11 @@ export function recordingRoutes(calls: string[], hold?: () => Promise<void>): Ro
     kind,
     {
       authentication: endpoint.authentication,
-      handler: async (ctx: { res: Parameters<typeof sendJson>[0] }) => {
+      handler: (async (ctx) => {
         calls.push(kind);
         if (hold) await hold();
         sendJson(ctx.res, 200, { handled: kind });
-      },
+      }) satisfies Handler,
     },
   ]);
   return Object.fromEntries(entries) as RouteTable;
