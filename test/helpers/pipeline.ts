@@ -4,7 +4,7 @@
 // and with a recording route table, which handler ran.
 import https from "node:https";
 import { mkdtemp, rm } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildSecurity, type Security } from "../../src/auth/build.js";
@@ -16,6 +16,7 @@ import { ROUTE_TABLE, type RouteTable } from "../../src/endpoints/table.js";
 import { createLogger } from "../../src/observe/log.js";
 import { createPipeline, type PipelineState } from "../../src/pipeline.js";
 import { clientAddressResolver } from "../../src/proxy/client-ip.js";
+import { ConnectionLimits } from "../../src/proxy/connections.js";
 import { DownloadLimits } from "../../src/proxy/downloads.js";
 import { Forwarder } from "../../src/proxy/forward.js";
 import { sendJson } from "../../src/registry/errors.js";
@@ -35,6 +36,8 @@ export interface PipelineHarness {
   observed: FinishedRequest[];
   /** `site reason` of every auth failure the request path reported. */
   authFailures: string[];
+  /** Tracks the listener's connections as the gateway's listeners do; no cap until configured. */
+  connections: ConnectionLimits;
   request(host: string, options: GatewayRequest): Promise<GatewayResponse>;
   close(): Promise<void>;
 }
@@ -79,10 +82,12 @@ export async function startPipeline(input: PipelineConfig, routes: RouteTable = 
     const ca = await loadOrCreateCa(dataDir, 30);
     const leaf = await issueLeaf(ca, config.sites.flatMap((site) => site.hosts), 30);
     server = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, createPipeline(() => state, routes));
+    const connections = new ConnectionLimits(Infinity, Infinity);
+    server.on("connection", (socket: Socket) => connections.track(socket));
     const listening = server;
     await new Promise<void>((resolve) => listening.listen(0, "127.0.0.1", resolve));
     const port = (listening.address() as AddressInfo).port;
-    return { state, port, caPem: ca.certPem, observed, authFailures, request: (host, options) => gatewayRequest(port, ca.certPem, host, options), close };
+    return { state, port, caPem: ca.certPem, observed, authFailures, connections, request: (host, options) => gatewayRequest(port, ca.certPem, host, options), close };
   } catch (err) {
     await close();
     throw err;

@@ -110,6 +110,18 @@ describe("request pipeline", () => {
   });
 
   describe("refusals, each in its stage", () => {
+    it("connection: over the gateway's connection cap → 503, and the connection is closed", async () => {
+      pipeline.connections.configure(0, Infinity);
+      try {
+        const res = await pipeline.request(OPEN, { path: "/v2/" });
+        await refused(Promise.resolve(res), 503, "UNAVAILABLE");
+        assert.equal(res.headers.connection, "close");
+        assert.equal(res.headers["retry-after"], "1");
+      } finally {
+        pipeline.connections.configure(Infinity, Infinity);
+      }
+    });
+
     it("framing: a repeated Host header", async () => {
       const exchange = await raw(`GET /v2/ HTTP/1.1\r\nHost: ${OPEN}\r\nHost: ${OPEN}\r\n\r\n`);
       assert.equal(exchange.responses[0]?.status, 400);
