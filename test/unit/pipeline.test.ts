@@ -191,6 +191,18 @@ describe("request pipeline", () => {
       assert.deepEqual(pipeline.authFailures.slice(before), ["auth missing_credentials"]);
     });
 
+    it("identify (docker search): anyone reaches the handler, bad credentials do not", async () => {
+      assert.equal((await pipeline.request(AUTH, { path: "/v1/search?q=app" })).status, 200);
+      assert.equal((await pipeline.request(AUTH, { path: "/v1/search?q=app", headers: ALICE })).status, 200);
+      assert.equal(lastObserved().user, "alice", "the handler is told who asked");
+      assert.deepEqual(calls, ["search", "search"]);
+      await pipeline.request(AUTH, { path: "/v1/search?q=app", headers: { authorization: basic("alice", "wrong") } }).then((res) => {
+        assert.equal(res.status, 401);
+        assert.equal(res.json().errors[0].code, "UNAUTHORIZED");
+      });
+      assert.deepEqual(calls, ["search", "search"]);
+    });
+
     it("authorize: credentials without the access → 403", async () => {
       await refused(pipeline.request(AUTH, { path: "/v2/other/app/manifests/v1", headers: ALICE }), 403, "DENIED");
       assert.equal(lastObserved().user, "alice");
