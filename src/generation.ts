@@ -136,7 +136,7 @@ export async function buildGeneration(
     const search = new CatalogSearch((site) => lists.repositories(site));
     // The counts carry over from the previous generation: downloads in flight still hold what they hold.
     const downloads = new DownloadLimits(config.limits, previous?.pipeline.downloads);
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads };
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads, metrics };
     for (const site of sites.sites) site.upstreams.start();
     return new Generation(config, security, sites, certificates, rateLimit, forwarder, forwarderUsers, affinity, affinityUsers, affinityStore, pipeline);
   } catch (err) {
