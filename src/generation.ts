@@ -21,7 +21,8 @@ import { DownloadLimits } from "./proxy/downloads.js";
 import { Forwarder } from "./proxy/forward.js";
 import { CatalogSearch } from "./registry/search.js";
 import { createRateLimitStage, type RateLimitStage } from "./ratelimit/stage.js";
-import { configuredBackend, SiteMap, type BackendResolver } from "./sites.js";
+import { configuredBackend, type BackendResolver } from "./backends/resolve.js";
+import { SiteMap } from "./sites.js";
 import { loadSiteCertificates } from "./tls/store.js";
 
 export type LoadedCertificates = Awaited<ReturnType<typeof loadSiteCertificates>>;

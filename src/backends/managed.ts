@@ -33,7 +33,8 @@ import { probeBackend } from "../admin.js";
 import { managedStorage, namedBackends, siteBackends } from "../config/helpers.js";
 import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
+import { siteName } from "../config/site-names.js";
+import { configuredBackend, type BackendResolver } from "./resolve.js";
 import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, MANAGED_SERVICE, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
 
 export interface ManagedOptions {

@@ -26,7 +26,7 @@ import { keysNeedingRestart } from "../config/restart-keys.js";
 import { encodeConfig, siteBackends } from "../config/helpers.js";
 import type { GatewayConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { siteName } from "../sites.js";
+import { defaultSiteName, siteName } from "../config/site-names.js";
 import type { AcmeManager } from "../tls/acme.js";
 import { acmeSites, loadAcme } from "../tls/acme-sites.js";
 import { AcmeChallengeResponder } from "../tls/acme-challenges.js";
@@ -70,7 +70,7 @@ export async function runPrimary(initial: GatewayConfig, { file, workers: count,
 
   // The certificates as the workers serve them, kept here too: rotation and ACME change them here first.
   const loaded = await loadSiteCertificates(config);
-  const defaultSite = () => siteName(config.sites.find((s) => s.default) ?? config.sites[0]!);
+  const defaultSite = () => defaultSiteName(config);
   const store = new CertificateStore(loaded.certificates, defaultSite(), config.tls.minVersion);
   const served = new ServedCertificates(store, loaded.certificates, defaultSite(), acmeSiteNames(config));
   const acmeCertificates = new Map<string, { site: string; certPem: string; keyPem: string }>();

@@ -1,7 +1,7 @@
 // Which sites use ACME. Apart from acme.ts so that a gateway without ACME sites never loads acme-client
 // (and the axios, node-forge, … behind it): about 10 MB of RSS.
 import type { GatewayConfig } from "../config/schema.js";
-import { siteName } from "../sites.js";
+import { siteName } from "../config/site-names.js";
 import type { AcmeSite } from "./acme-orderer.js";
 
 export function acmeSites(config: GatewayConfig): AcmeSite[] {
