@@ -8,7 +8,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
 import type { AdminCredential } from "./admin-token.js";
-import { isLoopback } from "./config/helpers.js";
+import { isLoopback } from "./config/rules.js";
 import { sendError, sendJson } from "./registry/errors.js";
 import { parseHostHeader } from "./sites.js";
 

@@ -30,12 +30,14 @@ import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs
 import { createServer } from "node:net";
 import path from "node:path";
 import { probeBackend } from "../admin.js";
-import { managedStorage, namedBackends, siteBackends } from "../config/helpers.js";
+import { siteBackends } from "../config/helpers.js";
+import { managedStorage, namedBackends } from "../config/rules.js";
 import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { siteName } from "../config/site-names.js";
 import { configuredBackend, type BackendResolver } from "./resolve.js";
-import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, MANAGED_SERVICE, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
+import { MANAGED_SERVICE } from "../config/rules.js";
+import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
 
 export interface ManagedOptions {
   /** How long a (re)started registry may take to answer GET /v2/ with 200. Default: 15 s. */

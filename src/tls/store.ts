@@ -6,7 +6,7 @@ import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as tls from "node:tls";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
-import { isLoopback } from "../config/helpers.js";
+import { isLoopback } from "../config/rules.js";
 import { keyPairProblem, loadOrCreateCa, loadOrIssueLeaf, subjectAltNames, type LocalCa } from "./selfsigned.js";
 import { readStoredCertificate } from "./acme-storage.js";
 import { HostMatcher } from "../config/host-matcher.js";
