@@ -29,7 +29,7 @@ import { constants } from "node:fs";
 import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
-import { probeBackend } from "../admin.js";
+import { probeBackend } from "./probe.js";
 import { siteBackends } from "../config/helpers.js";
 import { managedStorage, namedBackends } from "../config/rules.js";
 import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
