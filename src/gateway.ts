@@ -20,7 +20,7 @@ import { createHttpsListener, createPlainHttpListener, listen, type HttpsListene
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
 import type { AcmeCertificates, AcmeManagerOptions } from "./tls/acme.js";
-import { acmeSites, loadAcme } from "./tls/acme-sites.js";
+import { acmeSiteNames, acmeSites, loadAcme } from "./tls/acme-sites.js";
 import { AcmeChallengeResponder } from "./tls/acme-challenges.js";
 import { watchCertificateExpiry } from "./tls/expiry.js";
 import { rotateServedCertificates, type RotationOutcome } from "./tls/rotation.js";
@@ -454,10 +454,6 @@ const NO_ADDRESS: AddressInfo = { address: "", family: "", port: 0 };
 
 function noConfigSource(): Promise<GatewayConfig> {
   return Promise.reject(new Error("this gateway was started without a configuration file to re-read"));
-}
-
-function acmeSiteNames(config: GatewayConfig): ReadonlySet<string> {
-  return new Set(acmeSites(config).map((site) => site.name));
 }
 
 /** Everything the ACME manager is built from: when it changes, a reload replaces the manager. */

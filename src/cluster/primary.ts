@@ -28,7 +28,7 @@ import type { GatewayConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { defaultSiteName, siteName } from "../config/site-names.js";
 import type { AcmeManager } from "../tls/acme.js";
-import { acmeSites, loadAcme } from "../tls/acme-sites.js";
+import { acmeSiteNames, acmeSites, loadAcme } from "../tls/acme-sites.js";
 import { AcmeChallengeResponder } from "../tls/acme-challenges.js";
 import { rotateServedCertificates, type RotationOutcome } from "../tls/rotation.js";
 import { ServedCertificates } from "../tls/served-certificates.js";
@@ -380,10 +380,6 @@ class BroadcastingResponder extends AcmeChallengeResponder {
     else this.#pending.set(key, change);
     this.#lastAnnounced = this.announce(change);
   }
-}
-
-function acmeSiteNames(config: GatewayConfig): ReadonlySet<string> {
-  return new Set(acmeSites(config).map((site) => site.name));
 }
 
 export type { SiteCertificate };

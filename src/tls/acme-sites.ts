@@ -8,6 +8,11 @@ export function acmeSites(config: GatewayConfig): AcmeSite[] {
   return config.sites.flatMap((site) => (site.tls.source === "acme" ? [{ name: siteName(site), hosts: [...site.hosts], tls: site.tls }] : []));
 }
 
+/** The names of the sites whose certificates come from ACME. */
+export function acmeSiteNames(config: GatewayConfig): ReadonlySet<string> {
+  return new Set(acmeSites(config).map((site) => site.name));
+}
+
 let acmeModule: typeof import("./acme.js") | null = null;
 
 /** Loads acme.js once a configuration has an ACME site; createAcmeManager is then at loadAcme.loaded(). */
