@@ -43,7 +43,7 @@ run() {
 counts() { { grep -aE '^ℹ (tests|pass|fail|cancelled|skipped|todo) [0-9]+$' "${1:--}" || true; } | sed 's/^ℹ //'; }
 
 if $unit_only; then
-  run "unit tests" "$shipped" --test-concurrency="$(nproc)" "${unit[@]}" "$@"
+  run "unit tests" "$shipped" --test-concurrency="$("$shipped" -p "os.availableParallelism()")" "${unit[@]}" "$@"
 else
   run "every test" "$shipped" "${unit[@]}" "${integration[@]}" "$@"
   minimum=$(bash scripts/node-for.sh minimum)
