@@ -12,7 +12,7 @@ import type { AccessRuleConfig, GatewayConfig, SiteConfig } from "../config/sche
 import type { Logger } from "../observe/log.js";
 import { memoryLimits } from "../cluster/shared.js";
 import { MemoryLimiter } from "../ratelimit/limiter.js";
-import { siteName } from "../sites.js";
+import { siteName } from "../config/site-names.js";
 import { AccessPolicy } from "./access.js";
 import { BackendTokenMinter } from "./backend-token.js";
 import { HashPool, hashThreads } from "./hash-pool.js";

@@ -29,12 +29,15 @@ import { constants } from "node:fs";
 import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
-import { probeBackend } from "../admin.js";
-import { managedStorage, namedBackends, siteBackends } from "../config/helpers.js";
+import { probeBackend } from "./probe.js";
+import { siteBackends } from "../config/helpers.js";
+import { managedStorage, namedBackends } from "../config/rules.js";
 import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
-import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, MANAGED_SERVICE, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
+import { siteName } from "../config/site-names.js";
+import { configuredBackend, type BackendResolver } from "./resolve.js";
+import { MANAGED_SERVICE } from "../config/rules.js";
+import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
 
 export interface ManagedOptions {
   /** How long a (re)started registry may take to answer GET /v2/ with 200. Default: 15 s. */

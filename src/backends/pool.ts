@@ -11,6 +11,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { Logger } from "../observe/log.js";
+import { probeRegistry } from "./probe.js";
 
 /** What a backend's access log shows for the checks. */
 export const HEALTH_CHECK_USER_AGENT = "registry-gateway-health-check";
@@ -171,24 +172,15 @@ export class BackendPool {
 
   private check(member: Member): void {
     const sentAt = performance.now();
-    const settle = (error: string | null) => {
-      clearTimeout(timeout);
+    const probe = { timeoutMs: this.health.timeoutMs, agent: member.probeAgent, headers: { "user-agent": HEALTH_CHECK_USER_AGENT } };
+    const request = probeRegistry(member.url, probe, (outcome) => {
       if (member.probe !== request) return; // stopped meanwhile
       member.probe = undefined;
       if (sentAt < member.ejectedAt) return; // sent before a passive ejection: says nothing about now
-      this.record(member, error);
-    };
-    const client = member.url.protocol === "https:" ? https : http;
-    const request = client.get(new URL("/v2/", member.url), { agent: member.probeAgent, headers: { "user-agent": HEALTH_CHECK_USER_AGENT } }, (response) => {
-      response.resume();
-      const status = response.statusCode ?? 0;
       // Anything below 500 is a registry answering: 401 (auth required) and even 404 mean it is up.
-      settle(status < 500 ? null : `GET /v2/ answered ${status}`);
+      if (!outcome.reachable) this.record(member, outcome.error);
+      else this.record(member, outcome.status < 500 ? null : `GET /v2/ answered ${outcome.status}`);
     });
-    // The whole exchange, connection included, must finish in timeoutMs (the socket timeout is per idle gap).
-    const timeout = setTimeout(() => request.destroy(new Error(`no answer within ${this.health.timeoutMs} ms`)), this.health.timeoutMs);
-    timeout.unref();
-    request.on("error", (err: NodeJS.ErrnoException) => settle(err.code ?? err.message));
     member.probe = request;
   }
 

@@ -5,7 +5,7 @@ import type http from "node:http";
 import { siteBackends, upstreamSpec, type PoolSpec, type UpstreamSpec } from "../config/helpers.js";
 import type { SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import type { BackendResolver } from "../sites.js";
+import type { BackendResolver } from "./resolve.js";
 import { BackendPool } from "./pool.js";
 import { compileRepositoryPatterns, type RepositoryMatcher } from "../auth/glob.js";
 

@@ -15,7 +15,7 @@ import { buildGeneration, retireGeneration, type Generation } from "../generatio
 import { createHttpsListener, createPlainHttpListener, listen, type HttpsListener, type PlainHttpListener } from "../listeners.js";
 import type { Logger } from "../observe/log.js";
 import { metrics } from "../observe/metrics.js";
-import { acmeSites } from "../tls/acme-sites.js";
+import { acmeSiteNames, acmeSites } from "../tls/acme-sites.js";
 import { AcmeChallengeResponder } from "../tls/acme-challenges.js";
 import { ServedCertificates } from "../tls/served-certificates.js";
 import { CertificateStore, type SiteCertificate } from "../tls/store.js";
@@ -244,9 +244,6 @@ export class LocalDataPlane implements DataPlane {
   }
 }
 
-function acmeSiteNames(config: GatewayConfig): ReadonlySet<string> {
-  return new Set(acmeSites(config).map((site) => site.name));
-}
 
 function applyChallenge(responder: AcmeChallengeResponder, change: ChallengeChange): void {
   if (change.kind === "http") {

@@ -1,5 +1,5 @@
-// Blob and manifest GETs to plain-HTTP backends, relayed socket to socket without Node's HTTP client (issue
-// #10). Blob pulls are most of a registry's bytes, and Node's client copies every body chunk out of its
+// Blob and manifest GETs to plain-HTTP backends, relayed socket to socket without Node's HTTP client.
+// Blob pulls are most of a registry's bytes, and Node's client copies every body chunk out of its
 // parser into a new buffer, allocates another 64 KiB buffer for every socket read, and runs the stream
 // machinery (pause, drain, resume) per chunk; manifest GETs are most of its requests, and http-proxy-3 plus
 // Node's client cost about a third of the gateway's CPU per request. Here the backend socket reads into one
