@@ -271,7 +271,7 @@ export function createPipeline(currentState: () => PipelineState): RequestHandle
       const dispatched = await dispatch(
         upstream,
         { req, res, method: ctx.method, route, edge, body: form.body, hasBody: framing.hasBody, site: site.name, user: ctx.principal?.name, invite },
-        { forwarder: state.forwarder, affinity: state.affinity },
+        { forwarder: state.forwarder, affinity: state.affinity, metrics },
       );
       if (dispatched.ok) ctx.outcome = dispatched.outcome;
       else refuse(dispatched.kind, dispatched.message);
