@@ -73,7 +73,7 @@ for (const [engine, pull] of [
       assert.equal(backend.received.length, 1, "the backend got the request");
     });
 
-    it("a backend that dies mid-body cuts the client's response", async () => {
+    it("a backend that dies mid-body cuts the client's response", { timeout: 5000 }, async () => {
       const backend = await tcpBackend((socket) => {
         socket.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
         setTimeout(() => socket.resetAndDestroy(), 50);
