@@ -13,10 +13,6 @@ export interface ForwardOutcome {
   status: number;
   /** The backend (origin) the exchange was with. */
   backend: string;
-  /** No connection to the backend could be made (or, for a GET/HEAD, it was reset before any answer), so another was asked. */
-  notConnected?: boolean;
-  /** The backend's status, whose answer was drained and not relayed (a group member without the image). */
-  passedOver?: number;
   /** Why the backend exchange failed, if it did. */
   upstreamFailure?: UpstreamFailure;
   /** The client went away before the response was complete. */
