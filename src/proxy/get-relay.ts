@@ -243,9 +243,10 @@ class Connection {
       return false;
     }
     if (!this.inBody) return this.onHeadBytes(Buffer.from(buf.subarray(0, n)), handlers);
-    // The first read after a verdict that came later went to the small buffer (see `buffer`), which the
-    // connection's next answer reads into: a copy, at most once per answer, so no write still refers to it.
-    if (buf === this.small) return this.onBodyBytes(Buffer.from(buf.subarray(0, n)), handlers, true);
+    // The first read after a verdict that came later went to the small buffer (see `buffer`). One that ends the
+    // body is copied: the connection's next answer reads into that buffer while the last write may still
+    // refer to it. Otherwise the read waits for its write like any other.
+    if (buf === this.small && n >= this.left) return this.onBodyBytes(Buffer.from(buf.subarray(0, n)), handlers, true);
     return this.onBodyBytes(buf.subarray(0, n), handlers, false);
   }
 
