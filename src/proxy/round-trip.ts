@@ -191,6 +191,7 @@ export class RoundTripper {
       // The client may have gone while earlier stages awaited (a password check, a rate limit): then nothing is
       // sent upstream, and the close events this would wait for have already fired.
       if (res.destroyed || req.socket.destroyed) {
+        trip.requestBytes = 0;
         trip.clientGone();
         return;
       }
