@@ -1,6 +1,7 @@
 // What the request path runs on: everything derived from one configuration (built in generation.ts,
 // replaced whole on reload). Apart from pipeline.ts so that the endpoints, which read it too, do not import
 // the pipeline that imports them.
+import type { DispatchMetrics } from "./backends/dispatch.js";
 import type { UploadAffinity } from "./backends/affinity.js";
 import type { SiteLists } from "./backends/lists.js";
 import type { ManagedCredentials } from "./backends/managed-auth.js";
@@ -45,6 +46,6 @@ export interface RequestObserver {
 }
 
 /** What the request path reports besides the observed request (observe/metrics.ts implements it). */
-export interface PipelineMetrics {
+export interface PipelineMetrics extends DispatchMetrics {
   authFailure(site: string, reason: AuthFailureReason): void;
 }

@@ -34,7 +34,8 @@ export function isPush(route: RegistryRoute, method: string): boolean {
   return route.kind === "blob" && method === "DELETE";
 }
 
-function groupPushRefusal(group: GroupUpstream, route: RegistryRoute): PushRefusal | null {
+/** Why a group refuses a push: no pushTo (405), a name or a mount source pushTo does not serve (403). */
+export function groupPushRefusal(group: GroupUpstream, route: RegistryRoute): PushRefusal | null {
   const { pushTo } = group;
   if (!pushTo) return { kind: "methodNotAllowed", message: "this registry is a group without pushTo: it serves pulls only" };
   if (!membersFor(group, route.repository!).members.includes(pushTo)) {

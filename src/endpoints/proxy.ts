@@ -25,7 +25,7 @@ export const proxy: Handler = async (ctx, state, request) => {
   const dispatched = await dispatch(
     upstream,
     { req, res, method: ctx.method, route, edge, body: request.body, hasBody: request.hasBody, site: site.name, user: ctx.principal?.name, invite },
-    { forwarder: state.forwarder, affinity: state.affinity },
+    { forwarder: state.forwarder, affinity: state.affinity, metrics: state.metrics },
   );
   if (dispatched.ok) ctx.outcome = dispatched.outcome;
   else request.refuse(dispatched.kind, dispatched.message);

@@ -77,7 +77,7 @@ export async function startPipeline(input: PipelineConfig, routes: RouteTable = 
       search: new CatalogSearch((site) => lists.repositories(site)),
       managed: null,
       downloads: new DownloadLimits(config.limits),
-      metrics: { authFailure: (site, reason) => authFailures.push(`${site} ${reason}`) },
+      metrics: { authFailure: (site, reason) => authFailures.push(`${site} ${reason}`), groupPassedOver: () => {} },
     };
     const ca = await loadOrCreateCa(dataDir, 30);
     const leaf = await issueLeaf(ca, config.sites.flatMap((site) => site.hosts), 30);
