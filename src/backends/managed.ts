@@ -26,7 +26,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { access, chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import { probeBackend } from "../admin.js";
@@ -34,6 +34,7 @@ import { managedStorage, namedBackends, siteBackends } from "../config/helpers.j
 import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
+import { writeFileAtomically } from "../util/atomic-write.js";
 import { KillOnExit } from "../util/kill-on-exit.js";
 import { RestartBackoff } from "../util/restart-backoff.js";
 import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, MANAGED_SERVICE, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
@@ -545,11 +546,9 @@ async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode, trust: 
       : []),
   ].join("\n");
   const file = path.join(storage, "config.yml");
-  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   // yaml is loaded here, by the process that starts registries, not by every worker that imports this module.
   const { stringify } = await import("yaml");
-  await writeFile(temporary, `${header}\n${stringify(config)}`, { mode: 0o600 });
-  await rename(temporary, file);
+  await writeFileAtomically(file, `${header}\n${stringify(config)}`, 0o600);
   return file;
 }
 
