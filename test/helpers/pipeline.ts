@@ -4,7 +4,7 @@
 // and with a recording route table, which handler ran.
 import https from "node:https";
 import { mkdtemp, rm } from "node:fs/promises";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildSecurity, type Security } from "../../src/auth/build.js";
@@ -16,6 +16,7 @@ import { ROUTE_TABLE, type RouteTable } from "../../src/endpoints/table.js";
 import { createLogger } from "../../src/observe/log.js";
 import { createPipeline, type PipelineState } from "../../src/pipeline.js";
 import { clientAddressResolver } from "../../src/proxy/client-ip.js";
+import { trackConnections } from "../../src/proxy/client-connection.js";
 import { ConnectionLimits } from "../../src/proxy/connections.js";
 import { DownloadLimits } from "../../src/proxy/downloads.js";
 import { Forwarder } from "../../src/proxy/forward.js";
@@ -83,7 +84,7 @@ export async function startPipeline(input: PipelineConfig, routes: RouteTable = 
     const leaf = await issueLeaf(ca, config.sites.flatMap((site) => site.hosts), 30);
     server = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, createPipeline(() => state, routes));
     const connections = new ConnectionLimits(Infinity, Infinity);
-    server.on("connection", (socket: Socket) => connections.track(socket));
+    trackConnections(server, (connection) => connections.track(connection));
     const listening = server;
     await new Promise<void>((resolve) => listening.listen(0, "127.0.0.1", resolve));
     const port = (listening.address() as AddressInfo).port;
