@@ -10,10 +10,11 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseAuthorization } from "./auth/credentials.js";
-import { ADMIN_TOKEN_PATTERN } from "./config/helpers.js";
+import { ADMIN_TOKEN_PATTERN } from "./config/rules.js";
 import type { GatewayConfig } from "./config/schema.js";
 import type { Logger } from "./observe/log.js";
-import { ensurePrivateDir, withDataDirLock, writeFileAtomically } from "./tls/selfsigned.js";
+import { ensurePrivateDir, withDataDirLock } from "./tls/selfsigned.js";
+import { writeFileAtomically } from "./util/atomic-write.js";
 
 const PRIVATE_FILE = 0o600;
 

@@ -6,10 +6,10 @@
 // requests are admin actions (admin-actions.ts) and need the admin token (admin-token.ts).
 import { once } from "node:events";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
 import type { AdminCredential } from "./admin-token.js";
-import { isLoopback } from "./config/helpers.js";
+import { probeBackend } from "./backends/probe.js";
+import { isLoopback } from "./config/rules.js";
 import { sendError, sendJson } from "./registry/errors.js";
 import { parseHostHeader } from "./sites.js";
 
@@ -18,20 +18,12 @@ export interface ReadinessSource {
   readiness(): Promise<{ listening: boolean; backends: readonly { pool: string; url: string; healthy: boolean; outstanding: number }[] }>;
 }
 
-export interface BackendProbe {
-  backend: string;
-  reachable: boolean;
-  status?: number;
-  error?: string;
-}
-
 /** What /metrics serves; GatewayMetrics is one. */
 export interface MetricsExporter {
   readonly contentType: string;
   exposition(): Promise<string>;
 }
 
-const PROBE_TIMEOUT_MS = 2000;
 const NO_STORE = { "Cache-Control": "no-store" };
 
 export function createAdminServer(
@@ -116,19 +108,4 @@ async function handleAdmin(
 function sendText(res: ServerResponse, contentType: string, text: string): void {
   res.writeHead(200, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store" });
   res.end(res.req.method === "HEAD" ? undefined : text);
-}
-
-/** GET /v2/ of `backend` (with `headers`: a managed registry wants the gateway's token): its status, or why there was none. */
-export function probeBackend(backend: URL, headers: Record<string, string> = {}): Promise<BackendProbe> {
-  const client = backend.protocol === "https:" ? https : http;
-  return new Promise((resolve) => {
-    const request = client.get(new URL("/v2/", backend), { timeout: PROBE_TIMEOUT_MS, agent: false, headers }, (response) => {
-      response.resume();
-      resolve({ backend: backend.origin, reachable: true, status: response.statusCode });
-    });
-    request.on("timeout", () => request.destroy(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)));
-    request.on("error", (err: NodeJS.ErrnoException) =>
-      resolve({ backend: backend.origin, reachable: false, error: err.code ?? err.message }),
-    );
-  });
 }

@@ -13,7 +13,8 @@ import { createUploadAffinity, type UploadAffinity, type UploadLimits } from "./
 import { SiteLists } from "./backends/lists.js";
 import { ManagedCredentials } from "./backends/managed-auth.js";
 import { buildSiteUpstreams, isReplicated } from "./backends/upstream.js";
-import { siteBackends, type GatewayConfig, type RedisConfig } from "./config/schema.js";
+import { siteBackends } from "./config/helpers.js";
+import type { GatewayConfig, RedisConfig } from "./config/schema.js";
 import { createAccessLogger } from "./observe/access-log.js";
 import { createRequestObserver } from "./observe/observer.js";
 import { createPipeline, type PipelineState, type RequestHandler } from "./pipeline.js";
@@ -26,7 +27,8 @@ import { CatalogSearch } from "./registry/search.js";
 import type { Limiter } from "./ratelimit/limiter.js";
 import type { CompiledLimit } from "./ratelimit/policy.js";
 import { createRateLimitStage, limitSettings, type RateLimitStage } from "./ratelimit/stage.js";
-import { SiteMap, type BackendResolver } from "./sites.js";
+import type { BackendResolver } from "./backends/resolve.js";
+import { SiteMap } from "./sites.js";
 import { loadSiteCertificates } from "./tls/store.js";
 
 export type LoadedCertificates = Awaited<ReturnType<typeof loadSiteCertificates>>;
@@ -101,19 +103,21 @@ export class Generation {
  */
 export async function buildGeneration(config: GatewayConfig, context: ProcessContext): Promise<Generation> {
   const { logger, metrics } = context;
+  // Counted always (the request path's refusals), reported by the stages only when metrics are on.
+  const events = context.metricsEnabled ? metrics : null;
   const leases = new LeaseSet(context.resources);
   let security: Security | null = null;
   let sites: SiteMap | null = null;
   try {
-    security = await buildSecurity(config, logger, metrics, () => loginCounters(config, context, leases));
+    security = await buildSecurity(config, logger, events, () => loginCounters(config, context, leases));
     const { idle, keepAlive, send } = config.timeouts;
     const forwarder = leases.take("forwarder", { idle, keepAlive, send }, () => new Forwarder({ idleTimeoutMs: idle, keepAliveMs: keepAlive, sendTimeoutMs: send }));
     const agentFor = (url: URL) => forwarder.agentFor(url);
     const backendFor = context.backendsFor(config);
     sites = new SiteMap(config, security.bySite, (name, site) => buildSiteUpstreams(name, site, { resolve: backendFor, agentFor, logger, resources: leases }));
     const certificates = await loadSiteCertificates(config);
-    const observer = createRequestObserver({ metrics, accessLog: config.log.access ? createAccessLogger(logger) : null });
-    const rateLimit = await createRateLimitStage(sites.sites, metrics, (limit) => limitCounters(limit, config, context, leases));
+    const observer = createRequestObserver({ metrics: events, accessLog: config.log.access ? createAccessLogger(logger) : null });
+    const rateLimit = await createRateLimitStage(sites.sites, events, (limit) => limitCounters(limit, config, context, leases));
     const affinity = await uploadAffinity(config, sites, context, leases);
     const managed = security.managedAuth ? new ManagedCredentials(security.managedAuth, managedOrigins(config, backendFor)) : null;
     const lists = new SiteLists(agentFor, logger, managed, config.lists.cacheFor);
@@ -140,7 +144,7 @@ export async function buildGeneration(config: GatewayConfig, context: ProcessCon
 function limitCounters(limit: CompiledLimit, config: GatewayConfig, context: ProcessContext, leases: LeaseSet): Limiter | Promise<Limiter> {
   if (config.redis) {
     const redis = config.redis;
-    const onAvailability = (up: boolean) => context.metrics?.setRedisUp(up);
+    const onAvailability = (up: boolean) => (context.metricsEnabled ? context.metrics.setRedisUp(up) : undefined);
     return leases.take("redis-rate-limits", redis, () => openRedisLimiter({ config: redis, logger: context.logger, onAvailability }));
   }
   const settings = limitSettings(limit);

@@ -5,12 +5,14 @@ import { once } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { GatewayConfig } from "./config/schema.js";
 import type { Logger } from "./observe/log.js";
 import { metrics } from "./observe/metrics.js";
+import { ClientConnection, trackConnections } from "./proxy/client-connection.js";
 import { ConnectionLimits } from "./proxy/connections.js";
 import { holdBody } from "./proxy/continue.js";
-import { awaitFirstRequest, handshakeDone, requestArrived } from "./proxy/first-request.js";
+import { awaitFirstRequest, requestArrived } from "./proxy/first-request.js";
 import { requestInProgress } from "./proxy/pipelining.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
 import { type AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./tls/acme-challenges.js";
@@ -63,14 +65,13 @@ export function createHttpsListener(
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerMalformedRequest(err, socket, logger));
   const connections = new ConnectionLimits(config.limits.maxConnections, config.limits.maxConnectionsPerIp);
   let headerTimeout = config.timeouts.header;
-  server.on("connection", (socket: Socket) => {
-    connections.track(socket);
-    awaitFirstRequest(socket, headerTimeout, (connection, secured) => closeWithoutRequest(connection, secured, logger));
+  const accepted = trackConnections(server, (connection) => {
+    connections.track(connection);
+    awaitFirstRequest(connection, headerTimeout, (expired, secured) => closeWithoutRequest(expired, secured, logger));
   });
-  server.on("secureConnection", handshakeDone);
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     metrics.tlsHandshakeFailed();
-    if (answerPlainHttp(err, socket)) return;
+    if (answerPlainHttp(err, accepted.under(socket)?.tcp)) return;
     logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "TLS handshake failed");
     // Nothing can be said on a connection without TLS (an HTTP error would wait behind the handshake
     // forever): close it, so it stops counting against the connection caps and does not hold up shutdown.
@@ -104,7 +105,7 @@ export function createPlainHttpListener(config: GatewayConfig, responder: AcmeCh
     handler(req, res);
   });
   let headerTimeout = config.timeouts.header;
-  server.on("connection", (socket: Socket) => awaitFirstRequest(socket, headerTimeout, (connection) => connection.destroy()));
+  server.on("connection", (socket: Socket) => awaitFirstRequest(new ClientConnection(socket), headerTimeout, (expired) => expired.destroy()));
   const configure = (next: GatewayConfig) => {
     headerTimeout = next.timeouts.header;
     server.headersTimeout = next.timeouts.header;

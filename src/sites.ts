@@ -1,8 +1,11 @@
 // Host header → site. Built once per configuration; lookups are a map hit (or one wildcard probe).
 import http from "node:http";
 import type { SiteSecurity } from "./auth/build.js";
+import { configuredBackend } from "./backends/resolve.js";
 import { buildSiteUpstreams, type SiteUpstreams } from "./backends/upstream.js";
-import type { BackendConfig, GatewayConfig, SiteConfig } from "./config/schema.js";
+import { HostMatcher } from "./config/host-matcher.js";
+import type { GatewayConfig, SiteConfig } from "./config/schema.js";
+import { defaultSite, siteName } from "./config/site-names.js";
 import { createLogger } from "./observe/log.js";
 
 export interface Site extends SiteSecurity {
@@ -29,23 +32,6 @@ export type SiteLookup =
 
 const HOST_HEADER = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9._-]+))(?::(\d{1,5}))?$/;
 
-export function siteName(site: SiteConfig): string {
-  return site.name ?? site.hosts[0]!;
-}
-
-/** The site answering handshakes with an unknown or absent SNI: the one marked default, else the first. */
-export function defaultSiteName(config: GatewayConfig): string {
-  return siteName(config.sites.find((s) => s.default) ?? config.sites[0]!);
-}
-
-/** A backend's URL. A managed backend has one only once its registry runs (backends/managed.ts). */
-export type BackendResolver = (backend: BackendConfig) => URL;
-
-export const configuredBackend: BackendResolver = (backend) => {
-  if (backend instanceof URL) return backend;
-  throw new Error(`a managed backend (storage ${backend.managed.storage ?? "default"}) has not been started`);
-};
-
 /** Builds a site's upstreams; the gateway's own starts health checks and shares its backend agents. */
 export type UpstreamsBuilder = (name: string, site: SiteConfig) => SiteUpstreams;
 
@@ -66,8 +52,7 @@ export function parseHostHeader(value: string): HostHeader | null {
 }
 
 export class SiteMap {
-  private readonly exact = new Map<string, Site>();
-  private readonly wildcard = new Map<string, Site>();
+  private readonly byHost: HostMatcher<Site>;
   readonly sites: readonly Site[];
   readonly defaultSite: Site;
 
@@ -80,26 +65,16 @@ export class SiteMap {
       config: s,
       ...(security[index] ?? OPEN),
     }));
-    for (const site of this.sites) {
-      for (const host of site.hosts) {
-        if (host.startsWith("*.")) this.wildcard.set(host.slice(2), site);
-        else this.exact.set(host, site);
-      }
-    }
-    this.defaultSite = this.sites.find((s) => s.config.default) ?? this.sites[0]!;
+    this.byHost = new HostMatcher(this.sites.map((site) => ({ hosts: site.hosts, owner: site })), (site) => site.name);
+    this.defaultSite = this.sites[config.sites.indexOf(defaultSite(config))]!;
   }
 
   lookup(hostHeader: string | undefined): SiteLookup {
     if (hostHeader === undefined || hostHeader.trim() === "") return { ok: false, reason: "missing" };
     const host = parseHostHeader(hostHeader);
     if (!host) return { ok: false, reason: "malformed" };
-    const site = this.exact.get(host.hostname) ?? this.wildcardMatch(host.hostname);
+    const site = this.byHost.match(host.hostname);
     if (!site) return { ok: false, reason: "unknown", hostname: host.hostname };
     return { ok: true, site, host };
-  }
-
-  private wildcardMatch(hostname: string): Site | undefined {
-    const dot = hostname.indexOf(".");
-    return dot > 0 ? this.wildcard.get(hostname.slice(dot + 1)) : undefined;
   }
 }

@@ -4,6 +4,7 @@
 //
 // A push sends hundreds of requests with the same accesses, so tokens are reused while they have more than
 // a minute left: signing is paid once per user, repository and action set every few minutes.
+import { LRUCache } from "lru-cache";
 import type { Access } from "../registry/routes.js";
 import type { AccessClaim } from "./access.js";
 import { formatScope } from "./scope.js";
@@ -16,7 +17,8 @@ const REUSE_MARGIN_MS = 60_000;
 const CACHE_SIZE = 1024;
 
 export class BackendTokenMinter implements BackendAuth {
-  private readonly cache = new Map<string, IssuedToken>();
+  /** The most recently used tokens; a reused one stays, one past its reuse margin is replaced. */
+  private readonly cache = new LRUCache<string, IssuedToken>({ max: CACHE_SIZE });
 
   constructor(
     private readonly issuer: TokenIssuer,
@@ -29,11 +31,6 @@ export class BackendTokenMinter implements BackendAuth {
     const cached = this.cache.get(key);
     if (cached && cached.expiresAt - Date.now() > REUSE_MARGIN_MS) return `Bearer ${cached.token}`;
     const issued = await this.issuer.issue(subject, this.service, accessClaims(accesses), LIFETIME_MS);
-    this.cache.delete(key);
-    if (this.cache.size >= CACHE_SIZE) {
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
     this.cache.set(key, issued);
     return `Bearer ${issued.token}`;
   }

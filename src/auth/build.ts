@@ -10,7 +10,7 @@ import { loadManagedTrust } from "../backends/managed-auth.js";
 import { siteBackends } from "../config/helpers.js";
 import type { AccessRuleConfig, GatewayConfig, SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { siteName } from "../sites.js";
+import { siteName } from "../config/site-names.js";
 import { AccessPolicy } from "./access.js";
 import { BackendTokenMinter } from "./backend-token.js";
 import { HashPool, hashThreads } from "./hash-pool.js";

@@ -17,6 +17,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import bcrypt from "bcryptjs";
+import { LRUCache } from "lru-cache";
 import type { Logger } from "../observe/log.js";
 import type { HashClient, HashPool } from "./hash-pool.js";
 
@@ -163,11 +164,10 @@ export class HtpasswdUsers {
   private text: string;
   /** Bumped on every successful reload; a verification started before it is not cached after it. */
   private generation = 0;
-  private readonly cache = new Map<string, CachedVerification>();
+  private readonly cache: LRUCache<string, CachedVerification>;
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private readonly cacheSecret = randomBytes(32);
   private readonly cacheTtlMs: number;
-  private readonly cacheSize: number;
   private readonly hashPool: HashPool | null;
   private watcher: FSWatcher | null = null;
   private readonly pollListener = (current: Stats, previous: Stats) => {
@@ -191,7 +191,7 @@ export class HtpasswdUsers {
     this.entries = entries;
     this.dummy = dummy;
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
-    this.cacheSize = options.cacheSize ?? 1024;
+    this.cache = new LRUCache({ max: options.cacheSize ?? 1024 });
     this.hashPool = options.hashPool ?? null;
     this.startWatching(options.pollIntervalMs ?? 2000);
   }
@@ -270,13 +270,6 @@ export class HtpasswdUsers {
   }
 
   private remember(key: string, generation: number): void {
-    // Re-inserted, not updated: Map order stays expiry order.
-    this.cache.delete(key);
-    if (this.cache.size >= this.cacheSize) {
-      // Oldest first: Map keeps insertion order, and every entry lives the same TTL.
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
     this.cache.set(key, { expiresAt: Date.now() + this.cacheTtlMs, generation });
   }
 

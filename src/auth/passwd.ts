@@ -2,9 +2,9 @@
 // registry image to manage users. Other lines (users, comments, even ones the gateway would refuse) are
 // kept byte for byte; the file is replaced atomically (the running gateway sees one consistent edit) with
 // mode 0600.
-import { randomBytes } from "node:crypto";
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import bcrypt from "bcryptjs";
+import { writeFileAtomically } from "../util/atomic-write.js";
 
 export const DEFAULT_BCRYPT_COST = 10;
 
@@ -31,26 +31,8 @@ export async function setPassword(file: string, user: string, password: string, 
   const entry = `${user}:${hash}`;
   if (index >= 0) lines[index] = entry;
   else lines.push(entry);
-  await writeAtomically(file, `${lines.join("\n")}\n`);
+  await writeFileAtomically(file, `${lines.join("\n")}\n`, 0o600);
   return index < 0;
-}
-
-async function writeAtomically(file: string, content: string): Promise<void> {
-  const temporary = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-  try {
-    const handle = await open(temporary, "wx", 0o600);
-    try {
-      await handle.writeFile(content);
-      await handle.chmod(0o600); // open's mode is filtered by the umask
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, file);
-  } catch (err) {
-    await rm(temporary, { force: true });
-    throw err;
-  }
 }
 
 /** Reads a password from stdin: everything, minus one final line break (`echo pw | … --password-stdin`). */

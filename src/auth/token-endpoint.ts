@@ -11,7 +11,7 @@
 // too many failures for a user from one address → 429 + Retry-After without hashing; every hashing thread
 // busy and the queue full → 503 + Retry-After: 1.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { inviteBody } from "../proxy/continue.js";
+import { readBoundedBody } from "../proxy/bounded-body.js";
 import { sendError, type GatewayErrorKind } from "../registry/errors.js";
 import { isValidRepositoryName } from "../registry/routes.js";
 import type { AccessPolicy } from "./access.js";
@@ -209,17 +209,8 @@ function failed(reason: AuthFailureReason, message: string): Login {
 }
 
 async function readForm(req: IncomingMessage): Promise<string> {
-  if (Number(req.headers["content-length"] ?? 0) > MAX_FORM_BYTES) throw new TokenRequestError("badRequest", "the form is too large");
   // The credentials are in the form: it is read to authenticate, and bounded before the client is invited.
-  inviteBody(req);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // Leaving the loop early would destroy the request and with it the socket the 400 must go out on:
-  // an oversized chunked body is read to its end and dropped instead (the idle timeout bounds a slow one).
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size <= MAX_FORM_BYTES) chunks.push(chunk);
-  }
-  if (size > MAX_FORM_BYTES) throw new TokenRequestError("badRequest", "the form is too large");
-  return Buffer.concat(chunks).toString("utf8");
+  const body = await readBoundedBody(req, MAX_FORM_BYTES);
+  if (body === null) throw new TokenRequestError("badRequest", "the form is too large");
+  return body.toString("utf8");
 }

@@ -17,14 +17,9 @@
 import type { Access } from "../registry/routes.js";
 import type { BackendAuth, Principal } from "../auth/types.js";
 import path from "node:path";
+import { MANAGED_SERVICE } from "../config/rules.js";
+import type { ManagedAuthorization } from "../proxy/headers.js";
 import { poolsOf, type Upstream } from "./upstream.js";
-
-/**
- * The `service` (token audience) of every managed registry. The spaces keep it apart from every site name
- * and host name (a site's default service); the schema refuses it as a configured one, so no token the
- * gateway issues to clients or to other backends is ever valid at a managed registry.
- */
-export const MANAGED_SERVICE = "registry-gateway managed registry";
 
 /**
  * distribution requires a realm. Nothing should ever be sent there (the gateway brings its own tokens), so it
@@ -70,13 +65,6 @@ export async function loadManagedTrust(dataDir: string): Promise<ManagedTrust> {
   const paths = managedKeyPaths(dataDir);
   const key = await loadGeneratedKey(path.resolve(dataDir), paths, "ES256");
   return { certPath: paths.certPath, minter: new BackendTokenMinter(new TokenIssuer(key, MANAGED_ISSUER, MANAGED_SERVICE), MANAGED_SERVICE) };
-}
-
-/** The Authorization for the managed registries among the backends a request may go to. */
-export interface ManagedAuthorization {
-  /** Origins (http://127.0.0.1:PORT) of the running managed registries. */
-  origins: ReadonlySet<string>;
-  authorization: string;
 }
 
 /** The gateway's credentials for the managed registries one configuration forwards to. */

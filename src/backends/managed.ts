@@ -26,15 +26,21 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { access, chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
-import { probeBackend } from "../admin.js";
-import { managedStorage, namedBackends, siteBackends } from "../config/helpers.js";
+import { probeBackend } from "./probe.js";
+import { siteBackends } from "../config/helpers.js";
+import { managedStorage, namedBackends } from "../config/rules.js";
 import type { BackendConfig, GatewayConfig, ManagedBackendConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { configuredBackend, siteName, type BackendResolver } from "../sites.js";
-import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, MANAGED_SERVICE, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
+import { siteName } from "../config/site-names.js";
+import { configuredBackend, type BackendResolver } from "./resolve.js";
+import { MANAGED_SERVICE } from "../config/rules.js";
+import { writeFileAtomically } from "../util/atomic-write.js";
+import { KillOnExit } from "../util/kill-on-exit.js";
+import { RestartBackoff } from "../util/restart-backoff.js";
+import { loadManagedTrust, MANAGED_ISSUER, MANAGED_REALM, managedTrustDir, type ManagedTrust } from "./managed-auth.js";
 
 export interface ManagedOptions {
   /** How long a (re)started registry may take to answer GET /v2/ with 200. Default: 15 s. */
@@ -104,6 +110,8 @@ function keyOf(spec: ManagedSpec): string {
 /** Every managed registry of the running gateway, keyed by spec; configurations share one per spec. */
 export class ManagedRegistries implements ManagedBackends {
   readonly #registries = new Map<string, ManagedRegistry>();
+  /** Registries still running when the process exits anyway are killed. */
+  readonly #children = new KillOnExit();
   #stopped = false;
 
   constructor(
@@ -127,7 +135,7 @@ export class ManagedRegistries implements ManagedBackends {
         for (const { backend, at } of namedBackends(site, [])) {
           const spec = managedSpec(backend, config.dataDir);
           if (!spec || this.#registries.has(keyOf(spec))) continue;
-          const registry = new ManagedRegistry(spec, trust, this.logger, this.options);
+          const registry = new ManagedRegistry(spec, trust, this.logger, this.options, this.#children);
           started.push(registry);
           try {
             await registry.start();
@@ -242,14 +250,13 @@ class ManagedRegistry {
   #startedAt = 0;
   #state: "idle" | "starting" | "running" | "stopping" = "idle";
   #restartTimer: NodeJS.Timeout | null = null;
-  #delayMs = 0;
+  readonly #backoff: RestartBackoff;
   /** How the process running now was configured. */
   #mode: ManagedMode = "registry";
   /** While offline: the next question to the remote registry. */
   #remoteTimer: NodeJS.Timeout | null = null;
   readonly #tail = new OutputTail(TAIL_LINES);
   readonly #readyTimeoutMs: number;
-  readonly #backoff: { initialMs: number; maxMs: number };
   readonly #stopGraceMs: number;
   readonly #remoteRetryMs: number;
 
@@ -261,9 +268,10 @@ class ManagedRegistry {
     private readonly trust: ManagedTrust,
     private readonly logger: Logger,
     options: ManagedOptions,
+    private readonly children: KillOnExit,
   ) {
     this.#readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
-    this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.#backoff = new RestartBackoff({ ...(options.backoff ?? DEFAULT_BACKOFF), stableRunMs: STABLE_RUN_MS });
     this.#stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
     this.#remoteRetryMs = options.remoteRetryMs ?? DEFAULT_REMOTE_RETRY_MS;
   }
@@ -338,7 +346,7 @@ class ManagedRegistry {
     });
     this.#child = child;
     this.#startedAt = Date.now();
-    liveChildren.add(child);
+    this.children.add(child);
     const output = (chunk: string) => {
       for (const line of this.#tail.push(chunk)) this.logger.warn({ storage: this.spec.storage, pid: child.pid, line }, "managed registry output");
     };
@@ -347,7 +355,6 @@ class ManagedRegistry {
     // Spawn and kill failures; an "error" without a listener would take the gateway down.
     child.on("error", (err) => output(`\n${err.message}\n`));
     child.once("close", (code, signal) => {
-      liveChildren.delete(child);
       if (this.#child === child && this.#state === "running") this.#exited(url, code, signal);
     });
   }
@@ -355,15 +362,15 @@ class ManagedRegistry {
   /** The process died on its own: say why, then start it again on the same port after the backoff delay. */
   #exited(url: URL, code: number | null, signal: NodeJS.Signals | null): void {
     const ranMs = Date.now() - this.#startedAt;
-    this.#delayMs = this.#delayMs === 0 || ranMs >= STABLE_RUN_MS ? this.#backoff.initialMs : Math.min(this.#delayMs * 2, this.#backoff.maxMs);
+    const delayMs = this.#backoff.delayAfter(ranMs);
     this.logger.error(
-      { storage: this.spec.storage, url: url.origin, pid: this.#child?.pid, code, signal, ranMs, restartInMs: this.#delayMs, output: this.#tail.lines() },
-      `managed registry exited (${signal ? `signal ${signal}` : `code ${code}`}): restarting in ${this.#delayMs} ms`,
+      { storage: this.spec.storage, url: url.origin, pid: this.#child?.pid, code, signal, ranMs, restartInMs: delayMs, output: this.#tail.lines() },
+      `managed registry exited (${signal ? `signal ${signal}` : `code ${code}`}): restarting in ${delayMs} ms`,
     );
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = null;
       void this.#replace(url, "managed registry restarted");
-    }, this.#delayMs);
+    }, delayMs);
   }
 
   /**
@@ -399,16 +406,16 @@ class ManagedRegistry {
       await this.#writeConfig();
     } catch (err) {
       // As after an exit that came at once: the next attempt comes after the grown backoff delay.
-      this.#delayMs = Math.min(Math.max(this.#delayMs * 2, this.#backoff.initialMs), this.#backoff.maxMs);
+      const delayMs = this.#backoff.delayAfter(0);
       this.logger.error(
-        { storage: this.spec.storage, url: url.origin, err: (err as Error).message, restartInMs: this.#delayMs },
-        `managed registry config could not be written: trying again in ${this.#delayMs} ms`,
+        { storage: this.spec.storage, url: url.origin, err: (err as Error).message, restartInMs: delayMs },
+        `managed registry config could not be written: trying again in ${delayMs} ms`,
       );
       if (this.#state !== "running") return;
       this.#restartTimer = setTimeout(() => {
         this.#restartTimer = null;
         void this.#replace(url, message);
-      }, this.#delayMs);
+      }, delayMs);
       return;
     }
     if (this.#state !== "running") return;
@@ -501,12 +508,6 @@ class ManagedRegistry {
   }
 }
 
-/** Registries still running when the process exits anyway (an uncaught error, process.exit) are killed. */
-const liveChildren = new Set<ChildProcess>();
-process.once("exit", () => {
-  for (const child of liveChildren) child.kill("SIGKILL");
-});
-
 /**
  * `<storage>/config.yml`, rewritten at each start: filesystem storage in the same directory, deletes on,
  * warnings only, no access log (the gateway logs every request). The HTTP secret signs upload state, so it
@@ -548,11 +549,9 @@ async function writeRegistryConfig(spec: ManagedSpec, mode: ManagedMode, trust: 
       : []),
   ].join("\n");
   const file = path.join(storage, "config.yml");
-  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   // yaml is loaded here, by the process that starts registries, not by every worker that imports this module.
   const { stringify } = await import("yaml");
-  await writeFile(temporary, `${header}\n${stringify(config)}`, { mode: 0o600 });
-  await rename(temporary, file);
+  await writeFileAtomically(file, `${header}\n${stringify(config)}`, 0o600);
   return file;
 }
 

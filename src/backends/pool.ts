@@ -12,6 +12,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Logger } from "../observe/log.js";
 import type { Lease, LeaseSet } from "../process/resources.js";
+import { probeRegistry } from "./probe.js";
 
 /** What a backend's access log shows for the checks. */
 export const HEALTH_CHECK_USER_AGENT = "registry-gateway-health-check";
@@ -119,24 +120,15 @@ class HealthChecker {
     if (this.probe) return;
     const replica = this.replica;
     const sentAt = performance.now();
-    const settle = (error: string | null) => {
-      clearTimeout(timeout);
+    const probe = { timeoutMs: this.health.timeoutMs, agent: replica.probeAgent, headers: { "user-agent": HEALTH_CHECK_USER_AGENT } };
+    const request = probeRegistry(replica.url, probe, (outcome) => {
       if (this.probe !== request) return; // stopped meanwhile
       this.probe = undefined;
       if (sentAt < replica.ejectedAt) return; // sent before a passive ejection: says nothing about now
-      replica.record(error, this.health, this.report);
-    };
-    const client = replica.url.protocol === "https:" ? https : http;
-    const request = client.get(new URL("/v2/", replica.url), { agent: replica.probeAgent, headers: { "user-agent": HEALTH_CHECK_USER_AGENT } }, (response) => {
-      response.resume();
-      const status = response.statusCode ?? 0;
       // Anything below 500 is a registry answering: 401 (auth required) and even 404 mean it is up.
-      settle(status < 500 ? null : `GET /v2/ answered ${status}`);
+      const error = !outcome.reachable ? outcome.error : outcome.status < 500 ? null : `GET /v2/ answered ${outcome.status}`;
+      replica.record(error, this.health, this.report);
     });
-    // The whole exchange, connection included, must finish in timeoutMs (the socket timeout is per idle gap).
-    const timeout = setTimeout(() => request.destroy(new Error(`no answer within ${this.health.timeoutMs} ms`)), this.health.timeoutMs);
-    timeout.unref();
-    request.on("error", (err: NodeJS.ErrnoException) => settle(err.code ?? err.message));
     this.probe = request;
   }
 }

@@ -6,7 +6,7 @@ import { siteBackends, upstreamSpec, type PoolSpec, type UpstreamSpec } from "..
 import type { SiteConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import type { LeaseSet } from "../process/resources.js";
-import type { BackendResolver } from "../sites.js";
+import type { BackendResolver } from "./resolve.js";
 import { BackendPool } from "./pool.js";
 import { compileRepositoryPatterns, type RepositoryMatcher } from "../auth/glob.js";
 

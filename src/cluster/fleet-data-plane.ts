@@ -9,7 +9,7 @@
 //   readiness  every worker's own view of its pools, aggregated
 //   /metrics   every worker's metrics summed (worker-metrics.ts)
 //
-// A worker that dies is logged with how it ended and restarted after a delay (RestartDelay); the others
+// A worker that dies is logged with how it ended and restarted after a delay (RestartBackoff); the others
 // keep serving.
 import cluster, { type Worker } from "node:cluster";
 import { once } from "node:events";
@@ -19,6 +19,7 @@ import type { GatewayConfig } from "../config/schema.js";
 import type { BackendReadiness, ChallengeChange, CommitOptions, Committed, DataPlane, Readiness, ServingAddresses } from "../control/data-plane.js";
 import type { Logger } from "../observe/log.js";
 import type { SiteCertificate } from "../tls/store.js";
+import { RestartBackoff } from "../util/restart-backoff.js";
 import { Rpc } from "./rpc.js";
 import { SharedCounters } from "./shared.js";
 import type { WorkerCommit, WorkerConfig, WorkerStart } from "./worker.js";
@@ -29,29 +30,6 @@ const CALL_TIMEOUT_MS = 30_000;
 const READINESS_TIMEOUT_MS = 5000;
 /** How often every worker's counters are read even without a scrape: at most this much is lost when one dies. */
 const SNAPSHOT_EVERY_MS = 10_000;
-
-/**
- * How long a worker that died waits before it is started again: 1 s, doubling up to 30 s while workers keep
- * dying young; one that ran for a minute was healthy, and its replacement waits the initial delay again.
- */
-export class RestartDelay {
-  #nextMs: number;
-
-  constructor(
-    private readonly initialMs = 1000,
-    private readonly maxMs = 30_000,
-    private readonly stableRunMs = 60_000,
-  ) {
-    this.#nextMs = initialMs;
-  }
-
-  after(ranMs: number): number {
-    if (ranMs >= this.stableRunMs) this.#nextMs = this.initialMs;
-    const wait = this.#nextMs;
-    this.#nextMs = Math.min(wait * 2, this.maxMs);
-    return wait;
-  }
-}
 
 interface Member {
   number: number;
@@ -67,7 +45,8 @@ export class FleetDataPlane implements DataPlane {
   readonly #counters = new SharedCounters();
   readonly #members = new Map<number, Member>();
   readonly #metrics = new WorkerMetrics(() => this.#ready());
-  readonly #restartDelay = new RestartDelay();
+  /** 1 s, doubling up to 30 s while workers keep dying young; one that ran for a minute was healthy. */
+  readonly #restartDelay = new RestartBackoff({ initialMs: 1000, maxMs: 30_000, stableRunMs: 60_000 });
   #stopping = false;
   #snapshots: NodeJS.Timeout | null = null;
   /** The configuration in service, as every worker gets it. */
@@ -159,7 +138,7 @@ export class FleetDataPlane implements DataPlane {
     if (this.#members.get(member.number) === member) this.#members.delete(member.number);
     if (this.#stopping) return;
     const ranMs = Date.now() - member.startedAt;
-    const wait = this.#restartDelay.after(ranMs);
+    const wait = this.#restartDelay.delayAfter(ranMs);
     this.logger.error({ worker: member.number, pid: member.worker.process.pid, code, signal, ranMs, restartInMs: wait }, "worker exited: restarting it");
     setTimeout(() => {
       if (!this.#stopping) this.#fork(member.number).catch((err: Error) => this.logger.error({ worker: member.number, err: err.message }, "worker did not start"));

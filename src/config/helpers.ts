@@ -1,40 +1,7 @@
 // Functions of a validated configuration. Apart from schema.ts, which builds the zod schema when it is
 // loaded: a cluster worker is handed its configuration already validated (cluster/worker.ts), and only
-// these, never zod, are loaded for it. schema.ts re-exports all of them.
-import path from "node:path";
-import type { BackendConfig, GatewayConfig, HealthCheckConfig, ManagedBackendConfig, SiteConfig } from "./schema.js";
-
-export type UpstreamFields = {
-  backend?: BackendConfig;
-  backends?: BackendConfig[];
-  group?: { name: string; backend?: BackendConfig; backends?: BackendConfig[]; repositories?: string[] }[];
-  pushTo?: string;
-};
-
-/** Every backend a site names, with where it is named (for issues). */
-export function namedBackends(site: UpstreamFields & { routes: UpstreamFields[] }, at: (string | number)[]): { backend: BackendConfig; at: (string | number)[] }[] {
-  const ofPool = (fields: Omit<UpstreamFields, "group" | "pushTo">, where: (string | number)[]) => [
-    ...(fields.backend ? [{ backend: fields.backend, at: [...where, "backend"] }] : []),
-    ...(fields.backends ?? []).map((backend, i) => ({ backend, at: [...where, "backends", i] })),
-  ];
-  const ofUpstream = (fields: UpstreamFields, where: (string | number)[]) => [
-    ...ofPool(fields, where),
-    ...(fields.group ?? []).flatMap((member, i) => ofPool(member, [...where, "group", i])),
-  ];
-  return [...ofUpstream(site, at), ...site.routes.flatMap((route, i) => ofUpstream(route, [...at, "routes", i]))];
-}
-
-/** Where a managed backend keeps its images, before relative paths are resolved. */
-export function managedStorage(spec: ManagedBackendConfig, dataDir: string): string {
-  return spec.storage ?? path.join(dataDir, "registry");
-}
-
-/** An admin token: RFC 6750's b64token (a Bearer header carries it unchanged), long enough not to be guessed. */
-export const ADMIN_TOKEN_PATTERN = /^[A-Za-z0-9\-._~+/]{16,}=*$/;
-
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
+// these, never zod, are loaded for it. What the schema itself validates with is in rules.ts.
+import type { BackendConfig, GatewayConfig, HealthCheckConfig, SiteConfig } from "./schema.js";
 
 /** One registry or replicas of one, with their health checks. */
 export interface PoolSpec {

@@ -7,8 +7,8 @@ import { access, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from "yaml";
 import { z } from "zod";
-import { deepFreeze } from "./helpers.js";
-import { gatewayConfig, siteBackends, type GatewayConfig } from "./schema.js";
+import { deepFreeze, siteBackends } from "./helpers.js";
+import { gatewayConfig, type GatewayConfig } from "./schema.js";
 
 export interface ConfigIssue {
   file: string;

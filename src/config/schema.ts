@@ -3,12 +3,10 @@
 import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
-import { MANAGED_SERVICE } from "../backends/managed-auth.js";
-import { ADMIN_TOKEN_PATTERN, isLoopback, managedStorage, namedBackends, type UpstreamFields } from "./helpers.js";
+import { ADMIN_TOKEN_PATTERN, isLoopback, MANAGED_SERVICE, managedStorage, namedBackends, type UpstreamFields } from "./rules.js";
 
 // What works on a validated configuration lives in helpers.ts (no zod there: a cluster worker, which is
-// handed a validated configuration, never loads zod); re-exported here for existing importers.
-export { isLoopback, managedStorage, namedBackends, siteBackends, upstreamSpec, type PoolSpec, type UpstreamSpec } from "./helpers.js";
+// handed a validated configuration, never loads zod).
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -190,7 +188,7 @@ function exactlyOneOf<T extends z.ZodType>(schema: T, keys: readonly string[], m
 }
 
 /** Exactly one of backend, backends, group; pushTo names a member; every member has one of backend, backends. */
-function checkUpstream(value: UpstreamFields, ctx: z.RefinementCtx, at: (string | number)[]): void {
+function checkUpstream(value: UpstreamFields<BackendConfig>, ctx: z.RefinementCtx, at: (string | number)[]): void {
   const noRepeats = (backends: BackendConfig[] | undefined, where: (string | number)[]) => {
     const origins = new Set<string>();
     backends?.forEach((backend, index) => {

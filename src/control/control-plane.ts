@@ -17,9 +17,9 @@ import { siteBackends } from "../config/helpers.js";
 import { keysNeedingRestart } from "../config/restart-keys.js";
 import type { GatewayConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
-import { defaultSiteName, siteName } from "../sites.js";
+import { defaultSiteName, siteName } from "../config/site-names.js";
 import type { AcmeCertificates, AcmeManagerOptions } from "../tls/acme.js";
-import { acmeSites, loadAcme } from "../tls/acme-sites.js";
+import { acmeSiteNames, acmeSites, loadAcme } from "../tls/acme-sites.js";
 import { watchCertificateExpiry } from "../tls/expiry.js";
 import { rotateServedCertificates, type RotationOutcome } from "../tls/rotation.js";
 import { ServedCertificates } from "../tls/served-certificates.js";
@@ -325,6 +325,3 @@ function noConfigSource(): Promise<GatewayConfig> {
   return Promise.reject(new Error("this gateway was started without a configuration file to re-read"));
 }
 
-function acmeSiteNames(config: GatewayConfig): ReadonlySet<string> {
-  return new Set(acmeSites(config).map((site) => site.name));
-}

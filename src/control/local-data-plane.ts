@@ -17,7 +17,7 @@ import { createHttpsListener, createPlainHttpListener, listen, type HttpsListene
 import type { Logger } from "../observe/log.js";
 import { metrics } from "../observe/metrics.js";
 import { createProcessContext, type FleetRole, type ProcessContext } from "../process/context.js";
-import { acmeSites } from "../tls/acme-sites.js";
+import { acmeSiteNames, acmeSites } from "../tls/acme-sites.js";
 import { AcmeChallengeResponder } from "../tls/acme-challenges.js";
 import { ServedCertificates } from "../tls/served-certificates.js";
 import { CertificateStore, type SiteCertificate } from "../tls/store.js";
@@ -59,7 +59,7 @@ export class LocalDataPlane implements DataPlane {
   #build(config: GatewayConfig, managed: ManagedUrls): Promise<Generation> {
     this.#managed.update(managed);
     // metrics.enabled only changes with a restart: the first configuration's holds for the process.
-    this.#context ??= createProcessContext({ ...this.fleet, logger: this.logger, metrics: config.metrics.enabled ? metrics : null, backendsFor: (next) => this.#managed.resolver(next) });
+    this.#context ??= createProcessContext({ ...this.fleet, logger: this.logger, metrics, metricsEnabled: config.metrics.enabled, backendsFor: (next) => this.#managed.resolver(next) });
     return buildGeneration(config, this.#context);
   }
 
@@ -255,9 +255,6 @@ export class LocalDataPlane implements DataPlane {
   }
 }
 
-function acmeSiteNames(config: GatewayConfig): ReadonlySet<string> {
-  return new Set(acmeSites(config).map((site) => site.name));
-}
 
 function applyChallenge(responder: AcmeChallengeResponder, change: ChallengeChange): void {
   if (change.kind === "http") {

@@ -6,7 +6,7 @@ import type { GatewayConfig } from "../config/schema.js";
 import { processCounters, type CounterStore } from "../cluster/shared.js";
 import type { Logger } from "../observe/log.js";
 import type { GatewayMetrics } from "../observe/metrics.js";
-import { configuredBackend, type BackendResolver } from "../sites.js";
+import { configuredBackend, type BackendResolver } from "../backends/resolve.js";
 import { ResourcePool } from "./resources.js";
 
 /** single: one process serves everything; worker: one of a cluster's (the primary keeps the counts); primary: the cluster's supervisor. */
@@ -17,8 +17,10 @@ export interface ProcessContext {
   readonly logger: Logger;
   /** Resources shared by every generation of this process: kept across reloads while their settings stay. */
   readonly resources: ResourcePool;
-  /** null when metrics are off: `metrics.enabled` only changes with a restart, so this holds for the process's life. */
-  readonly metrics: GatewayMetrics | null;
+  /** The process's metrics: the request path counts into them whether or not they are served. */
+  readonly metrics: GatewayMetrics;
+  /** metrics.enabled as the process started (only a restart changes it): whether the stages report at all. */
+  readonly metricsEnabled: boolean;
   /** Where in-memory counts live: this process, or (in a cluster worker) the primary. */
   readonly counters: CounterStore;
   /** Each backend's URL under `config`; a managed backend's is its running registry's. */
@@ -28,7 +30,8 @@ export interface ProcessContext {
 export interface ProcessContextOptions {
   role?: FleetRole;
   logger: Logger;
-  metrics?: GatewayMetrics | null;
+  metrics: GatewayMetrics;
+  metricsEnabled?: boolean;
   /** Default: this process's memory. */
   counters?: CounterStore;
   /** Default: backends as configured (no managed registries). */
@@ -40,7 +43,8 @@ export function createProcessContext(options: ProcessContextOptions): ProcessCon
     role: options.role ?? "single",
     logger: options.logger,
     resources: new ResourcePool(),
-    metrics: options.metrics ?? null,
+    metrics: options.metrics,
+    metricsEnabled: options.metricsEnabled ?? true,
     counters: options.counters ?? processCounters,
     backendsFor: options.backendsFor ?? (() => configuredBackend),
   };

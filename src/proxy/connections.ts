@@ -2,14 +2,7 @@
 // header). A connection over a cap is not cut at once: it may finish its TLS handshake (bounded by the
 // handshake timeout) and gets one clear registry error, then it is closed. It holds nothing else.
 import type { Socket } from "node:net";
-import type { GatewayErrorKind } from "../registry/errors.js";
-
-export interface ConnectionRefusal {
-  kind: Extract<GatewayErrorKind, "unavailable" | "tooManyRequests">;
-  message: string;
-}
-
-const overCap = new WeakMap<Socket, ConnectionRefusal>();
+import { ClientConnection, type ConnectionRefusal } from "./client-connection.js";
 
 export class ConnectionLimits {
   private total = 0;
@@ -31,15 +24,16 @@ export class ConnectionLimits {
   }
 
   /** Call on every accepted TCP connection, before TLS. */
-  track(socket: Socket): void {
+  track(connection: ClientConnection): void {
+    const socket = connection.tcp;
     const address = socket.remoteAddress ?? "";
     const fromAddress = (this.perAddress.get(address) ?? 0) + 1;
     this.perAddress.set(address, fromAddress);
     this.total++;
     if (this.total > this.max) {
-      overCap.set(socket, { kind: "unavailable", message: "the gateway has too many open connections; try again shortly" });
+      connection.refusal = { kind: "unavailable", message: "the gateway has too many open connections; try again shortly" };
     } else if (fromAddress > this.maxPerAddress) {
-      overCap.set(socket, { kind: "tooManyRequests", message: `too many open connections from ${address}; close some and try again` });
+      connection.refusal = { kind: "tooManyRequests", message: `too many open connections from ${address}; close some and try again` };
     }
     socket.once("close", () => {
       this.total--;
@@ -51,7 +45,6 @@ export class ConnectionLimits {
 
   /** Why a request on this connection must be refused, when its connection was over a cap. */
   static refusalFor(socket: Socket): ConnectionRefusal | undefined {
-    // Requests arrive on the TLS socket; its underlying TCP socket is what `connection` tracked.
-    return overCap.get(socket) ?? overCap.get((socket as Socket & { _parent?: Socket })._parent as Socket);
+    return ClientConnection.of(socket)?.refusal;
   }
 }

@@ -1,5 +1,5 @@
-// Blob and manifest GETs to plain-HTTP backends, relayed socket to socket without Node's HTTP client (issue
-// #10). Blob pulls are most of a registry's bytes, and Node's client copies every body chunk out of its
+// Blob and manifest GETs to plain-HTTP backends, relayed socket to socket without Node's HTTP client.
+// Blob pulls are most of a registry's bytes, and Node's client copies every body chunk out of its
 // parser into a new buffer, allocates another 64 KiB buffer for every socket read, and runs the stream
 // machinery (pause, drain, resume) per chunk; manifest GETs are most of its requests, and http-proxy-3 plus
 // Node's client cost about a third of the gateway's CPU per request. Here the backend socket reads into one
@@ -53,7 +53,11 @@ export interface RelayHead {
 export type HeadVerdict = "relay" | "discard" | "abort";
 
 export interface RelayHandlers {
-  onHead(head: RelayHead): HeadVerdict;
+  /**
+   * The answer's head. `decide` says what becomes of its body, at once or later: until then the connection
+   * reads nothing more (what already came waits for the verdict).
+   */
+  onHead(head: RelayHead, decide: (verdict: HeadVerdict) => void): void;
   /** A body chunk; call `done` once the chunk's bytes are no longer needed (the client write's callback). */
   onBody(chunk: Buffer, done: () => void): void;
   /** The body is complete (`last`, if any, is its final chunk); call `done` once `last` is written. */
@@ -149,6 +153,8 @@ class Connection {
   private left = 0;
   private answered = false;
   private timedOut = false;
+  /** A head whose verdict is still to come, with the body bytes read meanwhile. */
+  private undecided: { early: Buffer[]; handlers: RelayHandlers; paused: boolean } | null = null;
   /** The connection's stream once its answer is handed over (onUnsupported). */
   private handoff: Duplex | null = null;
   reusable = true;
@@ -167,8 +173,10 @@ class Connection {
       host,
       noDelay: true,
       onread: {
-        // Asked before every read: body bytes go to the body's read buffer, everything else to the small one.
-        buffer: () => (this.inBody && this.left > 0 ? (this.window ??= pool.options.buffers.window()).forRead() : this.small),
+        // Asked after every read, for the next: body bytes go to the body's read buffer, everything else to the
+        // small one. Not while a head awaits its verdict: the body may be over before this buffer is read into
+        // (given back to the pool for another pull), and what comes meanwhile is copied anyway.
+        buffer: () => (this.inBody && this.left > 0 && !this.undecided ? (this.window ??= pool.options.buffers.window()).forRead() : this.small),
         callback: (n, buf) => this.onRead(n, buf as Buffer),
       },
     });
@@ -202,6 +210,7 @@ class Connection {
   abort(): void {
     this.reusable = false;
     this.handlers = null;
+    this.undecided = null;
     this.dropWindow();
     this.socket.destroy();
   }
@@ -220,6 +229,13 @@ class Connection {
       this.socket.pause();
       return false;
     }
+    if (this.undecided) {
+      // Copied: the read buffer is reused. Nothing more is read until the verdict.
+      this.undecided.early.push(Buffer.from(buf.subarray(0, n)));
+      this.undecided.paused = true;
+      this.socket.pause();
+      return false;
+    }
     const handlers = this.handlers;
     if (!handlers) {
       // Bytes nobody asked for: this connection's framing can no longer be trusted.
@@ -227,6 +243,10 @@ class Connection {
       return false;
     }
     if (!this.inBody) return this.onHeadBytes(Buffer.from(buf.subarray(0, n)), handlers);
+    // The first read after a verdict that came later went to the small buffer (see `buffer`). One that ends the
+    // body is copied: the connection's next answer reads into that buffer while the last write may still
+    // refer to it. Otherwise the read waits for its write like any other.
+    if (buf === this.small && n >= this.left) return this.onBodyBytes(Buffer.from(buf.subarray(0, n)), handlers, true);
     return this.onBodyBytes(buf.subarray(0, n), handlers, false);
   }
 
@@ -247,22 +267,32 @@ class Connection {
     }
     if (head.close) this.reusable = false;
     this.backendKeepAliveMs = head.keepAliveMs;
-    const verdict = handlers.onHead(head);
-    if (verdict === "abort") {
-      this.abort();
-      return false;
-    }
-    this.discarding = verdict === "discard";
     this.inBody = true;
     this.left = head.length;
-    const rest = all.subarray(end + 4);
+    // `rest` is a buffer of its own, not the reused read buffer.
+    const undecided = { early: [all.subarray(end + 4)], handlers, paused: false };
+    this.undecided = undecided;
+    handlers.onHead(head, (verdict) => this.decide(undecided, verdict));
+    // Still undecided: reading goes on until the next read, which waits (see onRead).
+    return !this.socket.destroyed;
+  }
+
+  private decide(undecided: NonNullable<Connection["undecided"]>, verdict: HeadVerdict): void {
+    // The connection failed or was aborted meanwhile.
+    if (this.undecided !== undecided) return;
+    this.undecided = null;
+    if (verdict === "abort") {
+      this.abort();
+      return;
+    }
+    this.discarding = verdict === "discard";
+    const { early, handlers } = undecided;
+    const rest = early.length === 1 ? early[0]! : Buffer.concat(early);
     if (this.left === 0) {
       if (rest.length) this.reusable = false;
       this.finish(null, handlers, true);
-      return true;
-    }
-    // `rest` is a buffer of its own, not the reused read buffer.
-    return rest.length === 0 || this.onBodyBytes(rest, handlers, true);
+    } else if (rest.length > 0) this.onBodyBytes(rest, handlers, true);
+    if (undecided.paused && !this.socket.destroyed) this.socket.resume();
   }
 
   private onBodyBytes(view: Buffer, handlers: RelayHandlers, owned: boolean): boolean {
@@ -335,6 +365,7 @@ class Connection {
 
   private onGone(err?: NodeJS.ErrnoException): void {
     this.reusable = false;
+    this.undecided = null;
     this.dropWindow();
     this.pool.forget(this);
     if (this.handoff) {
@@ -414,7 +445,11 @@ export class GetRelay {
       };
       let verdict: HeadVerdict = "relay";
       conn.start(text, {
-        onHead: (head) => (verdict = handlers.onHead(head)),
+        onHead: (head, decide) =>
+          handlers.onHead(head, (chosen) => {
+            verdict = chosen;
+            decide(chosen);
+          }),
         onBody: (chunk, done) => handlers.onBody(chunk, done),
         onEnd: (last, done) => {
           over();

@@ -1,7 +1,6 @@
 // Header rewriting at the edge, both directions. Pure functions over header lists so the rules are
 // unit-tested without sockets.
 import type { IncomingHttpHeaders } from "node:http";
-import type { ManagedAuthorization } from "../backends/managed-auth.js";
 import { API_VERSION, API_VERSION_HEADER } from "../registry/errors.js";
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the proxy-* ones: never forwarded. */
@@ -49,6 +48,16 @@ export interface EdgeContext {
    * anything above, and to no other backend.
    */
   managedAuthorization?: ManagedAuthorization;
+}
+
+/**
+ * The Authorization for the managed registries among the backends a request may go to (made by
+ * backends/managed-auth.ts). Defined with the headers it decides, so forwarding depends on no backend code.
+ */
+export interface ManagedAuthorization {
+  /** Origins (http://127.0.0.1:PORT) of the running managed registries. */
+  origins: ReadonlySet<string>;
+  authorization: string;
 }
 
 function connectionTokens(value: string | string[] | undefined): Set<string> {

@@ -6,16 +6,7 @@
 // previous response is over, and none starts after a response that closes the connection.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-
-interface Turn {
-  req: IncomingMessage;
-  res: ServerResponse;
-  over: Promise<void>;
-}
-
-const lastTurn = new WeakMap<Socket, Turn>();
-/** Requests waiting for their turn, per connection. */
-const waiting = new WeakMap<Socket, number>();
+import { ClientConnection } from "./client-connection.js";
 
 /**
  * No client needs more requests than this queued on one connection (docker, podman and skopeo do not
@@ -26,7 +17,10 @@ export const MAX_PIPELINED = 16;
 /** Resolves true when the request may proceed, false when its connection is closing (drop it). */
 export async function awaitTurn(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   const socket = req.socket;
-  const previous = lastTurn.get(socket);
+  const connection = ClientConnection.of(socket);
+  // Turns are kept per connection: a request on a socket no listener accepted cannot take one safely.
+  if (!connection) return false;
+  const previous = connection.lastTurn;
   // Over when the response is, or when the connection goes (a response still queued behind another then
   // never gets a socket, nor a close event of its own).
   const over = new Promise<void>((resolve) => {
@@ -39,13 +33,12 @@ export async function awaitTurn(req: IncomingMessage, res: ServerResponse): Prom
     res.once("close", done);
     socket.once("close", done);
   });
-  lastTurn.set(socket, { req, res, over });
+  connection.lastTurn = { req, res, over };
   if (previous) {
-    const queued = (waiting.get(socket) ?? 0) + 1;
-    if (queued > MAX_PIPELINED) return false;
-    waiting.set(socket, queued);
+    if (connection.waitingTurns >= MAX_PIPELINED) return false;
+    connection.waitingTurns++;
     await previous.over;
-    waiting.set(socket, (waiting.get(socket) ?? 1) - 1);
+    connection.waitingTurns--;
     if (closesConnection(previous.res)) return false;
   }
   return !socket.destroyed;
@@ -56,7 +49,7 @@ export async function awaitTurn(req: IncomingMessage, res: ServerResponse): Prom
  * request's body (already answered or being answered), and must not get an answer of its own.
  */
 export function requestInProgress(socket: Socket): boolean {
-  const turn = lastTurn.get(socket);
+  const turn = ClientConnection.of(socket)?.lastTurn;
   return turn !== undefined && (!turn.req.complete || !turn.res.writableFinished);
 }
 

@@ -4,7 +4,7 @@
 //   acme/certs/<site>.json              which directory issued it, so a staging certificate is never
 //                                       taken for a production one after the directory changes
 //   acme/certs/<site>.lock/             held while a process orders for the site
-// Files are written with selfsigned.ts's atomic helpers: key, then certificate, then metadata.
+// Files are written atomically (util/atomic-write.ts): key, then certificate, then metadata.
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import path from "node:path";
 import {
@@ -14,11 +14,11 @@ import {
   subjectAltNames,
   withDataDirLock,
   withLockDirectory,
-  writeFileAtomically,
   writeKeyPair,
   type KeyPairPem,
   type LockOptions,
 } from "./selfsigned.js";
+import { writeFileAtomically } from "../util/atomic-write.js";
 
 const PRIVATE_FILE = 0o600;
 

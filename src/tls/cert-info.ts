@@ -3,7 +3,7 @@
 import { X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
-import { siteName } from "../sites.js";
+import { siteName } from "../config/site-names.js";
 import { acmeCertificatePaths, certificateDueAt, readStoredCertificate } from "./acme-storage.js";
 import { leafPaths, readIfExists, subjectAltNames } from "./selfsigned.js";
 

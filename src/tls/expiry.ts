@@ -5,7 +5,7 @@
 //   files      30 days left: someone has to replace the files, then reload
 // The not-after metric is read from the certificate store at each scrape, so it needs nothing from here.
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
-import { siteName } from "../sites.js";
+import { siteName } from "../config/site-names.js";
 import { renewalTime } from "./acme-storage.js";
 import type { CertificateInfo } from "./store.js";
 

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import http from "node:http";
 import * as tls from "node:tls";
 import type { GatewayConfig, ListenAddress } from "../config/schema.js";
-import { defaultSiteName, siteName } from "../sites.js";
+import { defaultSiteName, siteName } from "../config/site-names.js";
 import { AcmeManager, acmeSites, type AcmeLogger } from "./acme.js";
 import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./acme-challenges.js";
 import { certificateStatus } from "./cert-info.js";

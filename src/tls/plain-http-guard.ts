@@ -6,10 +6,9 @@
 import type { Socket } from "node:net";
 import { rawErrorResponse } from "../registry/errors.js";
 
-/** From the server's `tlsClientError`; true when it was plain HTTP and has been answered. */
-export function answerPlainHttp(err: NodeJS.ErrnoException, tlsSocket: Socket): boolean {
+/** From the server's `tlsClientError`, given the TCP socket under the failed TLS one; true when it was plain HTTP and has been answered. */
+export function answerPlainHttp(err: NodeJS.ErrnoException, tcp: Socket | undefined): boolean {
   if (err.code !== "ERR_SSL_HTTP_REQUEST") return false;
-  const tcp = (tlsSocket as Socket & { _parent?: Socket })._parent;
   if (!tcp?.writable) return false;
   tcp.write(rawErrorResponse("badRequest", "this port speaks HTTPS: use https:// in the registry address"));
   tcp.destroySoon();

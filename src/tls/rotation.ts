@@ -2,7 +2,7 @@
 // the current one is still good, files are re-read. In a running gateway the result replaces the served set
 // for new handshakes (connections and requests in flight keep theirs); without one, only the disk changes.
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
-import { siteName } from "../sites.js";
+import { siteName } from "../config/site-names.js";
 import type { AcmeCertificates } from "./acme.js";
 import type { ServedCertificates } from "./served-certificates.js";
 import { loadSiteCertificates, type CertificateInfo, type SiteCertificate } from "./store.js";

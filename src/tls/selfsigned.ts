@@ -9,10 +9,11 @@
 // locked path.
 import type * as x509 from "@peculiar/x509";
 import { KeyObject, X509Certificate as NodeX509Certificate, createPrivateKey, randomBytes, webcrypto } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat, chmod, utimes } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, chmod, utimes } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { isIP } from "node:net";
 import path from "node:path";
+import { writeFileAtomically } from "../util/atomic-write.js";
 
 const require = createRequire(import.meta.url);
 let peculiar: typeof x509 | null = null;
@@ -331,25 +332,6 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   // mkdir's mode is filtered by the umask and ignored for a directory that already exists.
   await chmod(dir, PRIVATE_DIR);
-}
-
-/** Readers see the old file or the new one, never a partial write. */
-export async function writeFileAtomically(file: string, content: string, mode: number): Promise<void> {
-  const temporary = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-  try {
-    const handle = await open(temporary, "wx", mode);
-    try {
-      await handle.writeFile(content);
-      await handle.chmod(mode); // open's mode is filtered by the umask
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, file);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
 }
 
 const LOCK_STALE_MS = 60_000;

@@ -6,10 +6,11 @@ import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as tls from "node:tls";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
-import { isLoopback } from "../config/helpers.js";
+import { isLoopback } from "../config/rules.js";
 import { keyPairProblem, loadOrCreateCa, loadOrIssueLeaf, subjectAltNames, type LocalCa } from "./selfsigned.js";
 import { readStoredCertificate } from "./acme-storage.js";
-import { siteName } from "../sites.js";
+import { HostMatcher } from "../config/host-matcher.js";
+import { siteName } from "../config/site-names.js";
 
 export interface SiteCertificate {
   site: string;
@@ -40,9 +41,7 @@ interface SiteEntry {
 
 /** Everything a handshake needs, replaced as one object. */
 interface StoreState {
-  exact: Map<string, SiteEntry>;
-  /** `*.example.com` is stored under `example.com`. */
-  wildcard: Map<string, SiteEntry>;
+  byHost: HostMatcher<SiteEntry>;
   fallback: SiteEntry;
   entries: SiteEntry[];
 }
@@ -102,14 +101,7 @@ export class CertificateStore {
 
   #entryFor(servername: string | undefined): SiteEntry {
     const state = this.#state;
-    if (!servername) return state.fallback;
-    const host = normalizeHost(servername);
-    const exact = state.exact.get(host);
-    if (exact) return exact;
-    const dot = host.indexOf(".");
-    // A wildcard covers exactly one label, so only the parent of the first label is looked up.
-    const wildcard = dot > 0 ? state.wildcard.get(host.slice(dot + 1)) : undefined;
-    return wildcard ?? state.fallback;
+    return (servername ? state.byHost.match(servername) : undefined) ?? state.fallback;
   }
 
   #defaultContextOptions(): tls.SecureContextOptions {
@@ -124,18 +116,11 @@ function buildState(certificates: SiteCertificate[], defaultSite: string, minVer
   if (!fallback) {
     throw new Error(`default site "${defaultSite}" has no certificate (sites: ${certificates.map((c) => c.site).join(", ") || "none"})`);
   }
-  const exact = new Map<string, SiteEntry>();
-  const wildcard = new Map<string, SiteEntry>();
-  for (const entry of entries) {
-    for (const rawHost of entry.certificate.hosts) {
-      const host = normalizeHost(rawHost);
-      const [map, key] = host.startsWith("*.") ? [wildcard, host.slice(2)] : [exact, host];
-      const owner = map.get(key);
-      if (owner) throw new Error(`host "${host}" is claimed by sites "${owner.certificate.site}" and "${entry.certificate.site}"`);
-      map.set(key, entry);
-    }
-  }
-  return { exact, wildcard, fallback, entries };
+  const byHost = new HostMatcher(
+    entries.map((entry) => ({ hosts: entry.certificate.hosts, owner: entry })),
+    (entry) => entry.certificate.site,
+  );
+  return { byHost, fallback, entries };
 }
 
 function buildEntry(certificate: SiteCertificate, minVersion: TlsMinVersion): SiteEntry {
@@ -164,10 +149,6 @@ function describe(certificate: SiteCertificate): CertificateInfo {
     notAfter: new Date(leaf.validTo),
     sans: subjectAltNames(leaf),
   };
-}
-
-function normalizeHost(host: string): string {
-  return host.trim().toLowerCase().replace(/\.$/, "");
 }
 
 // ---- from configuration ---------------------------------------------------------------------------

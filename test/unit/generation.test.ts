@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { gatewayConfig, type GatewayConfigInput } from "../../src/config/schema.js";
 import { buildGeneration, retireGeneration, type Generation } from "../../src/generation.js";
 import { createLogger } from "../../src/observe/log.js";
+import { GatewayMetrics } from "../../src/observe/metrics.js";
 import { createProcessContext } from "../../src/process/context.js";
 
 let dataDir: string;
@@ -20,7 +21,7 @@ after(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-const context = createProcessContext({ logger: createLogger({ level: "silent", format: "json" }) });
+const context = createProcessContext({ logger: createLogger({ level: "silent", format: "json" }), metrics: new GatewayMetrics(), metricsEnabled: false });
 const configWith = (extra: Partial<GatewayConfigInput> = {}) =>
   gatewayConfig.parse({ dataDir, metrics: { enabled: false }, sites: [{ hosts: ["hub.registry.test"], backend: "http://127.0.0.1:5001" }], ...extra });
 

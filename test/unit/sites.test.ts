@@ -4,7 +4,8 @@ import http from "node:http";
 import { buildSiteUpstreams } from "../../src/backends/upstream.js";
 import { gatewayConfig, type BackendConfig } from "../../src/config/schema.js";
 import { createLogger } from "../../src/observe/log.js";
-import { defaultSiteName, parseHostHeader, SiteMap } from "../../src/sites.js";
+import { defaultSiteName } from "../../src/config/site-names.js";
+import { parseHostHeader, SiteMap } from "../../src/sites.js";
 
 const config = gatewayConfig.parse({
   sites: [

@@ -15,7 +15,7 @@ import type { ChallengeChange, CommitOptions, Committed, DataPlane, Readiness, S
 import { createLogger } from "../../../src/observe/log.js";
 import type { AcmeCertificates } from "../../../src/tls/acme.js";
 import type { SiteCertificate } from "../../../src/tls/store.js";
-import { configuredBackend } from "../../../src/sites.js";
+import { configuredBackend } from "../../../src/backends/resolve.js";
 import { waitFor } from "../../helpers/process.js";
 
 interface Deferred<T> {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, it } from "node:test";
+import { ClientConnection } from "../../../src/proxy/client-connection.js";
 import { awaitTurn, MAX_PIPELINED, requestInProgress } from "../../../src/proxy/pipelining.js";
 
 type FakeSocket = EventEmitter & { destroyed: boolean };
@@ -22,7 +23,12 @@ function exchange(socket: FakeSocket, options: { keepAlive?: boolean; connection
   return { req, res, finish };
 }
 
-const socketOf = (): FakeSocket => Object.assign(new EventEmitter(), { destroyed: false });
+const socketOf = (): FakeSocket => {
+  const socket = Object.assign(new EventEmitter(), { destroyed: false });
+  // As the listener does on the accept: turns are kept on the connection.
+  new ClientConnection(socket as never);
+  return socket;
+};
 
 describe("requests on one connection take turns", () => {
   it("starts a pipelined request only once the one before it is over", async () => {
@@ -59,6 +65,12 @@ describe("requests on one connection take turns", () => {
     assert.equal(await awaitTurn(extra.req, extra.res), false, "one more than the queue takes is refused at once");
     first.finish();
     assert.equal(await queued[0], true);
+  });
+
+  it("refuses a request on a socket no listener accepted", async () => {
+    const stray = Object.assign(new EventEmitter(), { destroyed: false });
+    const { req, res } = exchange(stray);
+    assert.equal(await awaitTurn(req, res), false);
   });
 
   it("leaves no listener behind on a long keep-alive connection", async () => {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gatewayConfig } from "../../../src/config/schema.js";
-import { siteName } from "../../../src/sites.js";
+import { siteName } from "../../../src/config/site-names.js";
 import { selectSites } from "../../../src/tls/rotation.js";
 
 const config = gatewayConfig.parse({
