@@ -120,7 +120,7 @@ export async function buildGeneration(config: GatewayConfig, context: ProcessCon
     const rateLimit = await createRateLimitStage(sites.sites, events, (limit) => limitCounters(limit, config, context, leases));
     const affinity = await uploadAffinity(config, sites, context, leases);
     const managed = security.managedAuth ? new ManagedCredentials(security.managedAuth, managedOrigins(config, backendFor)) : null;
-    const lists = new SiteLists(agentFor, logger, managed, config.lists.cacheFor);
+    const lists = new SiteLists(agentFor, logger, managed, config.lists.cacheFor, metrics);
     const search = new CatalogSearch((site) => lists.repositories(site));
     // The counts are the process's: downloads in flight on a replaced generation still hold what they hold.
     const downloadCounts = leases.take("download-counts", {}, () => ({ counts: new DownloadLimits(config.limits), close() {} }));

@@ -8,7 +8,6 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { GatewayConfig } from "./config/schema.js";
 import type { Logger } from "./observe/log.js";
-import { metrics } from "./observe/metrics.js";
 import { ClientConnection, trackConnections } from "./proxy/client-connection.js";
 import { ConnectionLimits } from "./proxy/connections.js";
 import { holdBody } from "./proxy/continue.js";
@@ -32,6 +31,8 @@ export function createHttpsListener(
   responder: AcmeChallengeResponder,
   logger: Logger,
   onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  /** Where failed handshakes are counted (the process's metrics). */
+  events: { tlsHandshakeFailed(): void },
 ): HttpsListener {
   const server = https.createServer(
     {
@@ -70,7 +71,7 @@ export function createHttpsListener(
     awaitFirstRequest(connection, headerTimeout, (expired, secured) => closeWithoutRequest(expired, secured, logger));
   });
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
-    metrics.tlsHandshakeFailed();
+    events.tlsHandshakeFailed();
     if (answerPlainHttp(err, accepted.under(socket)?.tcp)) return;
     logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "TLS handshake failed");
     // Nothing can be said on a connection without TLS (an HTTP error would wait behind the handshake

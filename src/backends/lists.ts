@@ -7,7 +7,6 @@ import type http from "node:http";
 import type { Principal } from "../auth/types.js";
 import type { Access } from "../registry/routes.js";
 import type { Logger } from "../observe/log.js";
-import { metrics } from "../observe/metrics.js";
 import { fetchRepositories, fetchTags, mergeSorted, type ListSource } from "../registry/catalog.js";
 import type { Site } from "../sites.js";
 import type { ManagedCredentials } from "./managed-auth.js";
@@ -51,6 +50,8 @@ export class SiteLists {
     private readonly managed: ManagedCredentials | null = null,
     /** How long a fetched list is reused (lists.cacheFor); 0: only by requests arriving while it is fetched. */
     private readonly cacheMs = 0,
+    /** Where a group member skipped for an error is counted (the process's metrics). */
+    private readonly events: { groupPassedOver(site: string, member: string, reason: "error"): void } | null = null,
   ) {
     // One catalog per configured site at most, and a catalog is what every page of /v2/_catalog needs:
     // bounded by the configuration and by MAX_NAMES per member, not by a weight.
@@ -123,7 +124,7 @@ export class SiteLists {
       const { member, pool } = pools[index]!;
       if (result.status === "fulfilled") return answers.push({ member, value: result.value });
       this.logger.warn({ site: site.name, pool: pool.name, err: (result.reason as Error).message }, "a registry's list could not be read: left out");
-      if (member !== null) metrics.groupPassedOver(site.name, member.name, "error");
+      if (member !== null) this.events?.groupPassedOver(site.name, member.name, "error");
     });
     if (answers.length === 0) throw new Error("no registry of this site answered with its list");
     return answers;

@@ -70,7 +70,7 @@ export class LocalDataPlane implements DataPlane {
     const defaultSite = first.sites.defaultSite.name;
     const certificates = new CertificateStore(loaded, defaultSite, config.tls.minVersion);
     const served = new ServedCertificates(certificates, loaded, defaultSite, acmeSiteNames(config));
-    const listener = createHttpsListener(config, certificates, this.responder, this.logger, (req, res) => this.#handle(req, res));
+    const listener = createHttpsListener(config, certificates, this.responder, this.logger, (req, res) => this.#handle(req, res), this.#context!.metrics);
     this.#serving = { listener, plainHttp: null, certificates, served, stopWatching: () => {} };
     try {
       const addresses = await this.#listen(config);
