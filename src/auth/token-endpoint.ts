@@ -82,7 +82,8 @@ export class DockerTokenEndpoint implements TokenEndpoint {
       }
     } catch (err) {
       if (!(err instanceof TokenRequestError)) throw err;
-      sendError(res, err.kind, err.message, { "Cache-Control": "no-store" });
+      // A form left unread (too large) would be parsed as the next request: the connection closes instead.
+      sendError(res, err.kind, err.message, { "Cache-Control": "no-store", ...(req.complete ? {} : { Connection: "close" }) });
       return { refusal: err.kind };
     }
     const { login } = request;

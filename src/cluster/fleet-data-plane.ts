@@ -39,6 +39,9 @@ interface Member {
   startedAt: number;
   /** Commits whose replaced configuration this worker still runs requests on, by serial. */
   retiring: Map<number, () => void>;
+  /** The configuration this worker serves. */
+  applied: WorkerConfig | null;
+  catchingUp: boolean;
 }
 
 export class FleetDataPlane implements DataPlane {
@@ -52,6 +55,8 @@ export class FleetDataPlane implements DataPlane {
   /** The configuration in service, as every worker gets it. */
   #current: WorkerConfig | null = null;
   #prepared: WorkerConfig | null = null;
+  /** The workers that prepared it: only they can commit it. */
+  #preparedWorkers: Member[] = [];
   #commits = 0;
   /** Handed down since the last commit; a worker that starts late is given them too. */
   #certificates: readonly SiteCertificate[] | null = null;
@@ -92,7 +97,7 @@ export class FleetDataPlane implements DataPlane {
         retiring.delete(serial);
       },
     });
-    const member: Member = { number, worker, rpc, ready: false, startedAt: Date.now(), retiring };
+    const member: Member = { number, worker, rpc, ready: false, startedAt: Date.now(), retiring, applied: null, catchingUp: false };
     this.#members.set(number, member);
     const hello = new Promise<void>((resolve) => {
       worker.on("message", (message: { rg?: string }) => {
@@ -113,20 +118,42 @@ export class FleetDataPlane implements DataPlane {
     if (this.#certificates) await member.rpc.call("certificates", { certificates: this.#certificates }, CALL_TIMEOUT_MS);
     for (const certificate of this.#acmeCertificates.values()) await member.rpc.call("acmeCertificate", certificate, CALL_TIMEOUT_MS);
     for (const change of this.#challenges.values()) await member.rpc.call("challenge", change, CALL_TIMEOUT_MS);
+    member.applied = started;
     // A reload that committed while this worker started did not include it: it catches up before serving.
-    if (this.#current !== started) {
-      try {
-        await member.rpc.call("prepare", this.#current, CALL_TIMEOUT_MS);
-      } catch (err) {
-        // Never two configurations at once: it starts again, from the one in service.
-        member.worker.kill("SIGKILL");
-        throw new Error(`worker ${member.number} could not take the configuration reloaded while it started: ${(err as Error).message}`);
-      }
-      await member.rpc.call("commit", { keepAcmeHandOvers: true, serial: 0 } satisfies WorkerCommit, CALL_TIMEOUT_MS);
-    }
+    await this.#catchUp(member);
     member.ready = true;
     this.logger.info({ worker: member.number, pid: member.worker.process.pid }, "worker started");
     return addresses;
+  }
+
+  /**
+   * Brings a worker that missed commits onto the configuration in service, until it stays there (another
+   * reload may commit meanwhile). One that cannot take it is killed: never two configurations at once, and
+   * its replacement starts from the one in service.
+   */
+  async #catchUp(member: Member): Promise<void> {
+    // One catch-up per worker at a time: its loop takes any commit that comes meanwhile.
+    if (member.catchingUp) return;
+    member.catchingUp = true;
+    try {
+      await this.#catchUpLoop(member);
+    } finally {
+      member.catchingUp = false;
+    }
+  }
+
+  async #catchUpLoop(member: Member): Promise<void> {
+    while (member.applied !== this.#current) {
+      const target = this.#current!;
+      try {
+        await member.rpc.call("prepare", target, CALL_TIMEOUT_MS);
+        await member.rpc.call("commit", { keepAcmeHandOvers: true, serial: 0 } satisfies WorkerCommit, CALL_TIMEOUT_MS);
+      } catch (err) {
+        member.worker.kill("SIGKILL");
+        throw new Error(`worker ${member.number} could not take the configuration reloaded while it started: ${(err as Error).message}`);
+      }
+      member.applied = target;
+    }
   }
 
   #exited(member: Member, code: number | null, signal: string | null): void {
@@ -156,13 +183,15 @@ export class FleetDataPlane implements DataPlane {
 
   async prepare(config: GatewayConfig, managed: ManagedUrls): Promise<void> {
     const next: WorkerConfig = { config: encodeConfig(config), managedUrls: managed };
-    const prepared = await this.#broadcast("prepare", next);
+    const workers = this.#ready();
+    const prepared = await Promise.allSettled(workers.map((m) => m.rpc.call("prepare", next, CALL_TIMEOUT_MS)));
     const errors = [...new Set(prepared.flatMap((result) => (result.status === "rejected" ? (result.reason as Error).message.split("\n") : [])))];
     if (errors.length > 0) {
       this.logger.error({ errors }, "configuration reload failed in a worker: no worker switched, the running configuration stays in service");
       throw new Error(errors.join("\n"));
     }
     this.#prepared = next;
+    this.#preparedWorkers = workers;
   }
 
   async commit({ keepAcmeHandOvers }: CommitOptions): Promise<Committed> {
@@ -173,24 +202,33 @@ export class FleetDataPlane implements DataPlane {
     this.#certificates = null; // each worker loads them anew from the configuration
     if (!keepAcmeHandOvers) this.#acmeCertificates.clear();
     const serial = ++this.#commits;
-    const workers = this.#ready();
+    const workers = this.#preparedWorkers.filter((member) => this.#members.get(member.number) === member);
+    this.#preparedWorkers = [];
     const retired = workers.map((member) => new Promise<void>((resolve) => member.retiring.set(serial, resolve)));
     const commit: WorkerCommit = { keepAcmeHandOvers, serial };
-    const calls = workers.map((member) =>
-      // A worker that did not take the commit (it died, or the call timed out) never reports a retirement:
-      // waiting for it would keep the replaced configuration's registries running for good.
-      member.rpc.call("commit", commit, CALL_TIMEOUT_MS).catch(() => {
-        member.retiring.get(serial)?.();
-        member.retiring.delete(serial);
-      }),
-    );
+    const calls = workers.map(async (member) => {
+      try {
+        await member.rpc.call("commit", commit, CALL_TIMEOUT_MS);
+        member.applied = this.#current;
+      } catch (err) {
+        // It may still serve the replaced configuration (and use its registries): it is killed, and its exit
+        // retires what it ran on; its replacement starts on the configuration in service.
+        this.logger.error({ worker: member.number, err: (err as Error).message }, "a worker did not take the reloaded configuration: restarting it");
+        member.worker.kill("SIGKILL");
+      }
+    });
     await Promise.all(calls);
+    // A worker that became ready while the others prepared serves the replaced configuration: it catches up.
+    for (const member of this.#ready()) {
+      if (!workers.includes(member)) void this.#catchUp(member).catch((err: Error) => this.logger.error({ worker: member.number, err: err.message }, "worker restarted"));
+    }
     this.logger.info({ workers: workers.length }, "configuration reloaded in every worker");
     return { retired: Promise.all(retired).then(() => {}) };
   }
 
   async abort(): Promise<void> {
     this.#prepared = null;
+    this.#preparedWorkers = [];
     await this.#broadcast("abort", {});
   }
 

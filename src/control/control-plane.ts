@@ -165,6 +165,8 @@ export class ControlPlane {
    */
   reload(given?: GatewayConfig): Promise<ReloadOutcome> {
     return this.#serialized(async () => {
+      // A reload queued behind a shutdown would build a generation nothing retires.
+      if (this.#stopped) return { ok: false, errors: ["the gateway is shutting down"] };
       let next: GatewayConfig;
       try {
         next = given ?? (await (this.options.configSource ?? noConfigSource)());
@@ -266,6 +268,8 @@ export class ControlPlane {
     const adminClosed = once(running.admin, "close");
     running.admin.close();
     const deadline = Date.now() + drainMs;
+    // A reload or rotation under way finishes first: the data plane then drains what it swapped in.
+    await this.#serialized(async () => {});
     await this.dataPlane.shutdown(drainMs);
     running.admin.closeAllConnections();
     // An order still running when the drain time is over is abandoned; the next start orders again.

@@ -48,6 +48,8 @@ export class LocalDataPlane implements DataPlane {
 
   /** Made by the first build: what this process is, for every generation it builds. */
   #context: ProcessContext | null = null;
+  /** Counts aborts: a prepare that an abort overtook discards what it built. */
+  #attempts = 0;
 
   constructor(
     private readonly logger: Logger,
@@ -134,9 +136,12 @@ export class LocalDataPlane implements DataPlane {
 
   async prepare(config: GatewayConfig, managed: ManagedUrls): Promise<void> {
     await this.abort();
+    const attempt = this.#attempts;
     const next = await this.#build(config, managed);
     try {
       this.#serving!.served.validate(next.certificates.certificates, next.sites.defaultSite.name);
+      // An abort that came while this was built (the primary gave up waiting) wins: nothing is kept half-held.
+      if (attempt !== this.#attempts) throw new Error("the reload was aborted while this worker prepared it");
     } catch (err) {
       await next.discard();
       throw err;
@@ -161,6 +166,7 @@ export class LocalDataPlane implements DataPlane {
   }
 
   async abort(): Promise<void> {
+    this.#attempts++;
     const abandoned = this.#prepared;
     this.#prepared = null;
     await abandoned?.discard();

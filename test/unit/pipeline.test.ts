@@ -2,6 +2,8 @@
 // each refusal is made by the pipeline, in its stage, before any handler. Sites, auth, rate limits and
 // download caps are the real ones, built from a small configuration (helpers/pipeline.ts).
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import tls from "node:tls";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -171,6 +173,29 @@ describe("request pipeline", () => {
       assert.deepEqual(exchange.responses.map((response) => response.status), [400, 200]);
       assert.match(exchange.responses[0]!.json().errors[0].message, /form is larger than/);
       assert.deepEqual(calls, ["base"], "only the next request reached a handler");
+    });
+
+    it("classify: a mount form that never ends is drained only so far: the 400 goes out and the connection closes", { timeout: 20_000 }, async () => {
+      const socket = tls.connect({ port: pipeline.port, host: "127.0.0.1", ca: pipeline.caPem, servername: OPEN });
+      await once(socket, "secureConnect");
+      let answer = "";
+      socket.on("data", (data: Buffer) => (answer += data.toString("latin1")));
+      socket.on("error", () => {});
+      const closed = once(socket, "close");
+      socket.write(`POST /v2/team/app/blobs/uploads/ HTTP/1.1\r\nHost: ${OPEN}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      const chunk = `10000\r\n${"x".repeat(0x10000)}\r\n`;
+      let sent = 0;
+      let open = true;
+      void closed.then(() => (open = false));
+      // Up to 32 MiB: the gateway stops reading after its cap and about 1 MiB more, then closes.
+      while (open && sent < 32 * 1024 * 1024) {
+        if (!socket.write(chunk)) await Promise.race([once(socket, "drain"), closed]);
+        sent += 0x10000;
+      }
+      await closed;
+      assert.match(answer, /^HTTP\/1\.1 400 /);
+      assert.match(answer, /form is larger than/);
+      assert.ok(sent < 16 * 1024 * 1024, `the gateway kept reading: ${sent} bytes sent before it closed`);
     });
 
     it("classify: a path that names no registry operation", async () => {
