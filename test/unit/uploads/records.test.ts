@@ -106,7 +106,12 @@ describe("upload records in Redis", () => {
       const ttl = await direct.pttl(progressKey);
       assert.ok(ttl > 59_000 && ttl <= 60_000, `ttl of ${progressKey}: ${ttl}`);
       await b.forget(key("shared"));
-      assert.equal(await direct.exists(progressKey), 0);
+      assert.equal(await direct.exists(progressKey), 0, "forgotten with its session");
+      const one = await store(1);
+      await one.remember(key("evicted"), MEMBER, AFTER_CHUNK);
+      await one.remember(key("newer"), MEMBER, START);
+      const evicted = `r${prefixes - 1}:upload:{${OWNER}}:hub:alice/app:evicted#progress`;
+      assert.equal(await direct.exists(evicted), 0, "evicted with its session");
     } finally {
       direct.disconnect();
     }

@@ -1,0 +1,187 @@
+// Upload ranges (OCI distribution spec v1.1) in front of distribution 2.8, which ignores a PATCH's
+// Content-Range and appends whatever it is sent. Through the gateway an out-of-order or repeated chunk is
+// answered 416 with the upload's current Range and never reaches the registry (its access log is the
+// oracle), a GET on the session is answered 204 with Range, Location and Docker-Upload-UUID, and real
+// clients (skopeo, podman) push as before: on a single backend and on replicas sharing one storage.
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { certDir, cleanupClients, hostsFile, podman, podmanStore, skopeo, type PodmanStore } from "../helpers/clients.js";
+import { startTestGateway, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
+import { buildOciImage } from "../helpers/oci.js";
+import { formatRun, waitFor } from "../helpers/process.js";
+import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
+import { finishUpload, startUpload, type UploadTarget } from "../helpers/upload.js";
+
+const HOST = "ranges.registry.test";
+const PASS_HOST = "pass.registry.test";
+const POOL_HOST = "pool.registry.test";
+const HEALTH = { interval: "200ms", timeout: "500ms", unhealthyThreshold: 2, healthyThreshold: 1 };
+const UUID_IN_LOCATION = /\/blobs\/uploads\/([^/?]+)/;
+
+/** A chunk sent as one PATCH with its Content-Range (and Content-Length). */
+function patchChunk(gateway: TestGateway, host: string, location: string, chunk: Buffer, start: number): Promise<GatewayResponse> {
+  const url = new URL(location, `https://${host}`);
+  return gateway.request(host, {
+    method: "PATCH",
+    path: url.pathname + url.search,
+    headers: { "content-type": "application/octet-stream", "content-range": `${start}-${start + chunk.length - 1}` },
+    body: chunk,
+  });
+}
+
+function getSession(gateway: TestGateway, host: string, location: string): Promise<GatewayResponse> {
+  const url = new URL(location, `https://${host}`);
+  return gateway.request(host, { path: url.pathname + url.search });
+}
+
+/** The backends' access-log lines for upload `uuid`. */
+function sessionLines(backends: readonly Registry[], uuid: string, method: string) {
+  return backends.flatMap((registry) => accessLog(registry)).filter((line) => line.method === method && line.uri.includes(uuid));
+}
+
+/**
+ * Two chunks in order with an out-of-order and a repeated one between them, and status asked twice: the
+ * refused chunks and the status never reach a backend, and the blob is exactly the two chunks.
+ */
+async function chunkedUploadWithMistakes(gateway: TestGateway, host: string, backends: readonly Registry[], repository: string): Promise<void> {
+  const target: UploadTarget = { port: gateway.port, caPem: gateway.caPem, host };
+  const first = randomBytes(1000);
+  const second = randomBytes(500);
+  const started = await startUpload(target, repository);
+  const uuid = UUID_IN_LOCATION.exec(started)![1]!;
+
+  const accepted = await patchChunk(gateway, host, started, first, 0);
+  assert.equal(accepted.status, 202, accepted.body.toString());
+  assert.equal(accepted.headers.range, "0-999");
+  const current = accepted.headers.location!;
+
+  const ahead = await patchChunk(gateway, host, current, second, 2000);
+  assert.equal(ahead.status, 416, ahead.body.toString());
+  assert.equal(ahead.json().errors[0].code, "BLOB_UPLOAD_INVALID");
+  assert.equal(ahead.headers.range, "0-999");
+  assert.equal(ahead.headers.location, current, "the session URL as the client knows it, the latest _state");
+  assert.equal(ahead.headers["docker-upload-uuid"], uuid);
+
+  const repeated = await patchChunk(gateway, host, current, first, 0);
+  assert.equal(repeated.status, 416);
+  assert.equal(repeated.headers.range, "0-999");
+
+  for (const asked of [current, started]) {
+    const status = await getSession(gateway, host, asked);
+    assert.equal(status.status, 204, `GET ${asked}: ${status.body.toString()}`);
+    assert.equal(status.headers.range, "0-999");
+    assert.equal(status.headers.location, current);
+    assert.equal(status.headers["docker-upload-uuid"], uuid);
+  }
+
+  const next = await patchChunk(gateway, host, current, second, 1000);
+  assert.equal(next.status, 202, next.body.toString());
+  assert.equal(next.headers.range, "0-1499");
+  const digest = `sha256:${createHash("sha256").update(first).update(second).digest("hex")}`;
+  const finished = await finishUpload(target, next.headers.location!, digest);
+  assert.equal(finished.status, 201, finished.body.toString());
+
+  await waitFor(() => sessionLines(backends, uuid, "PUT").length === 1, { timeoutMs: 5000, what: "the PUT in the access log" });
+  assert.deepEqual(
+    sessionLines(backends, uuid, "PATCH").map((line) => line.status),
+    [202, 202],
+    "only the two chunks in order reached the registry",
+  );
+  assert.equal(sessionLines(backends, uuid, "GET").length, 0, "the gateway answered the status itself");
+  // The session is over: its record went with it, so the status is the registry's again.
+  const over = await getSession(gateway, host, next.headers.location!);
+  assert.equal(over.status, 404);
+}
+
+describe("upload ranges in front of distribution 2.8", () => {
+  let workDir: string;
+  let registry: Registry;
+  let replicas: Registry[];
+  let gateway: TestGateway;
+  let store: PodmanStore;
+
+  before(async () => {
+    // Lower case: podman names an image pulled from an OCI layout after its path, and a name must be.
+    workDir = join(tmpdir(), `rg-ranges-${randomBytes(6).toString("hex")}`);
+    await mkdir(workDir);
+    const storage = join(workDir, "pool-storage");
+    const secret = randomBytes(16).toString("hex");
+    [registry, replicas, store] = await Promise.all([
+      startRegistry({ accessLog: true }),
+      Promise.all([0, 1].map(() => startRegistry({ rootDir: storage, secret, accessLog: true }))),
+      podmanStore(),
+    ]);
+    gateway = await startTestGateway({
+      sites: [
+        { name: "ranges", hosts: [HOST], backend: registry.url },
+        { name: "pass", hosts: [PASS_HOST], backend: registry.url, uploadRanges: "pass" },
+        { name: "pool", hosts: [POOL_HOST], backends: replicas.map((replica) => replica.url), health: HEALTH },
+      ],
+    });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await Promise.all([registry?.stop(), ...(replicas ?? []).map((replica) => replica.stop()), store?.remove()]);
+    await cleanupClients();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("refuses out-of-order and repeated chunks with 416 and answers the session's status, on a single backend", async () => {
+    await chunkedUploadWithMistakes(gateway, HOST, [registry], "ranges/single");
+  });
+
+  it("does the same on replicas (the record is the session's affinity record)", async () => {
+    await chunkedUploadWithMistakes(gateway, POOL_HOST, replicas, "ranges/pool");
+  });
+
+  it("refuses a malformed Content-Range with 400 before the registry sees it", async () => {
+    const target: UploadTarget = { port: gateway.port, caPem: gateway.caPem, host: HOST };
+    const location = await startUpload(target, "ranges/malformed");
+    const uuid = UUID_IN_LOCATION.exec(location)![1]!;
+    const url = new URL(location);
+    const res = await gateway.request(HOST, { method: "PATCH", path: url.pathname + url.search, headers: { "content-range": "bytes 0-9/10" }, body: randomBytes(10) });
+    assert.equal(res.status, 400);
+    assert.equal(res.json().errors[0].code, "BLOB_UPLOAD_INVALID");
+    assert.equal(res.headers["docker-upload-uuid"], uuid);
+    const cancelled = await gateway.request(HOST, { method: "DELETE", path: url.pathname + url.search });
+    assert.equal(cancelled.status, 204);
+    await waitFor(() => sessionLines([registry], uuid, "DELETE").length === 1, { timeoutMs: 5000, what: "the DELETE in the access log" });
+    assert.equal(sessionLines([registry], uuid, "PATCH").length, 0);
+  });
+
+  it("with uploadRanges: pass, leaves chunks to the backend as before", async () => {
+    const target: UploadTarget = { port: gateway.port, caPem: gateway.caPem, host: PASS_HOST };
+    const location = await startUpload(target, "ranges/pass");
+    const ahead = await patchChunk(gateway, PASS_HOST, location, randomBytes(10), 100);
+    assert.equal(ahead.status, 202, "distribution 2.8 appends it");
+  });
+
+  it("skopeo and podman push through it as before", async () => {
+    const [certs, hosts, skopeoImage, podmanImage] = await Promise.all([
+      certDir(gateway.caPem),
+      hostsFile(workDir, { [HOST]: "127.0.0.1", [POOL_HOST]: "127.0.0.1" }),
+      buildOciImage(join(workDir, "skopeo-image"), { layers: 2, layerSize: 256 * 1024, tag: "v1" }),
+      buildOciImage(join(workDir, "podman-image"), { layers: 2, layerSize: 256 * 1024, tag: "v1" }),
+    ]);
+    for (const host of [HOST, POOL_HOST]) {
+      const push = ["copy", "--dest-cert-dir", certs, skopeoImage.ociRef, `docker://${host}:${gateway.port}/ranges/skopeo:v1`];
+      const pushed = await skopeo(push, { hosts, timeoutMs: 60_000 });
+      assert.equal(pushed.code, 0, formatRun("skopeo copy", push, pushed));
+    }
+    const pulled = await podman(["pull", podmanImage.ociRef], { store, timeoutMs: 60_000 });
+    assert.equal(pulled.code, 0, formatRun("podman pull", [podmanImage.ociRef], pulled));
+    const id = pulled.stdout.trim().split("\n").at(-1)!;
+    for (const host of [HOST, POOL_HOST]) {
+      const push = ["push", "--cert-dir", certs, id, `docker://${host}:${gateway.port}/ranges/podman:v1`];
+      const pushed = await podman(push, { store, hosts, timeoutMs: 60_000 });
+      assert.equal(pushed.code, 0, formatRun("podman push", push, pushed));
+    }
+    const refused = gateway.logs.filter((line) => line.status === 416);
+    assert.equal(refused.length, 4, "only the tests' own mistakes were refused");
+  });
+});
