@@ -204,7 +204,9 @@ async function toUploadHolder(pool: BackendPool, ctx: Context): Promise<Dispatch
     passOver(reply);
     return gone;
   }
-  return { ok: true, outcome: await respond(reply, ctx, (head) => afterSession(key, record, head, ctx, true)) };
+  const outcome = await respond(reply, ctx, (head) => afterSession(key, record, head, ctx, true));
+  await unsureAfter(outcome, key, record, ctx);
+  return { ok: true, outcome };
 }
 
 /**
@@ -217,7 +219,9 @@ async function toUploadSession(pool: BackendPool, ctx: Context): Promise<Dispatc
   const answered = answerFromRecord(record ?? { member: pool.members[0]!.origin }, key, ctx);
   if (answered) return answered;
   const reply = await ask(pool, ctx);
-  return { ok: true, outcome: await respond(reply, ctx, (head) => afterSession(key, record, head, ctx, false)) };
+  const outcome = await respond(reply, ctx, (head) => afterSession(key, record, head, ctx, false));
+  await unsureAfter(outcome, key, record, ctx);
+  return { ok: true, outcome };
 }
 
 /** A chunk refused (416, or 400 when malformed) or the session's status answered (204) from its record; null: ask the backend. */
@@ -322,6 +326,17 @@ export function uploadOwner(site: string, user: string | undefined, clientIp: st
 function uploadKeyOf(pool: BackendPool, request: DispatchRequest, uuid = ""): UploadKey {
   const owner = uploadOwner(request.site, request.user, request.edge.clientIp);
   return { pool: pool.name, repository: request.route.repository!, uuid, owner, ...(request.user === undefined ? { anonymous: true } : {}) };
+}
+
+/**
+ * A chunk the backend did not take with a 202 (it failed, was cut, or the client went away) may still have
+ * left bytes with it: where the upload stands is unknown until the backend says again, so the next chunk
+ * goes on unchecked and a status request is the backend's to answer, never a stale offset of the gateway's.
+ */
+async function unsureAfter(outcome: ForwardOutcome, key: UploadKey, record: UploadRecord | null, ctx: Context): Promise<void> {
+  const progress = record?.progress;
+  if (ctx.request.method !== "PATCH" || !ctx.request.checkRanges || progress?.offset == null || outcome.status === 202) return;
+  await ctx.deps.affinity.advance(key, { offset: null, location: progress.location }).catch(() => {});
 }
 
 /**

@@ -14,7 +14,7 @@ import { startTestGateway, type GatewayResponse, type TestGateway } from "../hel
 import { buildOciImage } from "../helpers/oci.js";
 import { formatRun, waitFor } from "../helpers/process.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
-import { finishUpload, startUpload, type UploadTarget } from "../helpers/upload.js";
+import { finishUpload, patchChunked, startUpload, type UploadTarget } from "../helpers/upload.js";
 
 const HOST = "ranges.registry.test";
 const PASS_HOST = "pass.registry.test";
@@ -152,6 +152,26 @@ describe("upload ranges in front of distribution 2.8", () => {
     assert.equal(cancelled.status, 204);
     await waitFor(() => sessionLines([registry], uuid, "DELETE").length === 1, { timeoutMs: 5000, what: "the DELETE in the access log" });
     assert.equal(sessionLines([registry], uuid, "PATCH").length, 0);
+  });
+
+  it("after a chunk cut short, where the upload stands is the backend's to say again", async () => {
+    const target: UploadTarget = { port: gateway.port, caPem: gateway.caPem, host: HOST };
+    const started = await startUpload(target, "ranges/cut");
+    const uuid = UUID_IN_LOCATION.exec(started)![1]!;
+    const accepted = await patchChunk(gateway, HOST, started, randomBytes(1000), 0);
+    assert.equal(accepted.status, 202);
+    const location = accepted.headers.location!;
+    const bytes = 8 * 1024 * 1024;
+    const cut = await patchChunked(target, location, { bytes, abortAfter: 1024 * 1024, headers: { "content-range": `1000-${1000 + bytes - 1}` } });
+    assert.equal(cut.status, 0, "the client went away mid-chunk");
+    // The backend may hold some of the cut chunk: the gateway no longer answers the status from its record.
+    await waitFor(
+      async () => {
+        await getSession(gateway, HOST, location);
+        return sessionLines([registry], uuid, "GET").length > 0;
+      },
+      { timeoutMs: 5000, what: "a status request sent on to the registry" },
+    );
   });
 
   it("with uploadRanges: pass, leaves chunks to the backend as before", async () => {
