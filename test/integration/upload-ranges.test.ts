@@ -13,6 +13,7 @@ import { certDir, cleanupClients, hostsFile, podman, podmanStore, skopeo, type P
 import { startTestGateway, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
 import { buildOciImage } from "../helpers/oci.js";
 import { formatRun, waitFor } from "../helpers/process.js";
+import { startRedis, type RedisServer } from "../helpers/redis.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
 import { finishUpload, patchChunked, startUpload, type UploadTarget } from "../helpers/upload.js";
 
@@ -103,6 +104,9 @@ describe("upload ranges in front of distribution 2.8", () => {
   let replicas: Registry[];
   let gateway: TestGateway;
   let store: PodmanStore;
+  let redis: RedisServer;
+  /** Two gateways keeping upload records in one Redis. */
+  let shared: TestGateway[];
 
   before(async () => {
     // Lower case: podman names an image pulled from an OCI layout after its path, and a name must be.
@@ -110,11 +114,13 @@ describe("upload ranges in front of distribution 2.8", () => {
     await mkdir(workDir);
     const storage = join(workDir, "pool-storage");
     const secret = randomBytes(16).toString("hex");
-    [registry, replicas, store] = await Promise.all([
+    [registry, replicas, store, redis] = await Promise.all([
       startRegistry({ accessLog: true }),
       Promise.all([0, 1].map(() => startRegistry({ rootDir: storage, secret, accessLog: true }))),
       podmanStore(),
+      startRedis(),
     ]);
+    shared = await Promise.all([0, 1].map(() => startTestGateway({ sites: [{ name: "ranges", hosts: [HOST], backend: registry.url }], redis: { url: redis.url } })));
     gateway = await startTestGateway({
       sites: [
         { name: "ranges", hosts: [HOST], backend: registry.url },
@@ -125,8 +131,8 @@ describe("upload ranges in front of distribution 2.8", () => {
   });
 
   after(async () => {
-    await gateway?.stop();
-    await Promise.all([registry?.stop(), ...(replicas ?? []).map((replica) => replica.stop()), store?.remove()]);
+    await Promise.all([gateway?.stop(), ...(shared ?? []).map((one) => one.stop())]);
+    await Promise.all([registry?.stop(), ...(replicas ?? []).map((replica) => replica.stop()), store?.remove(), redis?.stop()]);
     await cleanupClients();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
@@ -137,6 +143,21 @@ describe("upload ranges in front of distribution 2.8", () => {
 
   it("does the same on replicas (the record is the session's affinity record)", async () => {
     await chunkedUploadWithMistakes(gateway, POOL_HOST, replicas, "ranges/pool");
+  });
+
+  it("knows where an upload stands whichever gateway sharing its Redis took the last chunk", async () => {
+    const [a, b] = shared;
+    const location = await startUpload({ port: a!.port, caPem: a!.caPem, host: HOST }, "ranges/shared");
+    const uuid = UUID_IN_LOCATION.exec(location)![1]!;
+    const accepted = await patchChunk(a!, HOST, location, randomBytes(100), 0);
+    assert.equal(accepted.status, 202);
+    const repeated = await patchChunk(b!, HOST, accepted.headers.location!, randomBytes(100), 0);
+    assert.equal(repeated.status, 416);
+    assert.equal(repeated.headers.range, "0-99");
+    const status = await getSession(b!, HOST, location);
+    assert.equal(status.status, 204);
+    assert.equal(status.headers.range, "0-99");
+    assert.equal(sessionLines([registry], uuid, "PATCH").length, 1);
   });
 
   it("refuses a malformed Content-Range with 400 before the registry sees it", async () => {
