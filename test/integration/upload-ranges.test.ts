@@ -9,6 +9,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { gatewayConfig } from "../../src/config/schema.js";
 import { certDir, cleanupClients, hostsFile, podman, podmanStore, skopeo, type PodmanStore } from "../helpers/clients.js";
 import { startTestGateway, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
 import { buildOciImage } from "../helpers/oci.js";
@@ -158,6 +159,24 @@ describe("upload ranges in front of distribution 2.8", () => {
     assert.equal(status.status, 204);
     assert.equal(status.headers.range, "0-99");
     assert.equal(sessionLines([registry], uuid, "PATCH").length, 1);
+  });
+
+  it("keeps where an upload stands across a reload", async () => {
+    const input = { sites: [{ name: "ranges", hosts: [HOST], backend: registry.url }] };
+    const reloading = await startTestGateway(input);
+    try {
+      const location = await startUpload({ port: reloading.port, caPem: reloading.caPem, host: HOST }, "ranges/reload");
+      const accepted = await patchChunk(reloading, HOST, location, randomBytes(100), 0);
+      assert.equal(accepted.status, 202);
+      const next = gatewayConfig.parse({ ...input, listen: "127.0.0.1:0", admin: { listen: "127.0.0.1:0" }, dataDir: reloading.dataDir, timeouts: { idle: "4m" } });
+      const outcome = await reloading.reload(next);
+      assert.ok(outcome.ok, JSON.stringify(outcome));
+      const repeated = await patchChunk(reloading, HOST, accepted.headers.location!, randomBytes(100), 0);
+      assert.equal(repeated.status, 416);
+      assert.equal(repeated.headers.range, "0-99");
+    } finally {
+      await reloading.stop();
+    }
   });
 
   it("refuses a malformed Content-Range with 400 before the registry sees it", async () => {
