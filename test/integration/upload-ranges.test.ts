@@ -5,14 +5,16 @@
 // clients (skopeo, podman) push as before: on a single backend and on replicas sharing one storage.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gatewayConfig } from "../../src/config/schema.js";
 import { certDir, cleanupClients, hostsFile, podman, podmanStore, skopeo, type PodmanStore } from "../helpers/clients.js";
-import { startTestGateway, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
+import { startClusterProcess, workerOfRequest, type ClusterProcess } from "../helpers/cluster.js";
+import { gatewayRequest, startTestGateway, type GatewayResponse, type TestGateway } from "../helpers/gateway.js";
 import { buildOciImage } from "../helpers/oci.js";
+import { freePort } from "../helpers/ports.js";
 import { formatRun, waitFor } from "../helpers/process.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
@@ -25,19 +27,28 @@ const HEALTH = { interval: "200ms", timeout: "500ms", unhealthyThreshold: 2, hea
 const UUID_IN_LOCATION = /\/blobs\/uploads\/([^/?]+)/;
 
 /** A chunk sent as one PATCH with its Content-Range (and Content-Length). */
-function patchChunk(gateway: TestGateway, host: string, location: string, chunk: Buffer, start: number): Promise<GatewayResponse> {
-  const url = new URL(location, `https://${host}`);
-  return gateway.request(host, {
+function patchChunk(target: UploadTarget, location: string, chunk: Buffer, start: number, requestId?: string): Promise<GatewayResponse> {
+  const url = new URL(location, `https://${target.host}`);
+  return gatewayRequest(target.port, target.caPem, target.host, {
     method: "PATCH",
     path: url.pathname + url.search,
-    headers: { "content-type": "application/octet-stream", "content-range": `${start}-${start + chunk.length - 1}` },
+    headers: {
+      "content-type": "application/octet-stream",
+      "content-range": `${start}-${start + chunk.length - 1}`,
+      ...(requestId ? { "x-request-id": requestId } : {}),
+    },
     body: chunk,
   });
 }
 
-function getSession(gateway: TestGateway, host: string, location: string): Promise<GatewayResponse> {
-  const url = new URL(location, `https://${host}`);
-  return gateway.request(host, { path: url.pathname + url.search });
+function getSession(target: UploadTarget, location: string): Promise<GatewayResponse> {
+  const url = new URL(location, `https://${target.host}`);
+  return gatewayRequest(target.port, target.caPem, target.host, { path: url.pathname + url.search });
+}
+
+/** Where requests for `host` go: an in-process gateway's or a cluster's listener. */
+function targetOf(gateway: { port: number; caPem: string }, host: string): UploadTarget {
+  return { port: gateway.port, caPem: gateway.caPem, host };
 }
 
 /** The backends' access-log lines for upload `uuid`. */
@@ -50,37 +61,37 @@ function sessionLines(backends: readonly Registry[], uuid: string, method: strin
  * refused chunks and the status never reach a backend, and the blob is exactly the two chunks.
  */
 async function chunkedUploadWithMistakes(gateway: TestGateway, host: string, backends: readonly Registry[], repository: string): Promise<void> {
-  const target: UploadTarget = { port: gateway.port, caPem: gateway.caPem, host };
+  const target = targetOf(gateway, host);
   const first = randomBytes(1000);
   const second = randomBytes(500);
   const started = await startUpload(target, repository);
   const uuid = UUID_IN_LOCATION.exec(started)![1]!;
 
-  const accepted = await patchChunk(gateway, host, started, first, 0);
+  const accepted = await patchChunk(target, started, first, 0);
   assert.equal(accepted.status, 202, accepted.body.toString());
   assert.equal(accepted.headers.range, "0-999");
   const current = accepted.headers.location!;
 
-  const ahead = await patchChunk(gateway, host, current, second, 2000);
+  const ahead = await patchChunk(target, current, second, 2000);
   assert.equal(ahead.status, 416, ahead.body.toString());
   assert.equal(ahead.json().errors[0].code, "BLOB_UPLOAD_INVALID");
   assert.equal(ahead.headers.range, "0-999");
   assert.equal(ahead.headers.location, current, "the session URL as the client knows it, the latest _state");
   assert.equal(ahead.headers["docker-upload-uuid"], uuid);
 
-  const repeated = await patchChunk(gateway, host, current, first, 0);
+  const repeated = await patchChunk(target, current, first, 0);
   assert.equal(repeated.status, 416);
   assert.equal(repeated.headers.range, "0-999");
 
   for (const asked of [current, started]) {
-    const status = await getSession(gateway, host, asked);
+    const status = await getSession(target, asked);
     assert.equal(status.status, 204, `GET ${asked}: ${status.body.toString()}`);
     assert.equal(status.headers.range, "0-999");
     assert.equal(status.headers.location, current);
     assert.equal(status.headers["docker-upload-uuid"], uuid);
   }
 
-  const next = await patchChunk(gateway, host, current, second, 1000);
+  const next = await patchChunk(target, current, second, 1000);
   assert.equal(next.status, 202, next.body.toString());
   assert.equal(next.headers.range, "0-1499");
   const digest = `sha256:${createHash("sha256").update(first).update(second).digest("hex")}`;
@@ -95,7 +106,7 @@ async function chunkedUploadWithMistakes(gateway: TestGateway, host: string, bac
   );
   assert.equal(sessionLines(backends, uuid, "GET").length, 0, "the gateway answered the status itself");
   // The session is over: its record went with it, so the status is the registry's again.
-  const over = await getSession(gateway, host, next.headers.location!);
+  const over = await getSession(target, next.headers.location!);
   assert.equal(over.status, 404);
 }
 
@@ -148,14 +159,14 @@ describe("upload ranges in front of distribution 2.8", () => {
 
   it("knows where an upload stands whichever gateway sharing its Redis took the last chunk", async () => {
     const [a, b] = shared;
-    const location = await startUpload({ port: a!.port, caPem: a!.caPem, host: HOST }, "ranges/shared");
+    const location = await startUpload(targetOf(a!, HOST), "ranges/shared");
     const uuid = UUID_IN_LOCATION.exec(location)![1]!;
-    const accepted = await patchChunk(a!, HOST, location, randomBytes(100), 0);
+    const accepted = await patchChunk(targetOf(a!, HOST), location, randomBytes(100), 0);
     assert.equal(accepted.status, 202);
-    const repeated = await patchChunk(b!, HOST, accepted.headers.location!, randomBytes(100), 0);
+    const repeated = await patchChunk(targetOf(b!, HOST), accepted.headers.location!, randomBytes(100), 0);
     assert.equal(repeated.status, 416);
     assert.equal(repeated.headers.range, "0-99");
-    const status = await getSession(b!, HOST, location);
+    const status = await getSession(targetOf(b!, HOST), location);
     assert.equal(status.status, 204);
     assert.equal(status.headers.range, "0-99");
     assert.equal(sessionLines([registry], uuid, "PATCH").length, 1);
@@ -165,13 +176,13 @@ describe("upload ranges in front of distribution 2.8", () => {
     const input = { sites: [{ name: "ranges", hosts: [HOST], backend: registry.url }] };
     const reloading = await startTestGateway(input);
     try {
-      const location = await startUpload({ port: reloading.port, caPem: reloading.caPem, host: HOST }, "ranges/reload");
-      const accepted = await patchChunk(reloading, HOST, location, randomBytes(100), 0);
+      const location = await startUpload(targetOf(reloading, HOST), "ranges/reload");
+      const accepted = await patchChunk(targetOf(reloading, HOST), location, randomBytes(100), 0);
       assert.equal(accepted.status, 202);
       const next = gatewayConfig.parse({ ...input, listen: "127.0.0.1:0", admin: { listen: "127.0.0.1:0" }, dataDir: reloading.dataDir, timeouts: { idle: "4m" } });
       const outcome = await reloading.reload(next);
       assert.ok(outcome.ok, JSON.stringify(outcome));
-      const repeated = await patchChunk(reloading, HOST, accepted.headers.location!, randomBytes(100), 0);
+      const repeated = await patchChunk(targetOf(reloading, HOST), accepted.headers.location!, randomBytes(100), 0);
       assert.equal(repeated.status, 416);
       assert.equal(repeated.headers.range, "0-99");
     } finally {
@@ -180,7 +191,7 @@ describe("upload ranges in front of distribution 2.8", () => {
   });
 
   it("refuses a malformed Content-Range with 400 before the registry sees it", async () => {
-    const target: UploadTarget = { port: gateway.port, caPem: gateway.caPem, host: HOST };
+    const target = targetOf(gateway, HOST);
     const location = await startUpload(target, "ranges/malformed");
     const uuid = UUID_IN_LOCATION.exec(location)![1]!;
     const url = new URL(location);
@@ -195,10 +206,10 @@ describe("upload ranges in front of distribution 2.8", () => {
   });
 
   it("after a chunk cut short, where the upload stands is the backend's to say again", async () => {
-    const target: UploadTarget = { port: gateway.port, caPem: gateway.caPem, host: HOST };
+    const target = targetOf(gateway, HOST);
     const started = await startUpload(target, "ranges/cut");
     const uuid = UUID_IN_LOCATION.exec(started)![1]!;
-    const accepted = await patchChunk(gateway, HOST, started, randomBytes(1000), 0);
+    const accepted = await patchChunk(target, started, randomBytes(1000), 0);
     assert.equal(accepted.status, 202);
     const location = accepted.headers.location!;
     const bytes = 8 * 1024 * 1024;
@@ -207,7 +218,7 @@ describe("upload ranges in front of distribution 2.8", () => {
     // The backend may hold some of the cut chunk: the gateway no longer answers the status from its record.
     await waitFor(
       async () => {
-        await getSession(gateway, HOST, location);
+        await getSession(target, location);
         return sessionLines([registry], uuid, "GET").length > 0;
       },
       { timeoutMs: 5000, what: "a status request sent on to the registry" },
@@ -215,9 +226,9 @@ describe("upload ranges in front of distribution 2.8", () => {
   });
 
   it("with uploadRanges: pass, leaves chunks to the backend as before", async () => {
-    const target: UploadTarget = { port: gateway.port, caPem: gateway.caPem, host: PASS_HOST };
+    const target = targetOf(gateway, PASS_HOST);
     const location = await startUpload(target, "ranges/pass");
-    const ahead = await patchChunk(gateway, PASS_HOST, location, randomBytes(10), 100);
+    const ahead = await patchChunk(targetOf(gateway, PASS_HOST), location, randomBytes(10), 100);
     assert.equal(ahead.status, 202, "distribution 2.8 appends it");
   });
 
@@ -243,5 +254,52 @@ describe("upload ranges in front of distribution 2.8", () => {
     }
     const refused = gateway.logs.filter((line) => line.status === 416);
     assert.equal(refused.length, 4, "only the tests' own mistakes were refused");
+  });
+});
+
+describe("upload ranges with workers: 2 (records in the primary)", () => {
+  let dir: string;
+  let registry: Registry;
+  let cluster: ClusterProcess;
+  let target: UploadTarget;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "rg-ranges-workers-"));
+    const configPath = join(dir, "gateway.yaml");
+    let ports: number[];
+    [registry, ports] = await Promise.all([startRegistry({ accessLog: true }), Promise.all([freePort(), freePort()])]);
+    const config = {
+      listen: `127.0.0.1:${ports[0]}`,
+      admin: { listen: `127.0.0.1:${ports[1]}` },
+      dataDir: join(dir, "data"),
+      workers: 2,
+      sites: [{ name: "ranges", hosts: [HOST], backend: registry.url }],
+    };
+    await writeFile(configPath, JSON.stringify(config));
+    cluster = await startClusterProcess(configPath);
+    target = { port: cluster.httpsPort, caPem: await readFile(cluster.caFile!, "utf8"), host: HOST };
+  });
+
+  after(async () => {
+    await cluster?.process.stop(15_000);
+    await registry?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("every worker refuses a repeated chunk: the offset one worker learnt is the primary's", async () => {
+    const location = await startUpload(target, "ranges/workers");
+    const uuid = UUID_IN_LOCATION.exec(location)![1]!;
+    const accepted = await patchChunk(target, location, randomBytes(100), 0);
+    assert.equal(accepted.status, 202);
+    const served = new Set<number>();
+    for (let i = 0; i < 6; i++) {
+      const id = `ranges-repeat-${i}`;
+      const repeated = await patchChunk(target, accepted.headers.location!, randomBytes(100), 0, id);
+      assert.equal(repeated.status, 416);
+      assert.equal(repeated.headers.range, "0-99");
+      served.add(await workerOfRequest(cluster, id));
+    }
+    assert.deepEqual([...served].sort(), [1, 2], "both workers were sent the repeated chunk");
+    assert.equal(sessionLines([registry], uuid, "PATCH").length, 1);
   });
 });
