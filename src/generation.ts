@@ -173,9 +173,13 @@ async function openRedisLimiter(options: Parameters<typeof import("./ratelimit/r
   return (await import("./ratelimit/redis.js")).openRedisLimiter(options);
 }
 
-/** Only replicas need to know where an upload lives; without them no Redis connection is opened for it. */
+/**
+ * Upload sessions are shared through Redis when some gateway needs them: a replica's (where an upload lives)
+ * or a site's that checks upload ranges (where it stands). Otherwise no Redis connection is opened for them.
+ */
 async function uploadAffinity(config: GatewayConfig, sites: SiteMap, context: ProcessContext, leases: LeaseSet): Promise<UploadAffinity> {
-  const redis = sites.sites.some((site) => site.upstreams.pools().some(isReplicated)) && config.redis ? config.redis : null;
+  const shared = sites.sites.some((site) => site.config.uploadRanges === "check" || site.upstreams.pools().some(isReplicated));
+  const redis = shared && config.redis ? config.redis : null;
   const limits: UploadLimits = { perUser: config.limits.uploadsPerUser, idleMs: config.timeouts.uploadIdle };
   const affinity = await leases.take("upload-affinity", { redis }, () =>
     redis ? createUploadAffinity(redis, context.logger, limits) : context.counters.affinity(limits),

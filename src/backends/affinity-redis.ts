@@ -5,6 +5,9 @@
 // sessions per owner and nothing of an owner that went away:
 //   upload:{OWNER}:POOL:REPOSITORY:UUID   the member holding the session
 //   uploads:{OWNER}                       sorted set of the owner's session keys, scored by last use
+//   upload:{OWNER}:POOL:REPOSITORY:UUID#progress   where the upload stands (uploads/offsets.ts), as JSON;
+//                                         named after its session key, so every script that drops a
+//                                         session drops it too, and it expires with it
 // The owner is the hash tag: an owner's keys share a Redis Cluster slot, so each script touches one slot.
 // Anonymous owners (client addresses) have no bound on their number, so their sessions also share one pool
 // of at most maxAnonymous, whose least recently used session goes for a new one (affinity.ts); their keys
@@ -17,26 +20,37 @@ import type { Cluster, Redis } from "ioredis";
 import type { RedisConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
 import { createClient } from "../ratelimit/redis.js";
-import { AffinityUnavailableError, DEFAULT_MAX_ANONYMOUS, MemoryAffinity, type AffinityOptions, type UploadAffinity, type UploadKey, type UploadLimits } from "./affinity.js";
+import type { UploadProgress } from "../uploads/offsets.js";
+import {
+  AffinityUnavailableError,
+  DEFAULT_MAX_ANONYMOUS,
+  MemoryAffinity,
+  type AffinityOptions,
+  type UploadAffinity,
+  type UploadKey,
+  type UploadLimits,
+  type UploadRecord,
+} from "./affinity.js";
 
 const NOW_MS = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
  * KEYS: session, owner's set, and for an anonymous owner the pool and its owner hash. ARGV: member, idle ms,
- * per-user cap, pool cap. Returns how many of the owner's sessions it forgot.
+ * per-user cap, pool cap, progress ('' for none). Returns how many of the owner's sessions it forgot.
  */
 const REMEMBER_LUA = `${NOW_MS}
 local idle = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - idle)
-for _, key in ipairs(stale) do redis.call('DEL', key) end
+for _, key in ipairs(stale) do redis.call('DEL', key, key .. '#progress') end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - idle)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', idle)
+if ARGV[5] ~= '' then redis.call('SET', KEYS[1] .. '#progress', ARGV[5], 'PX', idle) else redis.call('DEL', KEYS[1] .. '#progress') end
 redis.call('ZADD', KEYS[2], now, KEYS[1])
 local over = redis.call('ZCARD', KEYS[2]) - cap
 if over > 0 then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-  for _, key in ipairs(oldest) do redis.call('DEL', key) end
+  for _, key in ipairs(oldest) do redis.call('DEL', key, key .. '#progress') end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
 else
   over = 0
@@ -54,7 +68,7 @@ if KEYS[3] then
     for _, key in ipairs(oldest) do
       local owner = redis.call('HGET', KEYS[4], key)
       if owner then redis.call('ZREM', owner, key) end
-      redis.call('DEL', key)
+      redis.call('DEL', key, key .. '#progress')
       redis.call('HDEL', KEYS[4], key)
     end
     redis.call('ZREMRANGEBYRANK', KEYS[3], 0, poolOver - 1)
@@ -64,12 +78,17 @@ if KEYS[3] then
 end
 return over`;
 
-/** KEYS: session, owner's set (and the anonymous pool, its hash). ARGV: idle ms. The member (the session now counts as used), or nil. */
+/**
+ * KEYS: session, owner's set (and the anonymous pool, its hash). ARGV: idle ms. The member and its progress
+ * ('' when none; the session now counts as used), or nil.
+ */
 const LOOKUP_LUA = `${NOW_MS}
 local idle = tonumber(ARGV[1])
 local member = redis.call('GET', KEYS[1])
 if not member then return nil end
+local progress = redis.call('GET', KEYS[1] .. '#progress') or ''
 redis.call('PEXPIRE', KEYS[1], idle)
+redis.call('PEXPIRE', KEYS[1] .. '#progress', idle)
 redis.call('ZADD', KEYS[2], now, KEYS[1])
 redis.call('PEXPIRE', KEYS[2], idle)
 if KEYS[3] then
@@ -77,10 +96,15 @@ if KEYS[3] then
   redis.call('PEXPIRE', KEYS[3], idle)
   redis.call('PEXPIRE', KEYS[4], idle)
 end
-return member`;
+return {member, progress}`;
+
+/** KEYS: session. ARGV: progress, idle ms. Written only while the session is known: a forgotten one stays forgotten. */
+const ADVANCE_LUA = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1] .. '#progress', ARGV[1], 'PX', tonumber(ARGV[2]))
+return 1`;
 
 /** KEYS: session, owner's set (and the anonymous pool, its hash). */
-const FORGET_LUA = `redis.call('DEL', KEYS[1])
+const FORGET_LUA = `redis.call('DEL', KEYS[1], KEYS[1] .. '#progress')
 redis.call('ZREM', KEYS[2], KEYS[1])
 if KEYS[3] then
   redis.call('ZREM', KEYS[3], KEYS[1])
@@ -91,7 +115,8 @@ return 0`;
 /** ioredis's form of a script with a varying number of keys: the count first, then keys, then arguments. */
 interface AffinityClient {
   rgwUploadRemember(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
-  rgwUploadLookup(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<string | null>;
+  rgwUploadLookup(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<[string, string] | null>;
+  rgwUploadAdvance(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
   rgwUploadForget(numberOfKeys: number, ...keys: string[]): Promise<number>;
 }
 
@@ -116,6 +141,7 @@ export class RedisAffinity implements UploadAffinity {
     this.client.defineCommand("rgwUploadRemember", { lua: REMEMBER_LUA });
     this.client.defineCommand("rgwUploadLookup", { lua: LOOKUP_LUA });
     this.client.defineCommand("rgwUploadForget", { lua: FORGET_LUA });
+    this.client.defineCommand("rgwUploadAdvance", { lua: ADVANCE_LUA });
     this.scripts = this.client as unknown as AffinityClient;
     this.client.on("ready", () => this.setUp(true));
     // ioredis reports every failed reconnect attempt; only the transition is worth a log line.
@@ -137,11 +163,12 @@ export class RedisAffinity implements UploadAffinity {
     return this.up === true || this.memory.hasRoom(key);
   }
 
-  async remember(key: UploadKey, member: string): Promise<boolean> {
-    const kept = this.memory.set(key, member);
+  async remember(key: UploadKey, member: string, progress?: UploadProgress): Promise<boolean> {
+    const kept = this.memory.set(key, member, this.limits, progress);
     try {
       const keys = keysOf(key);
-      await this.scripts.rgwUploadRemember(keys.length, ...keys, member, this.limits.idleMs, this.limits.perUser, this.maxAnonymous);
+      const encoded = progress ? JSON.stringify(progress) : "";
+      await this.scripts.rgwUploadRemember(keys.length, ...keys, member, this.limits.idleMs, this.limits.perUser, this.maxAnonymous, encoded);
       this.setUp(true);
       return true;
     } catch (err) {
@@ -152,24 +179,41 @@ export class RedisAffinity implements UploadAffinity {
   }
 
   async lookup(key: UploadKey): Promise<string | null> {
-    let member: string | null;
+    return (await this.record(key))?.member ?? null;
+  }
+
+  async record(key: UploadKey): Promise<UploadRecord | null> {
+    let record: UploadRecord | null;
     try {
       // Asked every time, known here or not: each use refreshes the session's idle time for every gateway.
       const keys = keysOf(key);
-      member = await this.scripts.rgwUploadLookup(keys.length, ...keys, this.limits.idleMs);
+      const found = await this.scripts.rgwUploadLookup(keys.length, ...keys, this.limits.idleMs);
+      record = found === null ? null : { member: found[0], ...progressOf(found[1]) };
       this.setUp(true);
     } catch (err) {
       this.setUp(false, err as Error);
-      const known = this.memory.get(key);
+      const known = this.memory.getRecord(key);
       if (known !== null) return known;
       throw new AffinityUnavailableError(`Redis is unavailable and upload ${key.uuid} was not started through this gateway`);
     }
     // Kept locally too, so this gateway can still place the upload's next requests if Redis goes away.
-    if (member !== null) this.memory.set(key, member);
+    if (record !== null) this.memory.set(key, record.member, this.limits, record.progress);
     // Redis answered: its word stands. A session it dropped (its per-owner bound, idle time, or a forget
     // through another gateway) is gone for every gateway alike, so Redis's bounds hold for all of them.
     else this.memory.delete(key);
-    return member;
+    return record;
+  }
+
+  async advance(key: UploadKey, progress: UploadProgress): Promise<void> {
+    this.memory.setProgress(key, progress);
+    try {
+      await this.scripts.rgwUploadAdvance(1, sessionKey(key), JSON.stringify(progress), this.limits.idleMs);
+      this.setUp(true);
+    } catch (err) {
+      // Other gateways then check the next chunk against an older offset and refuse it, or see none: the
+      // backend's next answer sets it right.
+      this.setUp(false, err as Error);
+    }
   }
 
   async forget(key: UploadKey): Promise<void> {
@@ -207,6 +251,18 @@ export class RedisAffinity implements UploadAffinity {
         "Redis unavailable: upload sessions are remembered in process memory meanwhile (uploads started through another gateway cannot be placed)",
       );
     }
+  }
+}
+
+/** A stored progress, or none when absent or not of this form (a record written by an older gateway). */
+function progressOf(encoded: string): { progress?: UploadProgress } {
+  if (encoded === "") return {};
+  try {
+    const value = JSON.parse(encoded) as UploadProgress;
+    const offsetOk = value.offset === null || Number.isSafeInteger(value.offset);
+    return offsetOk && typeof value.location === "string" ? { progress: { offset: value.offset, location: value.location } } : {};
+  } catch {
+    return {};
   }
 }
 

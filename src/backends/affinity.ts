@@ -22,6 +22,7 @@
 // its bounds hold for every gateway.
 import type { RedisConfig } from "../config/schema.js";
 import type { Logger } from "../observe/log.js";
+import type { UploadProgress } from "../uploads/offsets.js";
 
 export interface UploadKey {
   pool: string;
@@ -40,6 +41,12 @@ export interface UploadLimits {
   idleMs: number;
 }
 
+/** A session's record: the member holding it, and where the upload stands when the gateway knows. */
+export interface UploadRecord {
+  member: string;
+  progress?: UploadProgress;
+}
+
 export interface UploadAffinity {
   /**
    * Whether a new session of this owner would be remembered now (false: named sessions are at their bound).
@@ -50,12 +57,16 @@ export interface UploadAffinity {
    * Remembers that `member` (an origin) holds the session; may forget the owner's least recently used one
    * (or the anonymous pool's). False when it could not be remembered (named sessions at their bound).
    */
-  remember(key: UploadKey, member: string): Promise<boolean>;
+  remember(key: UploadKey, member: string, progress?: UploadProgress): Promise<boolean>;
   /**
    * The member holding the session, refreshing its idle time; null when not known (to this owner, under this
    * repository). Rejects with AffinityUnavailableError when it cannot tell (Redis down and not known locally).
    */
   lookup(key: UploadKey): Promise<string | null>;
+  /** As lookup, with where the upload stands. */
+  record(key: UploadKey): Promise<UploadRecord | null>;
+  /** The backend answered a request of the session: where the upload stands now (a forgotten session stays forgotten). */
+  advance(key: UploadKey, progress: UploadProgress): Promise<void>;
   /** After the upload finished (PUT 201) or its owner cancelled it (DELETE 204). */
   forget(key: UploadKey): Promise<void>;
   /** New limits from a reload; sessions already open are kept. */
@@ -90,6 +101,7 @@ interface Entry {
   owner: string;
   anonymous: boolean;
   member: string;
+  progress?: UploadProgress;
   lastUsed: number;
 }
 
@@ -130,12 +142,20 @@ export class MemoryAffinity implements UploadAffinity {
     return this.hasRoom(key);
   }
 
-  async remember(key: UploadKey, member: string): Promise<boolean> {
-    return this.set(key, member);
+  async remember(key: UploadKey, member: string, progress?: UploadProgress): Promise<boolean> {
+    return this.set(key, member, this.limits, progress);
   }
 
   async lookup(key: UploadKey): Promise<string | null> {
     return this.get(key);
+  }
+
+  async record(key: UploadKey): Promise<UploadRecord | null> {
+    return this.getRecord(key);
+  }
+
+  async advance(key: UploadKey, progress: UploadProgress): Promise<void> {
+    this.setProgress(key, progress);
   }
 
   async forget(key: UploadKey): Promise<void> {
@@ -163,7 +183,7 @@ export class MemoryAffinity implements UploadAffinity {
   }
 
   /** False when named sessions are at maxEntries and the session was not remembered (nothing was forgotten). */
-  set(key: UploadKey, member: string, limits = this.limits): boolean {
+  set(key: UploadKey, member: string, limits = this.limits, progress?: UploadProgress): boolean {
     // Checked before anything is forgotten: a refused start must not cost its owner an open session.
     if (!this.hasRoom(key, limits)) return false;
     const id = entryId(key);
@@ -179,12 +199,17 @@ export class MemoryAffinity implements UploadAffinity {
       if (this.anonymous.size < this.maxAnonymous) break;
       this.remove(oldest);
     }
-    this.insert({ id, owner: key.owner, anonymous: key.anonymous === true, member, lastUsed: this.now() });
+    this.insert({ id, owner: key.owner, anonymous: key.anonymous === true, member, ...(progress ? { progress } : {}), lastUsed: this.now() });
     return true;
   }
 
   /** The member, and the session counts as used now; null when unknown or idle too long. */
   get(key: UploadKey, limits = this.limits): string | null {
+    return this.getRecord(key, limits)?.member ?? null;
+  }
+
+  /** The session's record, and it counts as used now; null when unknown or idle too long. */
+  getRecord(key: UploadKey, limits = this.limits): UploadRecord | null {
     const id = entryId(key);
     const entry = this.entries.get(id);
     if (!entry) return null;
@@ -197,7 +222,13 @@ export class MemoryAffinity implements UploadAffinity {
     this.remove(id);
     entry.lastUsed = now;
     this.insert(entry);
-    return entry.member;
+    return entry.progress ? { member: entry.member, progress: entry.progress } : { member: entry.member };
+  }
+
+  /** Where a known session's upload stands now (a use of it); an unknown or idle one is left unknown. */
+  setProgress(key: UploadKey, progress: UploadProgress, limits = this.limits): void {
+    if (this.getRecord(key, limits) === null) return;
+    this.entries.get(entryId(key))!.progress = progress;
   }
 
   delete(key: UploadKey): void {

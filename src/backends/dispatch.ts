@@ -15,6 +15,12 @@
 //           request for it, or one under another repository, is answered BLOB_UPLOAD_UNKNOWN here, never
 //           forwarded, and leaves the session as it was. An upload start the store has no room for (affinity.ts
 //           admits) is refused with 503 before it reaches a replica.
+//   ranges  (every site, unless its uploadRanges is pass) the session's record also holds where the upload
+//           stands, from the backend's own Range answers (uploads/offsets.ts). A PATCH whose Content-Range does
+//           not start there is answered 416 and a GET of the session 204, from the record (uploads/session.ts).
+//           Here and not in a pipeline stage: the record is the session's, found where its replica is found,
+//           and the answer comes before ask() invites the body. Off a replicated pool the record is a help,
+//           not a gate: a session without one (never seen, or forgotten) is forwarded as ever.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ClientSide, ForwardOutcome } from "../proxy/exchange.js";
 import type { Forwarder } from "../proxy/forward.js";
@@ -22,7 +28,9 @@ import type { EdgeContext } from "../proxy/headers.js";
 import type { ResponseHead, RoundTripRequest, RoundTripResult } from "../proxy/round-trip.js";
 import type { GatewayErrorKind } from "../registry/errors.js";
 import type { RegistryRoute } from "../registry/routes.js";
-import { AffinityUnavailableError, type UploadAffinity, type UploadKey } from "./affinity.js";
+import { offsetFromRange, type UploadProgress } from "../uploads/offsets.js";
+import { answerStatus, refuseChunk, sessionHeaders } from "../uploads/session.js";
+import { AffinityUnavailableError, type UploadAffinity, type UploadKey, type UploadRecord } from "./affinity.js";
 import type { BackendPool, PoolMember } from "./pool.js";
 import { addressOwner } from "./address-owner.js";
 import { membersFor } from "./namespaces.js";
@@ -42,6 +50,8 @@ export interface DispatchRequest {
   site: string;
   /** The authenticated principal's name; none: anonymous (the client address stands for it). */
   user?: string;
+  /** The site keeps upload offsets and checks chunks against them (its uploadRanges: check). */
+  checkRanges?: boolean;
   /**
    * Tells a client waiting on `Expect: 100-continue` to send its body. Called only just before the request
    * goes to a backend: every refusal here (a session not the client's, a push pushTo does not take, the
@@ -61,7 +71,10 @@ export interface DispatchDeps {
   metrics: DispatchMetrics;
 }
 
-export type Dispatched = { ok: true; outcome: ForwardOutcome } | { ok: false; kind: GatewayErrorKind; message: string };
+/** No outcome: dispatch answered from the session's record, no backend asked. Headers go with a refusal. */
+export type Dispatched =
+  | { ok: true; outcome?: ForwardOutcome }
+  | { ok: false; kind: GatewayErrorKind; message: string; headers?: Record<string, string> };
 
 
 /** One request's dispatch: what it is, where it goes out as, and whom the client's answer goes to. */
@@ -155,14 +168,17 @@ async function toPool(pool: BackendPool, ctx: Context): Promise<Dispatched> {
   const { request, deps } = ctx;
   const { route } = request;
   const replicated = isReplicated(pool);
-  if (replicated && route.kind === "upload" && route.uploadPhase !== "start") return toUploadHolder(pool, ctx);
-  const remember = replicated && route.kind === "upload" && route.uploadPhase === "start" ? uploadKeyOf(pool, request) : null;
+  const session = route.kind === "upload" && route.uploadPhase !== "start";
+  if (session && replicated) return toUploadHolder(pool, ctx);
+  if (session && request.checkRanges) return toUploadSession(pool, ctx);
+  const start = route.kind === "upload" && route.uploadPhase === "start";
+  const remember = start && (replicated || request.checkRanges) ? uploadKeyOf(pool, request) : null;
   // Refused here, not with a 202 whose session the gateway could not keep (its first PATCH would then fail).
-  if (remember && !(await deps.affinity.admits(remember).catch(() => false))) {
+  if (remember && replicated && !(await deps.affinity.admits(remember).catch(() => false))) {
     return { ok: false, kind: "unavailable", message: "the gateway holds as many upload sessions as it may; try again later" };
   }
   const reply = await ask(pool, ctx);
-  const hold = remember ? (head: ResponseHead) => rememberUpload(remember, reply.member, head, deps) : undefined;
+  const hold = remember ? (head: ResponseHead) => rememberUpload(remember, reply.member, head, ctx) : undefined;
   return { ok: true, outcome: await respond(reply, ctx, hold) };
 }
 
@@ -170,33 +186,71 @@ async function toPool(pool: BackendPool, ctx: Context): Promise<Dispatched> {
 async function toUploadHolder(pool: BackendPool, ctx: Context): Promise<Dispatched> {
   const { request, deps } = ctx;
   const key = uploadKeyOf(pool, request, request.route.reference!);
-  let holder: string | null;
+  let record: UploadRecord | null;
   try {
-    holder = await deps.affinity.lookup(key);
+    record = await deps.affinity.record(key);
   } catch (err) {
     if (!(err instanceof AffinityUnavailableError)) throw err;
     return { ok: false, kind: "unavailable", message: "where this upload is kept cannot be looked up right now; try again shortly" };
   }
-  const member = holder === null ? undefined : pool.member(holder);
+  const member = record === null ? undefined : pool.member(record.member);
   if (!member) return { ok: false, kind: "uploadUnknown", message: "this upload is not known to the gateway: start it again" };
   const gone = { ok: false, kind: "uploadUnknown", message: "the registry replica holding this upload is down: start the upload again" } as const;
   if (!member.healthy) return gone;
+  const answered = request.checkRanges ? answerFromRecord(record!, key, ctx) : null;
+  if (answered) return answered;
   const reply = await ask(pool, ctx, member);
   if (!reply.result.ok && reply.result.kind === "unconnected") {
     passOver(reply);
     return gone;
   }
-  // Only the starter's own request gets here, so its success ends the session. A 404 does not: the replica
-  // may have lost it, and the client then starts over; the entry goes with its idle time.
-  const ends = (status: number) => (request.method === "PUT" && status === 201) || (request.method === "DELETE" && status === 204);
-  // A PATCH may stream for longer than the idle time: its end counts as a use too.
-  const used = (status: number) => request.method === "PATCH" && status === 202;
-  const outcome = await respond(reply, ctx, ({ status }) => {
-    if (ends(status)) return deps.affinity.forget(key).catch(() => {});
-    if (used(status)) void deps.affinity.lookup(key).catch(() => {});
-    return undefined;
-  });
+  const outcome = await respond(reply, ctx, (head) => afterSession(key, record, head, ctx, true));
+  await unsureAfter(outcome, key, record, ctx);
   return { ok: true, outcome };
+}
+
+/**
+ * An upload session on a single backend, whose site checks ranges: answered from its record when it has
+ * one that says so, else sent on as ever (the backend has the session's state; the record only helps).
+ */
+async function toUploadSession(pool: BackendPool, ctx: Context): Promise<Dispatched> {
+  const key = uploadKeyOf(pool, ctx.request, ctx.request.route.reference!);
+  const record = await ctx.deps.affinity.record(key).catch(() => null);
+  const answered = answerFromRecord(record ?? { member: pool.members[0]!.origin }, key, ctx);
+  if (answered) return answered;
+  const reply = await ask(pool, ctx);
+  const outcome = await respond(reply, ctx, (head) => afterSession(key, record, head, ctx, false));
+  await unsureAfter(outcome, key, record, ctx);
+  return { ok: true, outcome };
+}
+
+/** A chunk refused (416, or 400 when malformed) or the session's status answered (204) from its record; null: ask the backend. */
+function answerFromRecord(record: UploadRecord, key: UploadKey, ctx: Context): Dispatched | null {
+  const { req, res, edge, method } = ctx.request;
+  if (method === "PATCH") {
+    const refusal = refuseChunk(req, record.progress, record.member, key.uuid, edge);
+    return refusal && { ok: false, ...refusal };
+  }
+  if (method !== "GET" || record.progress?.offset == null) return null;
+  answerStatus(res, sessionHeaders(record.progress, record.member, key.uuid, edge, req));
+  return { ok: true };
+}
+
+/**
+ * What the backend's answer to a session's request does to its record, before the client hears it (so the
+ * client's next chunk is checked against it): a finished (PUT 201) or cancelled (DELETE 204) upload is
+ * forgotten; a chunk taken (PATCH 202) moves the offset to the backend's Range. A 404 forgets nothing: the
+ * backend may have lost the session, and the client then starts over; the record goes with its idle time.
+ */
+function afterSession(key: UploadKey, record: UploadRecord | null, head: ResponseHead, ctx: Context, replicated: boolean): Promise<void> | undefined {
+  const { method, checkRanges } = ctx.request;
+  const { affinity } = ctx.deps;
+  if ((method === "PUT" && head.status === 201) || (method === "DELETE" && head.status === 204)) return affinity.forget(key).catch(() => {});
+  if (method !== "PATCH" || head.status !== 202) return undefined;
+  // A PATCH may stream for longer than the idle time: its end counts as a use too.
+  if (replicated) void affinity.lookup(key).catch(() => {});
+  if (!checkRanges || record === null) return undefined;
+  return affinity.advance(key, progressOf(head, "chunk", record.progress?.location)).catch(() => {});
 }
 
 /**
@@ -274,14 +328,37 @@ function uploadKeyOf(pool: BackendPool, request: DispatchRequest, uuid = ""): Up
   return { pool: pool.name, repository: request.route.repository!, uuid, owner, ...(request.user === undefined ? { anonymous: true } : {}) };
 }
 
-/** A replica accepted an upload: its session must come back to it, so that is stored before the client hears of it. */
-async function rememberUpload(key: UploadKey, member: PoolMember, head: ResponseHead, deps: DispatchDeps): Promise<void> {
+/**
+ * A chunk the backend did not take with a 202 (it failed, was cut, or the client went away) may still have
+ * left bytes with it: where the upload stands is unknown until the backend says again, so the next chunk
+ * goes on unchecked and a status request is the backend's to answer, never a stale offset of the gateway's.
+ */
+async function unsureAfter(outcome: ForwardOutcome, key: UploadKey, record: UploadRecord | null, ctx: Context): Promise<void> {
+  const progress = record?.progress;
+  if (ctx.request.method !== "PATCH" || !ctx.request.checkRanges || progress?.offset == null || outcome.status === 202) return;
+  await ctx.deps.affinity.advance(key, { offset: null, location: progress.location }).catch(() => {});
+}
+
+/**
+ * A backend accepted an upload: its session must come back to its replica (and its chunks be checked
+ * against where it stands), so that is stored before the client hears of it.
+ */
+async function rememberUpload(key: UploadKey, member: PoolMember, head: ResponseHead, ctx: Context): Promise<void> {
   if (head.status !== 202) return;
+  const location = headerOf(head, "location");
+  const uuid = location === undefined ? undefined : UPLOAD_LOCATION.exec(location)?.[1];
+  if (!uuid) return;
+  const progress = ctx.request.checkRanges ? progressOf(head, "start") : undefined;
+  await ctx.deps.affinity.remember({ ...key, uuid }, member.origin, progress);
+}
+
+/** Where the upload stands by the backend's answer; its Location, or the one known before when it sent none. */
+function progressOf(head: ResponseHead, phase: "start" | "chunk", previousLocation = ""): UploadProgress {
+  return { offset: offsetFromRange(headerOf(head, "range"), phase), location: headerOf(head, "location") ?? previousLocation };
+}
+
+function headerOf(head: ResponseHead, name: string): string | undefined {
   const rawHeaders = head.rawHeaders;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() !== "location") continue;
-    const uuid = UPLOAD_LOCATION.exec(rawHeaders[i + 1]!)?.[1];
-    if (uuid) await deps.affinity.remember({ ...key, uuid }, member.origin);
-    return;
-  }
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) return rawHeaders[i + 1];
+  return undefined;
 }

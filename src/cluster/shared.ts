@@ -8,7 +8,8 @@
 // the same settings keeps counting on the same scope, one that changes them starts afresh, in a single
 // process (a counter per scope in the resource pool) and in the primary alike (the scope goes with each call).
 import { createHash } from "node:crypto";
-import { MemoryAffinity, type UploadAffinity, type UploadKey, type UploadLimits } from "../backends/affinity.js";
+import { MemoryAffinity, type UploadAffinity, type UploadKey, type UploadLimits, type UploadRecord } from "../backends/affinity.js";
+import type { UploadProgress } from "../uploads/offsets.js";
 import { LimiterUnavailableError, MemoryLimiter, type LimitDecision, type Limiter, type LimitRule } from "../ratelimit/limiter.js";
 import { resourceKey } from "../process/resources.js";
 import type { Rpc } from "./rpc.js";
@@ -71,12 +72,20 @@ class PrimaryAffinity implements UploadAffinity {
     return this.rpc.call("affinity.admits", { key, limits: this.limits }, CALL_TIMEOUT_MS);
   }
 
-  remember(key: UploadKey, member: string): Promise<boolean> {
-    return this.rpc.call("affinity.remember", { key, member, limits: this.limits }, CALL_TIMEOUT_MS);
+  remember(key: UploadKey, member: string, progress?: UploadProgress): Promise<boolean> {
+    return this.rpc.call("affinity.remember", { key, member, limits: this.limits, progress }, CALL_TIMEOUT_MS);
   }
 
   lookup(key: UploadKey): Promise<string | null> {
     return this.rpc.call("affinity.lookup", { key, limits: this.limits }, CALL_TIMEOUT_MS);
+  }
+
+  record(key: UploadKey): Promise<UploadRecord | null> {
+    return this.rpc.call("affinity.record", { key, limits: this.limits }, CALL_TIMEOUT_MS);
+  }
+
+  advance(key: UploadKey, progress: UploadProgress): Promise<void> {
+    return this.rpc.call("affinity.advance", { key, progress, limits: this.limits }, CALL_TIMEOUT_MS);
   }
 
   forget(key: UploadKey): Promise<void> {
@@ -104,8 +113,12 @@ export class SharedCounters {
       limit: ({ scope, key, rule, cost }: { scope?: string; key: string; rule: LimitRule; cost: number }) =>
         this.#limits.allowNow(scope === undefined ? key : `${scope}\n${key}`, rule, cost),
       "affinity.admits": ({ key, limits }: { key: UploadKey; limits: UploadLimits }) => this.#affinity.hasRoom(key, limits),
-      "affinity.remember": ({ key, member, limits }: { key: UploadKey; member: string; limits: UploadLimits }) => this.#affinity.set(key, member, limits),
+      "affinity.remember": ({ key, member, limits, progress }: { key: UploadKey; member: string; limits: UploadLimits; progress?: UploadProgress }) =>
+        this.#affinity.set(key, member, limits, progress),
       "affinity.lookup": ({ key, limits }: { key: UploadKey; limits: UploadLimits }) => this.#affinity.get(key, limits),
+      "affinity.record": ({ key, limits }: { key: UploadKey; limits: UploadLimits }) => this.#affinity.getRecord(key, limits),
+      "affinity.advance": ({ key, progress, limits }: { key: UploadKey; progress: UploadProgress; limits: UploadLimits }) =>
+        this.#affinity.setProgress(key, progress, limits),
       "affinity.forget": ({ key }: { key: UploadKey }) => this.#affinity.delete(key),
     };
   }

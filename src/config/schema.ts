@@ -507,6 +507,11 @@ export const site = exactlyOneOf(
     auth: siteAuth.prefault({ type: "none" }),
     /** What the backend gets as Authorization; default: nothing. */
     backendAuth: backendAuth.prefault({ type: "none" }),
+    /**
+     * Chunked uploads: `check` keeps each upload's offset from the backend's answers, refuses a chunk that
+     * does not start there (416) and answers a session's status (204); `pass` leaves both to the backend.
+     */
+    uploadRanges: z.enum(["check", "pass"]).default("check"),
     /** Rate limits; every limit a request's operation belongs to must admit it. */
     limits: z
       .array(rateLimit)

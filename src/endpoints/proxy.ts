@@ -24,9 +24,9 @@ export const proxy: Handler = async (ctx, state, request) => {
   const invite = request.hasBody ? () => inviteBody(req) : undefined;
   const dispatched = await dispatch(
     upstream,
-    { req, res, method: ctx.method, route, edge, body: request.body, hasBody: request.hasBody, site: site.name, user: ctx.principal?.name, invite },
+    { req, res, method: ctx.method, route, edge, body: request.body, hasBody: request.hasBody, site: site.name, user: ctx.principal?.name, invite, checkRanges: site.config.uploadRanges === "check" },
     { forwarder: state.forwarder, affinity: state.affinity, metrics: state.metrics },
   );
   if (dispatched.ok) ctx.outcome = dispatched.outcome;
-  else request.refuse(dispatched.kind, dispatched.message);
+  else request.refuse(dispatched.kind, dispatched.message, dispatched.headers);
 };

@@ -97,11 +97,12 @@ describe("Expect: 100-continue is answered only after admission", () => {
    * A PATCH announcing 10 GiB with Expect: 100-continue, written by hand (Node's client would wait for the
    * 100): it must be refused with `status` and `code`, without a 100, and on a connection then closed.
    */
-  async function assertRefusedUninvited(host: string, path: string, authorization: string | undefined, status: number, code: string): Promise<void> {
+  async function assertRefusedUninvited(host: string, path: string, authorization: string | undefined, status: number, code: string, extraHeaders: string[] = []): Promise<void> {
     const head = [
       `PATCH ${path} HTTP/1.1`,
       `Host: ${host}:${gateway.port}`,
       ...(authorization ? [`Authorization: ${authorization}`] : []),
+      ...extraHeaders,
       "Content-Type: application/octet-stream",
       `Content-Length: ${10 * 1024 ** 3}`,
       "Expect: 100-continue",
@@ -134,6 +135,15 @@ describe("Expect: 100-continue is answered only after admission", () => {
     // pusher may push pool/app, so only the session check (inside dispatch) refuses: it must come before the 100.
     await assertRefusedUninvited(POOL, location.pathname + location.search, basic("pusher", "Pusher123"), 404, "BLOB_UPLOAD_UNKNOWN");
     assert.ok(!replicas.some((r) => accessLog(r).some((line) => line.method === "PATCH")), "the PATCH reached a replica");
+  });
+
+  it("an admitted PATCH whose Content-Range does not start where its upload stands gets 416, no 100 Continue, and a closed connection", async () => {
+    const started = await gateway.request(HUB, { method: "POST", path: "/v2/hub/ranges/blobs/uploads/", headers: { authorization: basic("admin", "Admin123"), "content-length": "0" } });
+    assert.equal(started.status, 202, started.body.toString());
+    const location = new URL(String(started.headers.location), `https://${HUB}:${gateway.port}`);
+    const range = `Content-Range: 5-${5 + 10 * 1024 ** 3 - 1}`;
+    await assertRefusedUninvited(HUB, location.pathname + location.search, basic("admin", "Admin123"), 416, "BLOB_UPLOAD_INVALID", [range]);
+    assert.ok(!accessLog(registry).some((line) => line.method === "PATCH" && line.uri.startsWith("/v2/hub/ranges/")), "the PATCH reached the backend");
   });
 
   it("an admitted PATCH gets 100 Continue, then its body reaches the registry whole", async () => {

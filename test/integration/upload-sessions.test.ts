@@ -198,8 +198,11 @@ async function scriptedReplica(): Promise<ScriptedReplica> {
 async function redisUploadKeys(redis: RedisServer, prefix: string, user: User): Promise<{ all: string[]; theirs: string[] }> {
   const direct = new Redis(redis.url);
   try {
-    const all = await direct.keys(`${prefix}upload*`);
-    for (const key of all) assert.ok((await direct.pttl(key)) <= 3_600_000, `${key} expires within the idle time`);
+    const keys = await direct.keys(`${prefix}upload*`);
+    for (const key of keys) assert.ok((await direct.pttl(key)) <= 3_600_000, `${key} expires within the idle time`);
+    // Where an upload stands is kept beside its session (upload ranges), never without it: not counted apart.
+    const all = keys.filter((key) => !key.endsWith("#progress"));
+    for (const key of keys) if (key.endsWith("#progress")) assert.ok(all.includes(key.slice(0, -"#progress".length)), `${key} beside its session`);
     return { all, theirs: all.filter((key) => key.includes(`"${user}"`)) };
   } finally {
     direct.disconnect();
