@@ -19,6 +19,8 @@ export const GATEWAY_ERRORS = {
   notFound: { status: 404, code: "NAME_UNKNOWN" },
   uploadUnknown: { status: 404, code: "BLOB_UPLOAD_UNKNOWN" },
   paginationInvalid: { status: 400, code: "PAGINATION_NUMBER_INVALID" },
+  manifestInvalid: { status: 400, code: "MANIFEST_INVALID" },
+  manifestTooLarge: { status: 413, code: "MANIFEST_INVALID" },
   tooManyRequests: { status: 429, code: "TOOMANYREQUESTS" },
   headersTooLarge: { status: 431, code: "UNSUPPORTED" },
   backendUnavailable: { status: 502, code: "UNAVAILABLE" },
