@@ -37,7 +37,8 @@ export const referrers: Handler = async (ctx, state, request) => {
 export async function keptReferrers(state: PipelineState, request: EndpointRequest): Promise<{ referrers: Referrers; backend: IndexBackend } | null> {
   const { site, upstream, route } = request;
   const referrers = state.referrers;
-  if (!referrers || site.config.referrers === "pass" || route.repository === undefined) return null;
+  // A passthrough site's backend takes only its callers' credentials: the gateway has no right of its own there.
+  if (!referrers || site.config.referrers === "pass" || site.passClientAuthorization || route.repository === undefined) return null;
   const backend = indexBackendFor(upstream, route.repository, { agentFor: (url) => state.forwarder.agentFor(url), backendAuth: site.backendAuth, managed: state.managed });
   if (!backend) return null;
   return (await referrers.emulates(site.config.referrers, backend, route.repository)) ? { referrers, backend } : null;

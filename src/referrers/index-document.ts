@@ -69,7 +69,7 @@ export function withoutReferrer(index: ReferrersIndex, digest: string): Referrer
   return { ...index, manifests: index.manifests.filter((d) => d.digest !== digest) };
 }
 
-/** True when `index` says what `expected` says about `digest` (listed or not): the check after a write. */
+/** Whether `index` lists `digest`: what a write is checked by, once read back. */
 export function lists(index: ReferrersIndex, digest: string): boolean {
   return index.manifests.some((d) => d.digest === digest);
 }

@@ -14,6 +14,7 @@ import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { htpasswdLine } from "../helpers/htpasswd.js";
 import { OCI_INDEX, OCI_MANIFEST, sha256Digest, type Descriptor } from "../helpers/oci.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
+import { rawExchange } from "../helpers/raw-http.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
 import { artifactManifest, pushBlobThrough, pushImageThrough, putManifest, type SiteClient } from "../helpers/referrers.js";
 
@@ -174,6 +175,19 @@ describe("referrers and manifest checks in front of distribution 2.8", () => {
       });
     });
   }
+
+  it("refuses a manifest declared larger than 4 MiB with 413 MANIFEST_INVALID, without reading it", async () => {
+    const head =
+      `PUT /v2/app/one/manifests/big HTTP/1.1\r\nHost: ${PLAIN}:${gateway.port}\r\nAuthorization: ${basic("writer", "Writer123")}\r\n` +
+      `User-Agent: too-big\r\nContent-Type: ${OCI_MANIFEST}\r\nContent-Length: ${4 * 1024 * 1024 + 1}\r\n\r\n`;
+    const exchange = await rawExchange({ port: gateway.port, tls: { ca: gateway.caPem, servername: PLAIN } }, head, { expectResponses: 1 });
+    assert.equal(exchange.responses[0]?.status, 413);
+    assert.equal(exchange.responses[0]!.json().errors[0].code, "MANIFEST_INVALID");
+    assert.deepEqual(
+      accessLog(plainBackend).filter((line) => line.userAgent === "too-big"),
+      [],
+    );
+  });
 
   it("keeps all 20 referrers pushed at once to one subject through two gateways sharing Redis", async () => {
     const viaFirst = await clientOf(gateway, PLAIN, "writer", "Writer123");
