@@ -28,7 +28,7 @@ const putManifest: Handler = async (ctx, state, request) => {
   const reading = readManifest(body, ctx.req.headers["content-type"]);
   if (!reading.ok) return request.refuse("manifestInvalid", reading.message);
   const subject = reading.manifest.subject?.digest;
-  const kept = subject === undefined ? null : await keptReferrers(state, request);
+  const kept = subject === undefined ? null : await keptReferrers(ctx, state, request);
   if (!kept) return forward(ctx, state, request, { body });
   const { repository } = request.route;
   return forward(ctx, state, request, {
@@ -49,7 +49,7 @@ const putManifest: Handler = async (ctx, state, request) => {
 };
 
 const deleteManifest: Handler = async (ctx, state, request) => {
-  const kept = await keptReferrers(state, request);
+  const kept = await keptReferrers(ctx, state, request);
   if (!kept) return proxy(ctx, state, request);
   const { repository, reference } = request.route;
   // Its subject is only known from the manifest itself, which is gone once the backend deleted it.

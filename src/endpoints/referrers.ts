@@ -9,11 +9,12 @@ import { API_VERSION, API_VERSION_HEADER } from "../registry/errors.js";
 import { OCI_INDEX } from "../registry/manifest.js";
 import { formValues } from "../registry/target.js";
 import type { PipelineState } from "../pipeline-state.js";
+import type { RequestContext } from "../request-context.js";
 import type { EndpointRequest, Handler } from "./handler.js";
 import { proxy } from "./proxy.js";
 
 export const referrers: Handler = async (ctx, state, request) => {
-  const kept = await keptReferrers(state, request);
+  const kept = await keptReferrers(ctx, state, request);
   if (!kept) return proxy(ctx, state, request);
   const types = formValues(request.target.rawQuery, "artifactType");
   if (types === null) return request.refuse("badRequest", "the query has an invalid percent-escape");
@@ -34,8 +35,15 @@ export const referrers: Handler = async (ctx, state, request) => {
 };
 
 /** The index store and the registry holding the route's repository, when the gateway keeps its referrers. */
-export async function keptReferrers(state: PipelineState, request: EndpointRequest): Promise<{ referrers: Referrers; backend: IndexBackend } | null> {
+export async function keptReferrers(
+  ctx: RequestContext,
+  state: PipelineState,
+  request: EndpointRequest,
+): Promise<{ referrers: Referrers; backend: IndexBackend } | null> {
   const { site, upstream, route } = request;
+  // A client gone while the pipeline decided gets nothing sent for it, not even the gateway's own reads
+  // (forwarding then answers it as gone).
+  if (ctx.res.destroyed || ctx.req.socket.destroyed) return null;
   const referrers = state.referrers;
   // A passthrough site's backend takes only its callers' credentials: the gateway has no right of its own there.
   if (!referrers || site.config.referrers === "pass" || site.passClientAuthorization || route.repository === undefined) return null;
