@@ -24,6 +24,8 @@ import { clientAddressResolver } from "./proxy/client-ip.js";
 import { DownloadLimits } from "./proxy/downloads.js";
 import { Forwarder } from "./proxy/forward.js";
 import { CatalogSearch } from "./registry/search.js";
+import { LocalLock, RedisLock, type IndexLock } from "./referrers/lock.js";
+import { Referrers } from "./referrers/referrers.js";
 import type { Limiter } from "./ratelimit/limiter.js";
 import type { CompiledLimit } from "./ratelimit/policy.js";
 import { createRateLimitStage, limitSettings, type RateLimitStage } from "./ratelimit/stage.js";
@@ -126,7 +128,8 @@ export async function buildGeneration(config: GatewayConfig, context: ProcessCon
     const downloadCounts = leases.take("download-counts", {}, () => ({ counts: new DownloadLimits(config.limits), close() {} }));
     const downloads = new DownloadLimits(config.limits, downloadCounts.counts);
     const clientAddress = clientAddressResolver(config.trustedProxies);
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads, metrics };
+    const referrers = new Referrers(await referrersLock(config, leases));
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads, metrics, referrers };
     for (const site of sites.sites) site.upstreams.start();
     return new Generation(config, security, sites, certificates, rateLimit, forwarder, affinity, pipeline, leases);
   } catch (err) {
@@ -171,6 +174,20 @@ async function loginCounters(config: GatewayConfig, context: ProcessContext, lea
 /** Loaded only when configured: ioredis alone adds ~18 MB to the resident size of every gateway. */
 async function openRedisLimiter(options: Parameters<typeof import("./ratelimit/redis.js").openRedisLimiter>[0]): Promise<Limiter> {
   return (await import("./ratelimit/redis.js")).openRedisLimiter(options);
+}
+
+/**
+ * Who may write a subject's referrers index: with Redis one writer across every gateway sharing it (its own
+ * connection, opened only for a site that may keep an index), else one per process.
+ */
+async function referrersLock(config: GatewayConfig, leases: LeaseSet): Promise<IndexLock> {
+  const redis = config.redis && config.sites.some((site) => site.referrers !== "pass") ? config.redis : null;
+  return leases.take("referrers-lock", { redis }, async () => {
+    if (!redis) return new LocalLock();
+    // Loaded only when configured, like every Redis client: ioredis weighs on every gateway's memory.
+    const { createClient } = await import("./ratelimit/redis.js");
+    return new RedisLock(createClient(redis));
+  });
 }
 
 /**

@@ -4,6 +4,7 @@
 import type { DispatchMetrics } from "./backends/dispatch.js";
 import type { UploadAffinity } from "./backends/affinity.js";
 import type { SiteLists } from "./backends/lists.js";
+import type { Referrers } from "./referrers/referrers.js";
 import type { ManagedCredentials } from "./backends/managed-auth.js";
 import type { AuthFailureReason } from "./auth/types.js";
 import type { Logger } from "./observe/log.js";
@@ -39,6 +40,8 @@ export interface PipelineState {
   downloads: DownloadLimits;
   /** Where the request path counts what it refuses (the process's metrics). */
   metrics: PipelineMetrics;
+  /** The referrers indexes the gateway keeps for registries without the API; none: every site passes. */
+  referrers?: Referrers;
 }
 
 export interface RequestObserver {

@@ -58,6 +58,11 @@ export interface DispatchRequest {
    * store unreachable) comes first and is answered without inviting a body the client then streams for nothing.
    */
   invite?: () => void;
+  /**
+   * Sees the head of the answer the client gets, before it is relayed: what the gateway does once a backend
+   * accepted a write (the referrers index of a manifest PUT) is done before the client hears of it.
+   */
+  beforeAnswer?: (head: ResponseHead) => Promise<void>;
 }
 
 /** The counters dispatch keeps (observe/metrics.ts). */
@@ -308,6 +313,7 @@ async function respond(reply: Reply, ctx: Context, hold?: (head: ResponseHead) =
     if (!result.ok) return ctx.deps.forwarder.answer(result, ctx.client);
     // Nothing is read from the backend meanwhile: its answer waits in the socket (backpressure).
     await hold?.(result)?.catch(() => {});
+    await ctx.request.beforeAnswer?.(result).catch(() => {});
     return await ctx.deps.forwarder.relay(result, ctx.client);
   } finally {
     reply.release();

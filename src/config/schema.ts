@@ -512,6 +512,11 @@ export const site = exactlyOneOf(
      * does not start there (416) and answers a session's status (204); `pass` leaves both to the backend.
      */
     uploadRanges: z.enum(["check", "pass"]).default("check"),
+    /**
+     * The OCI 1.1 referrers API: `emulate` (the gateway keeps each subject's index under the fallback tag),
+     * `pass` (the backend answers), `auto` (emulated for a backend found to lack it).
+     */
+    referrers: z.enum(["emulate", "pass", "auto"]).default("auto"),
     /** Rate limits; every limit a request's operation belongs to must admit it. */
     limits: z
       .array(rateLimit)
@@ -755,6 +760,7 @@ export type AcmeChallengeType = AcmeTlsConfig["challenge"];
 export type SiteAuthConfig = SiteConfig["auth"];
 export type AccessRuleConfig = z.output<typeof accessRule>;
 export type BackendAuthConfig = SiteConfig["backendAuth"];
+export type ReferrersMode = SiteConfig["referrers"];
 export type TokensConfig = GatewayConfig["tokens"];
 export type RateLimitConfig = SiteConfig["limits"][number];
 export type RedisConfig = NonNullable<GatewayConfig["redis"]>;

@@ -4,9 +4,22 @@
 import { dispatch } from "../backends/dispatch.js";
 import { inviteBody } from "../proxy/continue.js";
 import type { EdgeContext } from "../proxy/headers.js";
-import type { Handler } from "./handler.js";
+import type { ResponseHead } from "../proxy/round-trip.js";
+import type { RequestContext } from "../request-context.js";
+import type { PipelineState } from "../pipeline-state.js";
+import type { EndpointRequest, Handler } from "./handler.js";
 
-export const proxy: Handler = async (ctx, state, request) => {
+/** What a handler that looked at the request first adds to its forwarding. */
+export interface Forwarding {
+  /** The body it read, forwarded as read. */
+  body?: Buffer;
+  /** Runs on the backend's answer before the client hears it; may add response headers to `edge.extraHeaders`. */
+  beforeAnswer?: (head: ResponseHead, edge: EdgeContext) => Promise<void>;
+}
+
+export const proxy: Handler = (ctx, state, request) => forward(ctx, state, request);
+
+export async function forward(ctx: RequestContext, state: PipelineState, request: EndpointRequest, forwarding: Forwarding = {}): Promise<void> {
   const { req, res } = ctx;
   const { site, route, upstream } = request;
   const accesses = route.backendAccesses ?? route.accesses;
@@ -22,11 +35,25 @@ export const proxy: Handler = async (ctx, state, request) => {
   };
   // Admitted; dispatch invites a client waiting on Expect: 100-continue only once it forwards (it may still refuse).
   const invite = request.hasBody ? () => inviteBody(req) : undefined;
+  const { beforeAnswer } = forwarding;
   const dispatched = await dispatch(
     upstream,
-    { req, res, method: ctx.method, route, edge, body: request.body, hasBody: request.hasBody, site: site.name, user: ctx.principal?.name, invite, checkRanges: site.config.uploadRanges === "check" },
+    {
+      req,
+      res,
+      method: ctx.method,
+      route,
+      edge,
+      body: forwarding.body ?? request.body,
+      hasBody: request.hasBody,
+      site: site.name,
+      user: ctx.principal?.name,
+      invite,
+      checkRanges: site.config.uploadRanges === "check",
+      beforeAnswer: beforeAnswer && ((head) => beforeAnswer(head, edge)),
+    },
     { forwarder: state.forwarder, affinity: state.affinity, metrics: state.metrics },
   );
   if (dispatched.ok) ctx.outcome = dispatched.outcome;
   else request.refuse(dispatched.kind, dispatched.message, dispatched.headers);
-};
+}

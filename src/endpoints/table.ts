@@ -9,8 +9,10 @@
 import type { RouteKind } from "../registry/routes.js";
 import type { Endpoint } from "./handler.js";
 import { catalog, tags } from "./lists.js";
+import { manifest } from "./manifest.js";
 import { ping } from "./ping.js";
 import { proxy } from "./proxy.js";
+import { referrers } from "./referrers.js";
 import { search } from "./search.js";
 import { token } from "./token.js";
 
@@ -26,8 +28,8 @@ export const ROUTE_TABLE: RouteTable = {
   catalog: { authentication: "admit", handler: catalog },
   tags: { authentication: "admit", handler: tags },
   base: { authentication: "admit", handler: proxy },
-  manifest: { authentication: "admit", handler: proxy },
+  manifest: { authentication: "admit", handler: manifest },
   blob: { authentication: "admit", handler: proxy },
   upload: { authentication: "admit", handler: proxy },
-  referrers: { authentication: "admit", handler: proxy },
+  referrers: { authentication: "admit", handler: referrers },
 };

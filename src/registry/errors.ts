@@ -22,6 +22,8 @@ export const GATEWAY_ERRORS = {
   sizeInvalid: { status: 400, code: "SIZE_INVALID" },
   rangeNotSatisfiable: { status: 416, code: "BLOB_UPLOAD_INVALID" },
   paginationInvalid: { status: 400, code: "PAGINATION_NUMBER_INVALID" },
+  manifestInvalid: { status: 400, code: "MANIFEST_INVALID" },
+  manifestTooLarge: { status: 413, code: "MANIFEST_INVALID" },
   tooManyRequests: { status: 429, code: "TOOMANYREQUESTS" },
   headersTooLarge: { status: 431, code: "UNSUPPORTED" },
   backendUnavailable: { status: 502, code: "UNAVAILABLE" },

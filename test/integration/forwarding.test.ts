@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { OCI_MANIFEST } from "../helpers/oci.js";
 import { patchChunked } from "../helpers/upload.js";
 
 const HOST = "hub.registry.test";
@@ -122,7 +123,9 @@ describe("forwarding semantics", () => {
   });
 
   it("rewrites a Location that names the backend, keeping the query byte for byte", async () => {
-    const res = await gateway.request(HOST, { method: "PUT", path: "/v2/x/manifests/latest", body: "{}" });
+    // A manifest the gateway's checks pass (they read it before forwarding); the scripted backend answers any PUT.
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: {}, layers: [] });
+    const res = await gateway.request(HOST, { method: "PUT", path: "/v2/x/manifests/latest", headers: { "content-type": OCI_MANIFEST }, body: manifest });
     assert.equal(res.status, 201);
     assert.equal(res.headers.location, `https://${HOST}:${gateway.port}/v2/x/blobs/uploads/u?_state=a%2Bb%3D`);
     assert.equal(res.headers["docker-distribution-api-version"], "registry/2.0", "added when the backend leaves it out");

@@ -251,11 +251,11 @@ describe("loadSiteCertificates", () => {
   const HEALTH = { interval: 5000, timeout: 2000, unhealthyThreshold: 2, healthyThreshold: 1 };
 
   function generatedSite(hosts: string[], name?: string): SiteConfig {
-    return { name, hosts, backend: new URL("http://127.0.0.1:5001"), default: false, tls: { source: "generated" }, limits: [], auth: { type: "none" }, backendAuth: { type: "none" }, routes: [], health: HEALTH, uploadRanges: "check" };
+    return { name, hosts, backend: new URL("http://127.0.0.1:5001"), default: false, tls: { source: "generated" }, limits: [], auth: { type: "none" }, backendAuth: { type: "none" }, routes: [], health: HEALTH, uploadRanges: "check", referrers: "auto" };
   }
 
   function filesSite(hosts: string[], cert: string, key: string): SiteConfig {
-    return { hosts, backend: new URL("http://127.0.0.1:5002"), default: false, tls: { source: "files", cert, key }, limits: [], auth: { type: "none" }, backendAuth: { type: "none" }, routes: [], health: HEALTH, uploadRanges: "check" };
+    return { hosts, backend: new URL("http://127.0.0.1:5002"), default: false, tls: { source: "files", cert, key }, limits: [], auth: { type: "none" }, backendAuth: { type: "none" }, routes: [], health: HEALTH, uploadRanges: "check", referrers: "auto" };
   }
 
   test("generated: issues leaves from the local CA, adding local names when listening on loopback or everywhere", async () => {
