@@ -7,7 +7,7 @@ import type http from "node:http";
 import type { Principal } from "../auth/types.js";
 import type { Access } from "../registry/routes.js";
 import type { Logger } from "../observe/log.js";
-import { fetchRepositories, fetchTags, mergeSorted, type ListSource } from "../registry/catalog.js";
+import { fetchRepositories, fetchTags, ListTooLarge, mergeSorted, type ListSource } from "../registry/catalog.js";
 import type { Site } from "../sites.js";
 import type { ManagedCredentials } from "./managed-auth.js";
 import type { BackendPool } from "./pool.js";
@@ -42,6 +42,11 @@ export class SiteLists {
   readonly #catalogs: RecentLists<Site, string[]>;
   /** A group's merged tag lists, per site and repository; only asked for after pull was authorized. */
   readonly #tags = new Map<Site, RecentLists<string, string[] | null>>();
+  /**
+   * One registry's tag lists being read, per site and repository: shared by the requests arriving meanwhile,
+   * never kept after (a tag pushed is listed at once, as when the registry answered the list itself).
+   */
+  readonly #poolTags = new Map<Site, RecentLists<string, string[] | null>>();
 
   constructor(
     private readonly agentFor: (url: URL) => http.Agent,
@@ -79,20 +84,28 @@ export class SiteLists {
     return mergeSorted(lists);
   }
 
-  /** A repository's tags across a group's members, sorted; null when no member knows the repository. */
-  tags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
-    let recent = this.#tags.get(site);
-    if (!recent) this.#tags.set(site, (recent = new RecentLists(this.cacheMs, MAX_CACHED_TAGS, (tags) => 1 + (tags?.length ?? 0))));
+  /**
+   * A repository's tags, sorted: across a group's members, or of one registry (a pool); null when no member
+   * knows the repository. Rejects with ListTooLarge when no member answered and one listed more than the
+   * gateway reads (catalog.ts MAX_NAMES, MAX_TAG_LIST_BYTES). `userAgent`: the asking client's, sent with the read.
+   */
+  tags(site: Site, upstream: Upstream, name: string, principal: Principal | null, userAgent?: string): Promise<string[] | null> {
+    const lists = upstream.kind === "group" ? this.#tags : this.#poolTags;
+    let recent = lists.get(site);
+    if (!recent) {
+      const cacheMs = upstream.kind === "group" ? this.cacheMs : 0;
+      lists.set(site, (recent = new RecentLists(cacheMs, MAX_CACHED_TAGS, (tags) => 1 + (tags?.length ?? 0))));
+    }
     // The upstream is the one the site routes `name` to: the name alone is the key.
-    return recent.get(name, () => this.#fetchTags(site, upstream, name, principal));
+    return recent.get(name, () => this.#fetchTags(site, upstream, name, principal, userAgent));
   }
 
-  async #fetchTags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
+  async #fetchTags(site: Site, upstream: Upstream, name: string, principal: Principal | null, userAgent?: string): Promise<string[] | null> {
     // Only the members that may answer for the name are asked: never a cache for a name pushTo owns.
     const pools = upstream.kind === "pool" ? namedPools(upstream) : membersFor(upstream, name).members.map((member) => ({ member, pool: member.pool }));
     if (pools.length === 0) return null;
     const authorization = await this.authorizations(site, [{ type: "repository", name, action: "pull" }], principal);
-    const lists = await this.fromMembers(site, pools, (source) => fetchTags(source, name), authorization);
+    const lists = await this.fromMembers(site, pools, (source) => fetchTags({ ...source, userAgent }, name), authorization);
     const found = lists.map(({ value }) => value).filter((tags): tags is string[] => tags !== null);
     return found.length ? mergeSorted(found) : null;
   }
@@ -126,7 +139,11 @@ export class SiteLists {
       this.logger.warn({ site: site.name, pool: pool.name, err: (result.reason as Error).message }, "a registry's list could not be read: left out");
       if (member !== null) this.events?.groupPassedOver(site.name, member.name, "error");
     });
-    if (answers.length === 0) throw new Error("no registry of this site answered with its list");
+    if (answers.length === 0) {
+      // Too long to page is not an outage: say so rather than that nothing answered.
+      const tooLarge = settled.find((result) => result.status === "rejected" && result.reason instanceof ListTooLarge);
+      throw tooLarge ? (tooLarge as PromiseRejectedResult).reason : new Error("no registry of this site answered with its list");
+    }
     return answers;
   }
 }

@@ -518,6 +518,11 @@ export const site = exactlyOneOf(
         });
       })
       .default([]),
+    /**
+     * `DELETE /v2/<name>/manifests/<tag>`: refuse (405 UNSUPPORTED, "delete by digest", as the OCI spec
+     * says for a registry that cannot delete tags: distribution 2.8) or pass it to a registry that can.
+     */
+    tagDelete: z.enum(["refuse", "pass"]).default("refuse"),
   }),
   UPSTREAM_KEYS,
   NO_UPSTREAM,

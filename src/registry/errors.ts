@@ -19,12 +19,15 @@ export const GATEWAY_ERRORS = {
   notFound: { status: 404, code: "NAME_UNKNOWN" },
   uploadUnknown: { status: 404, code: "BLOB_UPLOAD_UNKNOWN" },
   paginationInvalid: { status: 400, code: "PAGINATION_NUMBER_INVALID" },
+  digestInvalid: { status: 400, code: "DIGEST_INVALID" },
   tooManyRequests: { status: 429, code: "TOOMANYREQUESTS" },
   headersTooLarge: { status: 431, code: "UNSUPPORTED" },
   backendUnavailable: { status: 502, code: "UNAVAILABLE" },
   backendTimeout: { status: 504, code: "UNAVAILABLE" },
   unavailable: { status: 503, code: "UNAVAILABLE" },
   internal: { status: 500, code: "UNKNOWN" },
+  /** A backend's list is longer than the gateway reads to page it: not transient, not the client's mistake. */
+  listTooLarge: { status: 500, code: "UNKNOWN" },
 } as const satisfies Record<string, { status: number; code: string }>;
 
 export type GatewayErrorKind = keyof typeof GATEWAY_ERRORS;
