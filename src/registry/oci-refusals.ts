@@ -31,7 +31,7 @@ export function specRefusal(
   rawQuery: string,
   form: Buffer | undefined,
 ): SpecRefusal | null {
-  if (route.kind === "manifest" && method === "DELETE" && !isDigestReference(route.reference ?? "") && site.tagDelete === "refuse") {
+  if (route.kind === "manifest" && method === "DELETE" && !isDigestReference(route.reference ?? "") && site.tagDelete !== "pass") {
     return {
       kind: "methodNotAllowed",
       message: `this registry cannot delete a tag: delete the manifest by its digest (DELETE /v2/${route.repository}/manifests/<digest>)`,
