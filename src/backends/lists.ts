@@ -42,11 +42,6 @@ export class SiteLists {
   readonly #catalogs: RecentLists<Site, string[]>;
   /** A group's merged tag lists, per site and repository; only asked for after pull was authorized. */
   readonly #tags = new Map<Site, RecentLists<string, string[] | null>>();
-  /**
-   * One registry's tag lists being read, per site and repository: shared by the requests arriving meanwhile,
-   * never kept after (a tag pushed is listed at once, as when the registry answered the list itself).
-   */
-  readonly #poolTags = new Map<Site, RecentLists<string, string[] | null>>();
 
   constructor(
     private readonly agentFor: (url: URL) => http.Agent,
@@ -90,12 +85,12 @@ export class SiteLists {
    * gateway reads (catalog.ts MAX_NAMES, MAX_TAG_LIST_BYTES). `userAgent`: the asking client's, sent with the read.
    */
   tags(site: Site, upstream: Upstream, name: string, principal: Principal | null, userAgent?: string): Promise<string[] | null> {
-    const lists = upstream.kind === "group" ? this.#tags : this.#poolTags;
-    let recent = lists.get(site);
-    if (!recent) {
-      const cacheMs = upstream.kind === "group" ? this.cacheMs : 0;
-      lists.set(site, (recent = new RecentLists(cacheMs, MAX_CACHED_TAGS, (tags) => 1 + (tags?.length ?? 0))));
-    }
+    // One registry's list is read for each request and never kept: a tag pushed is listed at once, as when
+    // the registry answered the list itself, and the registry sees one read per client request, with its
+    // User-Agent, as it saw the request before (what its access log tells an operator stays true).
+    if (upstream.kind === "pool") return this.#fetchTags(site, upstream, name, principal, userAgent);
+    let recent = this.#tags.get(site);
+    if (!recent) this.#tags.set(site, (recent = new RecentLists(this.cacheMs, MAX_CACHED_TAGS, (tags) => 1 + (tags?.length ?? 0))));
     // The upstream is the one the site routes `name` to: the name alone is the key.
     return recent.get(name, () => this.#fetchTags(site, upstream, name, principal, userAgent));
   }

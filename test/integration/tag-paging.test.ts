@@ -187,7 +187,7 @@ describe("OCI 1.1 tags and digests on distribution 2.8", { timeout: 120_000 }, (
       assert.match(res.json().errors[0].message, /by its digest/);
       assert.equal(res.headers.allow, "GET, HEAD, PUT");
       assert.deepEqual(await linesAfter(mark), []);
-      const still = await fetch(`${registry.url}/v2/${REPO}/manifests/${TAGS[3]}`, { method: "HEAD", headers: { accept: OCI_MANIFEST } });
+      const still = await fetch(`${registry.url}/v2/${REPO}/manifests/${TAGS[3]}`, { method: "HEAD", headers: { accept: OCI_MANIFEST, "user-agent": SEED_UA } });
       assert.equal(still.status, 200);
     });
 
