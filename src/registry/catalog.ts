@@ -1,6 +1,7 @@
-// `GET /v2/_catalog` and `GET /v2/<name>/tags/list` answered by the gateway itself, for sites that front
-// several registries (a group, or repository-prefix routes): each member's list is fetched whole (following
-// its Link pages), the lists are merged into one sorted, deduplicated list, and that list is paginated with
+// `GET /v2/_catalog` answered by the gateway itself for sites that front several registries (a group, or
+// repository-prefix routes), and `GET /v2/<name>/tags/list` for every site: each member's list is fetched
+// whole (following its Link pages; a site with one registry has one member), the lists are merged into one
+// sorted, deduplicated list, and that list is paginated with
 // `n`, `last` and `Link` the way the distribution spec describes — whatever the members do with `n`/`last`
 // (distribution 2.8 ignores both on tags/list and answers its tags unsorted).
 //
