@@ -31,6 +31,13 @@ function namedPools(upstream: Upstream): NamedPool[] {
  */
 const MAX_CACHED_TAGS = 200_000;
 
+/** The client a tag list is read for, when the read is that client's alone (one registry's list). */
+export interface ListClient {
+  userAgent?: string;
+  /** Told of each registry read: its origin and how long the whole read took (for metrics and the access log). */
+  read?(backend: string, ms: number): void;
+}
+
 export class SiteLists {
   /**
    * Merged catalogs, per site. Each costs every member's whole catalog (up to MAX_NAMES names, following every
@@ -84,23 +91,32 @@ export class SiteLists {
    * knows the repository. Rejects with ListTooLarge when no member answered and one listed more than the
    * gateway reads (catalog.ts MAX_NAMES, MAX_TAG_LIST_BYTES). `userAgent`: the asking client's, sent with the read.
    */
-  tags(site: Site, upstream: Upstream, name: string, principal: Principal | null, userAgent?: string): Promise<string[] | null> {
+  tags(site: Site, upstream: Upstream, name: string, principal: Principal | null, client: ListClient = {}): Promise<string[] | null> {
     // One registry's list is read for each request and never kept: a tag pushed is listed at once, as when
     // the registry answered the list itself, and the registry sees one read per client request, with its
     // User-Agent, as it saw the request before (what its access log tells an operator stays true).
-    if (upstream.kind === "pool") return this.#fetchTags(site, upstream, name, principal, userAgent);
+    if (upstream.kind === "pool") return this.#fetchTags(site, upstream, name, principal, client);
     let recent = this.#tags.get(site);
     if (!recent) this.#tags.set(site, (recent = new RecentLists(this.cacheMs, MAX_CACHED_TAGS, (tags) => 1 + (tags?.length ?? 0))));
-    // The upstream is the one the site routes `name` to: the name alone is the key.
-    return recent.get(name, () => this.#fetchTags(site, upstream, name, principal, userAgent));
+    // The upstream is the one the site routes `name` to: the name alone is the key; a shared read is no one
+    // client's, so it carries no User-Agent and reports no read.
+    return recent.get(name, () => this.#fetchTags(site, upstream, name, principal, {}));
   }
 
-  async #fetchTags(site: Site, upstream: Upstream, name: string, principal: Principal | null, userAgent?: string): Promise<string[] | null> {
+  async #fetchTags(site: Site, upstream: Upstream, name: string, principal: Principal | null, client: ListClient): Promise<string[] | null> {
     // Only the members that may answer for the name are asked: never a cache for a name pushTo owns.
     const pools = upstream.kind === "pool" ? namedPools(upstream) : membersFor(upstream, name).members.map((member) => ({ member, pool: member.pool }));
     if (pools.length === 0) return null;
     const authorization = await this.authorizations(site, [{ type: "repository", name, action: "pull" }], principal);
-    const lists = await this.fromMembers(site, pools, (source) => fetchTags({ ...source, userAgent }, name), authorization);
+    const read = async (source: ListSource) => {
+      const started = performance.now();
+      try {
+        return await fetchTags({ ...source, userAgent: client.userAgent }, name);
+      } finally {
+        client.read?.(source.backend.origin, performance.now() - started);
+      }
+    };
+    const lists = await this.fromMembers(site, pools, read, authorization);
     const found = lists.map(({ value }) => value).filter((tags): tags is string[] => tags !== null);
     return found.length ? mergeSorted(found) : null;
   }

@@ -4,6 +4,7 @@
 // its tags unsorted): the registry's whole list is read (bounded, registry/catalog.ts) and paged
 // (backends/lists.ts, registry/catalog.ts). A catalog one registry holds whole is that registry's to answer.
 import type { ServerResponse } from "node:http";
+import type { ListClient } from "../backends/lists.js";
 import { ListTooLarge, MAX_NAMES, MAX_TAG_LIST_BYTES, paginate, readPageRequest } from "../registry/catalog.js";
 import { sendJson } from "../registry/errors.js";
 import type { EndpointRequest, Handler } from "./handler.js";
@@ -14,13 +15,19 @@ export const catalog: Handler = (ctx, state, request) => {
   return answerMerged(request, ctx.res, () => state.lists.repositories(request.site), (items) => ({ repositories: items }));
 };
 
-export const tags: Handler = (ctx, state, request) => {
+export const tags: Handler = async (ctx, state, request) => {
   const { upstream, route, site } = request;
   // A passthrough site's registry checks the client's own credentials, and answers a 401 challenge the client
   // must see: the gateway reads lists with credentials of its own, so that list stays the registry's answer.
   if (site.passClientAuthorization) return proxy(ctx, state, request);
-  const list = () => state.lists.tags(site, upstream, route.repository!, ctx.principal, ctx.req.headers["user-agent"]);
-  return answerMerged(request, ctx.res, list, (items) => ({ name: route.repository, tags: items }));
+  const client: ListClient = {
+    userAgent: ctx.req.headers["user-agent"],
+    // The registry's time is reported as a forwarded request's is (metrics, access log).
+    read: (backend, upstreamMs) => (ctx.outcome = { status: 0, backend, upstreamMs, clientAborted: false, requestBytes: 0 }),
+  };
+  const list = () => state.lists.tags(site, upstream, route.repository!, ctx.principal, client);
+  await answerMerged(request, ctx.res, list, (items) => ({ name: route.repository, tags: items }));
+  if (ctx.outcome) ctx.outcome.status = ctx.res.statusCode;
 };
 
 /** `list` resolves to null when no member knows the repository, and rejects when none answered. */

@@ -45,6 +45,11 @@ describe("tags/list of one registry, paged by the gateway", () => {
     assert.deepEqual(second.json().tags, ["v10", "v2"]);
     assert.equal(second.headers.link, undefined);
     assert.deepEqual(seen, ["/v2/team/app/tags/list ua/1", "/v2/team/app/tags/list ua/2"]);
+    // The registry's read is reported like a forwarded request's (metrics, access log).
+    const outcome = pipeline.observed.at(-1)?.outcome;
+    assert.equal(outcome?.backend, `http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
+    assert.equal(typeof outcome?.upstreamMs, "number");
+    assert.equal(outcome?.status, 200);
   });
 
   it("a list longer than the gateway reads is 500 UNKNOWN, saying why", async () => {
