@@ -11,7 +11,9 @@
 //                             handler answers: endpoints/table.ts); anything unnamed is refused
 //   3. authenticate           credentials → principal, or a 401 challenge          (site.auth)
 //   4. authorize              principal × route accesses → allow, or 403/401 (site.auth); a write the
-//                             site's registries cannot carry out as authorized → 403/405 (push-rules.ts)
+//                             site's registries cannot carry out as authorized → 403/405 (push-rules.ts);
+//                             what the OCI spec refuses: a tag DELETE → 405, a malformed digest
+//                             parameter → 400 (registry/oci-refusals.ts)
 //   5. limit                  site : operation : principal-or-IP → allow, or 429   (site.limits); then
 //                             concurrent downloads per client and user → 429
 //   6. handler                the endpoint answers: the registry proxy (backends/dispatch.ts), /token,
@@ -30,6 +32,7 @@ import { ConnectionLimits } from "./proxy/connections.js";
 import { checkFraming, formMediaType } from "./proxy/framing.js";
 import { abandon, awaitTurn } from "./proxy/pipelining.js";
 import { sendError, type GatewayErrorKind } from "./registry/errors.js";
+import { specRefusal } from "./registry/oci-refusals.js";
 import { classify, type RegistryRoute } from "./registry/routes.js";
 import { checkTarget, formValues } from "./registry/target.js";
 import type { RequestContext } from "./request-context.js";
@@ -268,7 +271,9 @@ async function authorize(ctx: RequestContext, state: PipelineState, request: End
       const refused = site.auth ? await admitCaller(ctx, state, request, "admit") : null;
       if (refused) return refused;
       const unservable = pushRefusal(site.upstreams, route, ctx.method);
-      return unservable && new Refusal(unservable.kind, unservable.message);
+      if (unservable) return new Refusal(unservable.kind, unservable.message);
+      const unspecified = specRefusal(site.config, route, ctx.method, request.target.rawQuery, request.body);
+      return unspecified && new Refusal(unspecified.kind, unspecified.message, unspecified.headers);
     }
   }
 }

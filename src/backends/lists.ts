@@ -7,7 +7,7 @@ import type http from "node:http";
 import type { Principal } from "../auth/types.js";
 import type { Access } from "../registry/routes.js";
 import type { Logger } from "../observe/log.js";
-import { fetchRepositories, fetchTags, mergeSorted, type ListSource } from "../registry/catalog.js";
+import { fetchRepositories, fetchTags, ListTooLarge, mergeSorted, type ListSource } from "../registry/catalog.js";
 import type { Site } from "../sites.js";
 import type { ManagedCredentials } from "./managed-auth.js";
 import type { BackendPool } from "./pool.js";
@@ -30,6 +30,13 @@ function namedPools(upstream: Upstream): NamedPool[] {
  * a few megabytes, where a bound on the number of lists alone let each hold MAX_NAMES tags per member.
  */
 const MAX_CACHED_TAGS = 200_000;
+
+/** The client a tag list is read for, when the read is that client's alone (one registry's list). */
+export interface ListClient {
+  userAgent?: string;
+  /** Told of each registry read: its origin and how long the whole read took (for metrics and the access log). */
+  read?(backend: string, ms: number): void;
+}
 
 export class SiteLists {
   /**
@@ -79,20 +86,37 @@ export class SiteLists {
     return mergeSorted(lists);
   }
 
-  /** A repository's tags across a group's members, sorted; null when no member knows the repository. */
-  tags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
+  /**
+   * A repository's tags, sorted: across a group's members, or of one registry (a pool); null when no member
+   * knows the repository. Rejects with ListTooLarge when no member answered and one listed more than the
+   * gateway reads (catalog.ts MAX_NAMES, MAX_TAG_LIST_BYTES). `userAgent`: the asking client's, sent with the read.
+   */
+  tags(site: Site, upstream: Upstream, name: string, principal: Principal | null, client: ListClient = {}): Promise<string[] | null> {
+    // One registry's list is read for each request and never kept: a tag pushed is listed at once, as when
+    // the registry answered the list itself, and the registry sees one read per client request, with its
+    // User-Agent, as it saw the request before (what its access log tells an operator stays true).
+    if (upstream.kind === "pool") return this.#fetchTags(site, upstream, name, principal, client);
     let recent = this.#tags.get(site);
     if (!recent) this.#tags.set(site, (recent = new RecentLists(this.cacheMs, MAX_CACHED_TAGS, (tags) => 1 + (tags?.length ?? 0))));
-    // The upstream is the one the site routes `name` to: the name alone is the key.
-    return recent.get(name, () => this.#fetchTags(site, upstream, name, principal));
+    // The upstream is the one the site routes `name` to: the name alone is the key; a shared read is no one
+    // client's, so it carries no User-Agent and reports no read.
+    return recent.get(name, () => this.#fetchTags(site, upstream, name, principal, {}));
   }
 
-  async #fetchTags(site: Site, upstream: Upstream, name: string, principal: Principal | null): Promise<string[] | null> {
+  async #fetchTags(site: Site, upstream: Upstream, name: string, principal: Principal | null, client: ListClient): Promise<string[] | null> {
     // Only the members that may answer for the name are asked: never a cache for a name pushTo owns.
     const pools = upstream.kind === "pool" ? namedPools(upstream) : membersFor(upstream, name).members.map((member) => ({ member, pool: member.pool }));
     if (pools.length === 0) return null;
     const authorization = await this.authorizations(site, [{ type: "repository", name, action: "pull" }], principal);
-    const lists = await this.fromMembers(site, pools, (source) => fetchTags(source, name), authorization);
+    const read = async (source: ListSource) => {
+      const started = performance.now();
+      try {
+        return await fetchTags({ ...source, userAgent: client.userAgent }, name);
+      } finally {
+        client.read?.(source.backend.origin, performance.now() - started);
+      }
+    };
+    const lists = await this.fromMembers(site, pools, read, authorization);
     const found = lists.map(({ value }) => value).filter((tags): tags is string[] => tags !== null);
     return found.length ? mergeSorted(found) : null;
   }
@@ -126,7 +150,11 @@ export class SiteLists {
       this.logger.warn({ site: site.name, pool: pool.name, err: (result.reason as Error).message }, "a registry's list could not be read: left out");
       if (member !== null) this.events?.groupPassedOver(site.name, member.name, "error");
     });
-    if (answers.length === 0) throw new Error("no registry of this site answered with its list");
+    if (answers.length === 0) {
+      // Too long to page is not an outage: say so rather than that nothing answered.
+      const tooLarge = settled.find((result) => result.status === "rejected" && result.reason instanceof ListTooLarge);
+      throw tooLarge ? (tooLarge as PromiseRejectedResult).reason : new Error("no registry of this site answered with its list");
+    }
     return answers;
   }
 }

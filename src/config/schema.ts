@@ -528,6 +528,12 @@ export const site = exactlyOneOf(
         });
       })
       .default([]),
+    /**
+     * `DELETE /v2/<name>/manifests/<tag>`: refuse (405 UNSUPPORTED, "delete by digest", as the OCI spec
+     * says for a registry that cannot delete tags: distribution 2.8) or pass it to a registry that can.
+     * Absent is refuse (left optional so site objects built in code need not name it).
+     */
+    tagDelete: z.enum(["refuse", "pass"]).optional(),
   }),
   UPSTREAM_KEYS,
   NO_UPSTREAM,

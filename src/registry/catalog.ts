@@ -1,6 +1,7 @@
-// `GET /v2/_catalog` and `GET /v2/<name>/tags/list` answered by the gateway itself, for sites that front
-// several registries (a group, or repository-prefix routes): each member's list is fetched whole (following
-// its Link pages), the lists are merged into one sorted, deduplicated list, and that list is paginated with
+// `GET /v2/_catalog` answered by the gateway itself for sites that front several registries (a group, or
+// repository-prefix routes), and `GET /v2/<name>/tags/list` for every site: each member's list is fetched
+// whole (following its Link pages; a site with one registry has one member), the lists are merged into one
+// sorted, deduplicated list, and that list is paginated with
 // `n`, `last` and `Link` the way the distribution spec describes — whatever the members do with `n`/`last`
 // (distribution 2.8 ignores both on tags/list and answers its tags unsorted).
 //
@@ -49,6 +50,8 @@ export interface ListSource {
   agent: http.Agent;
   /** The whole Authorization header value for the member (the gateway's own backend credentials). */
   authorization?: string;
+  /** The User-Agent of the client whose request this read serves, so the member's access log names the client. */
+  userAgent?: string;
 }
 
 /** The largest page the gateway answers, and the page size when the client gives no `n`. */
@@ -64,6 +67,18 @@ export const MAX_PAGES = 1000;
 export const PAGE_TIMEOUT_MS = 10_000;
 /** One page's body at most: MAX_NAMES names of the longest valid kind, with JSON quoting, fit. */
 export const MAX_PAGE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A tag list is read whole before it is paged, so what one list may hold is bounded: MAX_NAMES tags, and
+ * MAX_TAG_LIST_BYTES read over all of its pages (MAX_NAMES tags of the longest valid kind, 128 characters,
+ * with JSON quoting, fit). A longer list is not paged within what was read: distribution 2.8 answers its
+ * tags unsorted, so the part read would be an arbitrary subset, and a client walking it would believe it saw
+ * every tag. It fails instead (ListTooLarge), and the client is told why.
+ */
+export const MAX_TAG_LIST_BYTES = 16 * 1024 * 1024;
+
+/** A member's list is longer than the gateway reads: MAX_NAMES names or MAX_TAG_LIST_BYTES bytes. */
+export class ListTooLarge extends Error {}
 
 /** distribution's reference.TagRegexp. */
 const TAG_PATTERN = /^[\w][\w.-]{0,127}$/;
@@ -82,14 +97,16 @@ export async function fetchRepositories(source: ListSource): Promise<string[]> {
 }
 
 /**
- * A repository's tags on one registry, following Link pages like fetchRepositories: null when the first
- * page answers 404 (distribution's NAME_UNKNOWN; any 404 is taken to mean "not here", since registries
+ * A repository's tags on one registry, following Link pages like fetchRepositories, but whole or not at all:
+ * more than MAX_NAMES tags, or more than MAX_TAG_LIST_BYTES read, rejects with ListTooLarge. The first page is
+ * asked for without `n`, as a client asks: distribution 2.8 ignores `n` on tags/list and answers every tag,
+ * and a registry that pages answers its default page and a Link. null when the first page answers 404 (distribution's NAME_UNKNOWN; any 404 is taken to mean "not here", since registries
  * differ on the code). A 404 on a later page (the repository went away meanwhile) rejects. `"tags": null`
  * (distribution's answer for a repository whose tags were all deleted) reads as no tags. Tags outside
  * distribution's tag grammar are dropped. `name` must already be a valid repository name.
  */
 export function fetchTags(source: ListSource, name: string): Promise<string[] | null> {
-  return fetchList(source, `/v2/${name}/tags/list`, "tags", (tag) => TAG_PATTERN.test(tag));
+  return fetchList(source, `/v2/${name}/tags/list`, "tags", (tag) => TAG_PATTERN.test(tag), WHOLE_TAG_LIST);
 }
 
 /** Sorted (JavaScript string order, see above), deduplicated union. */
@@ -159,37 +176,71 @@ function firstAfter(sorted: readonly string[], last: string): number {
 
 // ---------------------------------------------------------------- reading one member's list
 
+/**
+ * How a list is read. A catalog is read up to its bounds and kept as read (the merged catalog is the
+ * gateway's own answer, bounded per member); a tag list is read whole or rejected.
+ */
+interface ListReading {
+  /** Ask the first page with `n=MAX_PAGE`. */
+  askPage: boolean;
+  /** Over MAX_NAMES names or `maxBytes` in all: reject with ListTooLarge instead of keeping what was read. */
+  whole: boolean;
+  /** Bytes read over all pages (whole), or per page. */
+  maxBytes: number;
+}
+
+const PARTIAL_CATALOG: ListReading = { askPage: true, whole: false, maxBytes: MAX_PAGE_BYTES };
+const WHOLE_TAG_LIST: ListReading = { askPage: false, whole: true, maxBytes: MAX_TAG_LIST_BYTES };
+
 /** null: the first page answered 404. */
 async function fetchList(
   source: ListSource,
   path: string,
   field: "repositories" | "tags",
   keep: (item: string) => boolean,
+  reading: ListReading = PARTIAL_CATALOG,
 ): Promise<string[] | null> {
-  let current = `${path}?n=${MAX_PAGE}`;
-  let page = await getJson(source, current);
+  let read = 0;
+  const get = async (target: string): Promise<Page> => {
+    const page = await getJson(source, target, reading.maxBytes - (reading.whole ? read : 0), reading.whole);
+    read += page.body.length;
+    return page;
+  };
+  let current = reading.askPage ? `${path}?n=${MAX_PAGE}` : path;
+  let page = await get(current);
   // distribution 3.x refuses an n above its configured maximum (catalog.maxentries, tags.maxtags) with
   // 400 PAGINATION_NUMBER_INVALID: ask once more without n, for its default page and a Link.
-  if (page.status === 400) page = await getJson(source, (current = path));
+  if (page.status === 400 && reading.askPage) page = await get((current = path));
   if (page.status === 404) return null;
   const names = new Set<string>();
   const followed = new Set<string>([current]);
   for (let pages = 1; ; pages++) {
     if (page.status !== 200) throw new Error(`${describe(source, current)} answered ${page.status}`);
-    const body = parseJson(page.body, source, current);
-    const list = body !== null && typeof body === "object" ? (body as Record<string, unknown>)[field] : undefined;
-    if (list !== null && !Array.isArray(list)) throw new Error(`${describe(source, current)} answered without a ${field} list`);
-    for (const item of list ?? []) {
-      if (names.size >= MAX_NAMES) break;
+    for (const item of listOf(page, field, source, current)) {
+      if (names.size >= MAX_NAMES) {
+        if (reading.whole) throw new ListTooLarge(`${describe(source, current)} lists more than ${MAX_NAMES} ${field}`);
+        break;
+      }
       if (typeof item === "string" && keep(item)) names.add(item);
     }
     const next = nextLink(page.link, source.backend, path);
     // A Link already followed would repeat the walk forever: the member's list ends there.
-    if (next === null || followed.has(next) || pages >= MAX_PAGES || names.size >= MAX_NAMES) break;
+    if (next === null || followed.has(next) || names.size >= MAX_NAMES) break;
+    if (pages >= MAX_PAGES) {
+      if (reading.whole) throw new ListTooLarge(`${describe(source, current)} pages its ${field} over more than ${MAX_PAGES} pages`);
+      break;
+    }
     followed.add((current = next));
-    page = await getJson(source, current);
+    page = await get(current);
   }
   return [...names];
+}
+
+function listOf(page: Page, field: "repositories" | "tags", source: ListSource, path: string): unknown[] {
+  const body = parseJson(page.body, source, path);
+  const list = body !== null && typeof body === "object" ? (body as Record<string, unknown>)[field] : undefined;
+  if (list !== null && !Array.isArray(list)) throw new Error(`${describe(source, path)} answered without a ${field} list`);
+  return list ?? [];
 }
 
 function describe(source: ListSource, path: string): string {
@@ -210,19 +261,25 @@ interface Page {
   link: string | undefined;
 }
 
-function getJson(source: ListSource, path: string): Promise<Page> {
+/** Reads one page of at most `maxBytes` bytes; a longer one rejects (with ListTooLarge when `tooLarge`). */
+function getJson(source: ListSource, path: string, maxBytes: number, tooLarge: boolean): Promise<Page> {
   const url = new URL(path, source.backend);
   const client = url.protocol === "https:" ? https : http;
   return new Promise<Page>((resolve, reject) => {
     const headers: Record<string, string> = { accept: "application/json" };
     if (source.authorization) headers.authorization = source.authorization;
+    if (source.userAgent) headers["user-agent"] = source.userAgent;
     const request = client.get(url, { agent: source.agent, headers }, (response: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
       response.on("data", (chunk: Buffer) => {
         size += chunk.length;
-        if (size > MAX_PAGE_BYTES) request.destroy(new Error(`${describe(source, path)} answered more than ${MAX_PAGE_BYTES} bytes`));
-        else chunks.push(chunk);
+        if (size <= maxBytes) return void chunks.push(chunk);
+        request.destroy(
+          tooLarge
+            ? new ListTooLarge(`${describe(source, path)} lists more than ${MAX_TAG_LIST_BYTES} bytes of tags`)
+            : new Error(`${describe(source, path)} answered more than ${maxBytes} bytes`),
+        );
       });
       response.on("error", reject);
       response.on("end", () => {

@@ -24,12 +24,15 @@ export const GATEWAY_ERRORS = {
   paginationInvalid: { status: 400, code: "PAGINATION_NUMBER_INVALID" },
   manifestInvalid: { status: 400, code: "MANIFEST_INVALID" },
   manifestTooLarge: { status: 413, code: "MANIFEST_INVALID" },
+  digestInvalid: { status: 400, code: "DIGEST_INVALID" },
   tooManyRequests: { status: 429, code: "TOOMANYREQUESTS" },
   headersTooLarge: { status: 431, code: "UNSUPPORTED" },
   backendUnavailable: { status: 502, code: "UNAVAILABLE" },
   backendTimeout: { status: 504, code: "UNAVAILABLE" },
   unavailable: { status: 503, code: "UNAVAILABLE" },
   internal: { status: 500, code: "UNKNOWN" },
+  /** A backend's list is longer than the gateway reads to page it: not transient, not the client's mistake. */
+  listTooLarge: { status: 500, code: "UNKNOWN" },
 } as const satisfies Record<string, { status: number; code: string }>;
 
 export type GatewayErrorKind = keyof typeof GATEWAY_ERRORS;

@@ -9,8 +9,11 @@ import { after, before, describe, it } from "node:test";
 import {
   fetchRepositories,
   fetchTags,
+  ListTooLarge,
+  MAX_NAMES,
   MAX_PAGE,
   MAX_PAGES,
+  MAX_TAG_LIST_BYTES,
   mergeSorted,
   nextLink,
   paginate,
@@ -305,7 +308,10 @@ describe("fetchRepositories and fetchTags against loopback servers", () => {
     const server = await start(paginatingHandler(tags, "tags", 2, true));
     assert.deepEqual((await fetchTags(source(server), "team/app"))?.sort(), [...tags].sort());
     assert.equal(server.seen.length, 3);
-    assert.ok(server.seen.every((s) => s.url.startsWith("/v2/team/app/tags/list?")));
+    assert.deepEqual(
+      server.seen.map((s) => s.url.split("?")[0]),
+      ["/v2/team/app/tags/list", "/v2/team/app/tags/list", "/v2/team/app/tags/list"],
+    );
     assert.equal(server.seen[0]!.authorization, undefined);
   });
 
@@ -365,7 +371,8 @@ describe("fetchRepositories and fetchTags against loopback servers", () => {
       json(res, 404, { errors: [{ code: "NAME_UNKNOWN", message: "repository name not known to registry", detail: { name: "nope" } }] }),
     );
     assert.equal(await fetchTags(source(server), "nope"), null);
-    assert.deepEqual(server.seen.map((s) => s.url), ["/v2/nope/tags/list?n=1000"]);
+    // Asked as a client asks, without n: distribution 2.8 ignores it on tags/list.
+    assert.deepEqual(server.seen.map((s) => s.url), ["/v2/nope/tags/list"]);
   });
 
   it("(d) `tags: null` (every tag deleted) is no tags; bad tags are dropped", async () => {
@@ -450,6 +457,43 @@ describe("fetchRepositories and fetchTags against loopback servers", () => {
       pump();
     });
     await assert.rejects(fetchRepositories(source(huge)), /answered more than 33554432 bytes/);
+  });
+
+  it("a tag list is read whole or not at all: over MAX_NAMES tags, MAX_PAGES pages or MAX_TAG_LIST_BYTES it rejects", async () => {
+    const many = Array.from({ length: MAX_NAMES + 1 }, (_, i) => `t${i}`);
+    const tooMany = await start((_req, res) => json(res, 200, { name: "a", tags: many }));
+    await assert.rejects(fetchTags(source(tooMany), "a"), (err) => err instanceof ListTooLarge && /more than 100000 tags/.test(err.message));
+    // Exactly MAX_NAMES is a whole list; a catalog over it is kept as read (its bound, not an error).
+    const enough = await start((_req, res) => json(res, 200, { name: "a", tags: many.slice(0, MAX_NAMES) }));
+    assert.equal((await fetchTags(source(enough), "a"))?.length, MAX_NAMES);
+    const manyRepos = await start((_req, res) => json(res, 200, { repositories: many }));
+    assert.equal((await fetchRepositories(source(manyRepos))).length, MAX_NAMES);
+
+    let page = 0;
+    const endless = await start((_req, res) => json(res, 200, { name: "a", tags: [`t${++page}`] }, { link: `</v2/a/tags/list?page=${page}>; rel="next"` }));
+    await assert.rejects(fetchTags(source(endless), "a"), ListTooLarge);
+    assert.equal(endless.seen.length, MAX_PAGES);
+
+    // The byte bound covers every page of the walk: two pages of 9 MiB each exceed 16 MiB together.
+    const padding = " ".repeat(9 * 1024 * 1024);
+    const heavy = await start((_req, res, url) => {
+      const more = url.searchParams.has("last") ? {} : { link: '</v2/a/tags/list?last=x>; rel="next"' };
+      res.writeHead(200, { "content-type": "application/json", ...more });
+      res.end(`{"name":"a","tags":["x"]${padding}}`);
+    });
+    assert.equal(MAX_TAG_LIST_BYTES, 16 * 1024 * 1024);
+    await assert.rejects(fetchTags(source(heavy), "a"), (err) => err instanceof ListTooLarge && /16777216 bytes/.test(err.message));
+    assert.equal(heavy.seen.length, 2);
+  });
+
+  it("a tag list is read with the client's User-Agent", async () => {
+    const agents: (string | undefined)[] = [];
+    const server = await start((req, res) => {
+      agents.push(req.headers["user-agent"]);
+      json(res, 200, { name: "a", tags: ["v1"] });
+    });
+    assert.deepEqual(await fetchTags({ ...source(server), userAgent: "skopeo/1.2" }, "a"), ["v1"]);
+    assert.deepEqual(agents, ["skopeo/1.2"]);
   });
 
   it("a page that does not arrive within 10 s rejects", { timeout: 20_000 }, async () => {
