@@ -77,7 +77,7 @@ export class FleetDataPlane implements DataPlane {
     try {
       const addresses = await Promise.all(Array.from({ length: this.count }, (_, index) => this.#fork(index + 1)));
       this.#snapshots = setInterval(() => void this.#metrics.snapshot(), SNAPSHOT_EVERY_MS).unref();
-      return addresses[0]!;
+      return { ...addresses[0]!, workers: this.count };
     } catch (err) {
       this.#stopping = true;
       for (const member of this.#members.values()) member.worker.kill("SIGKILL");

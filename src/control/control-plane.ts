@@ -124,7 +124,7 @@ export class ControlPlane {
   async #started(): Promise<void> {
     const config = this.#config!;
     const running = this.#running!;
-    const { https, http: plain, caFile } = running.addresses;
+    const { https, http: plain, caFile, workers } = running.addresses;
     const resolve = this.#managed.resolver(config);
     this.logger.info(
       {
@@ -132,6 +132,7 @@ export class ControlPlane {
         admin: `${running.adminAddress.address}:${running.adminAddress.port}`,
         http: plain ? `${plain.address}:${plain.port}` : null,
         caFile,
+        ...(workers ? { workers } : {}),
         sites: config.sites.map((s) => ({ name: siteName(s), hosts: s.hosts, backends: [...new Set(siteBackends(s).map((b) => resolve(b).origin))] })),
       },
       "gateway ready",

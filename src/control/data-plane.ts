@@ -15,6 +15,8 @@ export interface ServingAddresses {
   http: AddressInfo | null;
   /** The generated CA clients must trust, when any site uses generated certificates. */
   caFile: string | null;
+  /** Worker processes serving, in a fleet (the ready line names them: memory is read per process). */
+  workers?: number;
 }
 
 /** One backend of one pool, as the data plane's health checks and request counts see it. */

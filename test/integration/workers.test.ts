@@ -164,6 +164,8 @@ describe("a cluster of two workers (workers: 2)", () => {
     assert.equal(pids.length, 2, `two workers under the primary: ${pids}`);
     assert.deepEqual([startedPid(1), startedPid(2)].sort((a, b) => a! - b!), pids);
     assert.equal(gateway.lines("gateway ready").length, 1);
+    // Tools reading the ready line (the bench's per-process memory rows) learn from it how many workers serve.
+    assert.equal(gateway.lines("gateway ready")[0]!.workers, 2);
   });
 
   it("/metrics: requests_total summed over the workers moves by exactly the requests sent; both workers' counters moved", async () => {
