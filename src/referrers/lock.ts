@@ -44,7 +44,11 @@ export class RedisLock implements IndexLock {
     private readonly redis: Redis | Cluster,
     private readonly leaseMs = LEASE_MS,
     private readonly waitMs = WAIT_MS,
-  ) {}
+  ) {
+    // A Redis that is down fails the lease attempts themselves (retried until waitMs, then the index update is
+    // reported as failed); the client's error events say the same and must not reach the process as unhandled.
+    redis.on("error", () => {});
+  }
 
   run<T>(key: string, work: () => Promise<T>): Promise<T> {
     return this.#local.run(key, async () => {
