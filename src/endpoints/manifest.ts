@@ -8,17 +8,17 @@ import { createHash } from "node:crypto";
 import { readBoundedBody } from "../proxy/bounded-body.js";
 import type { ResponseHead } from "../proxy/round-trip.js";
 import { referrerDescriptor } from "../referrers/index-document.js";
+import { isValidDigest } from "../registry/digest.js";
 import { MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, readManifest } from "../registry/manifest.js";
 import type { Handler } from "./handler.js";
 import { forward, proxy } from "./proxy.js";
 import { keptReferrers } from "./referrers.js";
 
-const DIGEST_REFERENCE = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
 const ANY_MANIFEST = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].join(", ");
 
 export const manifest: Handler = (ctx, state, request) => {
   if (ctx.method === "PUT") return putManifest(ctx, state, request);
-  if (ctx.method === "DELETE" && DIGEST_REFERENCE.test(request.route.reference ?? "")) return deleteManifest(ctx, state, request);
+  if (ctx.method === "DELETE" && isValidDigest(request.route.reference ?? "")) return deleteManifest(ctx, state, request);
   return proxy(ctx, state, request);
 };
 

@@ -2,6 +2,7 @@
 // a 500; the gateway reads the (small) body whole and answers the spec's 400 MANIFEST_INVALID instead.
 // The media types are the ones distribution stores: OCI image manifest and index, Docker schema 2
 // manifest and manifest list (an OCI 1.1 artifact is an image manifest with `artifactType`).
+import { isValidDigest } from "./digest.js";
 
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
@@ -29,8 +30,6 @@ export interface Manifest {
 }
 
 export type ManifestReading = { ok: true; manifest: Manifest } | { ok: false; message: string };
-
-const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
 
 /** The media type of a Content-Type header, without parameters, lower-cased; "" when absent. */
 export function mediaTypeOf(contentType: string | undefined): string {
@@ -66,5 +65,5 @@ export function readManifest(body: Buffer, contentType: string | undefined): Man
 function isDescriptor(value: unknown): value is ManifestDescriptor {
   if (typeof value !== "object" || value === null) return false;
   const { mediaType, digest, size } = value as Record<string, unknown>;
-  return typeof mediaType === "string" && typeof digest === "string" && DIGEST.test(digest) && Number.isSafeInteger(size) && (size as number) >= 0;
+  return typeof mediaType === "string" && typeof digest === "string" && isValidDigest(digest) && Number.isSafeInteger(size) && (size as number) >= 0;
 }

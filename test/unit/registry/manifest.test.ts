@@ -35,5 +35,8 @@ describe("manifest PUT bodies", () => {
     refused(json({ schemaVersion: 2, mediaType: OCI_MANIFEST }), DOCKER_MANIFEST);
     refused(json({ schemaVersion: 1, mediaType: OCI_MANIFEST }), OCI_MANIFEST);
     refused(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, subject: { digest: "sha256:short" } }), OCI_MANIFEST);
+    // A subject digest is held to the same grammar as every other digest: sha256 is 64 lower-case hex digits.
+    refused(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, subject: { ...SUBJECT, digest: `sha256:${"A".repeat(64)}` } }), OCI_MANIFEST);
+    refused(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, subject: { ...SUBJECT, digest: `sha256:${"a".repeat(40)}` } }), OCI_MANIFEST);
   });
 });
