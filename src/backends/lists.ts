@@ -30,6 +30,11 @@ function namedPools(upstream: Upstream): NamedPool[] {
  * a few megabytes, where a bound on the number of lists alone let each hold MAX_NAMES tags per member.
  */
 const MAX_CACHED_TAGS = 200_000;
+/**
+ * One registry's tag lists read at once, per process: each is read whole (up to MAX_TAG_LIST_BYTES) before it is
+ * paged and is never shared, so a burst of list requests waits its turn instead of each holding that much.
+ */
+const MAX_TAG_READS = 8;
 
 /** The client a tag list is read for, when the read is that client's alone (one registry's list). */
 export interface ListClient {
@@ -49,6 +54,8 @@ export class SiteLists {
   readonly #catalogs: RecentLists<Site, string[]>;
   /** A group's merged tag lists, per site and repository; only asked for after pull was authorized. */
   readonly #tags = new Map<Site, RecentLists<string, string[] | null>>();
+  #tagReads = 0;
+  readonly #waitingForRead: (() => void)[] = [];
 
   constructor(
     private readonly agentFor: (url: URL) => http.Agent,
@@ -95,12 +102,25 @@ export class SiteLists {
     // One registry's list is read for each request and never kept: a tag pushed is listed at once, as when
     // the registry answered the list itself, and the registry sees one read per client request, with its
     // User-Agent, as it saw the request before (what its access log tells an operator stays true).
-    if (upstream.kind === "pool") return this.#fetchTags(site, upstream, name, principal, client);
+    if (upstream.kind === "pool") return this.#inTurn(() => this.#fetchTags(site, upstream, name, principal, client));
     let recent = this.#tags.get(site);
     if (!recent) this.#tags.set(site, (recent = new RecentLists(this.cacheMs, MAX_CACHED_TAGS, (tags) => 1 + (tags?.length ?? 0))));
     // The upstream is the one the site routes `name` to: the name alone is the key; a shared read is no one
     // client's, so it carries no User-Agent and reports no read.
     return recent.get(name, () => this.#fetchTags(site, upstream, name, principal, {}));
+  }
+
+  /** Runs `read` once fewer than MAX_TAG_READS run; a finished one hands its turn to the next waiting. */
+  async #inTurn<T>(read: () => Promise<T>): Promise<T> {
+    if (this.#tagReads < MAX_TAG_READS) this.#tagReads++;
+    else await new Promise<void>((resolve) => this.#waitingForRead.push(resolve));
+    try {
+      return await read();
+    } finally {
+      const next = this.#waitingForRead.shift();
+      if (next) next();
+      else this.#tagReads--;
+    }
   }
 
   async #fetchTags(site: Site, upstream: Upstream, name: string, principal: Principal | null, client: ListClient): Promise<string[] | null> {

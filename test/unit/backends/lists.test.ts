@@ -56,3 +56,30 @@ describe("merged catalogs (backends/lists.ts)", () => {
     assert.deepEqual([a.state.calls - before[0]!, b.state.calls - before[1]!], [2, 2], "fetched again once the period is over");
   });
 });
+
+describe("one registry's tag lists (backends/lists.ts)", () => {
+  it("reads at most 8 at once: a burst of tag-list requests waits its turn instead of each buffering a whole list", async () => {
+    const state = { open: 0, most: 0, calls: 0 };
+    const server = http.createServer((_req, res) => {
+      state.calls++;
+      state.most = Math.max(state.most, ++state.open);
+      setTimeout(() => {
+        state.open--;
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name: "team/app", tags: ["b", "a"] }));
+      }, 100);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const site = new SiteMap(gatewayConfig.parse({ sites: [{ hosts: ["one.test"], backend: url }] })).sites[0]!;
+      const lists = new SiteLists(() => http.globalAgent, createLogger({ level: "silent", format: "json" }));
+      const upstream = site.upstreams.for("team/app");
+      const answers = await Promise.all(Array.from({ length: 20 }, () => lists.tags(site, upstream, "team/app", null)));
+      for (const tags of answers) assert.deepEqual(tags, ["a", "b"]);
+      assert.equal(state.calls, 20, "each request reads the list itself");
+      assert.ok(state.most <= 8, `${state.most} reads at once`);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
