@@ -49,9 +49,17 @@ if ARGV[5] ~= '' then redis.call('SET', KEYS[1] .. '#progress', ARGV[5], 'PX', i
 redis.call('ZADD', KEYS[2], now, KEYS[1])
 local over = redis.call('ZCARD', KEYS[2]) - cap
 if over > 0 then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-  for _, key in ipairs(oldest) do redis.call('DEL', key, key .. '#progress') end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+  -- The oldest others: a session started in the same millisecond as the oldest would sort among them (ties
+  -- go by name), and the one being remembered is never the one it makes room by forgetting.
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, over)
+  local forgotten = 0
+  for _, key in ipairs(oldest) do
+    if key ~= KEYS[1] and forgotten < over then
+      redis.call('DEL', key, key .. '#progress')
+      redis.call('ZREM', KEYS[2], key)
+      forgotten = forgotten + 1
+    end
+  end
 else
   over = 0
 end
@@ -64,14 +72,18 @@ if KEYS[3] then
   redis.call('HSET', KEYS[4], KEYS[1], KEYS[2])
   local poolOver = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[4])
   if poolOver > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[3], 0, poolOver - 1)
+    local oldest = redis.call('ZRANGE', KEYS[3], 0, poolOver)
+    local forgotten = 0
     for _, key in ipairs(oldest) do
-      local owner = redis.call('HGET', KEYS[4], key)
-      if owner then redis.call('ZREM', owner, key) end
-      redis.call('DEL', key, key .. '#progress')
-      redis.call('HDEL', KEYS[4], key)
+      if key ~= KEYS[1] and forgotten < poolOver then
+        local owner = redis.call('HGET', KEYS[4], key)
+        if owner then redis.call('ZREM', owner, key) end
+        redis.call('DEL', key, key .. '#progress')
+        redis.call('HDEL', KEYS[4], key)
+        redis.call('ZREM', KEYS[3], key)
+        forgotten = forgotten + 1
+      end
     end
-    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, poolOver - 1)
   end
   redis.call('PEXPIRE', KEYS[3], idle)
   redis.call('PEXPIRE', KEYS[4], idle)
