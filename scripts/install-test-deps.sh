@@ -24,6 +24,8 @@ declare -A NEEDED=(
   [ss]=iproute2
   [promtool]=prometheus
   [prometheus]=prometheus
+  [haproxy]=haproxy
+  [chromium]=chromium
 )
 extra=(uidmap)
 what="test components"
