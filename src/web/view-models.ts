@@ -117,3 +117,15 @@ export interface ErrorPageModel {
   title: string;
   message: string;
 }
+
+/** The confirmation before a tag is deleted; on a registry that deletes by digest, other tags go too. */
+export interface DeleteConfirmModel {
+  chrome: PageChrome;
+  repository: string;
+  tag: string;
+  digest: string;
+  /** Other tags of the repository on the same digest, removed with it. */
+  alsoRemoved: string[];
+  /** Where "cancel" goes back to. */
+  backUrl: string;
+}
