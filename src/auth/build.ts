@@ -65,7 +65,7 @@ export async function buildSecurity(
 
   const passwords = config.sites.some((site) => site.auth.type !== "none");
   const { hashWorkers, maxQueued, maxQueuedPerAddress } = config.logins;
-  const hashPool = passwords ? new HashPool({ threads: hashThreads(hashWorkers), maxQueued, maxQueuedPerClient: maxQueuedPerAddress }) : null;
+  const hashPool = passwords ? new HashPool({ threads: hashThreads(hashWorkers), maxQueued, maxQueuedPerClient: maxQueuedPerAddress, onHashed: () => events?.passwordHashed() }) : null;
   // Sites sharing an htpasswd file share one watcher and one verification cache.
   const files = new Map<string, HtpasswdUsers>();
   let throttle: LoginThrottle | null = null;

@@ -43,6 +43,8 @@ export interface HashPoolOptions {
   maxQueued: number;
   /** Checks one client may have waiting (default: maxQueued, i.e. no share of its own). */
   maxQueuedPerClient?: number;
+  /** Called once per bcrypt check a thread finished: the CPU spent on passwords, for the metrics. */
+  onHashed?: () => void;
 }
 
 /** `logins.hashWorkers`: "auto" is one less than the cores (the event loop keeps one), at least one. */
@@ -188,6 +190,7 @@ export class HashPool {
       if (!task || task.id !== message.id) return;
       thread.task = null;
       this.queue.done(task.client);
+      this.options.onHashed?.();
       task.resolve(message.ok);
       if (this.closed) return;
       thread.worker.unref();

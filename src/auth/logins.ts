@@ -30,9 +30,11 @@ import { HashPoolFullError } from "./hash-pool.js";
 import type { HtpasswdUsers } from "./htpasswd.js";
 import type { Admission } from "./types.js";
 
-/** What the login throttle reports (the metrics module has exactly this method). */
+/** What the login checks report (the metrics module has exactly these methods). */
 export interface LoginEvents {
   loginThrottled(site: string): void;
+  /** A bcrypt check ran on a hashing thread (a throttled or cached login runs none). */
+  passwordHashed(): void;
 }
 
 export type PasswordCheck =

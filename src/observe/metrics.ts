@@ -139,6 +139,7 @@ export class GatewayMetrics {
   private readonly authFailures: Counter<"site" | "reason">;
   private readonly rateLimitedRequests: Counter<"site" | "limit">;
   private readonly loginsThrottled: Counter<"site">;
+  private readonly passwordsHashed: Counter;
   private readonly redisUp: Gauge;
   private redisUpRegistered = false;
   private readonly certificateNotAfter: Gauge<"site" | "host">;
@@ -247,6 +248,11 @@ export class GatewayMetrics {
       name: name("login_throttled_total"),
       help: "Logins answered 429 without checking the password: too many recent failures for that user name from that client address, by site.",
       labelNames: ["site"],
+      registers,
+    });
+    this.passwordsHashed = new Counter({
+      name: name("password_hashes_total"),
+      help: "bcrypt password checks run on the hashing threads (throttled logins and cached verifications run none): where login CPU goes.",
       registers,
     });
     // Registered on first use: a gateway without Redis exports no redis_up, rather than a false 0.
@@ -395,6 +401,10 @@ export class GatewayMetrics {
   /** A login refused before its password was checked (failed-login throttle). `site` is the site's configured name. */
   loginThrottled(site: string): void {
     this.loginsThrottled.inc({ site });
+  }
+
+  passwordHashed(): void {
+    this.passwordsHashed.inc();
   }
 
   setRedisUp(up: boolean): void {

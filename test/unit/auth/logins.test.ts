@@ -63,7 +63,7 @@ describe("failed-login throttle", () => {
     const throttle = new LoginThrottle(
       limiter,
       { maxFailures: options.maxFailures ?? 10, per: 60_000, ...options.budgets },
-      { loginThrottled: (site) => throttled.push(site) },
+      { loginThrottled: (site) => throttled.push(site), passwordHashed: () => {} },
     );
     closers.push(pool, users, limiter);
     const logins: SiteLogins = throttle.forSite("hub", users);
