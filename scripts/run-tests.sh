@@ -3,8 +3,10 @@
 # scripts/node-for.sh finds it), then the unit tests and a smoke set of integration tests on the oldest major
 # `engines` admits. Gateways the tests start as processes run on the same node as the tests (process.execPath).
 # Node 20's test runner takes no globs, so the files are listed here. Arguments go to both runs.
-# With --unit first (npm run test:unit): only the unit tests, on the image's major, as many files at a time
-# as there are cores (the runner's default leaves one idle, which on 2 cores means one file at a time).
+# Files run as many at a time as there are cores (the runner's default leaves one idle, which on 2 cores
+# means one file at a time), except those whose first lines say `// Runs alone: <why>` (timing assertions,
+# fixed ports, whole-machine measurements): they run afterwards, one at a time.
+# With --unit first (npm run test:unit): only the unit tests, on the image's major.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unit_only=false
@@ -42,16 +44,29 @@ run() {
 # The runner's closing "ℹ pass N" lines, as "pass N", from a log file or stdin.
 counts() { { grep -aE '^ℹ (tests|pass|fail|cancelled|skipped|todo) [0-9]+$' "${1:--}" || true; } | sed 's/^ℹ //'; }
 
+# split LABEL NODE FILES... [-- ARGS]: the files side by side, then those that run alone, one at a time.
+split() {
+  local label=$1 node=$2
+  shift 2
+  local together=() alone=() file
+  for file in "$@"; do
+    if head -n 5 "$file" | grep -q '^// Runs alone:'; then alone+=("$file"); else together+=("$file"); fi
+  done
+  [[ ${#together[@]} -eq 0 ]] || run "$label, side by side" "$node" --test-concurrency="$("$node" -p "os.availableParallelism()")" "${together[@]}" "${extra_args[@]}"
+  [[ ${#alone[@]} -eq 0 ]] || run "$label, one at a time" "$node" --test-concurrency=1 "${alone[@]}" "${extra_args[@]}"
+}
+extra_args=("$@")
+
 if $unit_only; then
-  run "unit tests" "$shipped" --test-concurrency="$("$shipped" -p "os.availableParallelism()")" "${unit[@]}" "$@"
+  split "unit tests" "$shipped" "${unit[@]}"
 else
-  run "every test" "$shipped" "${unit[@]}" "${integration[@]}" "$@"
+  split "every test" "$shipped" "${unit[@]}" "${integration[@]}"
   minimum=$(bash scripts/node-for.sh minimum)
   # Where both are one Node (engines admitting only the image's major), the first run covered this one.
   if [[ "$("$minimum" --version)" == "$("$shipped" --version)" ]]; then
     echo "# Node $("$minimum" --version) is also the oldest engines admits: its unit tests and smoke set ran above"
   else
-    run "unit tests and the smoke set" "$minimum" "${unit[@]}" "${smoke[@]}" "$@"
+    split "unit tests and the smoke set" "$minimum" "${unit[@]}" "${smoke[@]}"
   fi
 fi
 

@@ -1,3 +1,4 @@
+// Runs alone: serves the example configurations, on their fixed port 5443.
 // The auth commands (passwd, token cert, config check) and the auth example configs, run as users
 // run them: `node dist/main.js …`.
 import assert from "node:assert/strict";

@@ -1,3 +1,4 @@
+// Runs alone: serves the default configuration, on its fixed port 5443.
 // The command line as users run it — serve, config check, cert ca — and graceful shutdown.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";

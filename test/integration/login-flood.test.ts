@@ -1,3 +1,4 @@
+// Runs alone: compares a login's latency under a flood with its quiet latency.
 // A login flood must not lock anyone else out: 400 connections from two addresses guess a new user name
 // each time (so no per-user count ever stops them) at a bcrypt cost-10 site with two hashing threads. A
 // legitimate user logging in for the first time from a third address still gets in, about as fast as on a

@@ -1,3 +1,4 @@
+// Runs alone: compares the time of answers with the time of a bcrypt check.
 // Failed logins are throttled per user and client address before any password is hashed, in
 // Redis so every gateway shares the count; hashing runs off the event loop, so a flood of wrong passwords
 // does not stall anyone else; a password change ends the access tokens issued before it. Real registry,

@@ -1,3 +1,4 @@
+// Runs alone: counts connections and file descriptors against time limits.
 // Nothing left behind: clients that leave, stall, go silent or open too many
 // connections cost the gateway and its backend (a real distribution registry) nothing for long.
 // Measured on raw TLS/TCP sockets, so every byte and every close is the gateway's doing, not a client

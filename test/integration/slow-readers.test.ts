@@ -1,3 +1,4 @@
+// Runs alone: measures the gateway's memory and a pull's time under a flood.
 // Clients that ask for a download and then read nothing (a slow-read flood) cost the gateway and its backend
 // bounded memory and time: timeouts.send closes a response whose client takes none of it, with its backend
 // connection; relayed pulls read into buffers from one bounded pool; limits.downloadsPerClient caps the

@@ -1,3 +1,4 @@
+// Runs alone: asserts that the event loop keeps pace while threads hash, which a neighbour's load breaks.
 // Bcrypt checks on worker threads — right answers for what `htpasswd -B` writes, never more
 // checks at once than threads, a bounded queue that refuses beyond it, and an event loop that keeps going.
 import assert from "node:assert/strict";

@@ -1,3 +1,4 @@
+// Runs alone: compares the time of logins, which a neighbour's load would skew.
 // A login costs the same whichever line of the file it hits. A {SHA} or $apr1$ user in a file with
 // bcrypt users is checked against the bcrypt dummy too, so answering fast does not tell "cheap hash" (an old
 // account worth attacking) from "bcrypt"; unknown users cost as much as known ones.

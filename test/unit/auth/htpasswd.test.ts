@@ -1,3 +1,4 @@
+// Runs alone: times verifications against the bcrypt cost.
 // Htpasswd files as `htpasswd` (apache2-utils) writes them, and the live user set of one file.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
