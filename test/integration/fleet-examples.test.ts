@@ -208,3 +208,23 @@ describe("config/examples/kubernetes", () => {
     assert.match(result.stdout, /OK \(1 site\)/);
   });
 });
+
+/** A file's body as the README quotes it: without the comment block that heads the file. */
+function withoutHeader(text: string): string {
+  const lines = text.split("\n");
+  const first = lines.findIndex((line) => line.trim() !== "" && !line.startsWith("#"));
+  return lines.slice(first).join("\n").trimEnd();
+}
+
+describe("README: the fleet examples it quotes are the files shipped", () => {
+  it("quotes haproxy.cfg, the fleet gateway.yaml and the ConfigMap's configuration as they are", async () => {
+    const readme = await readFile(path.join(REPO_ROOT, "README.md"), "utf8");
+    const { kind } = await kubernetesManifests();
+    const quoted = {
+      "config/examples/fleet/haproxy.cfg": withoutHeader(await readFile(path.join(FLEET, "haproxy.cfg"), "utf8")),
+      "config/examples/fleet/gateway.yaml": withoutHeader(await readFile(path.join(FLEET, "gateway.yaml"), "utf8")),
+      "the ConfigMap's gateway.yaml": embeddedConfig(kind).trimEnd(),
+    };
+    for (const [file, body] of Object.entries(quoted)) assert.ok(readme.includes(`\n${body}\n\`\`\``), `the README quotes ${file} as shipped`);
+  });
+});
