@@ -47,14 +47,18 @@ export function haproxyConfig(frontends: readonly Required<HaproxyFrontend>[]): 
 export async function startHaproxy(frontends: readonly HaproxyFrontend[]): Promise<Haproxy> {
   const resolved: Required<HaproxyFrontend>[] = [];
   for (const frontend of frontends) resolved.push({ port: frontend.port ?? (await freePort()), servers: frontend.servers });
+  return startHaproxyWithConfig(haproxyConfig(resolved), resolved.map((frontend) => frontend.port));
+}
+
+/** Starts HAProxy with a configuration written elsewhere (an example file); `ports` are its frontends' ports. */
+export async function startHaproxyWithConfig(configText: string, ports: readonly number[]): Promise<Haproxy> {
   const dir = await mkdtemp(path.join(tmpdir(), "haproxy-"));
-  const configText = haproxyConfig(resolved);
   const file = path.join(dir, "haproxy.cfg");
   await writeFile(file, configText);
   // -db: stay in the foreground, no daemon; -W: master-worker so SIGTERM stops everything.
   const child = startProcess("haproxy", ["-db", "-W", "-f", file], { name: "haproxy" });
   try {
-    for (const { port } of resolved) {
+    for (const port of ports) {
       await waitFor(() => canConnect(port), {
         timeoutMs: 10_000,
         intervalMs: 25,
@@ -64,10 +68,11 @@ export async function startHaproxy(frontends: readonly HaproxyFrontend[]): Promi
     }
   } catch (err) {
     await child.stop(1000);
+    await rm(dir, { recursive: true, force: true });
     throw new Error(`${(err as Error).message}\n--- haproxy output ---\n${child.output()}`);
   }
   return {
-    ports: resolved.map((frontend) => frontend.port),
+    ports: [...ports],
     process: child,
     configText,
     async stop() {
