@@ -1,6 +1,6 @@
 // Pieces several pages share: breadcrumbs, copyable commands, the delete entry point, empty states.
 import { html, type Html, type HtmlValue } from "./html.js";
-import { repositoryUrl } from "./urls.js";
+import { deleteConfirmUrl, repositoryUrl } from "./urls.js";
 
 export interface Crumb {
   label: string;
@@ -35,25 +35,21 @@ class="copy-label">Copy</span><span class="visually-hidden"> ${what}</span></but
 }
 
 /** A command shown as selectable text, with its copy button. */
-export function commandLine(label: string, command: string): Html {
+export function commandLine(label: string, command: string, id: string): Html {
   return html`<div class="command">
 <span class="command-label">${label}</span>
-<code class="command-text">${command}</code>
+<code class="command-text" id="${id}">${command}</code>
 ${copyButton(command, `command: ${command}`)}
 </div>`;
 }
 
 /**
- * The way to delete a tag: a GET to the confirmation page, which holds the real (POST, CSRF-checked)
+ * The way to delete a tag: a link to the confirmation page, which holds the real (POST, CSRF-checked)
  * form. Shown only to users allowed to delete.
  */
 export function deleteEntry(repository: string, tag: string, canDelete: boolean, label: HtmlValue): Html | null {
   if (!canDelete) return null;
-  return html`<form class="inline-form delete-entry" method="get" action="/delete">
-<input type="hidden" name="repository" value="${repository}">
-<input type="hidden" name="tag" value="${tag}">
-<button type="submit" class="button button-danger-quiet button-small">${label}</button>
-</form>`;
+  return html`<a class="button button-danger-quiet button-small delete" href="${deleteConfirmUrl(repository, tag)}">${label}</a>`;
 }
 
 export function emptyState(title: string, detail: HtmlValue): Html {

@@ -27,7 +27,7 @@ function account(chrome: PageChrome, path: string, hideSignIn: boolean): Html {
 <input type="hidden" name="csrf" value="${chrome.csrfToken}">
 <button type="submit" class="button button-quiet">Sign out</button>
 </form>`;
-    return html`<span class="account-user"><span class="visually-hidden">Signed in as </span>${chrome.user}</span>${logout}`;
+    return html`<span class="account-user user"><span class="visually-hidden">Signed in as </span>${chrome.user}</span>${logout}`;
   }
   if (hideSignIn) return html``;
   return html`<a class="button button-quiet" href="${loginUrl(path)}">Sign in</a>`;

@@ -6,7 +6,7 @@ import type { LoginModel } from "../view-models.js";
 
 export function renderLogin(model: LoginModel): string {
   const { chrome } = model;
-  const error = model.error === null ? null : html`<p class="alert" role="alert" id="login-error">${model.error}</p>`;
+  const error = model.error === null ? null : html`<p class="alert error" role="alert" id="login-error">${model.error}</p>`;
   const csrf = chrome.csrfToken === null ? null : html`<input type="hidden" name="csrf" value="${chrome.csrfToken}">`;
   const body = html`<div class="auth-card">
 <h1>Sign in</h1>

@@ -11,14 +11,14 @@ function repositoryItem(repository: RepositorySummary): Html {
   const slash = repository.name.lastIndexOf("/");
   const namespace = slash < 0 ? "" : repository.name.slice(0, slash + 1);
   const leaf = repository.name.slice(slash + 1);
-  return html`<li><a class="repo-link" href="${sitePath(repository.url)}"><span class="repo-namespace">${namespace}</span><span
+  return html`<li><a class="repo-link repository" href="${sitePath(repository.url)}"><span class="repo-namespace">${namespace}</span><span
 class="repo-leaf">${leaf}</span></a></li>`;
 }
 
 function pager(model: RepositoryListModel): Html | null {
   if (model.firstPageUrl === null && model.nextPageUrl === null) return null;
-  const first = model.firstPageUrl === null ? null : html`<a class="button" href="${sitePath(model.firstPageUrl)}">First page</a>`;
-  const next = model.nextPageUrl === null ? null : html`<a class="button" rel="next" id="next-page" href="${sitePath(model.nextPageUrl)}">Next page</a>`;
+  const first = model.firstPageUrl === null ? null : html`<a class="button first" href="${sitePath(model.firstPageUrl)}">First page</a>`;
+  const next = model.nextPageUrl === null ? null : html`<a class="button next" rel="next" id="next-page" href="${sitePath(model.nextPageUrl)}">Next page</a>`;
   return html`<nav class="pager" aria-label="Pages">${first}${next}</nav>`;
 }
 
@@ -36,7 +36,7 @@ function results(model: RepositoryListModel): Html {
     return html`<div id="repository-results">${empty}${pager(model)}</div>`;
   }
   return html`<div id="repository-results">
-<ul class="repo-list" id="repository-list">${model.repositories.map(repositoryItem)}</ul>
+<ul class="repo-list" id="repositories">${model.repositories.map(repositoryItem)}</ul>
 ${pager(model)}
 </div>`;
 }

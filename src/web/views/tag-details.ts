@@ -73,13 +73,13 @@ function annotations(values: Record<string, string>): Html {
 
 function referrerTable(referrers: Referrer[]): Html {
   if (referrers.length === 0) return none("No signatures, SBOMs or attestations refer to this image.");
-  const rows = referrers.map((r) => html`<tr><th scope="row" data-label="Artifact type"><code class="wrap-anywhere">${r.artifactType}</code></th><td
+  const rows = referrers.map((r) => html`<tr class="referrer"><th scope="row" data-label="Artifact type"><code class="wrap-anywhere">${r.artifactType}</code></th><td
 data-label="Digest">${digestElement(r.digest)}</td><td data-label="Size" class="numeric">${formatBytes(r.size)}</td><td
 data-label="Annotations">${annotations(r.annotations)}</td></tr>`);
   return html`<div class="table-scroll"><table class="data stack-on-small">
 <caption>${count(referrers.length, "referrer")}</caption>
 <thead><tr><th scope="col">Artifact type</th><th scope="col">Digest</th><th scope="col" class="numeric">Size</th><th scope="col">Annotations</th></tr></thead>
-<tbody>${rows}</tbody></table></div>`;
+<tbody id="referrers">${rows}</tbody></table></div>`;
 }
 
 function dangerZone(model: TagDetailsModel): Html | null {
@@ -95,8 +95,8 @@ export function renderTagDetails(model: TagDetailsModel): string {
 <div class="page-heading"><h1 class="repo-title"><span class="title-repo">${model.repository}</span><span class="title-sep">:</span><span
 class="title-tag">${model.tag}</span></h1></div>
 <section class="panel" aria-label="Pull">
-${commandLine("By tag", model.pullByTag)}
-${commandLine("By digest", model.pullByDigest)}
+${commandLine("By tag", model.pullByTag, "pull-by-tag")}
+${commandLine("By digest", model.pullByDigest, "pull-by-digest")}
 </section>
 ${section("summary-heading", "Summary", summary(model))}
 ${platforms}

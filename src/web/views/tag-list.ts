@@ -15,7 +15,7 @@ function platforms(tag: TagSummary): Html {
 function tagRow(model: TagListModel, tag: TagSummary): Html {
   const pull = pullCommand(model.chrome.registryHost, model.repository, tag.name);
   return html`<tr>
-<th scope="row" data-label="Tag"><a class="tag-link" href="${sitePath(tag.url)}">${tag.name}</a></th>
+<th scope="row" data-label="Tag"><a class="tag-link tag" href="${sitePath(tag.url)}">${tag.name}</a></th>
 <td data-label="Digest">${digestElement(tag.digest)}</td>
 <td data-label="Size" class="numeric">${formatBytes(tag.size)}</td>
 <td data-label="Created">${timeElement(tag.created)}</td>
@@ -30,7 +30,7 @@ function tagTable(model: TagListModel): Html {
 <caption>${count(model.tags.length, "tag")}, newest version first</caption>
 <thead><tr><th scope="col">Tag</th><th scope="col">Digest</th><th scope="col" class="numeric">Size</th><th scope="col">Created</th><th
 scope="col">Platforms</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
-<tbody>
+<tbody id="tags">
 ${model.tags.map((tag) => tagRow(model, tag))}
 </tbody>
 </table>
@@ -45,7 +45,7 @@ export function renderTagList(model: TagListModel): string {
   const body = html`${repositoryCrumbs(model.repository, null)}
 <div class="page-heading"><h1 class="repo-title">${model.repository}</h1></div>
 <section class="panel" aria-label="Pull">
-${commandLine("Pull", pullCommand(model.chrome.registryHost, model.repository, example))}
+${commandLine("Pull", pullCommand(model.chrome.registryHost, model.repository, example), "pull-example")}
 </section>
 ${content}`;
   return renderPage({ chrome: model.chrome, title: model.repository, path: repositoryUrl(model.repository), body });
