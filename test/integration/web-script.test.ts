@@ -7,7 +7,10 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { Browser, BrowserContext } from "playwright-core";
 import { loadWebAssets } from "../../src/web/assets.js";
-import { renderRepositoryList, renderTagDetails } from "../../src/web/views/index.js";
+import type { PageChrome } from "../../src/web/view-models.js";
+import {
+  renderDeleteConfirm, renderError, renderLogin, renderRepositoryList, renderTagDetails, renderTagList,
+} from "../../src/web/views/index.js";
 import { launchBrowser } from "../helpers/browser.js";
 import * as sample from "../helpers/web-samples.js";
 
@@ -16,6 +19,7 @@ interface InPage {
   document: {
     querySelector(selector: string): { value: string; dispatchEvent(event: unknown): boolean };
     activeElement: { id: string } | null;
+    documentElement: { scrollWidth: number };
   };
   Event: new (type: string, init: { bubbles: boolean }) => unknown;
   location: { search: string };
@@ -24,19 +28,35 @@ interface InPage {
 
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'self'";
 
+/** Long names that do not break easily: what pushes a page wider than a phone's screen. */
+const LONG_NAME = "a-long-organisation-name/with-a-deeply/nested-repository-name-that-goes-on-and-on";
+
+function otherPages(chrome: PageChrome): Record<string, string> {
+  return {
+    "/tag": renderTagDetails(sample.tagDetails({ chrome })),
+    "/long/repo": renderTagList(sample.tagList({ chrome, repository: LONG_NAME })),
+    "/long/tag": renderTagDetails(sample.tagDetails({
+      chrome, repository: LONG_NAME, tag: "v1.2.3-a-really-long-prerelease-name", labels: { [LONG_NAME.replace(/\W/g, ".")]: "x".repeat(100) },
+    })),
+    "/long/login": renderLogin(sample.login({ chrome: { ...chrome, user: null, csrfToken: null }, error: "y".repeat(80) })),
+    "/long/error": renderError(sample.errorPage({ chrome, title: LONG_NAME, message: "z".repeat(120) })),
+    "/long/delete": renderDeleteConfirm(sample.deleteConfirm({ chrome, repository: LONG_NAME, alsoRemoved: ["t".repeat(90)] })),
+  };
+}
+
 function servePages(pageRequests: string[]): Server {
   const assets = loadWebAssets();
-  const chrome = sample.chrome({ assets: assets.urls });
-  const all = sample.repositoryList().repositories;
+  const chrome = sample.chrome({ assets: assets.urls, user: "a-user-with-a-long-name" });
+  const all = [...sample.repositoryList().repositories, { name: LONG_NAME, url: "/repo/x" }];
+  const pages = otherPages(chrome);
   return createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const asset = assets.lookup(url.pathname);
     if (asset) return void res.writeHead(200, { "content-type": asset.contentType }).end(asset.body);
     pageRequests.push(url.pathname + url.search);
     const query = url.searchParams.get("q") ?? "";
-    const page = url.pathname === "/tag"
-      ? renderTagDetails(sample.tagDetails({ chrome }))
-      : renderRepositoryList(sample.repositoryList({ chrome, query, repositories: all.filter((r) => r.name.includes(query)), nextPageUrl: query ? null : "/?last=ubuntu" }));
+    const page = pages[url.pathname] ??
+      renderRepositoryList(sample.repositoryList({ chrome, query, repositories: all.filter((r) => r.name.includes(query)), nextPageUrl: query ? null : "/?last=ubuntu" }));
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-security-policy": CSP }).end(page);
   });
 }
@@ -94,6 +114,17 @@ describe("registry browser script", () => {
     await button.click();
     assert.equal(await button.locator(".copy-label").textContent(), "Copied");
     assert.equal(await page.evaluate(() => (globalThis as unknown as InPage).navigator.clipboard.readText()), sample.tagDetails().pullByTag);
+    assert.deepEqual(errors, []);
+  });
+
+  it("fits every page into a 360px wide screen, long names included", async () => {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 360, height: 740 });
+    for (const path of ["/", "/tag", "/long/repo", "/long/tag", "/long/login", "/long/error", "/long/delete"]) {
+      await page.goto(`${origin}${path}`);
+      const width = await page.evaluate(() => (globalThis as unknown as InPage).document.documentElement.scrollWidth);
+      assert.ok(width <= 360, `${path} is ${width}px wide`);
+    }
     assert.deepEqual(errors, []);
   });
 });
