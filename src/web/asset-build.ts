@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 /** The sources, by logical name, in the source directory. */
-export const WEB_ASSET_SOURCES = ["app.css", "app.js"] as const;
+const WEB_ASSET_SOURCES = ["app.css", "app.js"] as const;
 
 /** Where hashed files are served from; the manifest's URLs start with it. */
 export const ASSET_URL_PREFIX = "/assets/";
@@ -18,7 +18,7 @@ export const ASSET_DIR = "assets";
 /** Logical name → URL, e.g. `{ "app.css": "/assets/app.3f9a1c2e.css" }`. */
 export type AssetManifest = Record<string, string>;
 
-export function hashedName(logicalName: string, content: Buffer): string {
+function hashedName(logicalName: string, content: Buffer): string {
   const hash = createHash("sha256").update(content).digest("hex").slice(0, 8);
   const ext = path.extname(logicalName);
   return `${logicalName.slice(0, logicalName.length - ext.length)}.${hash}${ext}`;

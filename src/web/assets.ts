@@ -24,7 +24,7 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** dist/web of this package: this module is src/web/assets.ts or dist/web/assets.js, two levels down. */
-export const DEFAULT_WEB_DIR = path.join(fileURLToPath(new URL("../../", import.meta.url)), "dist", "web");
+const DEFAULT_WEB_DIR = path.join(fileURLToPath(new URL("../../", import.meta.url)), "dist", "web");
 
 function readManifest(webDir: string): AssetManifest {
   const file = path.join(webDir, MANIFEST_FILE);

@@ -21,7 +21,7 @@ export function formatBytes(bytes: number): string {
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /** `5 Jan 2024, 09:07 UTC`, the same on every server whatever its locale and zone. */
-export function formatDate(date: Date): string {
+function formatDate(date: Date): string {
   const pad = (n: number) => String(n).padStart(2, "0");
   return `${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()}, ` +
     `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())} UTC`;
@@ -36,7 +36,7 @@ export function timeElement(iso: string | null): Html {
 }
 
 /** `sha256:0123456789ab` — enough to tell digests apart on a page; the full one is in the title. */
-export function shortDigest(digest: string): string {
+function shortDigest(digest: string): string {
   const colon = digest.indexOf(":");
   return colon < 0 ? digest.slice(0, 12) : digest.slice(0, colon + 13);
 }
