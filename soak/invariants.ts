@@ -25,9 +25,15 @@ export function failuresAttributed(records: readonly OperationRecord[], windows:
   };
 }
 
+/** The quiet phase after its warm-up: (from, until] seconds since the start. */
+export interface QuietPhase {
+  from: number;
+  until: number;
+}
+
 /** Each metric's band from the samples of the quiet phase; after every window each metric is back in it. */
-export function resourcesReturn(samples: readonly Sample[], quietUntil: number, windows: readonly FaultWindow[], graceSeconds: number): InvariantResult[] {
-  const baseline = samples.filter((s) => s.t <= quietUntil);
+export function resourcesReturn(samples: readonly Sample[], quiet: QuietPhase, windows: readonly FaultWindow[], graceSeconds: number): InvariantResult[] {
+  const baseline = samples.filter((s) => s.t > quiet.from && s.t <= quiet.until);
   return BAND_METRICS.map((metric) => {
     const name = `${metric} returns to its baseline band after each fault`;
     if (baseline.length === 0) return { name, ok: false, detail: "no sample in the quiet phase: no baseline" };
@@ -44,12 +50,13 @@ export function resourcesReturn(samples: readonly Sample[], quietUntil: number, 
 
 export const P99_FACTOR = 2;
 
-export function p99OutsideFaults(latencies: readonly Latency[], quietUntil: number, windows: readonly FaultWindow[]): InvariantResult {
+export function p99OutsideFaults(latencies: readonly Latency[], phase: QuietPhase, windows: readonly FaultWindow[]): InvariantResult {
   const name = `p99 of small GETs outside fault windows within ${P99_FACTOR}× the quiet p99`;
-  const quiet = p99(latencies.filter((l) => l.t <= quietUntil).map((l) => l.ms));
-  const later = p99(outsideWindows(latencies, windows, quietUntil));
+  const quiet = p99(latencies.filter((l) => l.t > phase.from && l.t <= phase.until).map((l) => l.ms));
+  const later = p99(outsideWindows(latencies, windows, phase.until));
   if (quiet === null || later === null) return { name, ok: false, detail: `not enough small GETs (quiet p99 ${quiet}, later p99 ${later})` };
-  return { name, ok: later <= P99_FACTOR * quiet, detail: `quiet p99 ${round(quiet)} ms, outside fault windows ${round(later)} ms (limit ${round(P99_FACTOR * quiet)} ms)` };
+  const counts = `${latencies.filter((l) => l.t > phase.from && l.t <= phase.until).length} quiet GETs, ${outsideWindows(latencies, windows, phase.until).length} later outside windows`;
+  return { name, ok: later <= P99_FACTOR * quiet, detail: `quiet p99 ${round(quiet)} ms, outside fault windows ${round(later)} ms (limit ${round(P99_FACTOR * quiet)} ms; ${counts})` };
 }
 
 /** A fault's own check (the broken reload refused, every gateway on the new serial…). */

@@ -16,15 +16,20 @@ export interface PushRecord {
   bytes: number;
 }
 
+export function wallClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export class Recorder {
   readonly records: OperationRecord[] = [];
   readonly latencies: Latency[] = [];
   readonly pushes: PushRecord[] = [];
-  private readonly startedAt = performance.now();
+  /** Milliseconds since the epoch, in a form every thread agrees on (performance.now() is per thread). */
+  readonly startedAt = wallClockMs();
 
   /** Seconds since the run started. */
   now(): number {
-    return (performance.now() - this.startedAt) / 1000;
+    return (wallClockMs() - this.startedAt) / 1000;
   }
 
   /** Runs `operation`, recording its outcome; a throw is a failure whose message is kept. Never throws. */

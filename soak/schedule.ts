@@ -31,6 +31,11 @@ export interface Schedule {
   durationSeconds: number;
   /** Seconds of traffic without faults at the start. */
   quietSeconds: number;
+  /**
+   * The first seconds of the quiet phase, left out of the baseline: connections are being opened, caches
+   * filled and the clients' first images built, none of which the rest of the run repeats.
+   */
+  warmupSeconds: number;
   faults: PlannedFault[];
 }
 
@@ -46,7 +51,7 @@ export function planSchedule(durationSeconds: number, leaveOut: readonly FaultNa
   // the gap to the next fault (windows then stay apart, so each one's recovery can be seen on its own).
   const settleSeconds = clamp(spacing * 0.4, 2, 20);
   const faults = names.map((name, index) => ({ name, at: round(quietSeconds + index * spacing), settleSeconds: round(settleSeconds) }));
-  return { durationSeconds, quietSeconds: round(quietSeconds), faults };
+  return { durationSeconds, quietSeconds: round(quietSeconds), warmupSeconds: round(quietSeconds / 3), faults };
 }
 
 function clamp(value: number, low: number, high: number): number {

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pushBlob, pushTinyImage, type TinyImage } from "../test/helpers/seed.js";
 import { countOutcomes } from "./attribution.js";
+import { basic } from "./credentials.js";
 import type { BigBlob } from "./abusers.js";
 import { podmanTraffic, skopeoPulls, skopeoPushes, type ClientContext, type ClientTraffic } from "./clients.js";
 import { dockerTraffic } from "./docker-traffic.js";
@@ -44,10 +45,14 @@ async function seed(fleet: Fleet, bigBytes: number): Promise<Seeds> {
 }
 
 async function startTraffic(ctx: ClientContext, seeds: Seeds, options: SoakOptions): Promise<ClientTraffic[]> {
-  const loadgen = startLoadgen(ctx.recorder, [
-    { endpoint: endpointOf(ctx.fleet, HUB), image: seeds.small.hub },
-    { endpoint: endpointOf(ctx.fleet, TEAM), image: seeds.small.team },
-  ], options.rate);
+  const loadgen = startLoadgen(ctx.recorder, {
+    targets: [
+      { endpoint: endpointOf(ctx.fleet, HUB), image: seeds.small.hub },
+      { endpoint: endpointOf(ctx.fleet, TEAM), image: seeds.small.team },
+    ],
+    perSecond: options.rate,
+    authorization: basic("reader"),
+  });
   const traffic: ClientTraffic[] = [loadgen, skopeoPushes(ctx), skopeoPulls(ctx), podmanTraffic(ctx)];
   if (options.docker) traffic.push(await dockerTraffic(ctx));
   return traffic;
@@ -102,11 +107,12 @@ export async function soak(fleet: Fleet, options: SoakOptions): Promise<SoakFind
   console.error(`# verifying ${recorder.pushes.length} acknowledged pushes`);
   const { blobs, problems } = await verifyPushes(fleet, recorder.pushes);
   await rm(workDir, { recursive: true, force: true });
+  const quiet = { from: schedule.warmupSeconds, until: schedule.quietSeconds };
   const invariants = [
     pushesVerified(blobs, problems),
     failuresAttributed(recorder.records, windows),
-    ...resourcesReturn(samples, schedule.quietSeconds, windows, graceSeconds),
-    p99OutsideFaults(recorder.latencies, schedule.quietSeconds, windows),
+    ...resourcesReturn(samples, quiet, windows, graceSeconds),
+    p99OutsideFaults(recorder.latencies, quiet, windows),
     ...checks,
     ...(fleet.tlsStore ? [] : NEEDS_TLS_STORE.map((name) => skippedFault(`${name}: every gateway serves the new serial`, "needs tls.store redis"))),
   ];

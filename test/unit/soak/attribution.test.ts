@@ -62,7 +62,7 @@ describe("baseline bands", () => {
 
   it("resourcesReturn: one verdict per metric, failing the one that stayed out and naming the fault", () => {
     const samples = [sample(1, 100), sample(2, 104), sample(31, 105), sample(61, 5000), sample(65, 5000)];
-    const verdicts = resourcesReturn(samples, 10, windows, 5);
+    const verdicts = resourcesReturn(samples, { from: 0, until: 10 }, windows, 5);
     assert.deepEqual(verdicts.map((v) => v.ok), [true, false, true, true]);
     assert.match(verdicts[1]!.detail, /not after: gateway-sigkill \(last 5000\)/);
   });
@@ -77,16 +77,18 @@ describe("p99", () => {
     assert.equal(p99([]), null);
   });
 
-  it("latencies inside windows do not count; the invariant compares with twice the quiet p99", () => {
-    const quiet = Array.from({ length: 100 }, (_, i) => ({ t: i / 10, ms: 10 }));
+  it("latencies inside windows and in the warm-up do not count; the invariant compares with twice the quiet p99", () => {
+    const warmup = Array.from({ length: 10 }, (_, i) => ({ t: i / 10, ms: 5000 }));
+    const quiet = Array.from({ length: 100 }, (_, i) => ({ t: 1 + i / 100, ms: 10 }));
     const during = Array.from({ length: 50 }, (_, i) => ({ t: 21 + i / 10, ms: 500 }));
     const outside = Array.from({ length: 100 }, (_, i) => ({ t: 31 + i / 10, ms: 15 }));
-    assert.equal(outsideWindows([...quiet, ...during, ...outside], windows, 10).length, 100);
-    assert.equal(p99OutsideFaults([...quiet, ...during, ...outside], 10, windows).ok, true);
+    const phase = { from: 0.95, until: 10 };
+    assert.equal(outsideWindows([...warmup, ...quiet, ...during, ...outside], windows, 10).length, 100);
+    assert.equal(p99OutsideFaults([...warmup, ...quiet, ...during, ...outside], phase, windows).ok, true);
     const slow = outside.map((l) => ({ ...l, ms: 25 }));
-    const verdict = p99OutsideFaults([...quiet, ...during, ...slow], 10, windows);
+    const verdict = p99OutsideFaults([...warmup, ...quiet, ...during, ...slow], phase, windows);
     assert.equal(verdict.ok, false);
-    assert.match(verdict.detail, /quiet p99 10 ms, outside fault windows 25 ms \(limit 20 ms\)/);
+    assert.match(verdict.detail, /quiet p99 10 ms, outside fault windows 25 ms \(limit 20 ms; 100 quiet GETs, 100 later outside windows\)/);
   });
 });
 

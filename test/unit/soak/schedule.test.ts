@@ -8,6 +8,7 @@ describe("soak schedule", () => {
   it("a 20-minute run: two quiet minutes, every fault once, in order, apart, the last settled well before the end", () => {
     const schedule = planSchedule(20 * 60);
     assert.equal(schedule.quietSeconds, 120);
+    assert.equal(schedule.warmupSeconds, 40);
     assert.deepEqual(schedule.faults.map((f) => f.name), [...FAULT_NAMES]);
     for (const [index, fault] of schedule.faults.entries()) {
       assert.ok(fault.at >= schedule.quietSeconds);
