@@ -23,7 +23,7 @@ async function inParallel(count: number, parallel: number, task: (i: number) => 
 /** Each client starts an upload, sends a quarter of a 1 MiB PATCH and drops the connection. */
 export async function abortUploads(fleet: Fleet, count: number): Promise<string> {
   const authorization = basic("uploader");
-  const started = await inParallel(count, 25, async (i) => {
+  const started = await inParallel(count, 50, async (i) => {
     const host = i % 2 === 0 ? HUB : TEAM;
     const post = await gatewayRequest(fleet.port, fleet.caPem, host, { method: "POST", path: `/v2/soak/aborted-${i}/blobs/uploads/`, headers: { authorization, "content-length": "0" } });
     if (post.status !== 202 || typeof post.headers.location !== "string") return false;

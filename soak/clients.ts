@@ -91,8 +91,11 @@ export function podmanTraffic(ctx: ClientContext): ClientTraffic {
     const options = { store, hosts: ctx.fleet.hosts, timeoutMs: 300_000 };
     const certs = await certDir(ctx.fleet.caPem);
     const pullArgs = ["pull", "--cert-dir", certs, "--creds", creds("reader"), `docker://${source.reference}`];
-    const pulled = await ctx.recorder.track("podman pull", async () => ensureRan("podman", pullArgs, await podman(pullArgs, options)));
-    if (pulled === undefined) return;
+    const pulled = await ctx.recorder.track("podman pull", async () => {
+      ensureRan("podman", pullArgs, await podman(pullArgs, options));
+      return true;
+    });
+    if (!pulled) return;
     const target = site(source.site === "hub" ? 1 : 0);
     const repository = `soak/podman-${index}`;
     const reference = `${target.host}:${ctx.fleet.port}/${repository}:v1`;

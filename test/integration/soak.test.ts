@@ -47,7 +47,7 @@ describe("soak: 90 seconds of a fleet under mixed traffic while things fail", { 
 
   it("real traffic flowed: pushes verified, every client and the load generator succeeded, samples taken", () => {
     assert.ok(result.blobs.pushed >= 5 && result.blobs.verified === result.blobs.pushed, JSON.stringify(result.blobs));
-    for (const operation of ["skopeo push", "skopeo pull", "podman pull", "loadgen small GET"]) {
+    for (const operation of ["skopeo push", "skopeo pull", "podman pull", "podman push", "loadgen small GET"]) {
       const counted = result.outcomes.find((o) => o.operation === operation);
       assert.ok(counted && counted.ok > 0, `${operation}: ${JSON.stringify(counted)}`);
     }
