@@ -94,6 +94,19 @@ export async function startFleet(): Promise<Fleet> {
   }
 }
 
+type SharedConfig = Omit<FleetConfigInput, "httpsPort" | "adminPort" | "pullRate">;
+
+/** Writes each gateway's file from the shared part and its own ports, and the htpasswd file with it. */
+function configWriter(shared: SharedConfig, gateways: readonly GatewaySlot[]): Fleet["writeConfigs"] {
+  return async (change = {}) => {
+    await writeHtpasswd(shared.htpasswdFile, change.newcomer ?? false);
+    for (const slot of gateways) {
+      const text = change.broken ?? fleetConfig({ ...shared, httpsPort: slot.httpsPort, adminPort: slot.adminPort, pullRate: change.pullRate ?? INITIAL_PULL_RATE });
+      await writeFile(slot.configPath, text);
+    }
+  };
+}
+
 async function startFleetIn(dir: string): Promise<Fleet> {
   const dataDir = join(dir, "data");
   const poolRoot = join(dir, "pool");
@@ -102,9 +115,7 @@ async function startFleetIn(dir: string): Promise<Fleet> {
   await writeHtpasswd(htpasswdFile, false);
   const tlsStore = await supportsTlsStore(dir);
   const redis = await startRedis();
-  const replicas: Registry[] = [];
-  for (const secret of REPLICA_SECRETS) replicas.push(await startRegistry({ rootDir: poolRoot, secret }));
-  const [hosted, mirror] = await Promise.all([startRegistry(), startRegistry()]);
+  const [hosted, mirror, ...replicas] = await Promise.all([startRegistry(), startRegistry(), ...REPLICA_SECRETS.map((secret) => startRegistry({ rootDir: poolRoot, secret }))]);
   const balancerPort = await freePort();
   // TLS-ALPN-01 is validated on the balancer's port, whichever gateway it reaches: that is what a fleet
   // sharing its ACME challenge answers in Redis must get right.
@@ -113,33 +124,18 @@ async function startFleetIn(dir: string): Promise<Fleet> {
   for (let index = 0; index < GATEWAYS; index++) {
     gateways.push({ index, configPath: join(dir, `gateway-${index}.yaml`), httpsPort: await freePort(), adminPort: await freePort(), current: undefined as never });
   }
-  const configInput = (slot: GatewaySlot, pullRate: number): FleetConfigInput => ({
-    httpsPort: slot.httpsPort,
-    adminPort: slot.adminPort,
-    dataDir,
-    redisUrl: redis.url,
-    htpasswdFile,
-    replicaUrls: replicas.map((r) => r.url),
-    hostedUrl: hosted.url,
-    mirrorUrl: mirror.url,
-    pullRate,
-    tlsStore,
-    ...(pebble ? { acme: { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile } } : {}),
-  });
-  const writeConfigs: Fleet["writeConfigs"] = async (change = {}) => {
-    await writeHtpasswd(htpasswdFile, change.newcomer ?? false);
-    for (const slot of gateways) await writeFile(slot.configPath, change.broken ?? fleetConfig(configInput(slot, change.pullRate ?? INITIAL_PULL_RATE)));
-  };
+  const writeConfigs = configWriter({ dataDir, redisUrl: redis.url, htpasswdFile, replicaUrls: replicas.map((r) => r.url), hostedUrl: hosted.url, mirrorUrl: mirror.url, tlsStore, ...(pebble ? { acme: { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile } } : {}) }, gateways);
   await writeConfigs();
   const startGateway = async (index: number) => {
     const slot = gateways[index]!;
     slot.current = await startGatewayProcess(slot.configPath, gatewayEnv(tlsStore), { timeoutMs: 120_000, keepLines: 2000 });
     return slot.current;
   };
+  // The balancer first: ACME validation reaches the gateways through it from their first order on.
+  const haproxy = await startHaproxy([{ port: balancerPort, servers: gateways.map((g) => g.httpsPort) }]);
   // The first creates the CA in the shared data directory; the others find it there.
   await startGateway(0);
   await Promise.all(gateways.slice(1).map((slot) => startGateway(slot.index)));
-  const haproxy = await startHaproxy([{ port: balancerPort, servers: gateways.map((g) => g.httpsPort) }]);
   const caFile = gateways[0]!.current.caFile!;
   const fleet: Fleet = {
     dir,
