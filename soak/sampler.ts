@@ -2,8 +2,8 @@
 // Redis's clients (CLIENT LIST), and the traffic since the previous sample.
 import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { promisify } from "node:util";
+import { Redis } from "ioredis";
 import type { Fleet } from "./fleet.js";
 import { SMALL_GET } from "./loadgen.js";
 import { p99 } from "./percentile.js";
@@ -30,25 +30,19 @@ export async function connectionsTo(ports: readonly number[]): Promise<number> {
 }
 
 /** Clients Redis has connected, its own CLIENT LIST (this connection left out); null when Redis is down. */
-export function redisClients(port: number): Promise<number | null> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    let reply = "";
-    const done = (value: number | null) => {
-      socket.destroy();
-      resolve(value);
-    };
-    socket.setTimeout(2000, () => done(null));
-    socket.once("error", () => done(null));
-    socket.once("connect", () => socket.write("CLIENT LIST\r\n"));
-    socket.on("data", (chunk: Buffer) => {
-      reply += chunk.toString("latin1");
-      const header = /^\$(\d+)\r\n/.exec(reply);
-      if (header && reply.length >= header[0].length + Number(header[1])) {
-        done(reply.slice(header[0].length).split("\n").filter((line) => line.startsWith("id=")).length - 1);
-      }
-    });
-  });
+export async function redisClients(port: number): Promise<number | null> {
+  // No retries and no offline queue: a Redis that is down (a fault) answers null at once.
+  const client = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, connectTimeout: 2000 });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    const list = (await client.client("LIST")) as string;
+    return list.split("\n").filter((line) => line.startsWith("id=")).length - 1;
+  } catch {
+    return null;
+  } finally {
+    client.disconnect();
+  }
 }
 
 export async function takeSample(fleet: Fleet, recorder: Recorder, previousT: number): Promise<Sample> {
