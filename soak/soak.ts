@@ -88,8 +88,8 @@ export async function soak(fleet: Fleet, options: SoakOptions): Promise<SoakFind
   const schedule = planSchedule(options.minutes * 60, fleet.tlsStore ? [] : NEEDS_TLS_STORE);
   const recorder = new Recorder();
   const samples: Sample[] = [];
-  // About 200 samples a run, every 2 to 5 s.
-  const sampleEvery = Math.min(5000, Math.max(2000, (options.minutes * 60 * 1000) / 200));
+  // About 200 samples a run, every 1 to 5 s: a short run's quiet phase still gets several for its baseline.
+  const sampleEvery = Math.min(5000, Math.max(1000, (options.minutes * 60 * 1000) / 200));
   const sampler = startSampler(fleet, recorder, samples, sampleEvery);
   const traffic = await startTraffic({ fleet, recorder, workDir, largestLayer: largestLayer(options.minutes) }, seeds, options);
   const outage = options.unattributedFault ? sleep((schedule.quietSeconds / 2) * 1000).then(() => unrecordedOutage(fleet)) : Promise.resolve();
