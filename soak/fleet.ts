@@ -50,6 +50,8 @@ export interface Fleet {
   haproxy: Haproxy;
   pebble: Pebble | undefined;
   tlsStore: boolean;
+  /** Why certificates are not in Redis (the configuration check's complaint); undefined when they are. */
+  tlsStoreRefused: string | undefined;
   /** Where the blobs of a site's pushes are stored: `<root>/docker/registry/v2/blobs/…`. */
   storageOf(site: "hub" | "team"): string;
   /** Rewrites every gateway's file (and the htpasswd file) for a reload. */
@@ -75,12 +77,16 @@ async function writeHtpasswd(file: string, withNewcomer: boolean): Promise<void>
   await writeFile(file, `${lines.join("\n")}\n`);
 }
 
-/** Whether the gateway accepts `tls.store: redis` (a configuration check, nothing started). */
-export async function supportsTlsStore(dir: string): Promise<boolean> {
+/**
+ * Whether the gateway accepts `tls.store: redis` with its key (a configuration check, nothing started):
+ * undefined when it does, else why not (the check's first complaint).
+ */
+export async function tlsStoreRefusal(dir: string): Promise<string | undefined> {
   const file = join(dir, "probe.yaml");
   await writeFile(file, `tls: { store: redis }\nredis: { url: "redis://127.0.0.1:1/0" }\nsites:\n  - hosts: [${HUB}]\n    backend: http://127.0.0.1:1\n`);
   const result = await cli(["config", "check", file], { env: gatewayEnv(true) });
-  return result.code === 0;
+  if (result.code === 0) return undefined;
+  return `${result.stderr}${result.stdout}`.trim().split("\n")[0]?.slice(0, 200) ?? `exit ${result.code}`;
 }
 
 export async function startFleet(): Promise<Fleet> {
@@ -113,7 +119,8 @@ async function startFleetIn(dir: string): Promise<Fleet> {
   await mkdir(poolRoot);
   const htpasswdFile = join(dir, "htpasswd");
   await writeHtpasswd(htpasswdFile, false);
-  const tlsStore = await supportsTlsStore(dir);
+  const tlsStoreRefused = await tlsStoreRefusal(dir);
+  const tlsStore = tlsStoreRefused === undefined;
   const redis = await startRedis();
   const [hosted, mirror, ...replicas] = await Promise.all([startRegistry(), startRegistry(), ...REPLICA_SECRETS.map((secret) => startRegistry({ rootDir: poolRoot, secret }))]);
   const balancerPort = await freePort();
@@ -151,6 +158,7 @@ async function startFleetIn(dir: string): Promise<Fleet> {
     haproxy,
     pebble,
     tlsStore,
+    tlsStoreRefused,
     adminToken: ADMIN_TOKEN,
     env: gatewayEnv(tlsStore),
     storageOf: (site) => join(site === "hub" ? poolRoot : hosted.rootDir, "storage"),

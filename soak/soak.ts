@@ -114,7 +114,7 @@ export async function soak(fleet: Fleet, options: SoakOptions): Promise<SoakFind
     ...resourcesReturn(samples, quiet, windows, graceSeconds),
     p99OutsideFaults(recorder.latencies, quiet, windows),
     ...checks,
-    ...(fleet.tlsStore ? [] : NEEDS_TLS_STORE.map((name) => skippedFault(`${name}: every gateway serves the new serial`, "needs tls.store redis"))),
+    ...(fleet.tlsStore ? [] : NEEDS_TLS_STORE.map((name) => skippedFault(`${name}: every gateway serves the new serial`, `needs tls.store redis (config check: ${fleet.tlsStoreRefused})`))),
   ];
   return { durationSeconds, faults: windows, outcomes: countOutcomes(recorder.records, windows), blobs, samples, invariants };
 }
