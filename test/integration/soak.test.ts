@@ -1,3 +1,4 @@
+// Runs alone: compares small GETs' p99 under faults with its quiet p99, and loads both cores with a fleet of its own.
 // The soak in CI: 90 seconds of the fleet (three gateways behind HAProxy, Redis, a replica pool and a group)
 // under skopeo, podman and load-generator traffic, with the whole fault schedule compressed into it. It runs
 // as `npm run soak` does, in a process of its own, and every invariant must hold.
