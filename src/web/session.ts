@@ -34,7 +34,8 @@ export class SessionSigner {
   async issue(user: string, now = Date.now()): Promise<{ token: string; session: Session } | null> {
     const fingerprint = this.#boundFingerprint(user);
     if (fingerprint === null) return null;
-    const session: Session = { user, id: randomBytes(16).toString("base64url"), expiresAt: now + this.lifetimeMs };
+    // JWT times are whole seconds: the session says what the cookie will say.
+    const session: Session = { user, id: randomBytes(16).toString("base64url"), expiresAt: Math.floor((now + this.lifetimeMs) / 1000) * 1000 };
     const token = await new SignJWT({ sid: session.id, pfp: fingerprint })
       .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
       .setSubject(user)
