@@ -55,7 +55,7 @@ async function answer(ctx: RequestContext, state: PipelineState, request: Endpoi
     case "login":
       return showLogin(ctx, viewer, rawQuery);
     case "signIn":
-      return signIn(ctx, viewer, request.externalOrigin, fail);
+      return signIn(ctx, state, viewer, request.externalOrigin, fail);
     case "logout":
       return signOut(ctx, viewer, request.externalOrigin, fail);
   }

@@ -2,6 +2,7 @@
 // same failed-login throttle per user, address and network, the same hashing threads. It answers with a
 // page, never a WWW-Authenticate challenge, so the browser never shows its own password dialog.
 import { refusalBeforeCheck } from "../auth/logins.js";
+import type { PipelineState } from "../pipeline-state.js";
 import type { RequestContext } from "../request-context.js";
 import { clearedSessionCookie, sessionCookie } from "./cookie.js";
 import { fromSameOrigin, readForm, redirect, sendPage } from "./respond.js";
@@ -19,7 +20,7 @@ export function showLogin(ctx: RequestContext, viewer: Viewer, rawQuery: string)
   sendPage(ctx.res, 200, renderLogin({ chrome: chromeOf(viewer), error: null, next, username: "" }), {}, ctx.method === "HEAD");
 }
 
-export async function signIn(ctx: RequestContext, viewer: Viewer, externalOrigin: string, fail: ErrorPage): Promise<void> {
+export async function signIn(ctx: RequestContext, state: PipelineState, viewer: Viewer, externalOrigin: string, fail: ErrorPage): Promise<void> {
   const { site, signer } = viewer;
   if (!site.passwords || !signer) return fail(404, "Not found", "This registry has no users: there is nothing to sign in to.");
   if (!fromSameOrigin(ctx.req, externalOrigin)) return fail(403, "Forbidden", "The sign-in form was sent from another site.");
@@ -36,6 +37,7 @@ export async function signIn(ctx: RequestContext, viewer: Viewer, externalOrigin
   if (!check.ok) {
     const refused = refusalBeforeCheck(check);
     ctx.refusal = refused ? refused.error : "unauthorized";
+    state.metrics.authFailure(site.name, refused ? refused.reason : "invalid_credentials");
     if (!refused) return again(401, "Wrong user name or password");
     return again(refused.error === "tooManyRequests" ? 429 : 503, `${refused.message[0]!.toUpperCase()}${refused.message.slice(1)}.`, refused.headers);
   }

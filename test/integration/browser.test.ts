@@ -54,6 +54,7 @@ describe("registry browser", () => {
     [registry, image] = await Promise.all([startRegistry({ accessLog: true }), buildOciImage(join(workDir, "image"), { layers: 1, layerSize: 1024, tag: "v1" })]);
     const auth = { htpasswd, rules: RULES };
     gateway = await startTestGateway({
+      logins: { maxFailures: 3 },
       sites: [
         { name: "web", hosts: [HOST], backend: registry.url, auth: { type: "htpasswd", ...auth } },
         { name: "tokens", hosts: [TOKEN_HOST], backend: registry.url, auth: { type: "token", ...auth } },
@@ -200,6 +201,21 @@ describe("registry browser", () => {
     const closed = await gateway.request(CLOSED_HOST, { path: "/" });
     assert.equal(closed.status, 404);
     assert.equal(closed.json().errors[0].code, "NAME_UNKNOWN");
+  });
+
+  it("sign-in failures count in the registry API's failed-login throttle, and its refusals count for the API", async () => {
+    // Another client address: its failures are its own.
+    const from = { localAddress: "127.0.0.2" };
+    const signIn = (password: string) =>
+      gateway.request(HOST, { ...from, method: "POST", path: "/login", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `username=reader&password=${password}` });
+    for (let i = 0; i < 3; i++) assert.equal((await signIn("wrong")).status, 401);
+    const throttled = await signIn("Reader123");
+    assert.equal(throttled.status, 429, "the right password too, once the failures are used up");
+    assert.ok(Number(throttled.headers["retry-after"]) > 0);
+    assert.equal(throttled.headers["set-cookie"], undefined);
+    const basic = `Basic ${Buffer.from("reader:Reader123").toString("base64")}`;
+    const api = await gateway.request(HOST, { ...from, path: "/v2/public/app/tags/list", headers: { authorization: basic } });
+    assert.equal(api.status, 429, "the registry API shares the throttle");
   });
 
   it("a token-auth site signs its users in too", async () => {
