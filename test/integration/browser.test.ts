@@ -6,8 +6,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import type { AccessRuleConfig } from "../../src/config/schema.js";
+import { launchChromium } from "../helpers/chromium.js";
 import { certDir, cleanupClients, hostsFile, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { htpasswdLine } from "../helpers/htpasswd.js";
@@ -21,15 +22,6 @@ const CLOSED_HOST = "closed.test";
 const RULES: AccessRuleConfig[] = [
   { who: ["admin"], repositories: ["**"], actions: ["pull", "push", "delete", "catalog"] },
   { who: ["reader"], repositories: ["public/**"], actions: ["pull"] },
-];
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
 ];
 const SESSION_COOKIE = "__Host-registry-session";
 
@@ -68,8 +60,7 @@ describe("registry browser", () => {
       const pushed = await skopeo(push, { hosts, timeoutMs: 60_000 });
       assert.equal(pushed.code, 0, formatRun("skopeo push", push, pushed));
     }
-    const args = [...CHROMIUM_ARGS, `--host-resolver-rules=MAP ${HOST} 127.0.0.1`];
-    context = await chromium.launchPersistentContext(join(workDir, "chromium"), { executablePath: "/usr/bin/chromium", args, ignoreHTTPSErrors: true });
+    context = await launchChromium(join(workDir, "chromium"), [HOST]);
     context.on("request", (request) => requested.push(request.url()));
     page = await context.newPage();
   });
