@@ -12,7 +12,8 @@ import { launchChromium } from "../helpers/chromium.js";
 import { certDir, cleanupClients, hostsFile, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { htpasswdLine } from "../helpers/htpasswd.js";
-import { buildOciImage, OCI_MANIFEST, type OciImage } from "../helpers/oci.js";
+import { buildOciImage, OCI_MANIFEST, sha256Digest, type OciImage } from "../helpers/oci.js";
+import { artifactManifest, EMPTY_CONFIG, pushBlobThrough, putManifest, type SiteClient } from "../helpers/referrers.js";
 import { formatRun, waitFor } from "../helpers/process.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
 
@@ -24,6 +25,7 @@ const RULES: AccessRuleConfig[] = [
   { who: ["reader"], repositories: ["public/**"], actions: ["pull"] },
 ];
 const SESSION_COOKIE = "__Host-registry-session";
+const SIGNATURE = "application/vnd.example.signature.v1";
 
 describe("registry browser", () => {
   let workDir: string;
@@ -122,6 +124,22 @@ describe("registry browser", () => {
     const forged = await postDelete({ repository: "public/app", tag: "v1", csrf });
     assert.equal(forged.status, 403);
     assert.equal(accessLog(registry).filter((line) => line.method === "DELETE").length, 0);
+    await signOut();
+  });
+
+  it("a tag's page lists what refers to it (a signature pushed after it); the index's fallback tag is no tag of its own", async () => {
+    const admin: SiteClient = (options) => gateway.request(HOST, { ...options, headers: { authorization: `Basic ${Buffer.from("admin:Admin123").toString("base64")}`, ...options.headers } });
+    const subject = { mediaType: OCI_MANIFEST, digest: image.manifestDigest, size: image.manifestSize };
+    await pushBlobThrough(admin, "public/app", EMPTY_CONFIG);
+    const layer = await pushBlobThrough(admin, "public/app", Buffer.from("signature"));
+    const signature = artifactManifest(subject, SIGNATURE, layer);
+    const pushed = await putManifest(admin, "public/app", sha256Digest(signature), signature);
+    assert.equal(pushed.status, 201, pushed.body.toString());
+    await signIn("reader", "Reader123");
+    await page.goto(`${origin}/tag/public/app:v1`);
+    assert.deepEqual(await page.locator("#referrers li.referrer").allTextContents(), [`${SIGNATURE} ${sha256Digest(signature)}`]);
+    await page.goto(`${origin}/repo/public/app`);
+    assert.deepEqual((await page.locator("a.tag").allTextContents()).sort(), ["same", "v1"]);
     await signOut();
   });
 
