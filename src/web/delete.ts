@@ -11,7 +11,8 @@ import type { ErrorPage } from "./error-page.js";
 import { readDigest, readImage } from "./image.js";
 import { fromSameOrigin, readForm, redirect, sendPage } from "./respond.js";
 import { browserUrls } from "./routes.js";
-import { mapInTurns, principalOf, MAX_TAGS_DESCRIBED } from "./tag-list.js";
+import { mapInTurns } from "./in-turns.js";
+import { principalOf, MAX_TAGS_DESCRIBED } from "./tag-list.js";
 import { renderDeleteConfirm } from "./views/index.js";
 import { chromeOf, mayDelete, type Viewer } from "./viewer.js";
 
@@ -55,11 +56,11 @@ export async function deleteTag(ctx: RequestContext, state: PipelineState, viewe
   redirect(ctx.res, `${browserUrls.repository(repository)}?deleted=${encodeURIComponent(tag)}`);
 }
 
-/** The repository's other tags on `digest` (of the first MAX_TAGS_DESCRIBED): deleted with it. */
+/** The repository's other tags on `digest` (of the first MAX_TAGS_DESCRIBED, read within 15 s): deleted with it. */
 async function tagsOnDigest(state: PipelineState, viewer: Viewer, backend: RepositoryBackend, digest: string, except: string): Promise<string[]> {
   const { site } = viewer;
   const tags = await state.lists.tags(site, site.upstreams.for(backend.repository), backend.repository, principalOf(viewer)).catch(() => null);
   const others = (tags ?? []).filter((tag) => tag !== except).slice(0, MAX_TAGS_DESCRIBED);
-  const digests = await mapInTurns(others, 4, (tag) => readDigest(backend, tag).catch(() => undefined));
+  const digests = await mapInTurns(others, 4, 15_000, (tag) => readDigest(backend, tag).catch(() => undefined));
   return others.filter((_, index) => digests[index] === digest);
 }

@@ -6,12 +6,18 @@ import type { PipelineState } from "../pipeline-state.js";
 import { compareVersionsNewestFirst } from "./version-sort.js";
 import { RepositoryBackend } from "./backend.js";
 import { readImage } from "./image.js";
+import { mapInTurns } from "./in-turns.js";
 import { browserUrls } from "./routes.js";
 import type { TagListModel, TagSummary } from "./view-models.js";
 import { chromeOf, mayDelete, userOf, type Viewer } from "./viewer.js";
 
 export const MAX_TAGS_DESCRIBED = 100;
 const CONCURRENT_READS = 4;
+/**
+ * How long a page spends reading tags: each read has its own timeout, but a registry answering each one
+ * just in time would otherwise hold the page for minutes. Tags not read by then are left off the page.
+ */
+const READING_BUDGET_MS = 15_000;
 /** The referrers API's fallback tags (`sha256-<hex>`): shown on their subject's page as its referrers. */
 const FALLBACK_TAG = /^sha256-[0-9a-f]{64}$/;
 
@@ -26,31 +32,17 @@ export async function tagList(state: PipelineState, viewer: Viewer, repository: 
   if (listed === null) return { ok: false, problem: "unknown" };
   const names = listed.filter((tag) => !FALLBACK_TAG.test(tag)).sort(compareVersionsNewestFirst).slice(0, MAX_TAGS_DESCRIBED);
   const backend = new RepositoryBackend(state, site, repository, principal);
-  const described = await mapInTurns(names, CONCURRENT_READS, async (tag): Promise<TagSummary | null> => {
+  const described = await mapInTurns(names, CONCURRENT_READS, READING_BUDGET_MS, async (tag): Promise<TagSummary | null> => {
     const image = await readImage(backend, tag).catch(() => null);
     if (!image) return null;
     const { digest, size, created, platforms } = image;
     return { name: tag, digest, size, created, platforms, url: browserUrls.tag(repository, tag) };
   });
-  const tags = described.filter((tag): tag is TagSummary => tag !== null);
+  const tags = described.filter((tag): tag is TagSummary => tag !== null && tag !== undefined);
   return { ok: true, model: { chrome: chromeOf(viewer, notice), repository, tags, canDelete: mayDelete(viewer, repository) } };
 }
 
 export function principalOf(viewer: Viewer): { name: string } | null {
   const user = userOf(viewer);
   return user === null ? null : { name: user };
-}
-
-/** `work` on every item, at most `turns` at once, answers in the items' order. */
-export async function mapInTurns<T, R>(items: readonly T[], turns: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(turns, items.length) }, worker));
-  return results;
 }
