@@ -53,7 +53,7 @@ async function answer(ctx: RequestContext, state: PipelineState, request: Endpoi
     case "asset":
       return fail(404, "Not found", "There is no such file.");
     case "login":
-      return showLogin(ctx, viewer, rawQuery);
+      return showLogin(ctx, viewer, rawQuery, fail);
     case "signIn":
       return signIn(ctx, state, viewer, request.externalOrigin, fail);
     case "logout":

@@ -15,14 +15,17 @@ import type { ErrorPage } from "./error-page.js";
 /** A user name or password longer than this is no one's (the hashing side refuses long passwords too). */
 const MAX_FIELD_LENGTH = 1024;
 
-export function showLogin(ctx: RequestContext, viewer: Viewer, rawQuery: string): void {
+const NO_USERS = "This registry has no users: there is nothing to sign in to.";
+
+export function showLogin(ctx: RequestContext, viewer: Viewer, rawQuery: string, fail: ErrorPage): void {
+  if (!viewer.signer) return fail(404, "Not found", NO_USERS);
   const next = safeNext(formValues(rawQuery, "next")?.[0]);
   sendPage(ctx.res, 200, renderLogin({ chrome: chromeOf(viewer), error: null, next, username: "" }), {}, ctx.method === "HEAD");
 }
 
 export async function signIn(ctx: RequestContext, state: PipelineState, viewer: Viewer, externalOrigin: string, fail: ErrorPage): Promise<void> {
   const { site, signer } = viewer;
-  if (!site.passwords || !signer) return fail(404, "Not found", "This registry has no users: there is nothing to sign in to.");
+  if (!site.passwords || !signer) return fail(404, "Not found", NO_USERS);
   if (!fromSameOrigin(ctx.req, externalOrigin)) return fail(403, "Forbidden", "The sign-in form was sent from another site.");
   const form = await readForm(ctx.req);
   if (!form) return fail(400, "Bad request", "The sign-in form could not be read.");
