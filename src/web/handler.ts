@@ -23,9 +23,16 @@ export const browser: Handler = async (ctx, state, request) => {
   const browserState = state.browser;
   // A site without the browser answers its paths as before it had one.
   if (!browserState || !browserEnabled(site.config)) return request.refuse("notFound", "no registry operation has this path");
+  let assets;
+  try {
+    assets = browserState.assets();
+  } catch (err) {
+    state.logger.error({ site: site.name, err: (err as Error).message }, "the registry browser's assets cannot be read");
+    return request.refuse("unavailable", "the registry browser is not available on this gateway");
+  }
   const routing = routeBrowser(ctx.method, target.path);
   if (routing.ok && routing.page.page === "asset") {
-    const asset = browserState.assets.lookup(target.path);
+    const asset = assets.lookup(target.path);
     if (asset) return sendAsset(ctx.res, asset.body, asset.contentType, ctx.method === "HEAD");
   }
   const viewer = await viewerOf(ctx.req, site, browserState, request.authority);

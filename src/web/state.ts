@@ -4,9 +4,14 @@ import { FileSessionKeySource, type SessionKeySource } from "./session-key.js";
 
 export interface BrowserState {
   sessionKeys: SessionKeySource;
-  assets: WebAssets;
+  /**
+   * The built CSS and JavaScript, read on first use: a gateway whose assets were not built still serves its
+   * registries (only the browser's pages are unavailable). Throws while they cannot be read.
+   */
+  assets(): WebAssets;
 }
 
-export function browserState(dataDir: string, sessionKeys: SessionKeySource = new FileSessionKeySource(dataDir)): BrowserState {
-  return { sessionKeys, assets: loadWebAssets() };
+export function browserState(dataDir: string, sessionKeys: SessionKeySource = new FileSessionKeySource(dataDir), load: () => WebAssets = loadWebAssets): BrowserState {
+  let assets: WebAssets | undefined;
+  return { sessionKeys, assets: () => (assets ??= load()) };
 }

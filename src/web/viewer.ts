@@ -46,7 +46,7 @@ export function chromeOf(viewer: Viewer, notice: string | null = null): PageChro
     registryHost: viewer.authority,
     user: session?.user ?? null,
     csrfToken: session && signer ? signer.csrfToken(session) : null,
-    assets: viewer.browser.assets.urls,
+    assets: viewer.browser.assets().urls,
     notice,
   };
 }
