@@ -65,7 +65,8 @@ export class ProxyProtocolGate {
           return;
         }
         if (socket.destroyed) return;
-        vouchForClient(socket, client);
+        // `::ffff:192.0.2.7` from a v2 IPv6 header is the IPv4 client it maps, counted as one with it.
+        vouchForClient(socket, normalizeAddress(client));
         handOver(socket);
         if (flowAfterHeader) socket.resume();
       });
