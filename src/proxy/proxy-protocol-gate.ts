@@ -92,7 +92,7 @@ export function readProxyHeader(socket: Socket, deadlineMs: number): Promise<str
     const finish = (result: string | { reason: string }, rest?: Buffer) => {
       clearTimeout(deadline);
       socket.pause();
-      socket.off("data", onData).off("error", onEnd).off("end", onEnd);
+      socket.off("data", onData).off("error", onEnd).off("end", onEnd).off("close", onEnd);
       if (rest?.length) socket.unshift(rest);
       resolve(result);
     };
@@ -107,6 +107,6 @@ export function readProxyHeader(socket: Socket, deadlineMs: number): Promise<str
     };
     const onEnd = () => finish({ reason: "the connection ended before its PROXY header" });
     const deadline = setTimeout(() => finish({ reason: "no PROXY header in time" }), deadlineMs);
-    socket.on("data", onData).on("error", onEnd).on("end", onEnd);
+    socket.on("data", onData).on("error", onEnd).on("end", onEnd).on("close", onEnd);
   });
 }

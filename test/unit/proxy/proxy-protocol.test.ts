@@ -172,7 +172,7 @@ describe("PROXY protocol: anything else", () => {
 
 describe("readProxyHeader on a socket", () => {
   /** A connected pair on loopback: what `send` writes (in pieces, pausing between them) arrives at the server side. */
-  async function receive(pieces: readonly Buffer[], deadlineMs = 2000): Promise<{ result: string | { reason: string }; rest: Buffer }> {
+  async function receive(pieces: readonly Buffer[], deadlineMs = 2000, endAfterPieces = false): Promise<{ result: string | { reason: string }; rest: Buffer }> {
     const server = net.createServer();
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
@@ -185,13 +185,14 @@ describe("readProxyHeader on a socket", () => {
         client.write(piece);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
+      if (endAfterPieces) client.end();
       const result = await reading;
       // What follows the header is left for the next reader, in order.
       client.end();
       const rest: Buffer[] = [];
       socket.on("data", (chunk: Buffer) => rest.push(chunk));
       socket.resume();
-      if (!socket.destroyed) await once(socket, "end");
+      if (!socket.destroyed && !socket.readableEnded) await once(socket, "end");
       return { result, rest: Buffer.concat(rest) };
     } finally {
       client.destroy();
@@ -212,11 +213,13 @@ describe("readProxyHeader on a socket", () => {
     assert.equal(result, "127.0.0.1");
   });
 
-  it("garbage, a silent peer and a truncated header are refused", async () => {
+  it("garbage, a silent peer and a truncated header (left open, or closed) are refused", async () => {
     assert.deepEqual((await receive([Buffer.from([0x16, 0x03, 0x01])])).result, { reason: "the connection does not start with a PROXY protocol header" });
     const silent = await receive([], 200);
     assert.deepEqual(silent.result, { reason: "no PROXY header in time" });
     const truncated = await receive([Buffer.from("PROXY TCP4 192.0.2.7")], 200);
     assert.deepEqual(truncated.result, { reason: "no PROXY header in time" });
+    const cutShort = await receive([Buffer.from("PROXY TCP4 192.0.2.7")], 2000, true);
+    assert.deepEqual(cutShort.result, { reason: "the connection ended before its PROXY header" });
   });
 });
