@@ -55,14 +55,18 @@ const SEND_PROXY = { v1: "send-proxy", v2: "send-proxy-v2" } as const;
 export async function startHaproxy(frontends: readonly HaproxyFrontend[]): Promise<Haproxy> {
   const resolved: ResolvedFrontend[] = [];
   for (const frontend of frontends) resolved.push({ ...frontend, port: frontend.port ?? (await freePort()) });
+  return startHaproxyWithConfig(haproxyConfig(resolved), resolved.map((frontend) => frontend.port));
+}
+
+/** Starts HAProxy with a configuration written elsewhere (an example file); `ports` are its frontends' ports. */
+export async function startHaproxyWithConfig(configText: string, ports: readonly number[]): Promise<Haproxy> {
   const dir = await mkdtemp(path.join(tmpdir(), "haproxy-"));
-  const configText = haproxyConfig(resolved);
   const file = path.join(dir, "haproxy.cfg");
   await writeFile(file, configText);
   // -db: stay in the foreground, no daemon; -W: master-worker so SIGTERM stops everything.
   const child = startProcess("haproxy", ["-db", "-W", "-f", file], { name: "haproxy" });
   try {
-    for (const { port } of resolved) {
+    for (const port of ports) {
       await waitFor(() => canConnect(port), {
         timeoutMs: 10_000,
         intervalMs: 25,
@@ -72,10 +76,11 @@ export async function startHaproxy(frontends: readonly HaproxyFrontend[]): Promi
     }
   } catch (err) {
     await child.stop(1000);
+    await rm(dir, { recursive: true, force: true });
     throw new Error(`${(err as Error).message}\n--- haproxy output ---\n${child.output()}`);
   }
   return {
-    ports: resolved.map((frontend) => frontend.port),
+    ports: [...ports],
     process: child,
     configText,
     async stop() {
