@@ -11,6 +11,7 @@ import type { Logger } from "./observe/log.js";
 import { ClientConnection, trackConnections } from "./proxy/client-connection.js";
 import { ConnectionLimits } from "./proxy/connections.js";
 import { holdBody } from "./proxy/continue.js";
+import { ProxyProtocolGate } from "./proxy/proxy-protocol-gate.js";
 import { awaitFirstRequest, requestArrived } from "./proxy/first-request.js";
 import { requestInProgress } from "./proxy/pipelining.js";
 import { rawErrorResponse, type GatewayErrorKind } from "./registry/errors.js";
@@ -73,13 +74,17 @@ export function createHttpsListener(
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     events.tlsHandshakeFailed();
     if (answerPlainHttp(err, accepted.under(socket)?.tcp)) return;
-    logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, "TLS handshake failed");
+    logger.debug({ err: err.code ?? err.message, remote: accepted.under(socket)?.clientAddress ?? socket.remoteAddress }, "TLS handshake failed");
     // Nothing can be said on a connection without TLS (an HTTP error would wait behind the handshake
     // forever): close it, so it stops counting against the connection caps and does not hold up shutdown.
     socket.destroy();
   });
+  // Last: the TLS layer's and the accounting's connection listeners go behind it, so the caps count the client.
+  const proxyProtocol = new ProxyProtocolGate(config.proxyProtocol, config.timeouts.handshake, logger);
+  proxyProtocol.guard(server);
   const configure = (next: GatewayConfig) => {
     headerTimeout = next.timeouts.header;
+    proxyProtocol.configure(next.proxyProtocol, next.timeouts.handshake);
     server.timeout = next.timeouts.idle;
     server.headersTimeout = next.timeouts.header;
     server.keepAliveTimeout = nodeKeepAliveTimeout(next.timeouts.keepAlive);
@@ -99,7 +104,7 @@ export interface PlainHttpListener {
 }
 
 /** The plain-HTTP listener: ACME HTTP-01 answers, everything else redirected to HTTPS. */
-export function createPlainHttpListener(config: GatewayConfig, responder: AcmeChallengeResponder, httpsPort: number): PlainHttpListener {
+export function createPlainHttpListener(config: GatewayConfig, responder: AcmeChallengeResponder, httpsPort: number, logger: Logger): PlainHttpListener {
   const handler = createPlainHttpHandler({ responder, httpsPort });
   const server = http.createServer({ headersTimeout: config.timeouts.header }, (req, res) => {
     requestArrived(req.socket);
@@ -107,8 +112,11 @@ export function createPlainHttpListener(config: GatewayConfig, responder: AcmeCh
   });
   let headerTimeout = config.timeouts.header;
   server.on("connection", (socket: Socket) => awaitFirstRequest(new ClientConnection(socket), headerTimeout, (expired) => expired.destroy()));
+  const proxyProtocol = new ProxyProtocolGate(config.proxyProtocol, config.timeouts.handshake, logger);
+  proxyProtocol.guard(server);
   const configure = (next: GatewayConfig) => {
     headerTimeout = next.timeouts.header;
+    proxyProtocol.configure(next.proxyProtocol, next.timeouts.handshake);
     server.headersTimeout = next.timeouts.header;
   };
   return { server, configure };

@@ -553,6 +553,12 @@ export const site = exactlyOneOf(
 export const gatewayConfig = z
   .strictObject({
     listen: listenAddress.prefault(":5443"),
+    /**
+     * The PROXY protocol (v1 or v2) on the HTTPS and plain-HTTP listeners, behind an L4 balancer: a connection
+     * from trustedFrom must start with a PROXY header naming the client, else it is closed; any other
+     * connection is a direct client and is not read for one. Absent: off.
+     */
+    proxyProtocol: z.strictObject({ trustedFrom: z.array(cidr).min(1) }).optional(),
     admin: z
       .strictObject({
         listen: listenAddress.prefault("127.0.0.1:9091"),
@@ -783,3 +789,4 @@ export type RateLimitConfig = SiteConfig["limits"][number];
 export type RedisConfig = NonNullable<GatewayConfig["redis"]>;
 export type LoginsConfig = GatewayConfig["logins"];
 export type TrustedProxy = GatewayConfig["trustedProxies"][number];
+export type ProxyProtocolConfig = NonNullable<GatewayConfig["proxyProtocol"]>;

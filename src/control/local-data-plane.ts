@@ -93,7 +93,7 @@ export class LocalDataPlane implements DataPlane {
     const https = serving.listener.server.address() as AddressInfo;
     let plain: AddressInfo | null = null;
     if (config.http.listen) {
-      serving.plainHttp = createPlainHttpListener(config, this.responder, https.port);
+      serving.plainHttp = createPlainHttpListener(config, this.responder, https.port, this.logger);
       await listen(serving.plainHttp.server, config.http.listen, "plain HTTP");
       plain = serving.plainHttp.server.address() as AddressInfo;
     }

@@ -24,7 +24,15 @@ export interface Turn {
 /** The property a listener's sockets carry their connection in. Set only here. */
 const CLIENT_CONNECTION = Symbol("registry-gateway client connection");
 
-type CarrierSocket = Socket & { [CLIENT_CONNECTION]?: ClientConnection };
+/** The client address a trusted balancer vouched for in a PROXY header (proxy-protocol-gate.ts). */
+const VOUCHED_CLIENT = Symbol("registry-gateway vouched client address");
+
+type CarrierSocket = Socket & { [CLIENT_CONNECTION]?: ClientConnection; [VOUCHED_CLIENT]?: string };
+
+/** Called by the PROXY protocol gate on the TCP socket, before its connection is made. */
+export function vouchForClient(tcp: Socket, address: string): void {
+  (tcp as CarrierSocket)[VOUCHED_CLIENT] = address;
+}
 
 export class ClientConnection {
   /** Set at the accept when the connection is over a cap: each request on it gets this answer, then it closes. */
@@ -35,10 +43,17 @@ export class ClientConnection {
   lastTurn: Turn | undefined;
   /** Requests waiting behind the one in progress. */
   waitingTurns = 0;
+  /**
+   * The client's address, for everything keyed by client: the connection caps, the request's client address
+   * (and so rate limits, login throttles, logs). The TCP peer, unless a trusted balancer named the client
+   * in a PROXY header. The only place it is decided.
+   */
+  readonly clientAddress: string;
   #secured: TLSSocket | undefined;
 
   constructor(readonly tcp: Socket) {
     (tcp as CarrierSocket)[CLIENT_CONNECTION] = this;
+    this.clientAddress = (tcp as CarrierSocket)[VOUCHED_CLIENT] ?? tcp.remoteAddress ?? "";
   }
 
   /** The connection a socket of a listener belongs to: its TCP socket, or the TLS socket over it. */

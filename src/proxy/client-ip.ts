@@ -1,16 +1,18 @@
-// The client's address, for rate-limit keys and the X-Forwarded-For we send. The socket's peer, unless
-// that peer is a trusted proxy: then the right-most X-Forwarded-For entry that is not itself a trusted
+// The client's address, for rate-limit keys and the X-Forwarded-For we send. The connection's client (the
+// socket's peer, or who a trusted balancer named in a PROXY header: client-connection.ts), unless that is a
+// trusted proxy: then the right-most X-Forwarded-For entry that is not itself a trusted
 // proxy. Right-most, because every entry left of the last one our proxies appended was written by the
 // client and could be anything; the left-most "original client" is exactly what an attacker forges.
 import type { IncomingMessage } from "node:http";
 import { BlockList, isIP } from "node:net";
 import type { TrustedProxy } from "../config/schema.js";
+import { ClientConnection } from "./client-connection.js";
 
 export type ClientAddress = (req: IncomingMessage) => string;
 
 /** Built once per configuration: matching is a BlockList lookup, no parsing of CIDRs per request. */
 export function clientAddressResolver(trustedProxies: readonly TrustedProxy[]): ClientAddress {
-  if (trustedProxies.length === 0) return (req) => normalizeAddress(req.socket.remoteAddress ?? "");
+  if (trustedProxies.length === 0) return connectionClient;
   const trusted = new BlockList();
   for (const { address, prefix, family } of trustedProxies) trusted.addSubnet(address, prefix, family);
   const isTrusted = (address: string) => {
@@ -18,10 +20,14 @@ export function clientAddressResolver(trustedProxies: readonly TrustedProxy[]): 
     return family !== 0 && trusted.check(address, family === 6 ? "ipv6" : "ipv4");
   };
   return (req) => {
-    const peer = normalizeAddress(req.socket.remoteAddress ?? "");
+    const peer = connectionClient(req);
     if (!isTrusted(peer)) return peer;
     return rightmostUntrusted(req.headers["x-forwarded-for"], isTrusted) ?? peer;
   };
+}
+
+function connectionClient(req: IncomingMessage): string {
+  return normalizeAddress(ClientConnection.of(req.socket)?.clientAddress ?? req.socket.remoteAddress ?? "");
 }
 
 /**

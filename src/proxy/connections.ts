@@ -1,5 +1,5 @@
-// Caps on client connections: globally and per client address (the socket peer, never a
-// header). A connection over a cap is not cut at once: it may finish its TLS handshake (bounded by the
+// Caps on client connections: globally and per client address (the socket peer, or the client a trusted
+// balancer named in a PROXY header; never an HTTP header). A connection over a cap is not cut at once: it may finish its TLS handshake (bounded by the
 // handshake timeout) and gets one clear registry error, then it is closed. It holds nothing else.
 import type { Socket } from "node:net";
 import { ClientConnection, type ConnectionRefusal } from "./client-connection.js";
@@ -26,7 +26,7 @@ export class ConnectionLimits {
   /** Call on every accepted TCP connection, before TLS. */
   track(connection: ClientConnection): void {
     const socket = connection.tcp;
-    const address = socket.remoteAddress ?? "";
+    const address = connection.clientAddress;
     const fromAddress = (this.perAddress.get(address) ?? 0) + 1;
     this.perAddress.set(address, fromAddress);
     this.total++;

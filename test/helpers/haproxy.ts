@@ -12,6 +12,8 @@ export interface HaproxyFrontend {
   port?: number;
   /** Ports on 127.0.0.1 of the servers behind it, in round-robin order. */
   servers: readonly number[];
+  /** Start each server connection, health checks included, with a PROXY protocol header of this version. */
+  sendProxy?: "v1" | "v2";
 }
 
 export interface Haproxy {
@@ -23,8 +25,11 @@ export interface Haproxy {
   stop(): Promise<void>;
 }
 
+/** A frontend whose port is chosen. */
+export type ResolvedFrontend = HaproxyFrontend & { port: number };
+
 /** One `frontend`/`backend` pair per entry; servers are health-checked by TCP connect every 500 ms. */
-export function haproxyConfig(frontends: readonly Required<HaproxyFrontend>[]): string {
+export function haproxyConfig(frontends: readonly ResolvedFrontend[]): string {
   const lines = [
     "global",
     "  maxconn 4096",
@@ -39,14 +44,17 @@ export function haproxyConfig(frontends: readonly Required<HaproxyFrontend>[]): 
   frontends.forEach((frontend, index) => {
     lines.push(`frontend f${index}`, `  bind 127.0.0.1:${frontend.port}`, `  default_backend b${index}`);
     lines.push(`backend b${index}`, "  balance roundrobin", "  option redispatch", "  retries 2");
-    frontend.servers.forEach((port, server) => lines.push(`  server g${server} 127.0.0.1:${port} check inter 500ms fall 2 rise 1`));
+    const proxy = frontend.sendProxy === undefined ? "" : ` ${SEND_PROXY[frontend.sendProxy]} check-send-proxy`;
+    frontend.servers.forEach((port, server) => lines.push(`  server g${server} 127.0.0.1:${port} check inter 500ms fall 2 rise 1${proxy}`));
   });
   return `${lines.join("\n")}\n`;
 }
 
+const SEND_PROXY = { v1: "send-proxy", v2: "send-proxy-v2" } as const;
+
 export async function startHaproxy(frontends: readonly HaproxyFrontend[]): Promise<Haproxy> {
-  const resolved: Required<HaproxyFrontend>[] = [];
-  for (const frontend of frontends) resolved.push({ port: frontend.port ?? (await freePort()), servers: frontend.servers });
+  const resolved: ResolvedFrontend[] = [];
+  for (const frontend of frontends) resolved.push({ ...frontend, port: frontend.port ?? (await freePort()) });
   return startHaproxyWithConfig(haproxyConfig(resolved), resolved.map((frontend) => frontend.port));
 }
 
