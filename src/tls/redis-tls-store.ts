@@ -146,7 +146,7 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
     return withLeaseLock(this.#client, `tls:acme:lock:${site}`, { leaseMs, waitMs: lock.waitMs, pollMs: lock.pollMs ?? 250 }, work);
   }
 
-  loadOrCreateSharedSecret(name: string, create: () => Promise<string> | string): Promise<string> {
+  async loadOrCreateSharedSecret(name: string, create: () => Promise<string> | string): Promise<string> {
     return this.#loadOrCreateSealed(`secret:${safeName(name)}`, create);
   }
 

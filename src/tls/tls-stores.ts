@@ -56,7 +56,7 @@ async function storeSecret(settings: Extract<TlsStoreSettings, { kind: "redis" }
 }
 
 /** Opens a store (connected, for Redis) that the caller closes. */
-export async function openTlsStore(settings: TlsStoreSettings, env: NodeJS.ProcessEnv = process.env): Promise<TlsStore> {
+export async function openTlsStore(settings: TlsStoreSettings, env: NodeJS.ProcessEnv = process.env, gateway = gatewayName()): Promise<TlsStore> {
   if (settings.kind === "files") return new FilesTlsStore(settings.dataDir);
   const sealer = new Sealer(await storeSecret(settings, env));
   // Loaded only when configured, like every Redis client: ioredis weighs on every gateway's memory.
@@ -74,7 +74,7 @@ export async function openTlsStore(settings: TlsStoreSettings, env: NodeJS.Proce
     redis: settings.redis,
     sealer,
     dataDir: settings.dataDir,
-    gateway: gatewayName(),
+    gateway,
     ...(timings.orderLeaseMs !== undefined ? { orderLeaseMs: timings.orderLeaseMs } : {}),
     challengeAckWaitMs: timings.ackWaitMs,
   });
