@@ -334,6 +334,7 @@ export class ControlPlane {
     if (!acmeSites(config).length) return null;
     const create = this.options.createAcmeManager ?? loadAcme.loaded()!.createAcmeManager;
     return create(config, {
+      ...testAcmeTimings(),
       ...this.options.acme,
       ...(this.#store ? { store: this.#store.store } : {}),
       responder: this.responder,
@@ -379,6 +380,15 @@ export class ControlPlane {
     });
     await this.#acme?.refreshFromDisk();
   }
+}
+
+/** A gateway run as a process by the fleet tests retries and polls pebble faster (never set in production). */
+function testAcmeTimings(): Pick<AcmeManagerOptions, "backoff" | "statusPolling"> {
+  const { acmeRetryMs, acmePollMs } = fleetTimings();
+  return {
+    ...(acmeRetryMs ? { backoff: { initialMs: acmeRetryMs, maxMs: acmeRetryMs * 4 } } : {}),
+    ...(acmePollMs ? { statusPolling: { minMs: acmePollMs, maxMs: acmePollMs * 5, attempts: 40 } } : {}),
+  };
 }
 
 /** The admin address before the listener is open. */

@@ -10,8 +10,8 @@ import { Sealer } from "./sealing.js";
 import { FilesTlsStore, type TlsStore, type TlsStoreKind } from "./tls-store.js";
 
 export const STORE_KEY_ENV = "GATEWAY_TLS_STORE_KEY";
-/** Test-only timings ({"checkMs":…, "orderLeaseMs":…, "ackWaitMs":…}): production uses the defaults. */
-export const STORE_TIMINGS_ENV = "GATEWAY_TLS_STORE_TEST_TIMINGS";
+/** Test-only timings (JSON, FleetTimings's fields): production uses the defaults. */
+export const STORE_TIMINGS_ENV = "RG_TEST_TLS_STORE_TIMINGS";
 
 export interface FleetTimings {
   /** How often a gateway compares what it serves with the store (besides the notices). */
@@ -19,6 +19,10 @@ export interface FleetTimings {
   /** The ACME order lock's lease; undefined: the ACME manager's staleMs. */
   orderLeaseMs?: number;
   ackWaitMs: number;
+  /** The ACME manager's first retry delay after a failure (tests: seconds, not minutes). */
+  acmeRetryMs?: number;
+  /** How often the ACME manager re-checks a pending challenge (tests: faster than pebble's default). */
+  acmePollMs?: number;
 }
 
 export function fleetTimings(env: NodeJS.ProcessEnv = process.env): FleetTimings {

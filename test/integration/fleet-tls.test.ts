@@ -1,0 +1,189 @@
+// Three gateways, each its own process and data directory, sharing only Redis for their certificates and
+// ACME state, behind HAProxy (round robin). pebble validates through HAProxy frontends that reach only the
+// second and third gateway, so an order the first gateway places is answered by another one.
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as tls from "node:tls";
+import { Redis } from "ioredis";
+import { cli, startGatewayProcess, type GatewayProcess } from "../helpers/cli.js";
+import { startHaproxy, type Haproxy } from "../helpers/haproxy.js";
+import { scrape, valueOf } from "../helpers/metrics.js";
+import { startPebble, type Pebble } from "../helpers/pebble.js";
+import { freePort } from "../helpers/ports.js";
+import { waitFor } from "../helpers/process.js";
+import { startRedis, type RedisServer } from "../helpers/redis.js";
+
+const HOST = "fleet.registry.test";
+const ORDERING = "ordering an ACME certificate";
+const ENV = {
+  GATEWAY_TLS_STORE_KEY: "fleet test store key, long enough",
+  // Test speed only: check the store every second, a short order lease, fast ACME retries and polling.
+  RG_TEST_TLS_STORE_TIMINGS: JSON.stringify({ checkMs: 1000, orderLeaseMs: 3000, ackWaitMs: 3000, acmeRetryMs: 1000, acmePollMs: 100 }),
+};
+
+interface Ports {
+  https: number;
+  http: number;
+  admin: number;
+}
+
+/** The serial and issuer a fresh handshake with `port` gets for HOST. */
+function handshake(port: number): Promise<{ serial: string; issuer: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: "127.0.0.1", port, servername: HOST, rejectUnauthorized: false }, () => {
+      const peer = socket.getPeerCertificate();
+      resolve({ serial: peer.serialNumber, issuer: peer.issuer.CN ?? "" });
+      socket.end();
+    });
+    socket.setTimeout(5000, () => socket.destroy(new Error("handshake timed out")));
+    socket.on("error", reject);
+  });
+}
+
+const fromPebble = (issuer: string) => !/registry-gateway local CA/.test(issuer);
+
+describe("a fleet of gateways sharing certificates and ACME state through Redis", () => {
+  let dir: string;
+  let redis: RedisServer;
+  let haproxy: Haproxy;
+  let pebble: Pebble;
+  const ports: Ports[] = [];
+  const configs: string[] = [];
+  const gateways: (GatewayProcess | null)[] = [null, null, null];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "rg-fleet-tls-"));
+    for (let i = 0; i < 3; i++) ports.push({ https: await freePort(), http: await freePort(), admin: await freePort() });
+    redis = await startRedis();
+    // pebble reaches only gateways 2 and 3; clients reach all three.
+    haproxy = await startHaproxy([
+      { servers: [ports[1]!.http, ports[2]!.http] },
+      { servers: [ports[1]!.https, ports[2]!.https] },
+      { servers: ports.map((p) => p.https) },
+    ]);
+    pebble = await startPebble({ httpPort: haproxy.ports[0]!, tlsPort: haproxy.ports[1]! });
+    for (let i = 0; i < 3; i++) {
+      const file = join(dir, `gateway-${i}.yaml`);
+      await writeFile(
+        file,
+        [
+          `listen: 127.0.0.1:${ports[i]!.https}`,
+          `http: { listen: "127.0.0.1:${ports[i]!.http}" }`,
+          `admin: { listen: "127.0.0.1:${ports[i]!.admin}", token: fleet-admin-token-0123456789abcdef }`,
+          `dataDir: ${join(dir, `data-${i}`)}`,
+          "workers: 1",
+          `redis: { url: "${redis.url}" }`,
+          "tls: { store: redis }",
+          "sites:",
+          "  - name: fleet",
+          `    hosts: [${HOST}]`,
+          "    backend: http://127.0.0.1:9",
+          `    tls: { source: acme, directory: "${pebble.directoryUrl}", caFile: "${pebble.caFile}", challenge: http-01 }`,
+          "",
+        ].join("\n"),
+      );
+      configs.push(file);
+    }
+  });
+
+  after(async () => {
+    await Promise.all(gateways.map((gateway) => gateway?.process.stop(2000)));
+    await Promise.all([pebble?.stop(), haproxy?.stop(), redis?.stop()]);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const start = async (i: number) => (gateways[i] = await startGatewayProcess(configs[i]!, ENV));
+  const running = () => gateways.flatMap((gateway, i) => (gateway ? [i] : []));
+
+  /** Every running gateway serves one certificate from pebble (other than `not`); resolves with its serial. */
+  async function fleetServesOne(not?: string, timeoutMs = 30_000): Promise<string> {
+    return waitFor(
+      async () => {
+        const served = await Promise.all(running().map((i) => handshake(ports[i]!.https)));
+        const serials = new Set(served.map((s) => s.serial));
+        return served.every((s) => fromPebble(s.issuer)) && serials.size === 1 && !serials.has(not ?? "") ? [...serials][0] : undefined;
+      },
+      { timeoutMs, intervalMs: 100, what: "every gateway serving the same certificate from pebble" },
+    );
+  }
+
+  it("orders once for the fleet, and another gateway completes the order when its holder dies mid-order", async () => {
+    await Promise.all([0, 1, 2].map(start));
+    const holder = await waitFor(() => running().find((i) => gateways[i]!.logs().some((l) => l.msg === ORDERING)), {
+      timeoutMs: 30_000,
+      intervalMs: 10,
+      what: "a gateway ordering",
+    });
+    await gateways[holder]!.process.stop(0); // SIGKILL
+    assert.equal(gateways[holder]!.logs().filter((l) => l.msg === "ACME certificate in service").length, 0, "killed before its order completed");
+    gateways[holder] = null;
+    await fleetServesOne();
+    const survivorsOrdering = running().flatMap((i) => gateways[i]!.logs().filter((l) => l.msg === ORDERING));
+    assert.equal(survivorsOrdering.length, 1, "one survivor took the order over, the other adopted its certificate");
+    assert.ok(pebble.orders() <= 2, `pebble saw ${pebble.orders()} orders: the dead holder's and its successor's at most`);
+    // Back: it serves what the fleet stored, without ordering.
+    await start(holder);
+    await fleetServesOne();
+    assert.equal(gateways[holder]!.logs().filter((l) => l.msg === ORDERING).length, 0);
+  });
+
+  it("`cert rotate` on one gateway: pebble validates through the others, all three serve the new serial within 5 s", async () => {
+    const before = await fleetServesOne();
+    const orders = pebble.orders();
+    const rotated = await cli(["cert", "rotate", "--config", configs[0]!], { env: { ...ENV } });
+    assert.equal(rotated.code, 0, rotated.stderr + rotated.stdout);
+    const startedAt = Date.now();
+    const after = await fleetServesOne(before, 5000);
+    assert.ok(Date.now() - startedAt <= 5000);
+    assert.notEqual(after, before);
+    assert.equal(pebble.orders() - orders, 1, "one order for the rotation");
+    assert.equal(gateways[0]!.logs().filter((l) => l.msg === ORDERING).length, 1, "gateway 1 placed it: pebble could only reach 2 and 3");
+
+    // cert status: the store's certificate, and what each gateway reports it serves.
+    const status = await cli(["cert", "status", "--json", "--config", configs[1]!], { env: ENV });
+    assert.equal(status.code, 0, status.stderr);
+    const fleet = JSON.parse(status.stdout) as { certificates: { certificate: { serial: string } }[]; gateways: { certificates: { serial: string }[] }[] };
+    const storeSerial = fleet.certificates[0]!.certificate.serial;
+    assert.equal(fleet.gateways.length, 3);
+    await waitFor(async () => {
+      const again = JSON.parse((await cli(["cert", "status", "--json", "--config", configs[1]!], { env: ENV })).stdout) as typeof fleet;
+      return again.gateways.length === 3 && again.gateways.every((g) => g.certificates[0]?.serial === storeSerial);
+    }, { timeoutMs: 10_000, intervalMs: 200, what: "every gateway reporting the store's serial" });
+  });
+
+  it("keeps no private key in Redis in the clear", async () => {
+    const client = new Redis(redis.url);
+    try {
+      const keys = await client.keys("*");
+      assert.ok(keys.some((key) => key.endsWith("tls:acme:cert:fleet")), `keys: ${keys.join(", ")}`);
+      for (const key of keys) {
+        const type = await client.type(key);
+        const values = type === "string" ? [await client.get(key)] : type === "hash" ? Object.values(await client.hgetall(key)) : type === "set" ? await client.smembers(key) : [];
+        for (const value of values) assert.doesNotMatch(value ?? "", /PRIVATE KEY/, `${key} holds a plain private key`);
+      }
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("serves on while Redis is down, says so once, and renews once it is back", async () => {
+    const before = await fleetServesOne();
+    await redis.stop();
+    await waitFor(async () => valueOf(await scrape(ports[0]!.admin), "registry_gateway_tls_store_up") === 0, { timeoutMs: 10_000, what: "tls_store_up 0" });
+    for (const i of running()) assert.equal((await handshake(ports[i]!.https)).serial, before);
+    // The rotation cannot take the fleet's order lock: it fails now and is retried.
+    const rotated = await cli(["cert", "rotate", "--config", configs[0]!], { env: { ...ENV } });
+    assert.notEqual(rotated.code, 0);
+    for (const i of running()) assert.equal((await handshake(ports[i]!.https)).serial, before);
+    await redis.start();
+    const renewed = await fleetServesOne(before, 30_000);
+    assert.notEqual(renewed, before);
+    await waitFor(async () => valueOf(await scrape(ports[0]!.admin), "registry_gateway_tls_store_up") === 1, { timeoutMs: 10_000, what: "tls_store_up 1" });
+    const lines = (msg: RegExp) => gateways[0]!.logs().filter((l) => msg.test(String(l.msg))).length;
+    assert.equal(lines(/TLS store \(Redis\) does not answer/), 1);
+    assert.equal(lines(/TLS store \(Redis\) answers again/), 1);
+  });
+});
