@@ -39,13 +39,13 @@ export function signingKeyPaths(dataDir: string): { certPath: string; keyPath: s
   return { certPath: path.join(dataDir, "tokens", "signing.crt"), keyPath: path.join(dataDir, "tokens", "signing.key") };
 }
 
-export async function loadSigningKey(config: Pick<GatewayConfig, "dataDir" | "tokens" | "tls" | "redis">): Promise<SigningKey> {
+export async function loadSigningKey(config: Pick<GatewayConfig, "dataDir" | "tokens"> & Partial<Pick<GatewayConfig, "tls" | "redis">>): Promise<SigningKey> {
   const { tokens } = config;
   if (tokens.key !== undefined && tokens.cert !== undefined) {
     const [keyPem, certPem] = await Promise.all([readFile(tokens.key, "utf8"), readFile(tokens.cert, "utf8")]);
     return importSigningKey(keyPem, certPem, { certPath: tokens.cert, keyPath: tokens.key }, null, false);
   }
-  if (tlsStoreKind(config) === "redis") return loadFleetKey(config, tokens.algorithm);
+  if (config.tls && tlsStoreKind({ tls: config.tls, redis: config.redis }) === "redis") return loadFleetKey({ ...config, tls: config.tls }, tokens.algorithm);
   return loadGeneratedKey(config.dataDir, signingKeyPaths(config.dataDir), tokens.algorithm);
 }
 

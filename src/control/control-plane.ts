@@ -99,20 +99,21 @@ export class ControlPlane {
   async start(config: GatewayConfig): Promise<void> {
     // Before anything is started: a token file that cannot be read stops the start with nothing to undo.
     const credential = await loadAdminToken(config, this.logger);
-    // Managed backends first: the data plane forwards to their URLs, known once they run.
-    await this.#managed.start(config);
+    // So is a TLS store without its key or out of reach; held from here on, the data plane shares it.
+    this.#store = await holdTlsStore(config);
     let addresses: ServingAddresses;
     try {
+      // Managed backends first: the data plane forwards to their URLs, known once they run.
+      await this.#managed.start(config);
       await loadAcme(config); // acme.js (acme-client with it) is loaded by the first configuration with an ACME site
       addresses = await this.dataPlane.start(config, this.#managed.urls());
     } catch (err) {
       await this.#managed.stop();
+      await this.#store.lease.release();
       throw err;
     }
     this.#startConfig = this.#config = config;
     try {
-      const lease = leaseTlsStore(config);
-      this.#store = { lease, store: await lease.value };
       const loaded = (await loadSiteCertificates(config, { store: this.#store.store })).certificates;
       const certificates = new CertificateStore(loaded, defaultSiteName(config), config.tls.minVersion);
       const served = new ServedCertificates(certificates, loaded, defaultSiteName(config), acmeSiteNames(config));
@@ -347,10 +348,9 @@ export class ControlPlane {
   }
 
   #createFleetSync(store: TlsStore): FleetSync | null {
-    if (!store.fleet || !("openChallenge" in store.fleet)) return null;
-    const channel = store.fleet as ConstructorParameters<typeof FleetSync>[0];
+    if (!store.fleet) return null;
     return new FleetSync(
-      channel,
+      store.fleet,
       {
         refresh: () => this.#refreshFromStore(store),
         applyChallenge: (change) => this.dataPlane.challenge(change),
@@ -379,6 +379,16 @@ export class ControlPlane {
       for (const err of failed) this.logger.error({ err }, "serving a certificate from the shared TLS store failed");
     });
     await this.#acme?.refreshFromDisk();
+  }
+}
+
+async function holdTlsStore(config: GatewayConfig): Promise<{ lease: Lease<Promise<TlsStore>>; store: TlsStore }> {
+  const lease = leaseTlsStore(config);
+  try {
+    return { lease, store: await lease.value };
+  } catch (err) {
+    await lease.release();
+    throw err;
   }
 }
 

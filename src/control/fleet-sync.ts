@@ -28,20 +28,21 @@ export class FleetSync {
   #stopped = false;
 
   constructor(
-    private readonly channel: FleetChannel & { openChallenge(change: ChallengeChange): ChallengeChange },
+    private readonly channel: FleetChannel,
     private readonly hooks: FleetSyncHooks,
     private readonly logger: Logger,
     private readonly timings: FleetTimings,
   ) {}
 
   async start(): Promise<void> {
+    // First: without notices (a failed subscribe) the periodic check still picks changes up.
+    this.#timer = setInterval(() => void this.check(), this.timings.checkMs);
+    this.#timer.unref();
     await this.channel.subscribe(
       (notice) => void this.#onNotice(notice),
       (up) => this.#availability(up),
     );
     for (const change of await this.channel.pendingChallenges().catch(() => [])) await this.hooks.applyChallenge(change).catch(() => {});
-    this.#timer = setInterval(() => void this.check(), this.timings.checkMs);
-    this.#timer.unref();
     await this.#report();
   }
 
@@ -100,7 +101,7 @@ export class FleetSync {
   async #onNotice(notice: FleetNotice): Promise<void> {
     if (notice.kind === "certificate") return this.check();
     try {
-      await this.hooks.applyChallenge(this.channel.openChallenge(notice.change));
+      await this.hooks.applyChallenge(notice.change);
       await this.channel.acknowledge(notice.ackId);
     } catch (error) {
       this.#failed(error as Error, "answering an ACME challenge of another gateway failed");

@@ -161,9 +161,10 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
     subscriber.on("message", (_channel: string, text: string) => {
       try {
         const notice = JSON.parse(text) as FleetNotice;
-        if (notice.from !== this.#options.gateway) onNotice(notice);
+        if (notice.from === this.#options.gateway) return;
+        onNotice(notice.kind === "challenge" ? { ...notice, change: this.#openChallenge(notice.change) } : notice);
       } catch {
-        // Not ours: another version's notice; the periodic check catches up.
+        // Unreadable (another version's, or sealed with another key): the periodic check catches up.
       }
     });
     await waitReady(subscriber, 5000);
@@ -194,7 +195,7 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
   }
 
   /** Opens the sealed key of a challenge notice or record. */
-  openChallenge(change: ChallengeChange): ChallengeChange {
+  #openChallenge(change: ChallengeChange): ChallengeChange {
     if (change.kind !== "alpn" || change.keyPem === null) return change;
     return { ...change, keyPem: this.#options.sealer.open(change.keyPem, `challenge:alpn:${change.host}`) };
   }
@@ -205,7 +206,7 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
     const pending: ChallengeChange[] = [];
     for (const [field, text] of Object.entries(all)) {
       const record = JSON.parse(text) as { change: ChallengeChange; expiresAt: number };
-      if (record.expiresAt > now) pending.push(this.openChallenge(record.change));
+      if (record.expiresAt > now) pending.push(this.#openChallenge(record.change));
       else await this.#client.hdel("tls:challenges", field);
     }
     return pending;

@@ -10,8 +10,9 @@ import {
   writeStoredCertificate,
 } from "./acme-storage.js";
 import type { ChallengeChange } from "./acme-challenges.js";
-import { loadOrCreateCa, loadOrIssueLeaf, leafPaths, readIfExists, withDataDirLock, writeKeyPair, type KeyPairPem, type LeafOptions, type LocalCa, type LockOptions } from "./selfsigned.js";
 import path from "node:path";
+import { ensurePrivateDir, leafPaths, loadOrCreateCa, loadOrIssueLeaf, readIfExists, withDataDirLock, type KeyPairPem, type LeafOptions, type LocalCa, type LockOptions } from "./selfsigned.js";
+import { writeFileAtomically } from "../util/atomic-write.js";
 
 export type TlsStoreKind = "files" | "redis";
 
@@ -24,7 +25,7 @@ export interface ServedReport {
 
 /** The fleet side of a shared store: change notices, challenge answers, who serves what. */
 export interface FleetChannel {
-  /** Calls `onNotice` for every change another gateway announces; resolves once subscribed. */
+  /** Calls `onNotice` for every change another gateway announces (challenge keys opened); resolves once subscribed. */
   subscribe(onNotice: (notice: FleetNotice) => void, onAvailability: (up: boolean) => void): Promise<void>;
   /** Stores and announces a challenge change; resolves once every other gateway listening answers it (bounded wait). */
   publishChallenge(change: ChallengeChange): Promise<void>;
@@ -112,8 +113,9 @@ export class FilesTlsStore implements TlsStore {
       const raced = await readIfExists(file);
       if (raced !== null) return raced;
       const value = await create();
-      // writeKeyPair's key file is written 0600 in a 0700 directory: the same care as any private key.
-      await writeKeyPair({ keyPath: file, certPath: `${file}.created` }, { keyPem: value, certPem: `${new Date().toISOString()}\n` });
+      // 0600 in a 0700 directory: the same care as any private key.
+      await ensurePrivateDir(path.dirname(file));
+      await writeFileAtomically(file, value, 0o600);
       return value;
     });
   }

@@ -20,8 +20,9 @@ const HOST = "fleet.registry.test";
 const ORDERING = "ordering an ACME certificate";
 const ENV = {
   GATEWAY_TLS_STORE_KEY: "fleet test store key, long enough",
-  // Test speed only: check the store every second, a short order lease, fast ACME retries and polling.
-  RG_TEST_TLS_STORE_TIMINGS: JSON.stringify({ checkMs: 1000, orderLeaseMs: 3000, ackWaitMs: 3000, acmeRetryMs: 1000, acmePollMs: 100 }),
+  // Test speed only: a short order lease, fast ACME retries and polling. The periodic check is slower than
+  // the 5 s a rotation may take to reach every gateway: the notices must do it.
+  RG_TEST_TLS_STORE_TIMINGS: JSON.stringify({ checkMs: 10_000, orderLeaseMs: 3000, ackWaitMs: 3000, acmeRetryMs: 1000, acmePollMs: 100 }),
 };
 
 interface Ports {
@@ -35,7 +36,7 @@ function handshake(port: number): Promise<{ serial: string; issuer: string }> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: "127.0.0.1", port, servername: HOST, rejectUnauthorized: false }, () => {
       const peer = socket.getPeerCertificate();
-      resolve({ serial: peer.serialNumber, issuer: peer.issuer.CN ?? "" });
+      resolve({ serial: peer.serialNumber, issuer: String(peer.issuer.CN ?? "") });
       socket.end();
     });
     socket.setTimeout(5000, () => socket.destroy(new Error("handshake timed out")));
