@@ -365,20 +365,23 @@ export class ControlPlane {
   async #refreshFromStore(store: TlsStore): Promise<void> {
     if (!this.#running || this.#stopped) return;
     const running = this.#running;
-    await this.#serialized(async () => {
-      const config = this.#config!;
-      const generated = new Set(config.sites.filter((site) => site.tls.source === "generated").map(siteName));
-      if (generated.size === 0) return;
-      const { certificates } = await loadSiteCertificates(config, { sites: generated, store });
-      const serving = new Map(running.certificates.info().map((info) => [info.site, info.serial]));
-      const changed = certificates.filter((certificate) => new X509Certificate(certificate.certPem).serialNumber !== serving.get(certificate.site));
-      if (changed.length === 0) return;
-      running.served.replaceSome(changed);
-      const failed = await this.dataPlane.replaceCertificates(running.served.loaded);
-      for (const certificate of changed) this.logger.info({ site: certificate.site, serial: new X509Certificate(certificate.certPem).serialNumber }, "certificate from the shared TLS store in service");
-      for (const err of failed) this.logger.error({ err }, "serving a certificate from the shared TLS store failed");
-    });
-    await this.#acme?.refreshFromDisk();
+    // Both kinds are picked up whatever happens to the other: a failure is thrown once both had their turn.
+    const generated = this.#serialized(() => this.#refreshGenerated(running, store));
+    await Promise.all([generated, this.#acme?.refreshFromDisk()]);
+  }
+
+  async #refreshGenerated(running: Running, store: TlsStore): Promise<void> {
+    const config = this.#config!;
+    const generated = new Set(config.sites.filter((site) => site.tls.source === "generated").map(siteName));
+    if (generated.size === 0) return;
+    const { certificates } = await loadSiteCertificates(config, { sites: generated, store });
+    const serving = new Map(running.certificates.info().map((info) => [info.site, info.serial]));
+    const changed = certificates.filter((certificate) => new X509Certificate(certificate.certPem).serialNumber !== serving.get(certificate.site));
+    if (changed.length === 0) return;
+    running.served.replaceSome(changed);
+    const failed = await this.dataPlane.replaceCertificates(running.served.loaded);
+    for (const certificate of changed) this.logger.info({ site: certificate.site, serial: new X509Certificate(certificate.certPem).serialNumber }, "certificate from the shared TLS store in service");
+    for (const err of failed) this.logger.error({ err }, "serving a certificate from the shared TLS store failed");
   }
 }
 

@@ -26,6 +26,7 @@ export class FleetSync {
   #refreshing: Promise<void> | null = null;
   #again = false;
   #stopped = false;
+  #lastProblem: string | null = null;
 
   constructor(
     private readonly channel: FleetChannel,
@@ -69,9 +70,10 @@ export class FleetSync {
         try {
           await this.hooks.refresh();
           await this.#report();
-          this.#availability(true);
+          this.#lastProblem = null;
+          if (this.channel.available()) this.#availability(true);
         } catch (error) {
-          this.#failed(error as Error, "reading the shared TLS store failed: the certificates in memory stay in service");
+          this.#failed(error as Error, "reading the shared TLS store failed");
         }
       } while (this.#again && !this.#stopped);
     })().finally(() => (this.#refreshing = null));
@@ -113,9 +115,13 @@ export class FleetSync {
     await this.channel.reportServed({ gateway: gatewayName(), at: new Date().toISOString(), certificates }, this.timings.checkMs * 3);
   }
 
+  /** An outage is a transition (one line); any other failure is logged once until another one replaces it. */
   #failed(error: Error, what: string): void {
     this.#errors++;
-    this.#availability(false, { err: error.message, what });
+    if (!this.channel.available()) return this.#availability(false, { err: error.message, what });
+    if (error.message === this.#lastProblem) return;
+    this.#lastProblem = error.message;
+    this.logger.error({ err: error.message }, `${what}: the certificates in memory stay in service`);
   }
 
   /** Logs only transitions: a Redis outage is one line down and one line up, however long it lasts. */

@@ -78,8 +78,10 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
     return this.#creating("ca", async () => {
       const raced = await this.#readPair("ca", "ca");
       if (raced) return { ...(await this.#mirrorCa(raced)), created: false };
-      // A CA this machine already made (before the fleet) is kept: its clients already trust it.
-      const local = await readCa(caPaths(this.#options.dataDir));
+      // A CA this machine already made (before the fleet) is kept: its clients already trust it. A
+      // certificate without its key is only this store's earlier mirror, not a CA to adopt.
+      const paths = caPaths(this.#options.dataDir);
+      const local = (await readIfExists(paths.keyPath)) === null ? null : await readCa(paths);
       const pair = local ? { certPem: local.certPem, keyPem: local.keyPem } : await createCa(validityDays);
       await this.#writePair("ca", "ca", pair);
       return { ...(await this.#mirrorCa(pair)), created: !local };
@@ -214,6 +216,10 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
 
   async reportServed(report: ServedReport, ttlMs: number): Promise<void> {
     await this.#client.hset("tls:served", report.gateway, JSON.stringify({ ...report, expiresAt: Date.now() + ttlMs }));
+  }
+
+  available(): boolean {
+    return this.#client.status === "ready";
   }
 
   async servedReports(): Promise<ServedReport[]> {

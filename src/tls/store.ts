@@ -184,7 +184,10 @@ export async function loadSiteCertificates(
   const localCa = async (): Promise<LocalCa> => (ca ??= await store.loadOrCreateCa(config.tls.generated.caValidityDays));
 
   const generated: CertificateSource = async (site, name) => {
-    const names = [...site.hosts, ...(listensLocally(config.listen.host) ? LOCAL_NAMES : [])];
+    // A shared store's leaf is one for the whole fleet: its names must not depend on where this gateway
+    // listens, or gateways listening differently would each re-issue it for themselves, in turn, forever.
+    const local = store.kind === "redis" || listensLocally(config.listen.host);
+    const names = [...site.hosts, ...(local ? LOCAL_NAMES : [])];
     const leaf = await store.loadOrIssueLeaf(await localCa(), name, names, config.tls.generated.leafValidityDays, {
       force: options.renew?.has(name) ?? false,
     });

@@ -34,6 +34,8 @@ export interface FleetChannel {
   /** Confirms a challenge notice was applied here, so its publisher may let the CA validate. */
   acknowledge(ackId: string): Promise<void>;
   reportServed(report: ServedReport, ttlMs: number): Promise<void>;
+  /** Connected now (a failure while connected is not an outage). */
+  available(): boolean;
   servedReports(): Promise<ServedReport[]>;
 }
 

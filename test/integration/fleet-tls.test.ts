@@ -17,6 +17,8 @@ import { waitFor } from "../helpers/process.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
 
 const HOST = "fleet.registry.test";
+/** A site with a certificate from the fleet's own CA. */
+const GENERATED_HOST = "local.registry.test";
 const ORDERING = "ordering an ACME certificate";
 const ENV = {
   GATEWAY_TLS_STORE_KEY: "fleet test store key, long enough",
@@ -31,10 +33,10 @@ interface Ports {
   admin: number;
 }
 
-/** The serial and issuer a fresh handshake with `port` gets for HOST. */
-function handshake(port: number): Promise<{ serial: string; issuer: string }> {
+/** The serial and issuer a fresh handshake with `port` gets for `servername`. */
+function handshake(port: number, servername = HOST): Promise<{ serial: string; issuer: string }> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: "127.0.0.1", port, servername: HOST, rejectUnauthorized: false }, () => {
+    const socket = tls.connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false }, () => {
       const peer = socket.getPeerCertificate();
       resolve({ serial: peer.serialNumber, issuer: String(peer.issuer.CN ?? "") });
       socket.end();
@@ -83,6 +85,9 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
           `    hosts: [${HOST}]`,
           "    backend: http://127.0.0.1:9",
           `    tls: { source: acme, directory: "${pebble.directoryUrl}", caFile: "${pebble.caFile}", challenge: http-01 }`,
+          "  - name: local",
+          `    hosts: [${GENERATED_HOST}]`,
+          "    backend: http://127.0.0.1:9",
           "",
         ].join("\n"),
       );
@@ -111,6 +116,17 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
     );
   }
 
+  /** Every running gateway serves one generated certificate (other than `not`); resolves with its serial. */
+  async function fleetServesOneGenerated(not?: string, timeoutMs = 10_000): Promise<string> {
+    return waitFor(
+      async () => {
+        const serials = new Set((await Promise.all(running().map((i) => handshake(ports[i]!.https, GENERATED_HOST)))).map((s) => s.serial));
+        return serials.size === 1 && !serials.has(not ?? "") ? [...serials][0] : undefined;
+      },
+      { timeoutMs, intervalMs: 100, what: "every gateway serving the same generated certificate" },
+    );
+  }
+
   it("orders once for the fleet, and another gateway completes the order when its holder dies mid-order", async () => {
     await Promise.all([0, 1, 2].map(start));
     const holder = await waitFor(() => running().find((i) => gateways[i]!.logs().some((l) => l.msg === ORDERING)), {
@@ -129,10 +145,13 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
     await start(holder);
     await fleetServesOne();
     assert.equal(gateways[holder]!.logs().filter((l) => l.msg === ORDERING).length, 0);
+    // One CA and one leaf for the generated site too, though all three started at once.
+    await fleetServesOneGenerated();
   });
 
   it("`cert rotate` on one gateway: pebble validates through the others, all three serve the new serial within 5 s", async () => {
     const before = await fleetServesOne();
+    const generatedBefore = await fleetServesOneGenerated();
     const orders = pebble.orders();
     const ordering = () => gateways[0]!.logs().filter((l) => l.msg === ORDERING).length;
     const orderingBefore = ordering();
@@ -142,20 +161,21 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
     const after = await fleetServesOne(before, 5000);
     assert.ok(Date.now() - startedAt <= 5000);
     assert.notEqual(after, before);
+    await fleetServesOneGenerated(generatedBefore, Math.max(0, startedAt + 5000 - Date.now()));
     assert.equal(pebble.orders() - orders, 1, "one order for the rotation");
     assert.equal(ordering() - orderingBefore, 1, "gateway 1 placed it: pebble could only reach 2 and 3");
 
     // cert status: the store's certificate, and what each gateway reports it serves. A killed gateway's
     // report stays until its heartbeat runs out; every running one reports the store's serial.
-    type Status = { certificates: { certificate: { serial: string } }[]; gateways: { gateway: string; certificates: { serial: string }[] }[] };
+    type Status = { certificates: { site: string; certificate: { serial: string } }[]; gateways: { gateway: string; certificates: { site: string; serial: string }[] }[] };
     const names = running().map((i) => `${hostname()}/${gateways[i]!.process.pid}`);
     await waitFor(
       async () => {
         const status = await cli(["cert", "status", "--json", "--config", configs[1]!], { env: ENV });
         assert.equal(status.code, 0, status.stderr);
         const fleet = JSON.parse(status.stdout) as Status;
-        const storeSerial = fleet.certificates[0]!.certificate.serial;
-        const reported = new Map(fleet.gateways.map((g) => [g.gateway, g.certificates[0]?.serial]));
+        const storeSerial = fleet.certificates.find((c) => c.site === "fleet")!.certificate.serial;
+        const reported = new Map(fleet.gateways.map((g) => [g.gateway, g.certificates.find((c) => c.site === "fleet")?.serial]));
         return storeSerial.toUpperCase() === after.toUpperCase() && names.every((name) => reported.get(name) === storeSerial);
       },
       { timeoutMs: 10_000, intervalMs: 200, what: "every running gateway reporting the store's serial in cert status" },

@@ -17,6 +17,7 @@ let server: RedisServer;
 let raw: Redis;
 let tmp: string;
 const opened: TlsStore[] = [];
+const dataDirs = new Map<TlsStore, string>();
 
 before(async () => {
   server = await startRedis();
@@ -39,6 +40,7 @@ async function fleetOf(count: number, secret = SECRET, keyPrefix = `t${++prefixe
     const dataDir = await mkdtemp(path.join(tmp, "gw-"));
     const store = (await openTlsStore({ kind: "redis", dataDir, redis }, { [STORE_KEY_ENV]: secret }, `gateway-${i}`)) as RedisTlsStore;
     opened.push(store);
+    dataDirs.set(store, dataDir);
     stores.push(store);
   }
   return stores;
@@ -67,6 +69,21 @@ describe("the Redis TLS store", () => {
     const values = await allValues(`t${prefixes}:`);
     assert.ok(values.length >= 2);
     for (const value of values) assert.doesNotMatch(value, /PRIVATE KEY/);
+  });
+
+  test("an empty store adopts a CA the gateway already had, not the certificate it only mirrored", async () => {
+    const [a] = await fleetOf(1);
+    const before = await loadOrCreateCa(dataDirs.get(a!)!, 10);
+    const adopted = await a!.loadOrCreateCa(10);
+    assert.equal(adopted.certPem, before.certPem);
+    assert.equal(adopted.created, false);
+    // The store emptied (a Redis without persistence restarted): the local CA key is gone, only the mirror stays.
+    const [b] = await fleetOf(1);
+    const mirrored = await b!.loadOrCreateCa(10);
+    await raw.del(`t${prefixes}:tls:ca`);
+    const fresh = await b!.loadOrCreateCa(10);
+    assert.equal(fresh.created, true);
+    assert.notEqual(fresh.certPem, mirrored.certPem);
   });
 
   test("a forced leaf is new for every gateway and announced to the others", async () => {
