@@ -129,11 +129,14 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
 
   it("orders once for the fleet, and another gateway completes the order when its holder dies mid-order", async () => {
     await Promise.all([0, 1, 2].map(start));
-    const holder = await waitFor(() => running().find((i) => gateways[i]!.logs().some((l) => l.msg === ORDERING)), {
-      timeoutMs: 30_000,
-      intervalMs: 10,
-      what: "a gateway ordering",
-    });
+    // An object, not the bare index: gateway 0 would read as "not yet".
+    const { holder } = await waitFor(
+      () => {
+        const found = running().find((i) => gateways[i]!.logs().some((l) => l.msg === ORDERING));
+        return found === undefined ? undefined : { holder: found };
+      },
+      { timeoutMs: 30_000, intervalMs: 10, what: "a gateway ordering" },
+    );
     await gateways[holder]!.process.stop(0); // SIGKILL
     assert.equal(gateways[holder]!.logs().filter((l) => l.msg === "ACME certificate in service").length, 0, "killed before its order completed");
     gateways[holder] = null;
