@@ -19,7 +19,11 @@ import { startRedis, type RedisServer } from "../helpers/redis.js";
 const HOST = "fleet.registry.test";
 /** A site with a certificate from the fleet's own CA. */
 const GENERATED_HOST = "local.registry.test";
+/** A site validated over TLS-ALPN-01: the validator's handshake lands on another gateway than the orderer. */
+const ALPN_HOST = "alpn.registry.test";
 const ORDERING = "ordering an ACME certificate";
+/** A gateway's log lines saying it ordered for `site`. */
+const orderingLines = (gateway: GatewayProcess, site = "fleet") => gateway.logs().filter((l) => l.msg === ORDERING && l.site === site);
 const ENV = {
   GATEWAY_TLS_STORE_KEY: "fleet test store key, long enough",
   // Test speed only: a short order lease, fast ACME retries and polling. The periodic check is slower than
@@ -85,6 +89,10 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
           `    hosts: [${HOST}]`,
           "    backend: http://127.0.0.1:9",
           `    tls: { source: acme, directory: "${pebble.directoryUrl}", caFile: "${pebble.caFile}", challenge: http-01 }`,
+          "  - name: alpn",
+          `    hosts: [${ALPN_HOST}]`,
+          "    backend: http://127.0.0.1:9",
+          `    tls: { source: acme, directory: "${pebble.directoryUrl}", caFile: "${pebble.caFile}", challenge: tls-alpn-01 }`,
           "  - name: local",
           `    hosts: [${GENERATED_HOST}]`,
           "    backend: http://127.0.0.1:9",
@@ -104,26 +112,16 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
   const start = async (i: number) => (gateways[i] = await startGatewayProcess(configs[i]!, ENV));
   const running = () => gateways.flatMap((gateway, i) => (gateway ? [i] : []));
 
-  /** Every running gateway serves one certificate from pebble (other than `not`); resolves with its serial. */
-  async function fleetServesOne(not?: string, timeoutMs = 30_000): Promise<string> {
+  /** Every running gateway serves one certificate for `host` (other than `not`); resolves with its serial. */
+  async function fleetServesOne(host = HOST, not?: string, timeoutMs = 30_000): Promise<string> {
+    const fromTheCa = host === GENERATED_HOST ? () => true : fromPebble;
     return waitFor(
       async () => {
-        const served = await Promise.all(running().map((i) => handshake(ports[i]!.https)));
+        const served = await Promise.all(running().map((i) => handshake(ports[i]!.https, host)));
         const serials = new Set(served.map((s) => s.serial));
-        return served.every((s) => fromPebble(s.issuer)) && serials.size === 1 && !serials.has(not ?? "") ? [...serials][0] : undefined;
+        return served.every((s) => fromTheCa(s.issuer)) && serials.size === 1 && !serials.has(not ?? "") ? [...serials][0] : undefined;
       },
-      { timeoutMs, intervalMs: 100, what: "every gateway serving the same certificate from pebble" },
-    );
-  }
-
-  /** Every running gateway serves one generated certificate (other than `not`); resolves with its serial. */
-  async function fleetServesOneGenerated(not?: string, timeoutMs = 10_000): Promise<string> {
-    return waitFor(
-      async () => {
-        const serials = new Set((await Promise.all(running().map((i) => handshake(ports[i]!.https, GENERATED_HOST)))).map((s) => s.serial));
-        return serials.size === 1 && !serials.has(not ?? "") ? [...serials][0] : undefined;
-      },
-      { timeoutMs, intervalMs: 100, what: "every gateway serving the same generated certificate" },
+      { timeoutMs, intervalMs: 100, what: `every gateway serving the same certificate for ${host}` },
     );
   }
 
@@ -132,41 +130,46 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
     // An object, not the bare index: gateway 0 would read as "not yet".
     const { holder } = await waitFor(
       () => {
-        const found = running().find((i) => gateways[i]!.logs().some((l) => l.msg === ORDERING));
+        const found = running().find((i) => orderingLines(gateways[i]!).length > 0);
         return found === undefined ? undefined : { holder: found };
       },
       { timeoutMs: 30_000, intervalMs: 10, what: "a gateway ordering" },
     );
     await gateways[holder]!.process.stop(0); // SIGKILL
-    assert.equal(gateways[holder]!.logs().filter((l) => l.msg === "ACME certificate in service").length, 0, "killed before its order completed");
+    assert.equal(gateways[holder]!.logs().filter((l) => l.msg === "ACME certificate in service" && l.site === "fleet").length, 0, "killed before its order completed");
     gateways[holder] = null;
     await fleetServesOne();
-    const survivorsOrdering = running().flatMap((i) => gateways[i]!.logs().filter((l) => l.msg === ORDERING));
+    const survivorsOrdering = running().flatMap((i) => orderingLines(gateways[i]!));
     assert.equal(survivorsOrdering.length, 1, "one survivor took the order over, the other adopted its certificate");
-    assert.ok(pebble.orders() <= 2, `pebble saw ${pebble.orders()} orders: the dead holder's and its successor's at most`);
+    // Per site at most the dead holder's order and its successor's.
+    await fleetServesOne(ALPN_HOST);
+    assert.ok(pebble.orders() <= 4, `pebble saw ${pebble.orders()} orders for two sites`);
     // Back: it serves what the fleet stored, without ordering.
     await start(holder);
     await fleetServesOne();
     assert.equal(gateways[holder]!.logs().filter((l) => l.msg === ORDERING).length, 0);
+    await fleetServesOne(ALPN_HOST);
     // One CA and one leaf for the generated site too, though all three started at once.
-    await fleetServesOneGenerated();
+    await fleetServesOne(GENERATED_HOST);
   });
 
   it("`cert rotate` on one gateway: pebble validates through the others, all three serve the new serial within 5 s", async () => {
     const before = await fleetServesOne();
-    const generatedBefore = await fleetServesOneGenerated();
+    const generatedBefore = await fleetServesOne(GENERATED_HOST);
     const orders = pebble.orders();
+    const alpnBefore = await fleetServesOne(ALPN_HOST);
     const ordering = () => gateways[0]!.logs().filter((l) => l.msg === ORDERING).length;
     const orderingBefore = ordering();
     const rotated = await cli(["cert", "rotate", "--config", configs[0]!], { env: { ...ENV } });
     assert.equal(rotated.code, 0, rotated.stderr + rotated.stdout);
     const startedAt = Date.now();
-    const after = await fleetServesOne(before, 5000);
+    const after = await fleetServesOne(HOST, before, 5000);
     assert.ok(Date.now() - startedAt <= 5000);
     assert.notEqual(after, before);
-    await fleetServesOneGenerated(generatedBefore, Math.max(0, startedAt + 5000 - Date.now()));
-    assert.equal(pebble.orders() - orders, 1, "one order for the rotation");
-    assert.equal(ordering() - orderingBefore, 1, "gateway 1 placed it: pebble could only reach 2 and 3");
+    await fleetServesOne(GENERATED_HOST, generatedBefore, Math.max(0, startedAt + 5000 - Date.now()));
+    await fleetServesOne(ALPN_HOST, alpnBefore, Math.max(0, startedAt + 5000 - Date.now()));
+    assert.equal(pebble.orders() - orders, 2, "one order per ACME site for the rotation");
+    assert.equal(ordering() - orderingBefore, 2, "gateway 1 placed them: pebble could only reach 2 and 3");
 
     // cert status: the store's certificate, and what each gateway reports it serves. A killed gateway's
     // report stays until its heartbeat runs out; every running one reports the store's serial.
@@ -210,7 +213,7 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
     assert.notEqual(rotated.code, 0);
     for (const i of running()) assert.equal((await handshake(ports[i]!.https)).serial, before);
     await redis.start();
-    const renewed = await fleetServesOne(before, 30_000);
+    const renewed = await fleetServesOne(HOST, before, 30_000);
     assert.notEqual(renewed, before);
     await waitFor(async () => valueOf(await scrape(ports[0]!.admin), "registry_gateway_tls_store_up") === 1, { timeoutMs: 10_000, what: "tls_store_up 1" });
     const lines = (msg: RegExp) => gateways[0]!.logs().filter((l) => msg.test(String(l.msg))).length;
