@@ -101,6 +101,13 @@ export class ControlPlane {
     const credential = await loadAdminToken(config, this.logger);
     // So is a TLS store without its key or out of reach; held from here on, the data plane shares it.
     this.#store = await holdTlsStore(config);
+    if (config.redis && config.tls.store === undefined && this.#store.store.kind === "files") {
+      // Said once: a fleet whose gateways lack the store key would otherwise each keep certificates to itself.
+      this.logger.warn(
+        { store: "files" },
+        "certificates stay in dataDir although redis is configured: no store key (GATEWAY_TLS_STORE_KEY or tls.storeKeyFile) to seal them in Redis; set one to share them with a fleet, or tls.store: files",
+      );
+    }
     let addresses: ServingAddresses;
     try {
       // Managed backends first: the data plane forwards to their URLs, known once they run.
