@@ -10,6 +10,7 @@ import type { GatewayConfig, ListenAddress } from "../config/schema.js";
 import { defaultSiteName, siteName } from "../config/site-names.js";
 import { AcmeManager, acmeSites, type AcmeLogger } from "./acme.js";
 import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./acme-challenges.js";
+import { ForwardingResponder } from "../control/forwarding-responder.js";
 import { certificateStatus } from "./cert-info.js";
 import { report, selectSites, type RotationOutcome } from "./rotation.js";
 import { CertificateStore, loadSiteCertificates } from "./store.js";
@@ -66,7 +67,9 @@ async function servedSerials(config: GatewayConfig): Promise<Map<string, { seria
 /** Orders for `names`; returns the sites that failed and why. */
 async function orderWithTemporaryListeners(config: GatewayConfig, store: TlsStore, names: string[], logger?: AcmeLogger): Promise<Map<string, string>> {
   const sites = acmeSites(config).filter((site) => names.includes(site.name));
-  const responder = new AcmeChallengeResponder();
+  // With a shared store the balancer may send the CA to a running gateway of the fleet: it answers too.
+  const fleet = store.fleet;
+  const responder = fleet ? new ForwardingResponder((change) => fleet.publishChallenge(change)) : new AcmeChallengeResponder();
   const servers: (http.Server | tls.Server)[] = [];
   const failures = new Map<string, string>();
   try {

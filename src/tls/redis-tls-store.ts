@@ -186,7 +186,8 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
     // A stored ALPN key travels sealed in the notice too: Redis sees no private key, even in passing.
     const wire = change.kind === "alpn" && change.keyPem !== null ? { ...change, keyPem: this.#options.sealer.seal(change.keyPem, `challenge:${field}`) } : change;
     const listeners = await this.#client.publish(this.#channel, JSON.stringify({ kind: "challenge", change: wire, ackId, from: this.#options.gateway }));
-    const others = Math.max(0, listeners - 1);
+    // Our own subscription, if any, hears it too.
+    const others = Math.max(0, listeners - (this.#subscriber ? 1 : 0));
     if (!adding || others === 0) return;
     const deadline = Date.now() + (this.#options.challengeAckWaitMs ?? 5000);
     while (Date.now() < deadline && (await this.#client.scard(`tls:ack:${ackId}`)) < others) await new Promise((r) => setTimeout(r, 20));
