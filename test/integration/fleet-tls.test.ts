@@ -1,8 +1,9 @@
 // Three gateways, each its own process and data directory, sharing only Redis for their certificates and
 // ACME state, behind HAProxy (round robin). pebble validates through HAProxy frontends that reach only the
-// second and third gateway, so an order the first gateway places is answered by another one.
+// second and third gateway, so an order the first gateway places is answered by another one. The third runs
+// two workers from the rotation on.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -154,6 +155,10 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
   });
 
   it("`cert rotate` on one gateway: pebble validates through the others, all three serve the new serial within 5 s", async () => {
+    // The third gateway from now on runs two workers: certificates and challenge answers must reach both.
+    await gateways[2]!.process.stop(5000);
+    await writeFile(configs[2]!, (await readFile(configs[2]!, "utf8")).replace("workers: 1", "workers: 2"));
+    await start(2);
     const before = await fleetServesOne();
     const generatedBefore = await fleetServesOne(GENERATED_HOST);
     const orders = pebble.orders();
