@@ -6,7 +6,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { importPKCS8, importX509, type CryptoKey } from "jose";
 import type { GatewayConfig } from "../config/schema.js";
-import { keyPairProblem, peculiarX509, withDataDirLock, writeKeyPair } from "../tls/selfsigned.js";
+import { ensurePrivateDir, keyPairProblem, peculiarX509, withDataDirLock, writeKeyPair } from "../tls/selfsigned.js";
+import { loadOrCreateSharedSecret, tlsStoreKind } from "../tls/tls-stores.js";
+import { writeFileAtomically } from "../util/atomic-write.js";
 
 export type SigningAlgorithm = "ES256" | "RS256";
 
@@ -37,13 +39,29 @@ export function signingKeyPaths(dataDir: string): { certPath: string; keyPath: s
   return { certPath: path.join(dataDir, "tokens", "signing.crt"), keyPath: path.join(dataDir, "tokens", "signing.key") };
 }
 
-export async function loadSigningKey(config: Pick<GatewayConfig, "dataDir" | "tokens">): Promise<SigningKey> {
+export async function loadSigningKey(config: Pick<GatewayConfig, "dataDir" | "tokens"> & Partial<Pick<GatewayConfig, "tls" | "redis">>): Promise<SigningKey> {
   const { tokens } = config;
   if (tokens.key !== undefined && tokens.cert !== undefined) {
     const [keyPem, certPem] = await Promise.all([readFile(tokens.key, "utf8"), readFile(tokens.cert, "utf8")]);
     return importSigningKey(keyPem, certPem, { certPath: tokens.cert, keyPath: tokens.key }, null, false);
   }
+  if (config.tls && tlsStoreKind({ tls: config.tls, redis: config.redis }) === "redis") return loadFleetKey({ ...config, tls: config.tls }, tokens.algorithm);
   return loadGeneratedKey(config.dataDir, signingKeyPaths(config.dataDir), tokens.algorithm);
+}
+
+/** With the redis TLS store, one generated pair for the whole fleet: a token one gateway issues verifies on every other. */
+async function loadFleetKey(config: Pick<GatewayConfig, "dataDir" | "tls" | "redis">, algorithm: SigningAlgorithm): Promise<SigningKey> {
+  let created = false;
+  const text = await loadOrCreateSharedSecret(config, `token-signing-${algorithm}`, async () => {
+    created = true;
+    return JSON.stringify(await generatePair(algorithm));
+  });
+  const pair = JSON.parse(text) as { certPem: string; keyPem: string };
+  // The certificate is mirrored where `token cert` and token-auth backends have always found it.
+  const paths = signingKeyPaths(config.dataDir);
+  await ensurePrivateDir(path.dirname(paths.certPath));
+  await writeFileAtomically(paths.certPath, pair.certPem, 0o644);
+  return importSigningKey(pair.keyPem, pair.certPem, { certPath: paths.certPath, keyPath: `the TLS store's secret token-signing-${algorithm}` }, algorithm, created);
 }
 
 /**

@@ -5,7 +5,9 @@ import type { ReloadOutcome } from "../admin-actions.js";
 import { postAdminAction } from "../admin-client.js";
 import { adminTokenSource } from "../admin-token.js";
 import type { GatewayConfig } from "../config/schema.js";
-import { certificateStatus } from "../tls/cert-info.js";
+import { certificateStatus, fleetServed } from "../tls/cert-info.js";
+import type { ServedReport } from "../tls/tls-store.js";
+import { tlsStoreKind } from "../tls/tls-stores.js";
 import type { RotatedCertificate, RotationOutcome } from "../tls/rotation.js";
 import { formatCertificateStatus } from "./cert-status-table.js";
 
@@ -48,8 +50,14 @@ export function registerCertCommands(cert: Command, loadConfig: LoadConfig): voi
     .requiredOption("-c, --config <file>", "configuration file (YAML)")
     .option("--json", "print JSON instead of a table")
     .action(async ({ config: file, json }: { config: string; json?: boolean }) => {
-      const rows = await certificateStatus(await loadConfig(file));
-      console.log(json ? JSON.stringify(rows, null, 2) : formatCertificateStatus(rows));
+      const config = await loadConfig(file);
+      const rows = await certificateStatus(config);
+      if (tlsStoreKind(config) === "files") return console.log(json ? JSON.stringify(rows, null, 2) : formatCertificateStatus(rows));
+      // A fleet: the store's certificates, and what each gateway reports it serves.
+      const gateways = await fleetServed(config);
+      if (json) return console.log(JSON.stringify({ certificates: rows, gateways }, null, 2));
+      console.log(formatCertificateStatus(rows));
+      console.log(formatFleetServed(gateways));
     });
 
   cert
@@ -81,6 +89,15 @@ export function registerCertCommands(cert: Command, loadConfig: LoadConfig): voi
       for (const result of outcome.certificates) (result.outcome === "failed" ? console.error : console.log)(describe(result));
       if (!outcome.ok) process.exit(1);
     });
+}
+
+function formatFleetServed(gateways: readonly ServedReport[]): string {
+  if (gateways.length === 0) return "\nno gateway reports what it serves (none running, or none reached the shared store lately)";
+  const lines = ["", "served by each gateway of the fleet:"];
+  for (const gateway of gateways) {
+    for (const certificate of gateway.certificates) lines.push(`  ${gateway.gateway}  ${certificate.site}  serial ${certificate.serial}  expires ${certificate.notAfter}  (reported ${gateway.at})`);
+  }
+  return lines.join("\n");
 }
 
 function describe(result: RotatedCertificate): string {

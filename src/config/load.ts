@@ -215,10 +215,13 @@ function forEachValueScalar(node: unknown, keyPath: KeyPath, visit: (scalar: Sca
 // ---------------------------------------------------------------------------------------------------------
 // GATEWAY_* overrides
 
+/** GATEWAY_* variables that are not keys: a secret read where it is used, so the configuration never holds it. */
+const NOT_OVERRIDES = new Set(["GATEWAY_TLS_STORE_KEY"]);
+
 function applyOverrides(data: unknown, env: NodeJS.ProcessEnv, applied: Override[]): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const variables = Object.keys(env)
-    .filter((name) => name.startsWith(ENV_PREFIX) && env[name] !== undefined)
+    .filter((name) => name.startsWith(ENV_PREFIX) && env[name] !== undefined && !NOT_OVERRIDES.has(name))
     .sort();
   for (const variable of variables) {
     const problem = applyOverride(data, variable, env[variable]!, applied);

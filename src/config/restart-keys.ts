@@ -12,6 +12,9 @@ const RESTART_ONLY: readonly { key: string; read: (config: GatewayConfig) => unk
   { key: "admin.token", read: (c) => c.admin.token },
   { key: "admin.tokenFile", read: (c) => c.admin.tokenFile },
   { key: "tls.minVersion", read: (c) => c.tls.minVersion },
+  // The control plane keeps the TLS store it started with (its ACME manager, notices and served reports).
+  { key: "tls.store", read: (c) => c.tls.store },
+  { key: "tls.storeKeyFile", read: (c) => c.tls.storeKeyFile },
   { key: "limits.maxHeaderBytes", read: (c) => c.limits.maxHeaderBytes },
   { key: "timeouts.handshake", read: (c) => c.timeouts.handshake },
   { key: "log.format", read: (c) => c.log.format },

@@ -594,6 +594,10 @@ export const gatewayConfig = z
          * checked and the site it talks to must be one. Clients that send no SNI (IP addresses) are not affected.
          */
         strictSni: z.boolean().default(true),
+        /** Where certificates, the CA and ACME state live: redis shares them with a fleet (keys sealed). Default: see tls-stores.ts. */
+        store: z.enum(["redis", "files"]).optional(),
+        /** A file holding the secret that seals private keys in the redis store (or env GATEWAY_TLS_STORE_KEY). */
+        storeKeyFile: z.string().min(1).optional(),
         generated: z
           .strictObject({
             caValidityDays: z.number().int().min(1).default(3650),
@@ -761,6 +765,9 @@ export const gatewayConfig = z
         });
       }
     });
+    if (config.tls.store === "redis" && !config.redis) {
+      ctx.addIssue({ code: "custom", path: ["tls", "store"], message: "tls.store redis keeps certificates in the Redis of the top-level redis block: configure redis, or use tls.store files" });
+    }
     if (!config.admin.allowNonLoopback && !isLoopback(config.admin.listen.host)) {
       ctx.addIssue({
         code: "custom",

@@ -24,6 +24,11 @@ import { watchCertificateExpiry } from "../tls/expiry.js";
 import { rotateServedCertificates, type RotationOutcome } from "../tls/rotation.js";
 import { ServedCertificates } from "../tls/served-certificates.js";
 import { CertificateStore, loadSiteCertificates } from "../tls/store.js";
+import type { TlsStore } from "../tls/tls-store.js";
+import { fleetTimings, leaseTlsStore } from "../tls/tls-stores.js";
+import type { Lease } from "../process/resources.js";
+import { FleetSync } from "./fleet-sync.js";
+import { X509Certificate } from "node:crypto";
 import type { DataPlane, ServingAddresses } from "./data-plane.js";
 import { ForwardingResponder } from "./forwarding-responder.js";
 
@@ -72,13 +77,21 @@ export class ControlPlane {
   /** Reloads, and rotations' replacements of the served set, run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   #stopped: Promise<void> | null = null;
+  /** Where certificates and ACME state live, as started (changing tls.store or redis needs a restart). */
+  #store: { lease: Lease<Promise<TlsStore>>; store: TlsStore } | null = null;
+  /** With the redis store: this gateway's part in the fleet. */
+  #fleet: FleetSync | null = null;
 
   constructor(
     private readonly dataPlane: DataPlane,
     private readonly logger: Logger,
     private readonly options: ControlPlaneOptions = {},
   ) {
-    this.responder = new ForwardingResponder((change) => dataPlane.challenge(change));
+    // In a fleet, an order's challenges are answered by every gateway: the CA may reach any of them.
+    this.responder = new ForwardingResponder(async (change) => {
+      await dataPlane.challenge(change);
+      await this.#fleet?.publishChallenge(change);
+    });
     this.#managed = options.registries ?? new ManagedRegistries(logger, options.managed);
   }
 
@@ -86,24 +99,36 @@ export class ControlPlane {
   async start(config: GatewayConfig): Promise<void> {
     // Before anything is started: a token file that cannot be read stops the start with nothing to undo.
     const credential = await loadAdminToken(config, this.logger);
-    // Managed backends first: the data plane forwards to their URLs, known once they run.
-    await this.#managed.start(config);
+    // So is a TLS store without its key or out of reach; held from here on, the data plane shares it.
+    this.#store = await holdTlsStore(config);
+    if (config.redis && config.tls.store === undefined && this.#store.store.kind === "files") {
+      // Said once: a fleet whose gateways lack the store key would otherwise each keep certificates to itself.
+      this.logger.warn(
+        { store: "files" },
+        "certificates stay in dataDir although redis is configured: no store key (GATEWAY_TLS_STORE_KEY or tls.storeKeyFile) to seal them in Redis; set one to share them with a fleet, or tls.store: files",
+      );
+    }
     let addresses: ServingAddresses;
     try {
+      // Managed backends first: the data plane forwards to their URLs, known once they run.
+      await this.#managed.start(config);
       await loadAcme(config); // acme.js (acme-client with it) is loaded by the first configuration with an ACME site
       addresses = await this.dataPlane.start(config, this.#managed.urls());
     } catch (err) {
       await this.#managed.stop();
+      await this.#store.lease.release();
       throw err;
     }
     this.#startConfig = this.#config = config;
     try {
-      const loaded = (await loadSiteCertificates(config)).certificates;
+      const loaded = (await loadSiteCertificates(config, { store: this.#store.store })).certificates;
       const certificates = new CertificateStore(loaded, defaultSiteName(config), config.tls.minVersion);
       const served = new ServedCertificates(certificates, loaded, defaultSiteName(config), acmeSiteNames(config));
+      this.#fleet = this.#createFleetSync(this.#store.store);
+      const metrics = config.metrics.enabled ? this.dataPlane.metrics() : null;
       const admin = createAdminServer(
         { readiness: async () => ({ ...(await this.dataPlane.readiness()), ...(this.#stopped ? { listening: false } : {}) }) },
-        config.metrics.enabled ? this.dataPlane.metrics() : null,
+        this.#fleet ? this.#fleet.metrics(metrics) : metrics,
         { reload: () => this.reload(), rotateCertificates: (site) => this.rotateCertificates(site) },
         () => this.#config!.admin.hosts,
         credential,
@@ -113,6 +138,7 @@ export class ControlPlane {
       this.#running.adminAddress = admin.address() as AddressInfo;
     } catch (err) {
       this.#running?.admin.close();
+      await this.#store?.lease.release();
       await this.dataPlane.shutdown(0);
       await this.#managed.stop();
       throw err;
@@ -140,6 +166,7 @@ export class ControlPlane {
     // Until a site's first ACME certificate arrives it is served with its generated one.
     this.#acme = this.#createAcme(config);
     await this.#acme?.start().catch((err: Error) => this.logger.error({ err: err.message }, "the ACME manager did not start"));
+    await this.#fleet?.start().catch((err: Error) => this.logger.error({ err: err.message }, "joining the fleet's TLS store notices failed: the periodic check still picks up changes"));
     running.stopWatching = watchCertificateExpiry({ certificates: () => running.certificates.info(), config: () => this.#config! }, this.logger);
   }
 
@@ -253,6 +280,7 @@ export class ControlPlane {
       this.logger[level]({ ...result }, `certificate rotation: ${result.site} ${result.outcome}`);
     }
     for (const error of outcome.errors) this.logger.error({ err: error }, "certificate rotation refused");
+    this.#fleet?.reportSoon();
     if (!failed.length) return outcome;
     return { ...outcome, ok: false, errors: [...outcome.errors, ...failed] };
   }
@@ -277,6 +305,8 @@ export class ControlPlane {
     await Promise.race([this.#acme?.stop(), sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
     // After the drain: requests in flight to a managed registry have had their chance to finish.
     await this.#managed.stop();
+    this.#fleet?.stop();
+    await this.#store?.lease.release();
     await adminClosed;
     this.logger.info("gateway stopped");
   }
@@ -312,15 +342,73 @@ export class ControlPlane {
     if (!acmeSites(config).length) return null;
     const create = this.options.createAcmeManager ?? loadAcme.loaded()!.createAcmeManager;
     return create(config, {
+      ...testAcmeTimings(),
       ...this.options.acme,
+      ...(this.#store ? { store: this.#store.store } : {}),
       responder: this.responder,
       logger: this.logger,
       onCertificate: (site, certPem, keyPem) => {
         this.served.acmeCertificate(site, certPem, keyPem);
-        void this.dataPlane.acmeCertificate(site, certPem, keyPem);
+        void this.dataPlane.acmeCertificate(site, certPem, keyPem).then(() => this.#fleet?.reportSoon());
       },
     });
   }
+
+  #createFleetSync(store: TlsStore): FleetSync | null {
+    if (!store.fleet) return null;
+    return new FleetSync(
+      store.fleet,
+      {
+        refresh: () => this.#refreshFromStore(store),
+        applyChallenge: (change) => this.dataPlane.challenge(change),
+        served: () => this.#running?.certificates.info() ?? [],
+      },
+      this.logger,
+      fleetTimings(),
+    );
+  }
+
+  /** Serves what another gateway stored: generated leaves it issued or rotated, ACME certificates it obtained. */
+  async #refreshFromStore(store: TlsStore): Promise<void> {
+    if (!this.#running || this.#stopped) return;
+    const running = this.#running;
+    // Both kinds are picked up whatever happens to the other: a failure is thrown once both had their turn.
+    const generated = this.#serialized(() => this.#refreshGenerated(running, store));
+    await Promise.all([generated, this.#acme?.refreshFromDisk()]);
+  }
+
+  async #refreshGenerated(running: Running, store: TlsStore): Promise<void> {
+    const config = this.#config!;
+    const generated = new Set(config.sites.filter((site) => site.tls.source === "generated").map(siteName));
+    if (generated.size === 0) return;
+    const { certificates } = await loadSiteCertificates(config, { sites: generated, store });
+    const serving = new Map(running.certificates.info().map((info) => [info.site, info.serial]));
+    const changed = certificates.filter((certificate) => new X509Certificate(certificate.certPem).serialNumber !== serving.get(certificate.site));
+    if (changed.length === 0) return;
+    running.served.replaceSome(changed);
+    const failed = await this.dataPlane.replaceCertificates(running.served.loaded);
+    for (const certificate of changed) this.logger.info({ site: certificate.site, serial: new X509Certificate(certificate.certPem).serialNumber }, "certificate from the shared TLS store in service");
+    for (const err of failed) this.logger.error({ err }, "serving a certificate from the shared TLS store failed");
+  }
+}
+
+async function holdTlsStore(config: GatewayConfig): Promise<{ lease: Lease<Promise<TlsStore>>; store: TlsStore }> {
+  const lease = leaseTlsStore(config);
+  try {
+    return { lease, store: await lease.value };
+  } catch (err) {
+    await lease.release();
+    throw err;
+  }
+}
+
+/** A gateway run as a process by the fleet tests retries and polls pebble faster (never set in production). */
+function testAcmeTimings(): Pick<AcmeManagerOptions, "backoff" | "statusPolling"> {
+  const { acmeRetryMs, acmePollMs } = fleetTimings();
+  return {
+    ...(acmeRetryMs ? { backoff: { initialMs: acmeRetryMs, maxMs: acmeRetryMs * 4 } } : {}),
+    ...(acmePollMs ? { statusPolling: { minMs: acmePollMs, maxMs: acmePollMs * 5, attempts: 40 } } : {}),
+  };
 }
 
 /** The admin address before the listener is open. */

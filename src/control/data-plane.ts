@@ -38,10 +38,8 @@ export interface Readiness {
   backends: BackendReadiness[];
 }
 
-/** A pending ACME challenge added or (null fields) removed; every process that may be asked answers it. */
-export type ChallengeChange =
-  | { kind: "http"; token: string; keyAuthorization: string | null }
-  | { kind: "alpn"; host: string; certPem: string | null; keyPem: string | null };
+export type { ChallengeChange } from "../tls/acme-challenges.js";
+import type { ChallengeChange } from "../tls/acme-challenges.js";
 
 /** A committed configuration: `retired` resolves once no request runs on the replaced one any more. */
 export interface Committed {

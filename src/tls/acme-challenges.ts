@@ -5,6 +5,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as tls from "node:tls";
 
 export const ACME_TLS_ALPN_PROTOCOL = "acme-tls/1";
+
+/** A pending ACME challenge added or (null fields) removed; every process that may be asked answers it. */
+export type ChallengeChange =
+  | { kind: "http"; token: string; keyAuthorization: string | null }
+  | { kind: "alpn"; host: string; certPem: string | null; keyPem: string | null };
 const HTTP_CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/;
 
 export class AcmeChallengeResponder {

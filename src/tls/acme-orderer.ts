@@ -5,9 +5,9 @@ import path from "node:path";
 import * as acme from "acme-client";
 import type { AcmeTlsConfig } from "../config/schema.js";
 import type { AcmeChallengeResponder } from "./acme-challenges.js";
-import { loadOrCreateAccountKey } from "./acme-storage.js";
 import { trustAcmeServer } from "./acme-transport.js";
 import type { KeyPairPem } from "./selfsigned.js";
+import type { TlsStore } from "./tls-store.js";
 
 export interface AcmeSite {
   name: string;
@@ -34,13 +34,13 @@ const DEFAULT_STATUS_POLLING: StatusPolling = { minMs: 1000, maxMs: 10_000, atte
 const MAX_COMMON_NAME = 64;
 
 export class AcmeClientOrderer implements CertificateOrderer {
-  readonly #dataDir: string;
+  readonly #store: TlsStore;
   readonly #responder: AcmeChallengeResponder;
   readonly #polling: StatusPolling;
   readonly #clients = new Map<string, Promise<acme.Client>>();
 
-  constructor(dataDir: string, responder: AcmeChallengeResponder, polling: StatusPolling = DEFAULT_STATUS_POLLING) {
-    this.#dataDir = dataDir;
+  constructor(store: TlsStore, responder: AcmeChallengeResponder, polling: StatusPolling = DEFAULT_STATUS_POLLING) {
+    this.#store = store;
     this.#responder = responder;
     this.#polling = polling;
   }
@@ -107,7 +107,7 @@ export class AcmeClientOrderer implements CertificateOrderer {
   async #createClient(config: AcmeTlsConfig): Promise<acme.Client> {
     // Relative to the working directory, as load.ts resolves every other path in the config.
     if (config.caFile) await trustAcmeServer(config.directory, path.resolve(config.caFile));
-    const { keyPem } = await loadOrCreateAccountKey(this.#dataDir, config.directory);
+    const { keyPem } = await this.#store.loadOrCreateAccountKey(config.directory);
     const client = new acme.Client({
       directoryUrl: config.directory,
       accountKey: keyPem,

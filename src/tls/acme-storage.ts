@@ -160,3 +160,17 @@ export function renewalTime(notBefore: Date, notAfter: Date, renewBeforeMs?: num
   if (renewBeforeMs === undefined || renewBeforeMs >= lifetime) return new Date(twoThirds);
   return new Date(notAfter.getTime() - renewBeforeMs);
 }
+
+/** The facts of a certificate read from its PEM, with where it came from. */
+export function describeCertificate(pair: KeyPairPem, directory: string, storedAt: Date): StoredAcmeCertificate {
+  const leaf = new X509Certificate(pair.certPem);
+  return {
+    ...pair,
+    serial: leaf.serialNumber,
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+    names: subjectAltNames(leaf),
+    directory,
+    storedAt,
+  };
+}

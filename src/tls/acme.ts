@@ -9,22 +9,15 @@
 // Ordering is serialised per site twice: within a process by a promise chain, across processes by a lock
 // directory next to the certificate. Whoever gets the lock re-reads the disk first, so a process that
 // waited behind another one adopts the certificate the other ordered instead of ordering again.
-import { X509Certificate } from "node:crypto";
 import type { SecureContext } from "node:tls";
 import type { AcmeTlsConfig, GatewayConfig } from "../config/schema.js";
 import { AcmeChallengeResponder } from "./acme-challenges.js";
-import {
-  certificateDueAt,
-  fitsSite,
-  readStoredCertificate,
-  withSiteOrderLock,
-  writeStoredCertificate,
-  type StoredAcmeCertificate,
-} from "./acme-storage.js";
+import { certificateDueAt, describeCertificate, fitsSite, type StoredAcmeCertificate } from "./acme-storage.js";
+import { FilesTlsStore, type TlsStore } from "./tls-store.js";
 import { acmeSites } from "./acme-sites.js";
 import { AcmeClientOrderer, type AcmeSite, type CertificateOrderer, type StatusPolling } from "./acme-orderer.js";
 import { configureAcmeTransport, explainAcmeError, type AcmeTransportSettings } from "./acme-transport.js";
-import { keyPairProblem, subjectAltNames, type KeyPairPem, type LockOptions } from "./selfsigned.js";
+import { keyPairProblem, type LockOptions } from "./selfsigned.js";
 
 export type { AcmeSite, CertificateOrderer, StatusPolling };
 
@@ -72,6 +65,8 @@ export interface BackoffPolicy {
 
 export interface AcmeManagerOptions {
   dataDir: string;
+  /** Where certificates, the account key and the order lock live; default: the files in dataDir. */
+  store?: TlsStore;
   sites: AcmeSite[];
   onCertificate: (site: string, certPem: string, keyPem: string) => void;
   /** Shared with the listeners; pass the same one to a manager built by a reload. */
@@ -120,15 +115,17 @@ export class AcmeManager implements AcmeCertificates {
   readonly #backoff: BackoffPolicy;
   readonly #lock: LockOptions;
   readonly #sites = new Map<string, SiteState>();
+  readonly #store: TlsStore;
   #stopped = false;
 
   constructor(options: AcmeManagerOptions) {
     this.#options = options;
+    this.#store = options.store ?? new FilesTlsStore(options.dataDir);
     this.responder = options.responder ?? new AcmeChallengeResponder();
     this.#logger = options.logger ?? silentLogger;
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#lock = { ...DEFAULT_LOCK, ...options.lock };
-    this.#orderer = options.orderer ?? new AcmeClientOrderer(options.dataDir, this.responder, options.statusPolling);
+    this.#orderer = options.orderer ?? new AcmeClientOrderer(this.#store, this.responder, options.statusPolling);
     configureAcmeTransport(options.transport);
     for (const site of options.sites) {
       this.#sites.set(site.name, {
@@ -160,7 +157,7 @@ export class AcmeManager implements AcmeCertificates {
    */
   async start(): Promise<void> {
     for (const state of this.#sites.values()) {
-      const stored = await readStoredCertificate(this.#options.dataDir, state.site.name);
+      const stored = await this.#store.readAcmeCertificate(state.site.name);
       if (stored) this.#adopt(state, stored);
       const reusable = stored && fitsSite(stored, state.site.hosts, state.site.tls.directory);
       this.#schedule(state, reusable ? state.renewAt! : new Date());
@@ -188,9 +185,10 @@ export class AcmeManager implements AcmeCertificates {
 
   async refreshFromDisk(): Promise<void> {
     for (const state of this.#sites.values()) {
-      const stored = await readStoredCertificate(this.#options.dataDir, state.site.name);
+      const stored = await this.#store.readAcmeCertificate(state.site.name);
       if (!stored || !fitsSite(stored, state.site.hosts, state.site.tls.directory)) continue;
-      if (state.current && stored.notBefore <= state.current.notBefore) continue;
+      // Two certificates ordered within the same second share notBefore: the serial tells them apart.
+      if (state.current && (stored.serial === state.current.serial || stored.notBefore < state.current.notBefore)) continue;
       this.#adopt(state, stored);
       if (!state.ordering) this.#schedule(state, state.renewAt!);
     }
@@ -217,7 +215,7 @@ export class AcmeManager implements AcmeCertificates {
     this.#clearTimer(state);
     state.ordering = true;
     try {
-      const certificate = await withSiteOrderLock(this.#options.dataDir, state.site.name, this.#lock, () => this.#obtainLocked(state, attempt));
+      const certificate = await this.#store.withOrderLock(state.site.name, this.#lock, () => this.#obtainLocked(state, attempt));
       state.failures = 0;
       state.lastError = null;
       if (!this.#stopped) this.#adopt(state, certificate);
@@ -241,9 +239,8 @@ export class AcmeManager implements AcmeCertificates {
 
   /** Under the site's lock: adopt what another process just stored, or order. */
   async #obtainLocked(state: SiteState, attempt: Attempt): Promise<StoredAcmeCertificate> {
-    const { dataDir } = this.#options;
     const { site } = state;
-    const stored = await readStoredCertificate(dataDir, site.name);
+    const stored = await this.#store.readAcmeCertificate(site.name);
     if (stored && fitsSite(stored, site.hosts, site.tls.directory)) {
       const fresh = attempt.kind === "rotate" ? stored.serial !== attempt.replacing : certificateDueAt(stored, site.tls.renewBefore) > new Date();
       if (fresh) return stored;
@@ -254,7 +251,7 @@ export class AcmeManager implements AcmeCertificates {
     const problem = keyPairProblem(pair.certPem, pair.keyPem);
     if (problem) throw new Error(`the CA returned an unusable certificate: ${problem}`);
     const storedAt = new Date();
-    await writeStoredCertificate(dataDir, site.name, pair, site.tls.directory, storedAt);
+    await this.#store.writeAcmeCertificate(site.name, pair, site.tls.directory, storedAt);
     return describeCertificate(pair, site.tls.directory, storedAt);
   }
 
@@ -319,19 +316,6 @@ export class AcmeManager implements AcmeCertificates {
 export function backoffDelay(failures: number, { initialMs, maxMs }: BackoffPolicy, random = Math.random): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.max(0, failures - 1));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
-
-function describeCertificate(pair: KeyPairPem, directory: string, storedAt: Date): StoredAcmeCertificate {
-  const leaf = new X509Certificate(pair.certPem);
-  return {
-    ...pair,
-    serial: leaf.serialNumber,
-    notBefore: new Date(leaf.validFrom),
-    notAfter: new Date(leaf.validTo),
-    names: subjectAltNames(leaf),
-    directory,
-    storedAt,
-  };
 }
 
 // ---- from configuration -------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ import { X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
 import { siteName } from "../config/site-names.js";
-import { acmeCertificatePaths, certificateDueAt, readStoredCertificate } from "./acme-storage.js";
-import { leafPaths, readIfExists, subjectAltNames } from "./selfsigned.js";
+import { certificateDueAt } from "./acme-storage.js";
+import { readIfExists, subjectAltNames } from "./selfsigned.js";
+import type { ServedReport, TlsStore } from "./tls-store.js";
+import { withTlsStore } from "./tls-stores.js";
 
 const DAY_MS = 86_400_000;
 
@@ -37,12 +39,21 @@ export interface CertificateDetails {
   coversHost: boolean;
 }
 
-export async function certificateStatus(config: GatewayConfig, now = new Date()): Promise<HostCertificateInfo[]> {
+export function certificateStatus(config: GatewayConfig, now = new Date()): Promise<HostCertificateInfo[]> {
+  return withTlsStore(config, (store) => statusFromStore(config, store, now));
+}
+
+/** What each gateway of a fleet reports it serves (the redis store); empty with the files store. */
+export function fleetServed(config: GatewayConfig): Promise<ServedReport[]> {
+  return withTlsStore(config, async (store) => (store.fleet ? store.fleet.servedReports() : []));
+}
+
+async function statusFromStore(config: GatewayConfig, store: TlsStore, now: Date): Promise<HostCertificateInfo[]> {
   const rows: HostCertificateInfo[] = [];
   for (const site of config.sites) {
     const name = siteName(site);
-    const served = await servedFile(config, site, name, now);
-    const text = await readIfExists(served.file).catch((error: Error) => error);
+    const served = await servedFile(store, site, name, now);
+    const text = await served.read().catch((error: Error) => error);
     const parsed = typeof text === "string" ? parseLeaf(text) : null;
     const problem =
       text === null
@@ -68,18 +79,29 @@ export async function certificateStatus(config: GatewayConfig, now = new Date())
   return rows;
 }
 
-async function servedFile(config: GatewayConfig, site: SiteConfig, name: string, now: Date): Promise<{ file: string; fallback: boolean; renewAt: Date | null }> {
+interface ServedSource {
+  file: string;
+  read(): Promise<string | null>;
+  fallback: boolean;
+  renewAt: Date | null;
+}
+
+async function servedFile(store: TlsStore, site: SiteConfig, name: string, now: Date): Promise<ServedSource> {
   const tls = site.tls;
+  const generated = async (fallback: boolean): Promise<ServedSource> => {
+    const leaf = await store.readLeafCertificate(name);
+    return { file: leaf.location, read: async () => leaf.certPem, fallback, renewAt: null };
+  };
   switch (tls.source) {
     case "files":
-      return { file: tls.cert, fallback: false, renewAt: null };
+      return { file: tls.cert, read: () => readIfExists(tls.cert), fallback: false, renewAt: null };
     case "generated":
-      return { file: leafPaths(config.dataDir, name).certPath, fallback: false, renewAt: null };
+      return generated(false);
     case "acme": {
       // The same choice loadSiteCertificates makes: the stored certificate while valid, else generated.
-      const stored = await readStoredCertificate(config.dataDir, name, now.getTime());
-      if (stored) return { file: acmeCertificatePaths(config.dataDir, name).certPath, fallback: false, renewAt: certificateDueAt(stored, tls.renewBefore) };
-      return { file: leafPaths(config.dataDir, name).certPath, fallback: true, renewAt: null };
+      const stored = await store.readAcmeCertificate(name, now.getTime());
+      if (stored) return { file: store.acmeCertificateLocation(name), read: async () => stored.certPem, fallback: false, renewAt: certificateDueAt(stored, tls.renewBefore) };
+      return generated(true);
     }
   }
 }

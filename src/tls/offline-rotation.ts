@@ -10,13 +10,21 @@ import type { GatewayConfig, ListenAddress } from "../config/schema.js";
 import { defaultSiteName, siteName } from "../config/site-names.js";
 import { AcmeManager, acmeSites, type AcmeLogger } from "./acme.js";
 import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./acme-challenges.js";
+import { ForwardingResponder } from "../control/forwarding-responder.js";
 import { certificateStatus } from "./cert-info.js";
 import { report, selectSites, type RotationOutcome } from "./rotation.js";
 import { CertificateStore, loadSiteCertificates } from "./store.js";
+import type { TlsStore } from "./tls-store.js";
+import { withTlsStore } from "./tls-stores.js";
 
 const FILES_NOTE = "nothing to do on disk: the gateway reads tls.cert and tls.key when it starts or reloads; replace the files, then start or reload it";
 
-export async function rotateOnDisk(config: GatewayConfig, selector: string | undefined, logger?: AcmeLogger): Promise<RotationOutcome> {
+export function rotateOnDisk(config: GatewayConfig, selector: string | undefined, logger?: AcmeLogger): Promise<RotationOutcome> {
+  // Held for the whole rotation: one connection to a shared store, not one per step.
+  return withTlsStore(config, (store) => rotateInStore(config, store, selector, logger));
+}
+
+async function rotateInStore(config: GatewayConfig, store: TlsStore, selector: string | undefined, logger?: AcmeLogger): Promise<RotationOutcome> {
   let targets;
   try {
     targets = selectSites(config, selector);
@@ -30,14 +38,14 @@ export async function rotateOnDisk(config: GatewayConfig, selector: string | und
   const generated = names("generated");
   if (generated.length > 0) {
     try {
-      await loadSiteCertificates(config, { sites: new Set(generated), renew: new Set(generated) });
+      await loadSiteCertificates(config, { sites: new Set(generated), renew: new Set(generated), store });
     } catch (error) {
       for (const name of generated) failures.set(name, (error as Error).message);
     }
   }
   const acme = names("acme");
   if (acme.length > 0) {
-    for (const [name, why] of await orderWithTemporaryListeners(config, acme, logger)) failures.set(name, why);
+    for (const [name, why] of await orderWithTemporaryListeners(config, store, acme, logger)) failures.set(name, why);
   }
 
   const after = await servedSerials(config);
@@ -57,9 +65,11 @@ async function servedSerials(config: GatewayConfig): Promise<Map<string, { seria
 }
 
 /** Orders for `names`; returns the sites that failed and why. */
-async function orderWithTemporaryListeners(config: GatewayConfig, names: string[], logger?: AcmeLogger): Promise<Map<string, string>> {
+async function orderWithTemporaryListeners(config: GatewayConfig, store: TlsStore, names: string[], logger?: AcmeLogger): Promise<Map<string, string>> {
   const sites = acmeSites(config).filter((site) => names.includes(site.name));
-  const responder = new AcmeChallengeResponder();
+  // With a shared store the balancer may send the CA to a running gateway of the fleet: it answers too.
+  const fleet = store.fleet;
+  const responder = fleet ? new ForwardingResponder((change) => fleet.publishChallenge(change)) : new AcmeChallengeResponder();
   const servers: (http.Server | tls.Server)[] = [];
   const failures = new Map<string, string>();
   try {
@@ -68,12 +78,12 @@ async function orderWithTemporaryListeners(config: GatewayConfig, names: string[
     }
     if (sites.some((site) => site.tls.challenge === "tls-alpn-01")) {
       // Whoever else connects meanwhile gets the site's current certificate and a closed connection.
-      const { certificates } = await loadSiteCertificates(config);
-      const store = new CertificateStore(certificates, defaultSiteName(config), config.tls.minVersion);
-      const server = tls.createServer({ ...store.serverOptions(), ...tlsChallengeHooks(responder, (name) => store.contextFor(name)) }, (socket) => socket.end());
+      const { certificates } = await loadSiteCertificates(config, { store });
+      const current = new CertificateStore(certificates, defaultSiteName(config), config.tls.minVersion);
+      const server = tls.createServer({ ...current.serverOptions(), ...tlsChallengeHooks(responder, (name) => current.contextFor(name)) }, (socket) => socket.end());
       servers.push(await listen(server, config.listen, "listen"));
     }
-    const manager = new AcmeManager({ dataDir: config.dataDir, sites, responder, onCertificate: () => {}, ...(logger ? { logger } : {}) });
+    const manager = new AcmeManager({ dataDir: config.dataDir, store, sites, responder, onCertificate: () => {}, ...(logger ? { logger } : {}) });
     // start() adopts what is stored, so renewNow replaces that rather than "renewing" to it.
     await manager.start();
     try {

@@ -81,7 +81,7 @@ export async function loadOrCreateCa(dataDir: string, validityDays: number): Pro
   });
 }
 
-async function readCa(paths: { certPath: string; keyPath: string }): Promise<LocalCa | null> {
+export async function readCa(paths: { certPath: string; keyPath: string }): Promise<LocalCa | null> {
   const certPem = await readIfExists(paths.certPath);
   if (certPem === null) return null;
   const keyPem = await readIfExists(paths.keyPath);
@@ -92,7 +92,7 @@ async function readCa(paths: { certPath: string; keyPath: string }): Promise<Loc
   return { certPem, keyPem, ...paths };
 }
 
-async function createCa(validityDays: number): Promise<KeyPairPem> {
+export async function createCa(validityDays: number): Promise<KeyPairPem> {
   const x509 = peculiarX509();
   const keys = await generateKeys();
   const now = Date.now();
@@ -182,7 +182,7 @@ async function readReusableLeaf(
 }
 
 /** A stored leaf is reused only if nothing about it would make a client (or the next reload) reject it. */
-function isReusableLeaf(certPem: string, keyPem: string, ca: LocalCa, names: string[]): boolean {
+export function isReusableLeaf(certPem: string, keyPem: string, ca: KeyPairPem, names: string[]): boolean {
   try {
     const leaf = new NodeX509Certificate(certPem);
     const caCert = new NodeX509Certificate(ca.certPem);

@@ -7,8 +7,9 @@ import { readFile } from "node:fs/promises";
 import * as tls from "node:tls";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
 import { isLoopback } from "../config/rules.js";
-import { keyPairProblem, loadOrCreateCa, loadOrIssueLeaf, subjectAltNames, type LocalCa } from "./selfsigned.js";
-import { readStoredCertificate } from "./acme-storage.js";
+import { keyPairProblem, subjectAltNames, type LocalCa } from "./selfsigned.js";
+import type { TlsStore } from "./tls-store.js";
+import { withTlsStore } from "./tls-stores.js";
 import { HostMatcher } from "../config/host-matcher.js";
 import { siteName } from "../config/site-names.js";
 
@@ -167,20 +168,27 @@ export interface CertificateLoadOptions {
   sites?: ReadonlySet<string>;
   /** Sites whose generated leaf is replaced even while it is still good (`cert rotate`). */
   renew?: ReadonlySet<string>;
+  /** Where generated and ACME certificates are read; default: the configuration's (tls-stores.ts). */
+  store?: TlsStore;
 }
 
 export async function loadSiteCertificates(
   config: GatewayConfig,
   options: CertificateLoadOptions = {},
 ): Promise<{ certificates: SiteCertificate[]; ca: (LocalCa & { created: boolean }) | null; issued: string[] }> {
+  if (!options.store) return withTlsStore(config, (store) => loadSiteCertificates(config, { ...options, store }));
+  const store = options.store;
   let ca: (LocalCa & { created: boolean }) | null = null;
   const issued: string[] = [];
   // Created on first use, so a gateway serving only its own certificates never writes a CA.
-  const localCa = async (): Promise<LocalCa> => (ca ??= await loadOrCreateCa(config.dataDir, config.tls.generated.caValidityDays));
+  const localCa = async (): Promise<LocalCa> => (ca ??= await store.loadOrCreateCa(config.tls.generated.caValidityDays));
 
   const generated: CertificateSource = async (site, name) => {
-    const names = [...site.hosts, ...(listensLocally(config.listen.host) ? LOCAL_NAMES : [])];
-    const leaf = await loadOrIssueLeaf(await localCa(), config.dataDir, name, names, config.tls.generated.leafValidityDays, {
+    // A shared store's leaf is one for the whole fleet: its names must not depend on where this gateway
+    // listens, or gateways listening differently would each re-issue it for themselves, in turn, forever.
+    const local = store.kind === "redis" || listensLocally(config.listen.host);
+    const names = [...site.hosts, ...(local ? LOCAL_NAMES : [])];
+    const leaf = await store.loadOrIssueLeaf(await localCa(), name, names, config.tls.generated.leafValidityDays, {
       force: options.renew?.has(name) ?? false,
     });
     if (leaf.issued) issued.push(name);
@@ -192,7 +200,7 @@ export async function loadSiteCertificates(
     // The stored ACME certificate while it is valid (the ACME manager renews it); until the first one
     // arrives, a generated one, so the site answers from the start (and HTTP-01 can reach the gateway).
     acme: async (site, name) => {
-      const stored = await readStoredCertificate(config.dataDir, name);
+      const stored = await store.readAcmeCertificate(name);
       return stored ? { site: name, hosts: [...site.hosts], certPem: stored.certPem, keyPem: stored.keyPem } : generated(site, name);
     },
     files: async (site, name) => {

@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Redis } from "ioredis";
+import type { RedisConfig } from "../../../src/config/schema.js";
+import { issueLeaf, loadOrCreateCa } from "../../../src/tls/selfsigned.js";
+import type { FleetNotice, TlsStore } from "../../../src/tls/tls-store.js";
+import { openTlsStore, STORE_KEY_ENV } from "../../../src/tls/tls-stores.js";
+import type { RedisTlsStore } from "../../../src/tls/redis-tls-store.js";
+import { startRedis, type RedisServer } from "../../helpers/redis.js";
+
+const SECRET = "unit test fleet secret 0123456789";
+let server: RedisServer;
+let raw: Redis;
+let tmp: string;
+const opened: TlsStore[] = [];
+const dataDirs = new Map<TlsStore, string>();
+
+before(async () => {
+  server = await startRedis();
+  raw = new Redis(server.url);
+  tmp = await mkdtemp(path.join(os.tmpdir(), "rg-redis-tls-store-"));
+});
+after(async () => {
+  await Promise.all(opened.map((store) => store.close()));
+  raw.disconnect();
+  await server.stop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+let prefixes = 0;
+/** Two or more stores sharing one prefix stand for gateways of one fleet. */
+async function fleetOf(count: number, secret = SECRET, keyPrefix = `t${++prefixes}:`): Promise<RedisTlsStore[]> {
+  const redis = { url: server.url, keyPrefix, commandTimeout: 250, failure: "failOpen" } as RedisConfig;
+  const stores: RedisTlsStore[] = [];
+  for (let i = 0; i < count; i++) {
+    const dataDir = await mkdtemp(path.join(tmp, "gw-"));
+    const store = (await openTlsStore({ kind: "redis", dataDir, redis }, { [STORE_KEY_ENV]: secret }, `gateway-${i}`)) as RedisTlsStore;
+    opened.push(store);
+    dataDirs.set(store, dataDir);
+    stores.push(store);
+  }
+  return stores;
+}
+
+async function allValues(prefix: string): Promise<string[]> {
+  const keys = await raw.keys(`${prefix}*`);
+  const values: string[] = [];
+  for (const key of keys) {
+    const type = await raw.type(key);
+    if (type === "string") values.push((await raw.get(key))!);
+    else if (type === "hash") values.push(...Object.values(await raw.hgetall(key)));
+    else if (type === "set") values.push(...(await raw.smembers(key)));
+  }
+  return values;
+}
+
+describe("the Redis TLS store", () => {
+  test("gateways creating the CA and a leaf at once end up with one of each, keys sealed", async () => {
+    const [a, b] = await fleetOf(2);
+    const [caA, caB] = await Promise.all([a!.loadOrCreateCa(10), b!.loadOrCreateCa(10)]);
+    assert.equal(caA.certPem, caB.certPem);
+    assert.equal([caA, caB].filter((ca) => ca.created).length, 1);
+    const [leafA, leafB] = await Promise.all([a!.loadOrIssueLeaf(caA, "site", ["a.test"], 5), b!.loadOrIssueLeaf(caB, "site", ["a.test"], 5)]);
+    assert.equal(leafA.certPem, leafB.certPem);
+    const values = await allValues(`t${prefixes}:`);
+    assert.ok(values.length >= 2);
+    for (const value of values) assert.doesNotMatch(value, /PRIVATE KEY/);
+  });
+
+  test("an empty store adopts a CA the gateway already had, not the certificate it only mirrored", async () => {
+    const [a] = await fleetOf(1);
+    const before = await loadOrCreateCa(dataDirs.get(a!)!, 10);
+    const adopted = await a!.loadOrCreateCa(10);
+    assert.equal(adopted.certPem, before.certPem);
+    assert.equal(adopted.created, false);
+    // The store emptied (a Redis without persistence restarted): the local CA key is gone, only the mirror stays.
+    const [b] = await fleetOf(1);
+    const mirrored = await b!.loadOrCreateCa(10);
+    await raw.del(`t${prefixes}:tls:ca`);
+    const fresh = await b!.loadOrCreateCa(10);
+    assert.equal(fresh.created, true);
+    assert.notEqual(fresh.certPem, mirrored.certPem);
+  });
+
+  test("a forced leaf is new for every gateway and announced to the others", async () => {
+    const [a, b] = await fleetOf(2);
+    const notices: FleetNotice[] = [];
+    await b!.subscribe((notice) => notices.push(notice), () => {});
+    const ca = await a!.loadOrCreateCa(10);
+    const first = await a!.loadOrIssueLeaf(ca, "site", ["a.test"], 5);
+    const forced = await a!.loadOrIssueLeaf(ca, "site", ["a.test"], 5, { force: true });
+    assert.equal(forced.issued, true);
+    assert.notEqual(serial(forced.certPem), serial(first.certPem));
+    const seen = await b!.loadOrIssueLeaf(await b!.loadOrCreateCa(10), "site", ["a.test"], 5);
+    assert.equal(serial(seen.certPem), serial(forced.certPem));
+    await until(() => notices.some((n) => n.kind === "certificate" && n.site === "site"));
+  });
+
+  test("a store sealed with another key is refused clearly", async () => {
+    const [a] = await fleetOf(1, SECRET, "wrongkey:");
+    await a!.loadOrCreateCa(10);
+    const [b] = await fleetOf(1, "a different secret for this fleet", "wrongkey:");
+    await assert.rejects(b!.loadOrCreateCa(10), /the store was sealed with another key/);
+  });
+
+  test("ACME certificates round-trip; the order lock is one at a time and taken over when its holder's lease runs out", async () => {
+    const [a, b] = await fleetOf(2);
+    const ca = await loadOrCreateCa(await mkdtemp(path.join(tmp, "ca-")), 1);
+    const pair = await issueLeaf(ca, ["acme.test"], 1);
+    await a!.writeAcmeCertificate("site", pair, "https://ca.test/dir", new Date());
+    const read = await b!.readAcmeCertificate("site");
+    assert.equal(read?.serial, serial(pair.certPem));
+    assert.equal(read?.keyPem, pair.keyPem);
+    assert.equal(read?.directory, "https://ca.test/dir");
+
+    // A holder that died mid-order: its lock stays until the lease runs out, then another gateway takes over.
+    await raw.set(`t${prefixes}:tls:acme:lock:site`, "dead holder", "PX", 400);
+    const started = Date.now();
+    const order: string[] = [];
+    const lock = { staleMs: 1000, waitMs: 5000, pollMs: 20 };
+    let waiting: Promise<void> | undefined;
+    await b!.withOrderLock("site", lock, async () => {
+      order.push("b");
+      // Held while b works: a's attempt waits for it.
+      waiting = a!.withOrderLock("site", lock, async () => void order.push("a"));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      order.push("b done");
+    });
+    await waiting;
+    assert.ok(Date.now() - started >= 380, "waited for the dead holder's lease");
+    assert.deepEqual(order, ["b", "b done", "a"]);
+  });
+
+  test("a shared secret is created once for the fleet, sealed", async () => {
+    const [a, b] = await fleetOf(2);
+    let created = 0;
+    const make = async () => `value-${++created}`;
+    const [x, y] = await Promise.all([a!.loadOrCreateSharedSecret("web-sessions", make), b!.loadOrCreateSharedSecret("web-sessions", make)]);
+    assert.equal(x, y);
+    assert.equal(created, 1);
+    assert.equal(await raw.get(`t${prefixes}:tls:secret:web-sessions`).then((v) => v?.includes(x)), false);
+    await assert.rejects(a!.loadOrCreateSharedSecret("../escape", make), /use letters/);
+  });
+
+  test("a challenge published by one gateway is answered by the others before the publisher goes on", async () => {
+    const [a, b, c] = await fleetOf(3);
+    const applied: string[] = [];
+    for (const [name, store] of [["b", b!], ["c", c!]] as const) {
+      await store.subscribe((notice) => {
+        if (notice.kind !== "challenge" || notice.change.kind !== "alpn" || notice.change.certPem === null) return;
+        // Applying takes a while: the publisher must wait for it.
+        setTimeout(() => {
+          applied.push(name);
+          void store.acknowledge(notice.ackId);
+        }, 100);
+      }, () => {});
+    }
+    const ca = await loadOrCreateCa(await mkdtemp(path.join(tmp, "ca-")), 1);
+    const alpn = await issueLeaf(ca, ["acme.test"], 1);
+    await a!.publishChallenge({ kind: "alpn", host: "acme.test", certPem: alpn.certPem, keyPem: alpn.keyPem });
+    assert.deepEqual(applied.sort(), ["b", "c"]);
+    const pending = await c!.pendingChallenges();
+    assert.equal(pending.length, 1);
+    assert.equal(pending[0]!.kind === "alpn" && pending[0]!.keyPem, alpn.keyPem);
+    for (const value of await allValues(`t${prefixes}:`)) assert.doesNotMatch(value, /PRIVATE KEY/);
+    await a!.publishChallenge({ kind: "alpn", host: "acme.test", certPem: null, keyPem: null });
+    assert.equal((await c!.pendingChallenges()).length, 0);
+  });
+});
+
+function serial(certPem: string): string {
+  return new X509Certificate(certPem).serialNumber;
+}
+
+async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
