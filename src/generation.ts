@@ -130,7 +130,7 @@ export async function buildGeneration(config: GatewayConfig, context: ProcessCon
     const downloads = new DownloadLimits(config.limits, downloadCounts.counts);
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const referrers = new Referrers(await referrersLock(config, leases));
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads, metrics, referrers, browser: browserState(config.dataDir) };
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads, metrics, referrers, browser: browserState(config) };
     for (const site of sites.sites) site.upstreams.start();
     return new Generation(config, security, sites, certificates, rateLimit, forwarder, affinity, pipeline, leases);
   } catch (err) {

@@ -1,6 +1,7 @@
 // What the registry browser needs from a generation: where its session key comes from, and its assets.
 import { loadWebAssets, type WebAssets } from "./assets.js";
-import { FileSessionKeySource, type SessionKeySource } from "./session-key.js";
+import type { GatewayConfig } from "../config/schema.js";
+import { StoredSessionKeySource, type SessionKeySource } from "./session-key.js";
 
 export interface BrowserState {
   sessionKeys: SessionKeySource;
@@ -11,7 +12,11 @@ export interface BrowserState {
   assets(): WebAssets;
 }
 
-export function browserState(dataDir: string, sessionKeys: SessionKeySource = new FileSessionKeySource(dataDir), load: () => WebAssets = loadWebAssets): BrowserState {
+export function browserState(
+  config: Pick<GatewayConfig, "tls" | "redis" | "dataDir">,
+  sessionKeys: SessionKeySource = new StoredSessionKeySource(config),
+  load: () => WebAssets = loadWebAssets,
+): BrowserState {
   let assets: WebAssets | undefined;
   return { sessionKeys, assets: () => (assets ??= load()) };
 }

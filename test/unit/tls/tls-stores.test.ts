@@ -8,6 +8,7 @@ import { ConfigError, parseConfig } from "../../../src/config/load.js";
 import { FilesTlsStore } from "../../../src/tls/tls-store.js";
 import { openTlsStore, STORE_KEY_ENV, tlsStoreKind, tlsStoreSettings } from "../../../src/tls/tls-stores.js";
 import { loadSigningKey } from "../../../src/auth/signing-key.js";
+import { StoredSessionKeySource } from "../../../src/web/session-key.js";
 import { startRedis } from "../../helpers/redis.js";
 
 const SITE = "sites:\n  - hosts: [a.test]\n    backend: http://127.0.0.1:5000\n";
@@ -55,7 +56,7 @@ describe("tls.store", () => {
     assert.equal((await stat(path.join(dataDir, "secrets", "web-sessions"))).mode & 0o777, 0o600);
   });
 
-  it("with the redis store, gateways with their own data directories sign tokens with one key", async () => {
+  it("with the redis store, gateways with their own data directories sign tokens and browser sessions with one key", async () => {
     const redis = await startRedis();
     try {
       const dir = await mkdtemp(path.join(os.tmpdir(), "rg-tls-stores-"));
@@ -68,6 +69,10 @@ describe("tls.store", () => {
       assert.equal(one.keyId, two.keyId);
       assert.equal(one.certPem, two.certPem);
       assert.equal([one, two].filter((key) => key.created).length, 1);
+      // The registry browser's session key too: a session signed by one gateway is valid on the others.
+      const [a, b] = await Promise.all([new StoredSessionKeySource(gateway("one")).key(), new StoredSessionKeySource(gateway("two")).key()]);
+      assert.deepEqual(Buffer.from(a), Buffer.from(b));
+      assert.equal(a.length, 32);
     } finally {
       await redis.stop();
     }
