@@ -138,6 +138,3 @@ export const FAULTS: Record<FaultName, Fault> = {
   slowloris: async ({ fleet, holdSeconds }) => ({ detail: await slowloris(fleet, 60, holdSeconds), checks: [] }),
   "acme-renewal": acmeRenewal,
 };
-
-/** The faults that need certificates in Redis to mean anything across a fleet. */
-export const NEEDS_TLS_STORE: readonly FaultName[] = ["cert-rotate", "acme-renewal"];

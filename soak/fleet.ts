@@ -21,14 +21,14 @@ export const GATEWAYS = 3;
 export const REPLICAS = 3;
 /** Admin actions (reload, cert rotate) of every gateway; set in each one's environment and the CLI's. */
 const ADMIN_TOKEN = `soak-${randomBytes(12).toString("hex")}`;
-/** Encrypts what the gateways keep in Redis when tls.store is redis. */
+/** Seals the private keys the gateways keep in Redis (tls.store: redis). */
 const TLS_STORE_KEY = randomBytes(32).toString("base64");
-/** A gateway without certificates in Redis reads GATEWAY_TLS_STORE_KEY as an unknown key and refuses to start. */
-export const gatewayEnv = (tlsStore: boolean): NodeJS.ProcessEnv => ({ GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, ...(tlsStore ? { GATEWAY_TLS_STORE_KEY: TLS_STORE_KEY } : {}) });
+export const GATEWAY_ENV: NodeJS.ProcessEnv = { GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_TLS_STORE_KEY: TLS_STORE_KEY };
 
 export interface GatewaySlot {
   index: number;
   configPath: string;
+  dataDir: string;
   httpsPort: number;
   adminPort: number;
   current: GatewayProcess;
@@ -48,10 +48,7 @@ export interface Fleet {
   mirror: Registry;
   gateways: GatewaySlot[];
   haproxy: Haproxy;
-  pebble: Pebble | undefined;
-  tlsStore: boolean;
-  /** Why certificates are not in Redis (the configuration check's complaint); undefined when they are. */
-  tlsStoreRefused: string | undefined;
+  pebble: Pebble;
   /** Where the blobs of a site's pushes are stored: `<root>/docker/registry/v2/blobs/…`. */
   storageOf(site: "hub" | "team"): string;
   /** Rewrites every gateway's file (and the htpasswd file) for a reload. */
@@ -77,18 +74,6 @@ async function writeHtpasswd(file: string, withNewcomer: boolean): Promise<void>
   await writeFile(file, `${lines.join("\n")}\n`);
 }
 
-/**
- * Whether the gateway accepts `tls.store: redis` with its key (a configuration check, nothing started):
- * undefined when it does, else why not (the check's first complaint).
- */
-export async function tlsStoreRefusal(dir: string): Promise<string | undefined> {
-  const file = join(dir, "probe.yaml");
-  await writeFile(file, `tls: { store: redis }\nredis: { url: "redis://127.0.0.1:1/0" }\nsites:\n  - hosts: [${HUB}]\n    backend: http://127.0.0.1:1\n`);
-  const result = await cli(["config", "check", file], { env: gatewayEnv(true) });
-  if (result.code === 0) return undefined;
-  return `${result.stderr}${result.stdout}`.trim().split("\n")[0]?.slice(0, 200) ?? `exit ${result.code}`;
-}
-
 export async function startFleet(): Promise<Fleet> {
   const dir = await mkdtemp(join(tmpdir(), "rg-soak-"));
   try {
@@ -100,47 +85,46 @@ export async function startFleet(): Promise<Fleet> {
   }
 }
 
-type SharedConfig = Omit<FleetConfigInput, "httpsPort" | "adminPort" | "pullRate">;
+type SharedConfig = Omit<FleetConfigInput, "dataDir" | "httpsPort" | "adminPort" | "pullRate">;
 
 /** Writes each gateway's file from the shared part and its own ports, and the htpasswd file with it. */
 function configWriter(shared: SharedConfig, gateways: readonly GatewaySlot[]): Fleet["writeConfigs"] {
   return async (change = {}) => {
     await writeHtpasswd(shared.htpasswdFile, change.newcomer ?? false);
     for (const slot of gateways) {
-      const text = change.broken ?? fleetConfig({ ...shared, httpsPort: slot.httpsPort, adminPort: slot.adminPort, pullRate: change.pullRate ?? INITIAL_PULL_RATE });
+      const text = change.broken ?? fleetConfig({ ...shared, dataDir: slot.dataDir, httpsPort: slot.httpsPort, adminPort: slot.adminPort, pullRate: change.pullRate ?? INITIAL_PULL_RATE });
       await writeFile(slot.configPath, text);
     }
   };
 }
 
 async function startFleetIn(dir: string): Promise<Fleet> {
-  const dataDir = join(dir, "data");
   const poolRoot = join(dir, "pool");
   await mkdir(poolRoot);
   const htpasswdFile = join(dir, "htpasswd");
   await writeHtpasswd(htpasswdFile, false);
-  const tlsStoreRefused = await tlsStoreRefusal(dir);
-  const tlsStore = tlsStoreRefused === undefined;
   const redis = await startRedis();
   const [hosted, mirror, ...replicas] = await Promise.all([startRegistry(), startRegistry(), ...REPLICA_SECRETS.map((secret) => startRegistry({ rootDir: poolRoot, secret }))]);
   const balancerPort = await freePort();
   // TLS-ALPN-01 is validated on the balancer's port, whichever gateway it reaches: that is what a fleet
   // sharing its ACME challenge answers in Redis must get right.
-  const pebble = tlsStore ? await startPebble({ httpPort: await freePort(), tlsPort: balancerPort, certificateValiditySeconds: 3600 }) : undefined;
+  const pebble = await startPebble({ httpPort: await freePort(), tlsPort: balancerPort, certificateValiditySeconds: 3600 });
   const gateways: GatewaySlot[] = [];
   for (let index = 0; index < GATEWAYS; index++) {
-    gateways.push({ index, configPath: join(dir, `gateway-${index}.yaml`), httpsPort: await freePort(), adminPort: await freePort(), current: undefined as never });
+    // A data directory each, as on separate machines: certificates, the CA and ACME state reach the others
+    // only through Redis.
+    gateways.push({ index, configPath: join(dir, `gateway-${index}.yaml`), dataDir: join(dir, `data-${index}`), httpsPort: await freePort(), adminPort: await freePort(), current: undefined as never });
   }
-  const writeConfigs = configWriter({ dataDir, redisUrl: redis.url, htpasswdFile, replicaUrls: replicas.map((r) => r.url), hostedUrl: hosted.url, mirrorUrl: mirror.url, tlsStore, ...(pebble ? { acme: { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile } } : {}) }, gateways);
+  const writeConfigs = configWriter({ redisUrl: redis.url, htpasswdFile, replicaUrls: replicas.map((r) => r.url), hostedUrl: hosted.url, mirrorUrl: mirror.url, acme: { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile } }, gateways);
   await writeConfigs();
   const startGateway = async (index: number) => {
     const slot = gateways[index]!;
-    slot.current = await startGatewayProcess(slot.configPath, gatewayEnv(tlsStore), { timeoutMs: 120_000, keepLines: 2000 });
+    slot.current = await startGatewayProcess(slot.configPath, GATEWAY_ENV, { timeoutMs: 120_000, keepLines: 2000 });
     return slot.current;
   };
   // The balancer first: ACME validation reaches the gateways through it from their first order on.
   const haproxy = await startHaproxy([{ port: balancerPort, servers: gateways.map((g) => g.httpsPort) }]);
-  // The first creates the CA in the shared data directory; the others find it there.
+  // The first creates the CA in Redis; the others find it there.
   await startGateway(0);
   await Promise.all(gateways.slice(1).map((slot) => startGateway(slot.index)));
   const caFile = gateways[0]!.current.caFile!;
@@ -157,10 +141,8 @@ async function startFleetIn(dir: string): Promise<Fleet> {
     gateways,
     haproxy,
     pebble,
-    tlsStore,
-    tlsStoreRefused,
     adminToken: ADMIN_TOKEN,
-    env: gatewayEnv(tlsStore),
+    env: GATEWAY_ENV,
     storageOf: (site) => join(site === "hub" ? poolRoot : hosted.rootDir, "storage"),
     writeConfigs,
     startGateway,

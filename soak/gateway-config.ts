@@ -26,10 +26,8 @@ export interface FleetConfigInput {
   mirrorUrl: string;
   /** Pulls per minute per user (the reload fault changes it). */
   pullRate: number;
-  /** Certificates and ACME state in Redis (needs GATEWAY_TLS_STORE_KEY in the gateway's environment). */
-  tlsStore: boolean;
-  /** The ACME site, when the run has pebble (only with tlsStore: every gateway must answer its challenges). */
-  acme?: { directoryUrl: string; caFile: string };
+  /** The ACME site's server (pebble): every gateway must answer its challenges, whichever placed the order. */
+  acme: { directoryUrl: string; caFile: string };
 }
 
 const RULES = [
@@ -61,7 +59,8 @@ export function fleetConfig(input: FleetConfigInput): string {
     "timeouts: { header: 5s, drain: 30s }",
     "log: { level: info, access: false }",
     `redis: { url: ${JSON.stringify(input.redisUrl)} }`,
-    ...(input.tlsStore ? ["tls: { store: redis }"] : []),
+    // Certificates, the CA and ACME state in Redis (sealed with GATEWAY_TLS_STORE_KEY): the fleet shares nothing else.
+    "tls: { store: redis }",
     "sites:",
     "  - name: hub",
     `    hosts: [${HUB}]`,

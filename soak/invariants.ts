@@ -64,14 +64,6 @@ export function faultCheck(name: string, ok: boolean, detail: string): Invariant
   return { name, ok, detail };
 }
 
-/**
- * A fault the run could not inject, listed as such: it does not fail the run (the feature it needs is not
- * there to check), but the result says it was not checked rather than leaving it out.
- */
-export function skippedFault(name: string, reason: string): InvariantResult {
-  return { name, ok: true, detail: `skipped: ${reason}` };
-}
-
 function round(value: number): number {
   return Math.round(value * 10) / 10;
 }

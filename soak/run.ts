@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const fleet = await startFleet();
   let result: SoakResult;
   try {
-    console.error(`# ${process.uptime().toFixed(1)} s after start: fleet up: balancer :${fleet.port}, gateways ${fleet.gateways.map((g) => `:${g.httpsPort}`).join(" ")}, certificates in Redis: ${fleet.tlsStore}`);
+    console.error(`# ${process.uptime().toFixed(1)} s after start: fleet up: balancer :${fleet.port}, gateways ${fleet.gateways.map((g) => `:${g.httpsPort}`).join(" ")}`);
     const findings = await soak(fleet, options);
     result = { startedAt, minutes: options.minutes, commit: commitOf(), command: `npm run soak -- ${argv.join(" ")}`.trim(), machine: machine(), ...findings };
   } finally {

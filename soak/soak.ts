@@ -10,10 +10,10 @@ import { basic } from "./credentials.js";
 import type { BigBlob } from "./abusers.js";
 import { podmanTraffic, skopeoPulls, skopeoPushes, type ClientContext, type ClientTraffic } from "./clients.js";
 import { dockerTraffic } from "./docker-traffic.js";
-import { FAULTS, NEEDS_TLS_STORE, type FaultContext } from "./faults.js";
+import { FAULTS, type FaultContext } from "./faults.js";
 import { INITIAL_PULL_RATE, type Fleet } from "./fleet.js";
 import { HUB, TEAM } from "./gateway-config.js";
-import { failuresAttributed, faultCheck, p99OutsideFaults, pushesVerified, resourcesReturn, skippedFault } from "./invariants.js";
+import { failuresAttributed, faultCheck, p99OutsideFaults, pushesVerified, resourcesReturn } from "./invariants.js";
 import { startLoadgen } from "./loadgen.js";
 import type { SoakOptions } from "./options.js";
 import { Recorder } from "./recorder.js";
@@ -85,7 +85,7 @@ async function runFaults(ctx: FaultContext, recorder: Recorder, schedule: Schedu
 export async function soak(fleet: Fleet, options: SoakOptions): Promise<SoakFindings> {
   const workDir = await mkdtemp(join(fleet.dir, "work-"));
   const seeds = await seed(fleet, options.minutes >= 10 ? 32 << 20 : 8 << 20);
-  const schedule = planSchedule(options.minutes * 60, fleet.tlsStore ? [] : NEEDS_TLS_STORE);
+  const schedule = planSchedule(options.minutes * 60);
   const recorder = new Recorder();
   const samples: Sample[] = [];
   // About 200 samples a run, every 1 to 5 s: a short run's quiet phase still gets several for its baseline.
@@ -114,7 +114,6 @@ export async function soak(fleet: Fleet, options: SoakOptions): Promise<SoakFind
     ...resourcesReturn(samples, quiet, windows, graceSeconds),
     p99OutsideFaults(recorder.latencies, quiet, windows),
     ...checks,
-    ...(fleet.tlsStore ? [] : NEEDS_TLS_STORE.map((name) => skippedFault(`${name}: every gateway serves the new serial`, `needs tls.store redis (config check: ${fleet.tlsStoreRefused})`))),
   ];
   return { durationSeconds, faults: windows, outcomes: countOutcomes(recorder.records, windows), blobs, samples, invariants };
 }

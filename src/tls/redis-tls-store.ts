@@ -64,6 +64,9 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
   readonly #options: RedisTlsStoreOptions;
   readonly #channel: string;
   #subscriber: Redis | Cluster | null = null;
+  /** The CA and sealed secrets last read or written: what is written back if Redis comes back empty. */
+  #knownCa: KeyPairPem | null = null;
+  readonly #knownSecrets = new Map<string, string>();
 
   constructor(client: Redis | Cluster, options: RedisTlsStoreOptions) {
     this.#client = client;
@@ -78,10 +81,12 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
     return this.#creating("ca", async () => {
       const raced = await this.#readPair("ca", "ca");
       if (raced) return { ...(await this.#mirrorCa(raced)), created: false };
-      // A CA this machine already made (before the fleet) is kept: its clients already trust it. A
-      // certificate without its key is only this store's earlier mirror, not a CA to adopt.
+      // A Redis that came back empty (restarted without persistence) must not cost the fleet its CA: every
+      // client trusts it. The CA this process already holds is written back. Otherwise a CA this machine
+      // already made (before the fleet) is kept, for the same reason; a certificate without its key is only
+      // this store's earlier mirror, not a CA to adopt.
       const paths = caPaths(this.#options.dataDir);
-      const local = (await readIfExists(paths.keyPath)) === null ? null : await readCa(paths);
+      const local = this.#knownCa ?? ((await readIfExists(paths.keyPath)) === null ? null : await readCa(paths));
       const pair = local ? { certPem: local.certPem, keyPem: local.keyPem } : await createCa(validityDays);
       await this.#writePair("ca", "ca", pair);
       return { ...(await this.#mirrorCa(pair)), created: !local };
@@ -257,15 +262,20 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
   async #loadOrCreateSealed(key: string, create: () => Promise<string> | string): Promise<string> {
     const read = async () => {
       const raw = await this.#client.get(`tls:${key}`);
-      return raw === null ? null : this.#options.sealer.open(raw, key);
+      const value = raw === null ? null : this.#options.sealer.open(raw, key);
+      if (value !== null) this.#knownSecrets.set(key, value);
+      return value;
     };
     const existing = await read();
     if (existing !== null) return existing;
     return this.#creating(key, async () => {
       const raced = await read();
       if (raced !== null) return raced;
-      const value = await create();
+      // Written back from memory when Redis lost it (as the CA is): the account, token signing and session
+      // keys the fleet already uses stay the same.
+      const value = this.#knownSecrets.get(key) ?? (await create());
       await this.#client.set(`tls:${key}`, this.#options.sealer.seal(value, key));
+      this.#knownSecrets.set(key, value);
       return value;
     });
   }
@@ -280,6 +290,7 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
 
   /** The CA certificate (never its key) as a file on this machine: what clients are told to trust. */
   async #mirrorCa(pair: KeyPairPem): Promise<LocalCa> {
+    this.#knownCa = pair;
     const { certPath } = caPaths(this.#options.dataDir);
     if ((await readIfExists(certPath)) !== pair.certPem) {
       await mkdir(path.dirname(certPath), { recursive: true, mode: 0o700 });

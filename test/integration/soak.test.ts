@@ -33,15 +33,10 @@ describe("soak: 90 seconds of a fleet under mixed traffic while things fail", { 
     assert.equal(outcome.code, 0, outcome.stdout);
   });
 
-  it("injected every fault it could, each as a window, and says which it skipped", () => {
+  it("injected every fault, each as a window", () => {
     const names = result.faults.map((fault) => fault.name);
-    for (const name of ["redis-killed", "replica-killed", "worker-sigkill", "gateway-sigkill", "rolling-sigterm", "aborted-uploads", "abandoned-downloads", "reload-users-limits", "reload-broken", "slowloris"]) {
+    for (const name of ["redis-killed", "replica-killed", "worker-sigkill", "gateway-sigkill", "rolling-sigterm", "aborted-uploads", "abandoned-downloads", "cert-rotate", "reload-users-limits", "reload-broken", "slowloris", "acme-renewal"]) {
       assert.ok(names.includes(name), `${name} in ${names.join(", ")}`);
-    }
-    for (const name of ["cert-rotate", "acme-renewal"]) {
-      const injected = names.includes(name);
-      const skipped = result.invariants.some((invariant) => invariant.name.startsWith(name) && invariant.detail.startsWith("skipped: "));
-      assert.ok(injected !== skipped, `${name}: injected or listed as skipped, not both or neither`);
     }
     for (const fault of result.faults) assert.ok(fault.end > fault.start && fault.detail.length > 0, JSON.stringify(fault));
   });

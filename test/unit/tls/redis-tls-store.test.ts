@@ -59,6 +59,24 @@ async function allValues(prefix: string): Promise<string[]> {
 }
 
 describe("the Redis TLS store", () => {
+  test("a Redis that comes back empty gets the fleet's CA and secrets back from a gateway's memory, not new ones", async () => {
+    const prefix = `t${++prefixes}:`;
+    const [a] = await fleetOf(1, SECRET, prefix);
+    const ca = await a!.loadOrCreateCa(10);
+    const secret = await a!.loadOrCreateSharedSecret("web-sessions", () => "first value");
+    // Redis restarted without persistence: every key of the fleet is gone.
+    const keys = await raw.keys(`${prefix}*`);
+    if (keys.length > 0) await raw.del(...keys);
+    const again = await a!.loadOrCreateCa(10);
+    assert.equal(again.certPem, ca.certPem, "the same CA, which every client trusts");
+    assert.equal(again.created, false);
+    assert.equal(await a!.loadOrCreateSharedSecret("web-sessions", () => "a new value"), secret);
+    // Written back: a gateway that never saw them (another machine, restarted meanwhile) gets them too.
+    const [b] = await fleetOf(1, SECRET, prefix);
+    assert.equal((await b!.loadOrCreateCa(10)).certPem, ca.certPem);
+    assert.equal(await b!.loadOrCreateSharedSecret("web-sessions", () => "yet another"), secret);
+  });
+
   test("gateways creating the CA and a leaf at once end up with one of each, keys sealed", async () => {
     const [a, b] = await fleetOf(2);
     const [caA, caB] = await Promise.all([a!.loadOrCreateCa(10), b!.loadOrCreateCa(10)]);
@@ -77,11 +95,15 @@ describe("the Redis TLS store", () => {
     const adopted = await a!.loadOrCreateCa(10);
     assert.equal(adopted.certPem, before.certPem);
     assert.equal(adopted.created, false);
-    // The store emptied (a Redis without persistence restarted): the local CA key is gone, only the mirror stays.
+    // The store emptied (a Redis without persistence restarted) and the gateway restarted too: nothing holds
+    // the CA key any more, only the mirrored certificate is on disk, and that is not a CA to adopt.
     const [b] = await fleetOf(1);
     const mirrored = await b!.loadOrCreateCa(10);
     await raw.del(`t${prefixes}:tls:ca`);
-    const fresh = await b!.loadOrCreateCa(10);
+    const redis = { url: server.url, keyPrefix: `t${prefixes}:`, commandTimeout: 250, failure: "failOpen" } as RedisConfig;
+    const restarted = (await openTlsStore({ kind: "redis", dataDir: dataDirs.get(b!)!, redis }, { [STORE_KEY_ENV]: SECRET }, "gateway-restarted")) as RedisTlsStore;
+    opened.push(restarted);
+    const fresh = await restarted.loadOrCreateCa(10);
     assert.equal(fresh.created, true);
     assert.notEqual(fresh.certPem, mirrored.certPem);
   });
