@@ -3,6 +3,7 @@
 // config/examples/fleet/gateway.yaml that share one Redis (a pull through it works, and one rate limit
 // counts the pulls of both); config/examples/kubernetes/*.yaml parse, their probes reach the endpoints the
 // gateway serves where its configuration says, and the configuration in the ConfigMap passes `config check`.
+import { randomBytes } from "node:crypto";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -37,6 +38,8 @@ function onLoopback(example: string, frontendPort: number, gatewayPorts: readonl
   return [...kept, ...gatewayPorts.map((port, i) => `  server gw${i + 1} 127.0.0.1:${port}`), ""].join("\n");
 }
 
+const STORE_KEY = randomBytes(32).toString("base64");
+
 describe("config/examples/fleet: HAProxy in front of two gateways sharing one Redis", () => {
   let dir: string;
   let registry: Registry;
@@ -56,6 +59,9 @@ describe("config/examples/fleet: HAProxy in front of two gateways sharing one Re
       GATEWAY_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       GATEWAY_WORKERS: "1",
       GATEWAY_SITES_0_LIMITS_0_RATE: String(PULLS_ALLOWED),
+      GATEWAY_TLS_STORE_KEY: STORE_KEY,
+      // HAProxy connects from loopback here, with the PROXY header the example sends.
+      BALANCER_ADDRESS: "127.0.0.1/32",
     });
   }
 
@@ -64,8 +70,10 @@ describe("config/examples/fleet: HAProxy in front of two gateways sharing one Re
     [registry, redis] = await Promise.all([startRegistry(), startRedis()]);
     image = await pushTinyImage(registry.url, "fleet/app", "v1", "fleet-examples-seed");
     gateways.push(...(await Promise.all([startFleetGateway("gw1"), startFleetGateway("gw2")])));
-    // Until the gateways share their CA through Redis each may have made its own: trust whichever answers.
-    ca = (await Promise.all(gateways.map((g) => readFile(g.caFile!, "utf8")))).join("\n");
+    // One CA for the fleet, through Redis, though each gateway has a data directory of its own.
+    const cas = await Promise.all(gateways.map((g) => readFile(g.caFile!, "utf8")));
+    assert.equal(cas[0], cas[1], "both gateways serve certificates of one CA");
+    ca = cas[0]!;
     const example = await readFile(path.join(FLEET, "haproxy.cfg"), "utf8");
     const port = await freePort();
     haproxy = await startHaproxyWithConfig(onLoopback(example, port, gateways.map((g) => g.httpsPort)), [port]);
