@@ -18,9 +18,14 @@ import { MAX_PROXY_HEADER_BYTES, parseProxyHeader } from "./proxy-protocol.js";
 
 type ConnectionListener = (socket: Socket) => void;
 
+/** At most one warning about refused headers this often: a misconfigured balancer refuses every connection. */
+const REFUSAL_WARNING_EVERY_MS = 60_000;
+
 export class ProxyProtocolGate {
   #trusted: BlockList | undefined;
   #deadlineMs = 0;
+  #lastWarningAt = -Infinity;
+  #refusedSinceWarning = 0;
 
   constructor(
     settings: ProxyProtocolConfig | undefined,
@@ -60,7 +65,7 @@ export class ProxyProtocolGate {
       if (!this.#fromTrustedPeer(socket)) return handOver(socket);
       void readProxyHeader(socket, this.#deadlineMs).then((client) => {
         if (typeof client !== "string") {
-          this.logger.debug({ remote: socket.remoteAddress, err: client.reason }, "PROXY protocol header refused");
+          this.#refused(socket, client.reason);
           socket.destroy();
           return;
         }
@@ -71,6 +76,25 @@ export class ProxyProtocolGate {
         if (flowAfterHeader) socket.resume();
       });
     });
+  }
+
+  /**
+   * A balancer that sends no header (or the wrong version) has every connection refused: that must show in
+   * the log at warn level, not only as closed connections, yet a flood of refusals must not flood the log.
+   */
+  #refused(socket: Socket, reason: string): void {
+    this.#refusedSinceWarning++;
+    const now = Date.now();
+    if (now - this.#lastWarningAt < REFUSAL_WARNING_EVERY_MS) {
+      this.logger.debug({ remote: socket.remoteAddress, err: reason }, "PROXY protocol header refused");
+      return;
+    }
+    this.logger.warn(
+      { remote: socket.remoteAddress, err: reason, refused: this.#refusedSinceWarning },
+      "connections from a trusted balancer address without a valid PROXY protocol header are closed: check that the balancer sends one (HAProxy: send-proxy-v2), or leave its address out of proxyProtocol.trustedFrom",
+    );
+    this.#lastWarningAt = now;
+    this.#refusedSinceWarning = 0;
   }
 
   #fromTrustedPeer(socket: Socket): boolean {

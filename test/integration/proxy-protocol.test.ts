@@ -96,6 +96,9 @@ describe("PROXY protocol behind HAProxy", () => {
     // At its first bytes, not at the handshake timeout (10 s): they are not a PROXY header.
     assert.ok(performance.now() - started < 2000, `closed after ${Math.round(performance.now() - started)} ms`);
     assert.deepEqual(await marker(logged), ["127.0.0.9"], "nothing was served before the marker");
+    // Said at warn level, so a balancer that sends no header is found in the log, not only as closed connections.
+    const warnings = gateway.logs.slice(logged).filter((entry) => entry.level === "warn" && /PROXY protocol header/.test(String(entry.msg)));
+    assert.equal(warnings.length, 1, JSON.stringify(gateway.logs.slice(logged)));
   });
 
   it("an untrusted peer's forged header is not read: it breaks its own TLS, and the peer is served as itself", async () => {
