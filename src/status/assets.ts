@@ -16,7 +16,7 @@ h1 { margin: 0; font-size: 18px; font-weight: 600; }
 h2 { margin: 0 0 10px; font-size: 15px; font-weight: 600; }
 .meta { margin: 0; display: flex; flex-wrap: wrap; align-items: center; gap: 10px; }
 main { max-width: 1200px; margin: 0 auto; padding: 16px 24px 32px; display: grid; gap: 16px; }
-section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; }
+section { min-width: 0; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; }
 .scroll { overflow-x: auto; }
 table { width: 100%; border-collapse: collapse; }
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; white-space: nowrap; }
@@ -25,7 +25,8 @@ tbody tr:last-child td { border-bottom: 0; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
 .muted, .zero { color: var(--muted); }
-.item { display: inline-block; margin: 0 6px 2px 0; }
+.item { display: inline-block; margin: 0 6px 2px 0; white-space: nowrap; }
+td:has(.item) { white-space: normal; min-width: 9em; }
 .tag { display: inline-block; padding: 0 6px; border: 1px solid var(--line); border-radius: 4px; font-size: 12px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600; }
 .badge.ok { color: var(--ok); background: var(--ok-bg); }
