@@ -12,16 +12,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { launchBrowser } from "../test/helpers/browser.js";
-import { startGatewayProcess } from "../test/helpers/cli.js";
-import { htpasswdLine } from "../test/helpers/htpasswd.js";
 import { OCI_MANIFEST } from "../test/helpers/oci.js";
 import { startRegistry } from "../test/helpers/registry.js";
+import { BROWSER_HOST, signIn, startBrowserSite } from "./browser-site.js";
 import { repositoryNames, writeCatalog } from "./catalog.js";
 import { measureLoad, type PageLoad } from "./page-load.js";
 import { markdownReport, median, sectionsOf } from "./report.js";
 
-const HOST = "web.registry.test";
-const USER = { name: "bench-user", password: "bench-password-1" };
 
 export interface WebPageOptions {
   repositories: number;
@@ -52,12 +49,12 @@ export async function benchWebPage(options: WebPageOptions): Promise<WebPageResu
     cleanups.push(() => registry.stop());
     await expectServed(registry.url, names.at(-1)!, image.manifestDigest);
 
-    const gateway = await startGatewayProcess(await writeGatewayConfig(dir, registry.url));
-    cleanups.push(() => gateway.process.stop(10_000));
-    const browser = await launchBrowser([HOST]);
+    const site = await startBrowserSite(dir, registry.url);
+    cleanups.push(() => site.gateway.process.stop(10_000));
+    const browser = await launchBrowser([BROWSER_HOST]);
     cleanups.push(() => browser.close());
 
-    const origin = `https://${HOST}:${gateway.httpsPort}`;
+    const origin = site.origin;
     const problems: string[] = [];
     const visitors = [await loadsOf(browser, `${origin}/`, options.loads, "anonymous")];
     try {
@@ -76,33 +73,6 @@ async function expectServed(registryUrl: string, repository: string, digest: str
   const res = await fetch(`${registryUrl}/v2/${repository}/manifests/latest`, { headers: { accept: OCI_MANIFEST } });
   await res.arrayBuffer();
   if (res.status !== 200 || res.headers.get("docker-content-digest") !== digest) throw new Error(`the registry does not serve ${repository}:latest (${res.status})`);
-}
-
-/** One site: everyone may browse and pull, the bench user may do everything; one process, generated certificate. */
-async function writeGatewayConfig(dir: string, registryUrl: string): Promise<string> {
-  const htpasswd = join(dir, "htpasswd");
-  await writeFile(htpasswd, `${await htpasswdLine(USER.name, USER.password)}\n`);
-  const config = [
-    "listen: 127.0.0.1:0",
-    'admin: { listen: "127.0.0.1:0" }',
-    `dataDir: ${join(dir, "data")}`,
-    "workers: 1",
-    "log: { level: info, access: false }",
-    "sites:",
-    "  - name: web",
-    `    hosts: [${HOST}]`,
-    `    backend: ${registryUrl}`,
-    "    auth:",
-    "      type: htpasswd",
-    `      htpasswd: ${htpasswd}`,
-    "      rules:",
-    `        - { who: [${USER.name}], repositories: ["**"], actions: [pull, push, delete, catalog] }`,
-    '        - { who: "*", repositories: ["**"], actions: [pull, catalog] }',
-    "",
-  ].join("\n");
-  const path = join(dir, "gateway.yaml");
-  await writeFile(path, config);
-  return path;
 }
 
 /** `loads` times: a fresh context (empty cache, no cookies), optionally signed in, then the page cold and warm. */
@@ -129,15 +99,6 @@ async function loadsOf(browser: Browser, url: string, loads: number, visitor: Vi
 function expectPage(load: PageLoad, url: string): PageLoad {
   if (load.status !== 200) throw new Error(`${url} answered ${load.status}: is the registry browser there?`);
   return load;
-}
-
-/** Through the login form, as a person does: whatever hidden fields it carries go along. */
-async function signIn(page: Page, origin: string): Promise<void> {
-  await page.goto(`${origin}/login?next=/`);
-  await page.fill('input[name="username"]', USER.name);
-  await page.fill('input[name="password"]', USER.password);
-  await Promise.all([page.waitForNavigation(), page.press('input[name="password"]', "Enter")]);
-  if (!(await page.context().cookies(origin)).length) throw new Error("signing in set no cookie");
 }
 
 // ---- the report ------------------------------------------------------------------------------------------
@@ -181,7 +142,7 @@ export function webPageMarkdown(result: WebPageResult): string {
   );
   lines.push(
     "",
-    `Medians of ${result.loads} loads each. Headless chromium (system \`/usr/bin/chromium\` via playwright-core, 1280×800) loads \`https://${HOST}:PORT/\` from a gateway process (\`workers: 1\`, htpasswd site where everyone may browse) in front of one \`docker-registry\` holding the catalog; browser, gateway and registry share the machine. Cold: a fresh browser context (empty cache); signed in, after the login form, with the cache cleared. Warm: the same page again in that context (the document is fetched again, cached assets are not). Bytes are Resource Timing's transferSize (headers included, 0 for a cache hit); first contentful paint and responseEnd are ms from navigation start.`,
+    `Medians of ${result.loads} loads each. Headless chromium (system \`/usr/bin/chromium\` via playwright-core, 1280×800) loads \`https://${BROWSER_HOST}:PORT/\` from a gateway process (\`workers: 1\`, htpasswd site where everyone may browse) in front of one \`docker-registry\` holding the catalog; browser, gateway and registry share the machine. Cold: a fresh browser context (empty cache); signed in, after the login form, with the cache cleared. Warm: the same page again in that context (the document is fetched again, cached assets are not). Bytes are Resource Timing's transferSize (headers included, 0 for a cache hit); first contentful paint and responseEnd are ms from navigation start.`,
     "",
     ...samples,
     ...(result.problems.length ? ["", ...result.problems.map((p) => `- Problem: ${p}`)] : []),
