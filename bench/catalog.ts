@@ -5,7 +5,7 @@
 // (its catalog walks these directories; the caller checks one repository through the API).
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, sha256Digest } from "../test/helpers/oci.js";
+import { imageConfig, sha256Digest, singleLayerManifest } from "../test/helpers/oci.js";
 
 export interface CatalogImage {
   manifestDigest: string;
@@ -32,25 +32,9 @@ export async function writeCatalog(storageDir: string, names: readonly string[])
   const v2 = join(storageDir, "docker", "registry", "v2");
   const layer = Buffer.from("bench layer: content does not matter, its digest does\n");
   const layerDigest = sha256Digest(layer);
-  const created = new Date("2026-01-01T00:00:00Z").toISOString();
-  const config = Buffer.from(
-    JSON.stringify({
-      created,
-      architecture: "amd64",
-      os: "linux",
-      config: { Labels: { "org.opencontainers.image.source": "https://example.test/bench" } },
-      rootfs: { type: "layers", diff_ids: [layerDigest] },
-    }),
-  );
+  const config = imageConfig({ os: "linux", architecture: "amd64" }, { "org.opencontainers.image.source": "https://example.test/bench" }, [layerDigest], new Date("2026-01-01T00:00:00Z"));
   const configDigest = sha256Digest(config);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, digest: configDigest, size: config.length },
-      layers: [{ mediaType: OCI_LAYER_GZIP, digest: layerDigest, size: layer.length }],
-    }),
-  );
+  const manifest = singleLayerManifest(config, layer);
   const manifestDigest = sha256Digest(manifest);
   for (const blob of [layer, config, manifest]) await writeBlob(v2, blob);
 

@@ -2,7 +2,7 @@
 // a multi-arch index (amd64 + arm64), images with OCI labels and several tags, and a signature (an OCI 1.1
 // artifact whose subject is a tagged image, listed by the referrers API).
 import { randomBytes } from "node:crypto";
-import { OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, sha256Digest, type Descriptor } from "../test/helpers/oci.js";
+import { OCI_INDEX, OCI_MANIFEST, imageConfig, sha256Digest, singleLayerManifest, type Descriptor } from "../test/helpers/oci.js";
 import { EMPTY_CONFIG, artifactManifest } from "../test/helpers/referrers.js";
 import { pushBlob } from "../test/helpers/seed.js";
 
@@ -19,18 +19,9 @@ async function putManifest(registryUrl: string, repository: string, reference: s
 async function pushImage(registryUrl: string, repository: string, platform: { os: string; architecture: string }, labels: Record<string, string>): Promise<Descriptor> {
   const layer = randomBytes(2048 + Math.floor(Math.random() * 4096));
   const layerDigest = await pushBlob(registryUrl, repository, layer, AGENT);
-  const config = Buffer.from(
-    JSON.stringify({ created: new Date().toISOString(), ...platform, config: { Labels: labels }, rootfs: { type: "layers", diff_ids: [layerDigest] } }),
-  );
-  const configDigest = await pushBlob(registryUrl, repository, config, AGENT);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, digest: configDigest, size: config.length },
-      layers: [{ mediaType: OCI_LAYER_GZIP, digest: layerDigest, size: layer.length }],
-    }),
-  );
+  const config = imageConfig(platform, labels, [layerDigest]);
+  await pushBlob(registryUrl, repository, config, AGENT);
+  const manifest = singleLayerManifest(config, layer);
   return putManifest(registryUrl, repository, sha256Digest(manifest), manifest, OCI_MANIFEST);
 }
 

@@ -4,11 +4,11 @@
 // from the gateway's own counters summed over every worker: the requests, 429s and refused logins sent
 // between two readings are all counted. The HTML page carries a strict CSP and no inline script or style.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { httpsCall, startClusterProcess, type ClusterProcess } from "../helpers/cluster.js";
+import { httpsCall, startClusterWithConfig, type ClusterProcess } from "../helpers/cluster.js";
 import { htpasswdLine } from "../helpers/htpasswd.js";
 import { waitFor } from "../helpers/process.js";
 import { readyz } from "../helpers/readiness.js";
@@ -46,7 +46,7 @@ for (const workers of [1, 2]) {
       replicas = await Promise.all([0, 1].map(() => startRegistry()));
       await writeFile(join(dir, "htpasswd"), `${await htpasswdLine("alice", "right-password")}\n`);
       const health = `{ interval: ${INTERVAL_MS}ms, timeout: 400ms, unhealthyThreshold: 1, healthyThreshold: 1 }`;
-      const config = [
+      ({ gateway, ca } = await startClusterWithConfig(dir, [
         "listen: 127.0.0.1:0",
         'admin: { listen: "127.0.0.1:0" }',
         `dataDir: ${join(dir, "data")}`,
@@ -64,11 +64,7 @@ for (const workers of [1, 2]) {
         `    hosts: [${LIMITED_HOST}]`,
         `    backend: ${replicas[0]!.url}`,
         "    limits: [{ name: trickle, operations: [any], rate: 1, per: 1m, burst: 1, key: ip }]",
-        "",
-      ].join("\n");
-      await writeFile(join(dir, "gateway.yaml"), config);
-      gateway = await startClusterProcess(join(dir, "gateway.yaml"));
-      ca = await readFile(gateway.caFile!, "utf8");
+      ]));
     });
 
     after(async () => {
