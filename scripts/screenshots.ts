@@ -24,6 +24,8 @@ interface Shot {
   url: string;
   /** Whether the page is taken signed in. */
   signedIn: boolean;
+  /** The whole page, not only the first screen (pages whose details are below the fold). */
+  fullPage?: boolean;
 }
 
 function shots(site: BrowserSite, showcase: Showcase): Shot[] {
@@ -32,26 +34,26 @@ function shots(site: BrowserSite, showcase: Showcase): Shot[] {
     { name: "login", url: `${site.origin}/login`, signedIn: false },
     { name: "repositories", url: `${site.origin}/`, signedIn: true },
     { name: "repositories-search", url: `${site.origin}/?q=apps`, signedIn: true },
-    { name: "tags", url: `${site.origin}/repo/${signed.repository}`, signedIn: true },
-    { name: "tag-multi-arch", url: `${site.origin}/tag/${index.repository}:${index.tag}`, signedIn: true },
-    { name: "tag-signed", url: `${site.origin}/tag/${signed.repository}:${signed.tag}`, signedIn: true },
-    { name: "admin-status", url: `${site.admin}/status`, signedIn: false },
+    { name: "tags", url: `${site.origin}/repo/${signed.repository}`, signedIn: true, fullPage: true },
+    { name: "tag-multi-arch", url: `${site.origin}/tag/${index.repository}:${index.tag}`, signedIn: true, fullPage: true },
+    { name: "tag-signed", url: `${site.origin}/tag/${signed.repository}:${signed.tag}`, signedIn: true, fullPage: true },
+    { name: "admin-status", url: `${site.admin}/status`, signedIn: false, fullPage: true },
   ];
 }
 
 async function capture(browser: Browser, site: BrowserSite, list: readonly Shot[]): Promise<string[]> {
   const written: string[] = [];
   for (const size of SIZES) {
-    for (const signedIn of [false, true]) {
+    // Signed in first: the browsing is traffic the status panel, taken after, shows.
+    for (const signedIn of [true, false]) {
       const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: size.width, height: size.height } });
       const page = await context.newPage();
       const problems = watchProblems(page);
       if (signedIn) await signIn(page, site.origin).catch((err: Error) => problems.push(`signing in failed, so these pages show an anonymous visitor: ${err.message.split("\n")[0]}`));
       for (const shot of list.filter((s) => s.signedIn === signedIn)) {
-        const response = await page.goto(shot.url, { waitUntil: "load" });
-        if (response?.status() !== 200) problems.push(`${shot.url} answered ${response?.status()}`);
+        await page.goto(shot.url, { waitUntil: "load" });
         const path = join(OUT_DIR, `${shot.name}-${size.name}.png`);
-        await page.screenshot({ path });
+        await page.screenshot({ path, fullPage: shot.fullPage ?? false });
         written.push(path);
       }
       for (const problem of problems) process.stderr.write(`[screenshots] ${size.name}: ${problem}\n`);
@@ -64,8 +66,12 @@ async function capture(browser: Browser, site: BrowserSite, list: readonly Shot[
 /** Console errors and CSP violations the pages cause: reported, since a screenshot would hide them. */
 function watchProblems(page: Page): string[] {
   const problems: string[] = [];
+  // Failed loads are reported by URL (the console only says that something failed); no page links a favicon.
+  page.on("response", (response) => {
+    if (response.status() >= 400 && !response.url().endsWith("/favicon.ico")) problems.push(`${response.url()} answered ${response.status()}`);
+  });
   page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console: ${message.text()} (${page.url()})`);
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) problems.push(`console: ${message.text()} (${page.url()})`);
   });
   page.on("pageerror", (error) => problems.push(`page error: ${error.message} (${page.url()})`));
   return problems;
@@ -81,7 +87,7 @@ async function main(): Promise<void> {
     const showcase = await pushShowcase(registry.url);
     const site = await startBrowserSite(dir, registry.url);
     stops.push(() => site.gateway.process.stop(10_000));
-    // A little traffic, so the status panel's rates have something to show on its second reading.
+    // The status panel's first reading: its screenshot, a later reading, shows rates over the browsing between.
     await fetch(`${site.admin}/status.json`);
     const browser = await launchBrowser([BROWSER_HOST]);
     stops.push(() => browser.close());
