@@ -26,6 +26,7 @@ import { Forwarder } from "./proxy/forward.js";
 import { CatalogSearch } from "./registry/search.js";
 import { LocalLock, RedisLock, type IndexLock } from "./referrers/lock.js";
 import { Referrers } from "./referrers/referrers.js";
+import { browserState } from "./web/state.js";
 import type { Limiter } from "./ratelimit/limiter.js";
 import type { CompiledLimit } from "./ratelimit/policy.js";
 import { createRateLimitStage, limitSettings, type RateLimitStage } from "./ratelimit/stage.js";
@@ -129,7 +130,7 @@ export async function buildGeneration(config: GatewayConfig, context: ProcessCon
     const downloads = new DownloadLimits(config.limits, downloadCounts.counts);
     const clientAddress = clientAddressResolver(config.trustedProxies);
     const referrers = new Referrers(await referrersLock(config, leases));
-    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads, metrics, referrers };
+    const pipeline: PipelineState = { sites, forwarder, affinity, lists, logger, observer, clientAddress, rateLimit, strictSni: config.tls.strictSni, search, managed, downloads, metrics, referrers, browser: browserState(config.dataDir) };
     for (const site of sites.sites) site.upstreams.start();
     return new Generation(config, security, sites, certificates, rateLimit, forwarder, affinity, pipeline, leases);
   } catch (err) {

@@ -15,6 +15,7 @@ import type { CatalogSearch } from "./registry/search.js";
 import type { RateLimitStage } from "./ratelimit/stage.js";
 import type { FinishedRequest } from "./request-context.js";
 import type { SiteMap } from "./sites.js";
+import type { BrowserState } from "./web/state.js";
 
 export interface PipelineState {
   sites: SiteMap;
@@ -42,6 +43,8 @@ export interface PipelineState {
   metrics: PipelineMetrics;
   /** The referrers indexes the gateway keeps for registries without the API; none: every site passes. */
   referrers?: Referrers;
+  /** The registry browser's session key source and assets; none: no site shows the browser. */
+  browser?: BrowserState;
 }
 
 export interface RequestObserver {

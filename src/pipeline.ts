@@ -37,6 +37,7 @@ import { classify, type RegistryRoute } from "./registry/routes.js";
 import { checkTarget, formValues } from "./registry/target.js";
 import type { RequestContext } from "./request-context.js";
 import type { HostHeader, Site, SiteMap } from "./sites.js";
+import { isBrowserPath } from "./web/paths.js";
 
 export type { PipelineMetrics, PipelineState, RequestObserver } from "./pipeline-state.js";
 
@@ -198,6 +199,8 @@ interface Classified {
 async function classifyRequest(ctx: RequestContext, hasBody: boolean, routes: RouteTable): Promise<Classified | Refusal> {
   const target = checkTarget(ctx.url);
   if (!target.ok) return new Refusal(target.kind, target.reason);
+  // The registry browser's pages are no registry route: its handler reads their forms and the session itself.
+  if (isBrowserPath(target.path)) return { route: { kind: "browser", accesses: [] }, endpoint: routes.browser, target };
   const form = await readMountForm(ctx.req, target.path, hasBody);
   if (!form.ok) return new Refusal("badRequest", form.message);
   const mountFrom = ctx.method === "POST" ? mountSources(target.rawQuery, form.body) : [];
@@ -265,6 +268,8 @@ async function authorize(ctx: RequestContext, state: PipelineState, request: End
       return null;
     case "self":
       return site.auth?.tokenEndpoint ? null : new Refusal("notFound", "this site issues no tokens");
+    case "session":
+      return null;
     case "identify":
       return site.auth ? admitCaller(ctx, state, request, "identify") : null;
     case "admit": {

@@ -15,7 +15,7 @@ import { AccessPolicy } from "./access.js";
 import { BackendTokenMinter } from "./backend-token.js";
 import { HashPool, hashThreads } from "./hash-pool.js";
 import { HtpasswdError, HtpasswdUsers, parseHtpasswd } from "./htpasswd.js";
-import { LoginThrottle, type LoginCounters, type LoginEvents } from "./logins.js";
+import { LoginThrottle, type LoginCounters, type LoginEvents, type SiteLogins } from "./logins.js";
 import type { SigningKey } from "./signing-key.js";
 import { HtpasswdSiteAuth, TokenSiteAuth } from "./site-auth.js";
 import { DockerTokenEndpoint } from "./token-endpoint.js";
@@ -29,6 +29,11 @@ export interface SiteSecurity {
   backendAuth: BackendAuth | null;
   /** The client's Authorization goes to the backend untouched (backendAuth passthrough). */
   passClientAuthorization: boolean;
+  /**
+   * The site's password checks (its users, the failed-login throttle) and access rules, for the registry
+   * browser's sign-in; absent or null without auth.
+   */
+  passwords?: { logins: SiteLogins; policy: AccessPolicy } | null;
 }
 
 export interface Security {
@@ -91,7 +96,8 @@ export async function buildSecurity(
       const issuer = issuerFor(name);
       const auth = await buildSiteAuth(site, name, config, usersOf, throttle, issuer, tokens?.TokenVerifier ?? null, logger);
       const backendAuth = site.backendAuth.type === "token" ? new BackendTokenMinter(issuer!, site.backendAuth.service) : null;
-      bySite.push({ auth, backendAuth, passClientAuthorization: site.backendAuth.type === "passthrough" });
+      const passwords = auth && { logins: auth.logins, policy: auth.policy };
+      bySite.push({ auth, backendAuth, passClientAuthorization: site.backendAuth.type === "passthrough", passwords });
     }
     // Signed with the managed registries' own key pair, never the token signing key (managed-auth.ts says why).
     if (managed) managedAuth = (await loadManagedTrust(config.dataDir)).minter;
@@ -111,7 +117,7 @@ async function buildSiteAuth(
   issuer: TokenIssuer | null,
   Verifier: typeof TokenVerifier | null,
   logger: Logger,
-): Promise<SiteAuth | null> {
+): Promise<HtpasswdSiteAuth | TokenSiteAuth | null> {
   const auth = site.auth;
   if (auth.type === "none") return null;
   const users = await usersOf(auth.htpasswd);

@@ -24,8 +24,8 @@ export class HtpasswdSiteAuth implements SiteAuth {
   private readonly challenge: string;
 
   constructor(
-    private readonly logins: SiteLogins,
-    private readonly policy: AccessPolicy,
+    readonly logins: SiteLogins,
+    readonly policy: AccessPolicy,
     realm: string,
   ) {
     this.challenge = basicChallenge(realm);
@@ -91,8 +91,8 @@ export class TokenSiteAuth implements SiteAuth {
     private readonly verifier: TokenVerifier,
     private readonly service: string,
     readonly tokenEndpoint: TokenEndpoint,
-    private readonly logins: SiteLogins,
-    private readonly policy: AccessPolicy,
+    readonly logins: SiteLogins,
+    readonly policy: AccessPolicy,
   ) {}
 
   /** docker sends Basic credentials to the v1 search endpoint even of a token registry; Bearer works too. */

@@ -517,6 +517,17 @@ export const site = exactlyOneOf(
      * `pass` (the backend answers), `auto` (emulated for a backend found to lack it).
      */
     referrers: z.enum(["emulate", "pass", "auto"]).default("auto"),
+    /**
+     * The registry browser at `https://HOST:PORT/`: read-only pages, sign-in with the site's users. Absent:
+     * enabled, sessions of 8h (web/settings.ts).
+     */
+    browser: z
+      .strictObject({
+        enabled: z.boolean().optional(),
+        /** How long a sign-in lasts (the session cookie's Max-Age): at least a minute, at most 30 days. */
+        sessionLifetime: duration.refine((ms) => ms >= 60_000 && ms <= 30 * 24 * 3600_000, { message: 'expected between 1m and 720h (e.g. "8h")' }).optional(),
+      })
+      .optional(),
     /** Rate limits; every limit a request's operation belongs to must admit it. */
     limits: z
       .array(rateLimit)

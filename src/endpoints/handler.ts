@@ -17,8 +17,10 @@ import type { Upstream } from "../backends/upstream.js";
  *             caller only what it may see (docker search)
  *   admit     credentials × the route's accesses must be allowed, and the route must be one the site's
  *             registries can carry out (mount sources, a group's push rules)
+ *   session   the registry browser: the handler reads its session cookie (anonymous without one) and
+ *             never answers with a challenge, so a browser never shows its password dialog
  */
-export type Authentication = "none" | "self" | "identify" | "admit";
+export type Authentication = "none" | "self" | "identify" | "admit" | "session";
 
 export type Refuse = (kind: GatewayErrorKind, message: string, headers?: Record<string, string>) => void;
 

@@ -15,6 +15,7 @@ import { proxy } from "./proxy.js";
 import { referrers } from "./referrers.js";
 import { search } from "./search.js";
 import { token } from "./token.js";
+import { browser } from "../web/handler.js";
 
 /** "other" names no request: it is what auth uses for a request without a registry route. */
 export type RoutedKind = Exclude<RouteKind, "other">;
@@ -32,4 +33,5 @@ export const ROUTE_TABLE: RouteTable = {
   blob: { authentication: "admit", handler: proxy },
   upload: { authentication: "admit", handler: proxy },
   referrers: { authentication: "admit", handler: referrers },
+  browser: { authentication: "session", handler: browser },
 };

@@ -13,7 +13,7 @@ export const METRIC_PREFIX = "registry_gateway_";
 
 /** The operation label: the route kind, or "other" when the request never got as far as classifying. */
 export type Operation = RouteKind;
-export const OPERATIONS: readonly Operation[] = ["base", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token", "search", "ping", "other"];
+export const OPERATIONS: readonly Operation[] = ["base", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token", "search", "ping", "browser", "other"];
 
 /** The site label of a request whose Host matched no site (site names are never empty). */
 export const UNKNOWN_SITE = "";

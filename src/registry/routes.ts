@@ -10,7 +10,8 @@
 // accepts is read the same way by the backend.
 import type { GatewayErrorKind } from "./errors.js";
 
-export type RouteKind = "base" | "catalog" | "tags" | "manifest" | "blob" | "upload" | "referrers" | "token" | "search" | "ping" | "other";
+/** "browser": the registry browser's pages (web/paths.ts), never produced by classify: they are no registry route. */
+export type RouteKind = "base" | "catalog" | "tags" | "manifest" | "blob" | "upload" | "referrers" | "token" | "search" | "ping" | "browser" | "other";
 
 export type UploadPhase = "start" | "chunk" | "finish" | "status" | "cancel";
 

@@ -42,7 +42,7 @@ function record(method: string, path: string, overrides: Partial<RequestContext>
     durationMs: 5,
     status: 200,
     site: HUB,
-    route: path.includes("something-new") ? undefined : routeOf(method, path),
+    route: path.includes("something-new") || overrides.route ? undefined : routeOf(method, path),
     ...overrides,
   };
 }
@@ -110,8 +110,9 @@ describe("metrics: request observations", () => {
       ["GET", "/v1/search?q=app", "search"],
       ["GET", "/v1/_ping", "ping"],
       ["GET", "/v2/team/app/something-new", "other"],
+      ["GET", "/", "browser"],
     ];
-    for (const [method, path] of cases) observer.requestDone(record(method, path));
+    for (const [method, path] of cases) observer.requestDone(record(method, path, path === "/" ? { route: { kind: "browser", accesses: [] } } : {}));
     observer.requestDone(record("GET", "/v2/", { site: undefined, route: undefined, status: 421 }, 101));
     const s = await samplesOf(metrics);
     for (const [method, path, operation] of cases) {
