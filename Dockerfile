@@ -16,6 +16,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=optional --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+# The registry browser's CSS/JS and the step that writes them under content-hashed names.
+COPY web ./web
+COPY scripts/build-web-assets.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 FROM node:26-trixie-slim

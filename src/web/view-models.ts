@@ -14,6 +14,11 @@ export interface PageChrome {
   assets: { css: string; js: string };
   /** A one-line notice shown above the content (e.g. "Tag v1 deleted"), or null. */
   notice: string | null;
+  /**
+   * This page's path and query, where "Sign in" comes back to. Optional: without it each view links back
+   * to the page its model describes (and an error page to `/`).
+   */
+  currentPath?: string;
 }
 
 export interface RepositorySummary {
