@@ -2,15 +2,16 @@
 // chromium at desktop (1280×800) and phone (390×844) sizes into docs/screenshots/NAME-SIZE.png (or $SCREENSHOTS_DIR). It starts a
 // registry (a few dozen repositories plus a showcase: multi-arch index, labels, a signature) and a gateway in
 // front of it, signs in, and stops everything when done.
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { BROWSER_HOST, signIn, startBrowserSite, type BrowserSite } from "../bench/browser-site.js";
+import { BROWSER_HOST, BROWSER_USER, signIn, startBrowserSite, type BrowserSite } from "../bench/browser-site.js";
 import { repositoryNames, writeCatalog } from "../bench/catalog.js";
 import { launchBrowser } from "../test/helpers/browser.js";
+import { gatewayRequest } from "../test/helpers/gateway.js";
 import { startRegistry } from "../test/helpers/registry.js";
-import { pushShowcase, type Showcase } from "./showcase-images.js";
+import { pushShowcase, signShowcase, type Showcase } from "./showcase-images.js";
 
 /** SCREENSHOTS_DIR elsewhere: a try that must not replace the committed ones. */
 const OUT_DIR = resolve(process.env.SCREENSHOTS_DIR ?? join(import.meta.dirname, "..", "docs", "screenshots"));
@@ -87,6 +88,9 @@ async function main(): Promise<void> {
     const showcase = await pushShowcase(registry.url);
     const site = await startBrowserSite(dir, registry.url);
     stops.push(() => site.gateway.process.stop(10_000));
+    const ca = await readFile(site.gateway.caFile!, "utf8");
+    const basic = `Basic ${Buffer.from(`${BROWSER_USER.name}:${BROWSER_USER.password}`).toString("base64")}`;
+    await signShowcase((request) => gatewayRequest(site.gateway.httpsPort, ca, BROWSER_HOST, { ...request, headers: { ...request.headers, authorization: basic } }), showcase);
     // The status panel's first reading: its screenshot, a later reading, shows rates over the browsing between.
     await fetch(`${site.admin}/status.json`);
     const browser = await launchBrowser([BROWSER_HOST]);

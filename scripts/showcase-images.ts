@@ -1,9 +1,11 @@
 // A handful of images that show what the registry browser can display, pushed to a registry over its API:
 // a multi-arch index (amd64 + arm64), images with OCI labels and several tags, and a signature (an OCI 1.1
-// artifact whose subject is a tagged image, listed by the referrers API).
+// artifact whose subject is a tagged image, listed by the referrers API). The signature goes through the
+// gateway, as signing tools push it: a registry without the referrers API has it listed by the gateway's
+// emulation, which sees only what passes through it.
 import { randomBytes } from "node:crypto";
 import { OCI_INDEX, OCI_MANIFEST, imageConfig, sha256Digest, singleLayerManifest, type Descriptor } from "../test/helpers/oci.js";
-import { EMPTY_CONFIG, artifactManifest } from "../test/helpers/referrers.js";
+import { artifactManifest, pushBlobThrough, putManifest as putManifestThrough, EMPTY_CONFIG, type SiteClient } from "../test/helpers/referrers.js";
 import { pushBlob } from "../test/helpers/seed.js";
 
 const AGENT = "registry-gateway-screenshots";
@@ -44,8 +46,8 @@ async function tag(registryUrl: string, repository: string, descriptor: Descript
 export interface Showcase {
   /** The multi-arch image: repository and tag. */
   index: { repository: string; tag: string };
-  /** A signed single-platform image. */
-  signed: { repository: string; tag: string };
+  /** A single-platform image to sign (signShowcase). */
+  signed: { repository: string; tag: string; descriptor: Descriptor };
 }
 
 export async function pushShowcase(registryUrl: string): Promise<Showcase> {
@@ -64,15 +66,20 @@ export async function pushShowcase(registryUrl: string): Promise<Showcase> {
   for (const version of ["1.0.0", "1.1.0"]) await tag(registryUrl, web, await pushImage(registryUrl, web, amd64, labelsFor("web", version)), [version]);
   const current = await pushImage(registryUrl, web, amd64, labelsFor("web", "1.2.0"));
   await tag(registryUrl, web, current, ["1.2.0", "latest"]);
-  await pushBlob(registryUrl, web, EMPTY_CONFIG, AGENT);
-  const signature = Buffer.from(`signature of ${current.digest}\n`);
-  const signatureLayer = { mediaType: "application/octet-stream", digest: await pushBlob(registryUrl, web, signature, AGENT), size: signature.length };
-  const artifact = artifactManifest(current, "application/vnd.cncf.notary.signature", signatureLayer, { "io.cncf.notary.x509chain.thumbprint#S256": "screenshots" });
-  await putManifest(registryUrl, web, sha256Digest(artifact), artifact, OCI_MANIFEST);
 
   for (const [repository, versions] of [["apps/api", ["2.3.0", "2.3.1", "latest"]], ["tools/cli", ["0.9.0"]]] as const) {
     const image = await pushImage(registryUrl, repository, amd64, labelsFor(repository.split("/")[1]!, versions[0]!));
     await tag(registryUrl, repository, image, versions);
   }
-  return { index: { repository: base, tag: "3.20.1" }, signed: { repository: web, tag: "1.2.0" } };
+  return { index: { repository: base, tag: "3.20.1" }, signed: { repository: web, tag: "1.2.0", descriptor: current } };
+}
+
+/** Pushes a signature of the showcase's signed image through `client` (a signed-in client of the gateway's site). */
+export async function signShowcase(client: SiteClient, showcase: Showcase): Promise<void> {
+  const { repository, descriptor } = showcase.signed;
+  await pushBlobThrough(client, repository, EMPTY_CONFIG);
+  const layer = await pushBlobThrough(client, repository, Buffer.from(`signature of ${descriptor.digest}\n`));
+  const artifact = artifactManifest(descriptor, "application/vnd.cncf.notary.signature", layer, { "io.cncf.notary.x509chain.thumbprint#S256": "screenshots" });
+  const put = await putManifestThrough(client, repository, sha256Digest(artifact), artifact);
+  if (put.status !== 201) throw new Error(`signature of ${repository}: ${put.status} ${put.body.toString()}`);
 }
