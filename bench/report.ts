@@ -67,6 +67,8 @@ export interface Report {
   rows: Row[];
   overheads: OverheadRow[];
   latencies?: LatencyRow[];
+  /** Cases that compare no proxies (bench/web-page.ts), each a Markdown block with its own heading. */
+  cases?: string[];
   method: string[];
   problems: string[];
 }
@@ -248,6 +250,7 @@ export function markdownSection(report: Report): string {
       : []),
     ...(report.latencies?.length ? ["#### Latency under load (the gateway alone, quiet vs loaded, same run)", "", latencyTable(report.latencies), ""] : []),
     ...(samples ? ["All samples, in run order:", "", samples, ""] : []),
+    ...(report.cases ?? []).flatMap((block) => [block, ""]),
     "### Method",
     "",
     ...report.method.map((line) => `- ${line}`),

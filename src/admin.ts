@@ -2,13 +2,14 @@
 // says the HTTPS listener is up and every pool has a backend registry that answers at all, probed now (any
 // HTTP status counts: a backend with its own auth answers 401 to an anonymous /v2/, and that is up); each
 // backend's entry also carries its pool's view (health checks, requests outstanding). /metrics is the
-// Prometheus text exposition, when metrics are enabled: these answer anyone who reaches the listener. POST
-// requests are admin actions (admin-actions.ts) and need the admin token (admin-token.ts).
+// Prometheus text exposition, when metrics are enabled: these answer anyone who reaches the listener, and so
+// does the status panel (status/handler.ts), which shows the same things read-only. POST requests are admin
+// actions (admin-actions.ts) and need the admin token (admin-token.ts).
 import { once } from "node:events";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { handleAdminAction, type AdminActions } from "./admin-actions.js";
 import type { AdminCredential } from "./admin-token.js";
-import { probeBackend } from "./backends/probe.js";
+import { probeBackend, type BackendProbe } from "./backends/probe.js";
 import { isLoopback } from "./config/rules.js";
 import { sendError, sendJson } from "./registry/errors.js";
 import { parseHostHeader } from "./sites.js";
@@ -24,7 +25,26 @@ export interface MetricsExporter {
   exposition(): Promise<string>;
 }
 
+/** Read-only pages beside the fixed endpoints (the status panel, status/handler.ts). */
+export interface AdminPages {
+  serves(path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void>;
+}
+
 const NO_STORE = { "Cache-Control": "no-store" };
+
+/** One backend as /readyz reports it: the pool's view, and whether it answers GET /v2/ now. */
+export type ProbedBackend = { pool: string; healthy: boolean; outstanding: number } & BackendProbe;
+
+/** What /readyz answers (and the status panel shows): every backend probed now; ready when every pool has one that answers. */
+export async function probeReadiness(readiness: ReadinessSource): Promise<{ ready: boolean; listening: boolean; backends: ProbedBackend[] }> {
+  const { listening, backends: members } = await readiness.readiness();
+  const probes = await Promise.all(members.map((member) => probeBackend(new URL(member.url))));
+  const backends = members.map((member, index) => ({ pool: member.pool, ...probes[index]!, healthy: member.healthy, outstanding: member.outstanding }));
+  const unserved = new Set(backends.map((b) => b.pool));
+  for (const b of backends) if (b.reachable) unserved.delete(b.pool);
+  return { ready: listening && unserved.size === 0, listening, backends };
+}
 
 export function createAdminServer(
   readiness: ReadinessSource,
@@ -33,6 +53,8 @@ export function createAdminServer(
   allowedHosts: () => readonly string[] = () => [],
   /** What actions demand; null refuses every action. */
   credential: AdminCredential | null = null,
+  /** GET /status and its assets; null: no status panel. */
+  status: AdminPages | null = null,
 ): http.Server {
   const server = http.createServer((req, res) => {
     // DNS rebinding: a web page whose name resolves to 127.0.0.1 could read /metrics or POST /reload from
@@ -41,7 +63,7 @@ export function createAdminServer(
       sendError(res, "misdirected", "the admin listener answers only Host localhost, a loopback address, or admin.hosts", { Connection: "close" });
       return;
     }
-    const handled = req.method === "POST" ? handleAdminAction(req, res, actions, credential) : handleAdmin(req, res, readiness, exporter);
+    const handled = req.method === "POST" ? handleAdminAction(req, res, actions, credential) : handleAdmin(req, res, readiness, exporter, status);
     void handled.catch(() => sendError(res, "internal", "admin request failed"));
   });
   // Node would answer Expect: 100-continue before the token is checked, and read the body announced. No admin
@@ -76,22 +98,19 @@ async function handleAdmin(
   res: ServerResponse,
   readiness: ReadinessSource,
   exporter: MetricsExporter | null,
+  status: AdminPages | null,
 ): Promise<void> {
-  const path = (req.url ?? "/").split("?")[0];
+  const path = (req.url ?? "/").split("?")[0]!;
   if (req.method !== "GET" && req.method !== "HEAD") {
     sendError(res, "badRequest", "the admin endpoints answer GET, and POST for actions");
     return;
   }
+  if (status?.serves(path)) return status.handle(req, res, path);
   switch (path) {
     case "/healthz":
       return sendJson(res, 200, { status: "ok" }, NO_STORE);
     case "/readyz": {
-      const { listening, backends: members } = await readiness.readiness();
-      const probes = await Promise.all(members.map((member) => probeBackend(new URL(member.url))));
-      const backends = members.map((member, index) => ({ pool: member.pool, ...probes[index]!, healthy: member.healthy, outstanding: member.outstanding }));
-      const unserved = new Set(backends.map((b) => b.pool));
-      for (const b of backends) if (b.reachable) unserved.delete(b.pool);
-      const ready = listening && unserved.size === 0;
+      const { ready, listening, backends } = await probeReadiness(readiness);
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", listening, backends }, NO_STORE);
     }
     case "/metrics": {

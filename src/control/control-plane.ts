@@ -22,6 +22,7 @@ import type { AcmeCertificates, AcmeManagerOptions } from "../tls/acme.js";
 import { acmeSiteNames, acmeSites, loadAcme } from "../tls/acme-sites.js";
 import { watchCertificateExpiry } from "../tls/expiry.js";
 import { rotateServedCertificates, type RotationOutcome } from "../tls/rotation.js";
+import { StatusPanel } from "../status/handler.js";
 import { ServedCertificates } from "../tls/served-certificates.js";
 import { CertificateStore, loadSiteCertificates } from "../tls/store.js";
 import type { TlsStore } from "../tls/tls-store.js";
@@ -125,13 +126,23 @@ export class ControlPlane {
       const certificates = new CertificateStore(loaded, defaultSiteName(config), config.tls.minVersion);
       const served = new ServedCertificates(certificates, loaded, defaultSiteName(config), acmeSiteNames(config));
       this.#fleet = this.#createFleetSync(this.#store.store);
-      const metrics = config.metrics.enabled ? this.dataPlane.metrics() : null;
+      const readiness = { readiness: async () => ({ ...(await this.dataPlane.readiness()), ...(this.#stopped ? { listening: false } : {}) }) };
+      const dataPlaneMetrics = config.metrics.enabled ? this.dataPlane.metrics() : null;
+      const exporter = this.#fleet ? this.#fleet.metrics(dataPlaneMetrics) : dataPlaneMetrics;
+      const status = new StatusPanel({
+        config: () => this.#config!,
+        certificates: () => certificates.info(),
+        resolver: (current) => this.#managed.resolver(current),
+        readiness,
+        exposition: exporter && (() => exporter.exposition()),
+      });
       const admin = createAdminServer(
-        { readiness: async () => ({ ...(await this.dataPlane.readiness()), ...(this.#stopped ? { listening: false } : {}) }) },
-        this.#fleet ? this.#fleet.metrics(metrics) : metrics,
+        readiness,
+        exporter,
         { reload: () => this.reload(), rotateCertificates: (site) => this.rotateCertificates(site) },
         () => this.#config!.admin.hosts,
         credential,
+        status,
       );
       this.#running = { addresses, admin, adminAddress: NO_ADDRESS, certificates, served, stopWatching: () => {} };
       await listenAdmin(admin, config.admin.listen);

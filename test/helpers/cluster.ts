@@ -2,6 +2,8 @@
 // process whose primary forks the workers. Helpers to find the workers (their pids, which one served a
 // request) and to talk HTTPS to them over fresh or kept-alive connections.
 import { execFile } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import https from "node:https";
 import type { IncomingHttpHeaders } from "node:http";
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
@@ -23,6 +25,14 @@ export interface ClusterProcess extends GatewayProcess {
 export async function startClusterProcess(configPath: string, { timeoutMs = 90_000, keepLines = 50_000 } = {}): Promise<ClusterProcess> {
   const gateway = await startGatewayProcess(configPath, {}, { timeoutMs, keepLines });
   return { ...gateway, lines: (message) => gateway.logs().filter((l) => l.msg === message) };
+}
+
+/** Writes `lines` as DIR/gateway.yaml and starts the gateway on it; also the generated CA clients trust. */
+export async function startClusterWithConfig(dir: string, lines: readonly string[]): Promise<{ gateway: ClusterProcess; ca: string }> {
+  const path = join(dir, "gateway.yaml");
+  await writeFile(path, `${lines.join("\n")}\n`);
+  const gateway = await startClusterProcess(path);
+  return { gateway, ca: gateway.caFile ? await readFile(gateway.caFile, "utf8") : "" };
 }
 
 /** The node processes the primary forked (its cluster workers), by pid. */

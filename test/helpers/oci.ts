@@ -187,3 +187,20 @@ function ustarHeader(name: string, size: number): Buffer {
   return header;
 }
 
+
+/** An image config's bytes: one platform, its labels, and the layers' diff ids (here the layer digests). */
+export function imageConfig(platform: { os: string; architecture: string }, labels: Record<string, string>, layerDigests: readonly string[], created = new Date()): Buffer {
+  return Buffer.from(JSON.stringify({ created: created.toISOString(), ...platform, config: { Labels: labels }, rootfs: { type: "layers", diff_ids: layerDigests } }));
+}
+
+/** An image manifest's bytes for a config and one gzip layer, both given as their bytes. */
+export function singleLayerManifest(config: Buffer, layer: Buffer): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: sha256Digest(config), size: config.length },
+      layers: [{ mediaType: OCI_LAYER_GZIP, digest: sha256Digest(layer), size: layer.length }],
+    }),
+  );
+}
