@@ -11,12 +11,17 @@
 import { BlockList, isIP, type Server, type Socket } from "node:net";
 import { Server as TlsServer } from "node:tls";
 import type { ProxyProtocolConfig } from "../config/schema.js";
-import type { Logger } from "../observe/log.js";
 import { vouchForClient } from "./client-connection.js";
 import { normalizeAddress } from "./client-ip.js";
 import { MAX_PROXY_HEADER_BYTES, parseProxyHeader } from "./proxy-protocol.js";
 
 type ConnectionListener = (socket: Socket) => void;
+
+/** What the gate says: a pino logger, or a command's own (offline rotation). */
+export interface GateLogger {
+  debug(details: object, message: string): void;
+  warn(details: object, message: string): void;
+}
 
 /** At most one warning about refused headers this often: a misconfigured balancer refuses every connection. */
 const REFUSAL_WARNING_EVERY_MS = 60_000;
@@ -30,7 +35,7 @@ export class ProxyProtocolGate {
   constructor(
     settings: ProxyProtocolConfig | undefined,
     deadlineMs: number,
-    private readonly logger: Logger,
+    private readonly logger: GateLogger,
   ) {
     this.configure(settings, deadlineMs);
   }

@@ -8,6 +8,7 @@ import http from "node:http";
 import * as tls from "node:tls";
 import type { GatewayConfig, ListenAddress } from "../config/schema.js";
 import { defaultSiteName, siteName } from "../config/site-names.js";
+import { ProxyProtocolGate } from "../proxy/proxy-protocol-gate.js";
 import { AcmeManager, acmeSites, type AcmeLogger } from "./acme.js";
 import { AcmeChallengeResponder, createPlainHttpHandler, tlsChallengeHooks } from "./acme-challenges.js";
 import { ForwardingResponder } from "../control/forwarding-responder.js";
@@ -73,14 +74,20 @@ async function orderWithTemporaryListeners(config: GatewayConfig, store: TlsStor
   const servers: (http.Server | tls.Server)[] = [];
   const failures = new Map<string, string>();
   try {
+    // Behind a balancer that sends the PROXY protocol, the CA's requests arrive with its header, as at a
+    // running gateway: the temporary listeners take it off the same way.
+    const gate = new ProxyProtocolGate(config.proxyProtocol, config.timeouts.handshake, { debug: () => {}, warn: (details, message) => logger?.warn(details, message) });
     if (sites.some((site) => site.tls.challenge === "http-01") && config.http.listen) {
-      servers.push(await listen(http.createServer(createPlainHttpHandler({ responder, httpsPort: config.listen.port })), config.http.listen, "http.listen"));
+      const server = http.createServer(createPlainHttpHandler({ responder, httpsPort: config.listen.port }));
+      gate.guard(server);
+      servers.push(await listen(server, config.http.listen, "http.listen"));
     }
     if (sites.some((site) => site.tls.challenge === "tls-alpn-01")) {
       // Whoever else connects meanwhile gets the site's current certificate and a closed connection.
       const { certificates } = await loadSiteCertificates(config, { store });
       const current = new CertificateStore(certificates, defaultSiteName(config), config.tls.minVersion);
       const server = tls.createServer({ ...current.serverOptions(), ...tlsChallengeHooks(responder, (name) => current.contextFor(name)) }, (socket) => socket.end());
+      gate.guard(server);
       servers.push(await listen(server, config.listen, "listen"));
     }
     const manager = new AcmeManager({ dataDir: config.dataDir, store, sites, responder, onCertificate: () => {}, ...(logger ? { logger } : {}) });
