@@ -12,10 +12,10 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 // The master key is stretched with scrypt rather than taken through HKDF alone: the key id is published in
 // every sealed value and a Redis dump holds known plaintext, so a passphrase-like key could otherwise be
-// guessed offline at HKDF speed. Each guess costs about 50 ms and 32 MiB here; the cost is fixed (not tuned
+// guessed offline at HKDF speed. Each guess costs about 50 ms and 16 MiB here; the cost is fixed (not tuned
 // per machine) because every gateway of a fleet must derive the same key. Requiring 32 random bytes instead
 // would refuse the keys fleets already run with.
-const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+const SCRYPT = { N: 2 ** 14, r: 8, p: 1, maxmem: 32 * 1024 * 1024 };
 const PLACEHOLDER = "REPLACE";
 
 export class SealingKeyMismatchError extends Error {}
