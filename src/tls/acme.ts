@@ -315,7 +315,6 @@ export class AcmeManager implements AcmeCertificates {
   }
 }
 
-/** Exponential backoff with jitter: the delay is drawn from [half, whole] of min(max, initial·2^(n-1)). */
 /** `work`'s outcome, or the signal's reason as soon as it fires (`work` is left to settle unobserved). */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -325,6 +324,7 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** Exponential backoff with jitter: the delay is drawn from [half, whole] of min(max, initial·2^(n-1)). */
 export function backoffDelay(failures: number, { initialMs, maxMs }: BackoffPolicy, random = Math.random): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.max(0, failures - 1));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
