@@ -215,7 +215,7 @@ export class AcmeManager implements AcmeCertificates {
     this.#clearTimer(state);
     state.ordering = true;
     try {
-      const certificate = await this.#store.withOrderLock(state.site.name, this.#lock, () => this.#obtainLocked(state, attempt));
+      const certificate = await this.#store.withOrderLock(state.site.name, this.#lock, (lost) => this.#obtainLocked(state, attempt, lost));
       state.failures = 0;
       state.lastError = null;
       if (!this.#stopped) this.#adopt(state, certificate);
@@ -237,8 +237,8 @@ export class AcmeManager implements AcmeCertificates {
     this.#schedule(state, state.renewAt!);
   }
 
-  /** Under the site's lock: adopt what another process just stored, or order. */
-  async #obtainLocked(state: SiteState, attempt: Attempt): Promise<StoredAcmeCertificate> {
+  /** Under the site's lock: adopt what another process just stored, or order. `lost`: the lock went to another gateway. */
+  async #obtainLocked(state: SiteState, attempt: Attempt, lost: AbortSignal): Promise<StoredAcmeCertificate> {
     const { site } = state;
     const stored = await this.#store.readAcmeCertificate(site.name);
     if (stored && fitsSite(stored, site.hosts, site.tls.directory)) {
@@ -247,10 +247,13 @@ export class AcmeManager implements AcmeCertificates {
     }
     state.orders++;
     this.#logger.info({ site: site.name, hosts: site.hosts, directory: site.tls.directory, challenge: site.tls.challenge }, "ordering an ACME certificate");
-    const pair = await this.#orderer.order(site);
+    lost.throwIfAborted();
+    const pair = await untilAborted(this.#orderer.order(site), lost);
     const problem = keyPairProblem(pair.certPem, pair.keyPem);
     if (problem) throw new Error(`the CA returned an unusable certificate: ${problem}`);
     const storedAt = new Date();
+    // The gateway that took the lock over may have stored its own certificate: this one is not written over it.
+    lost.throwIfAborted();
     await this.#store.writeAcmeCertificate(site.name, pair, site.tls.directory, storedAt);
     return describeCertificate(pair, site.tls.directory, storedAt);
   }
@@ -310,6 +313,15 @@ export class AcmeManager implements AcmeCertificates {
       orders: state.orders,
     };
   }
+}
+
+/** `work`'s outcome, or the signal's reason as soon as it fires (`work` is left to settle unobserved). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** Exponential backoff with jitter: the delay is drawn from [half, whole] of min(max, initial·2^(n-1)). */

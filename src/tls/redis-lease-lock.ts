@@ -1,7 +1,9 @@
 // One holder at a time across every gateway sharing Redis: SET NX PX with a random token. The holder renews
 // its lease while it works, so a long ACME order keeps the lock; a holder that dies stops renewing, the lease
 // runs out and a waiting gateway takes over. Renewal and release compare the token, so a holder whose lease
-// ran out never extends or deletes the lock another gateway took meanwhile.
+// ran out never extends or deletes the lock another gateway took meanwhile. A holder whose lease ran out
+// (Redis away longer than the lease, or a renewal that found another holder) is told through the work's
+// AbortSignal, so it stops instead of racing its successor.
 import { randomBytes } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 
@@ -27,8 +29,13 @@ export function defineLeaseCommands(client: Redis | Cluster): void {
   client.defineCommand("rgwLeaseRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
 }
 
-/** `client` must have had defineLeaseCommands applied. */
-export async function withLeaseLock<T>(client: Redis | Cluster, key: string, options: LeaseLockOptions, work: () => Promise<T>): Promise<T> {
+/** `client` must have had defineLeaseCommands applied. `work`'s signal fires once the lease is lost. */
+export async function withLeaseLock<T>(
+  client: Redis | Cluster,
+  key: string,
+  options: LeaseLockOptions,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const commands = client as unknown as LeaseCommands;
   const token = randomBytes(16).toString("hex");
   const deadline = Date.now() + options.waitMs;
@@ -36,10 +43,18 @@ export async function withLeaseLock<T>(client: Redis | Cluster, key: string, opt
     if (Date.now() > deadline) throw new Error(`timed out after ${options.waitMs} ms waiting for the shared lock ${key}`);
     await new Promise((resolve) => setTimeout(resolve, options.pollMs * (1 + Math.random() * 1.5)));
   }
-  const renew = setInterval(() => void commands.rgwLeaseRenew(key, token, options.leaseMs).catch(() => {}), Math.max(50, options.leaseMs / 3));
+  const lost = new AbortController();
+  let renewedAt = Date.now();
+  const renewal = async () => {
+    const kept = await commands.rgwLeaseRenew(key, token, options.leaseMs).catch(() => null);
+    if (kept === 1) renewedAt = Date.now();
+    // A failed renewal is not yet a loss: the lease still runs until leaseMs after the last good one.
+    else if (kept === 0 || Date.now() - renewedAt >= options.leaseMs) lost.abort(new Error(`the shared lock ${key} was lost (its lease ran out): another holder may have taken it`));
+  };
+  const renew = setInterval(() => void renewal(), Math.max(50, options.leaseMs / 3));
   renew.unref();
   try {
-    return await work();
+    return await work(lost.signal);
   } finally {
     clearInterval(renew);
     await commands.rgwLeaseRelease(key, token).catch(() => {});

@@ -57,8 +57,11 @@ export interface TlsStore {
   /** Where the ACME certificate of `site` lives, for `cert status`. */
   acmeCertificateLocation(site: string): string;
   writeAcmeCertificate(site: string, pair: KeyPairPem, directory: string, storedAt: Date): Promise<void>;
-  /** Runs `work` holding the one order lock for `site` that every gateway sharing the store respects. */
-  withOrderLock<T>(site: string, lock: LockOptions, work: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` holding the one order lock for `site` that every gateway sharing the store respects; its
+   * signal fires if the lock is lost meanwhile (another gateway may then order), and `work` must stop.
+   */
+  withOrderLock<T>(site: string, lock: LockOptions, work: (signal: AbortSignal) => Promise<T>): Promise<T>;
   /**
    * A secret every gateway sharing the store agrees on (e.g. a signing key): the stored one, else `create()`'s,
    * stored once (a concurrent creator's value wins, both callers get it). Never logged.
@@ -103,8 +106,8 @@ export class FilesTlsStore implements TlsStore {
     return writeStoredCertificate(this.dataDir, site, pair, directory, storedAt);
   }
 
-  withOrderLock<T>(site: string, lock: LockOptions, work: () => Promise<T>) {
-    return withSiteOrderLock(this.dataDir, site, lock, work);
+  withOrderLock<T>(site: string, lock: LockOptions, work: (signal: AbortSignal) => Promise<T>) {
+    return withSiteOrderLock(this.dataDir, site, lock, () => work(new AbortController().signal));
   }
 
   async loadOrCreateSharedSecret(name: string, create: () => Promise<string> | string): Promise<string> {

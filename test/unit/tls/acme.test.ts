@@ -8,7 +8,8 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AcmeManager, backoffDelay, type AcmeSite } from "../../../src/tls/acme.js";
 import { acmeCertificatePaths, certificateDueAt, readStoredCertificate, renewalTime, writeStoredCertificate } from "../../../src/tls/acme-storage.js";
-import { loadOrCreateCa, type LocalCa } from "../../../src/tls/selfsigned.js";
+import { loadOrCreateCa, type LocalCa, type LockOptions } from "../../../src/tls/selfsigned.js";
+import { FilesTlsStore, type TlsStore } from "../../../src/tls/tls-store.js";
 import { waitFor } from "../../helpers/process.js";
 import { FakeOrderer, certificateFor } from "../../helpers/certs.js";
 
@@ -34,7 +35,7 @@ interface Harness {
   handed: { site: string; serial: string }[];
 }
 
-function managerFor(dataDir: string, orderer: FakeOrderer, acmeSite = site(), backoff = { initialMs: 40, maxMs: 160 }): Harness {
+function managerFor(dataDir: string, orderer: FakeOrderer, acmeSite = site(), backoff = { initialMs: 40, maxMs: 160 }, store?: TlsStore): Harness {
   const handed: Harness["handed"] = [];
   const manager = new AcmeManager({
     dataDir,
@@ -43,6 +44,7 @@ function managerFor(dataDir: string, orderer: FakeOrderer, acmeSite = site(), ba
     onCertificate: (name, certPem) => handed.push({ site: name, serial: new X509Certificate(certPem).serialNumber }),
     backoff,
     lock: { pollMs: 10 },
+    ...(store ? { store } : {}),
   });
   return { manager, handed };
 }
@@ -104,6 +106,25 @@ describe("AcmeManager", () => {
     assert.equal(status?.failures, 0);
     assert.equal(status?.certificate?.serial, stored?.serial);
     assert.equal(status?.nextAttemptAt, null, "stopped: nothing scheduled");
+  });
+
+  test("an order whose lock is lost meanwhile stops and stores nothing: the lock's new holder orders", async () => {
+    const dir = await dataDir("lost-lock");
+    /** A store whose order lock is taken by another gateway while the order runs. */
+    class LosingStore extends FilesTlsStore {
+      override withOrderLock<T>(name: string, lock: LockOptions, work: (signal: AbortSignal) => Promise<T>) {
+        return super.withOrderLock(name, lock, () => work(AbortSignal.timeout(50)));
+      }
+    }
+    const orderer = new FakeOrderer(ca, 3_600_000, 200);
+    const { manager, handed } = managerFor(dir, orderer, site(), { initialMs: 60_000, maxMs: 60_000 }, new LosingStore(dir));
+    await manager.start();
+    await waitFor(() => manager.status()[0]!.failures === 1, { what: "the order given up" });
+    await new Promise((resolve) => setTimeout(resolve, 250)); // the orderer's certificate has arrived meanwhile
+    await manager.stop();
+    assert.equal(orderer.orders, 1);
+    assert.deepEqual(handed, []);
+    assert.equal(await readStoredCertificate(dir, "hub"), null);
   });
 
   test("a restart with a valid stored certificate orders nothing and hands over the stored one", async () => {

@@ -6,7 +6,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import type { RedisConfig } from "../../../src/config/schema.js";
-import { issueLeaf, loadOrCreateCa } from "../../../src/tls/selfsigned.js";
+import { issueLeaf, loadOrCreateCa, readIfExists } from "../../../src/tls/selfsigned.js";
 import type { FleetNotice, TlsStore } from "../../../src/tls/tls-store.js";
 import { openTlsStore, STORE_KEY_ENV } from "../../../src/tls/tls-stores.js";
 import type { RedisTlsStore } from "../../../src/tls/redis-tls-store.js";
@@ -157,6 +157,42 @@ describe("the Redis TLS store", () => {
     assert.deepEqual(order, ["b", "b done", "a"]);
   });
 
+  test("a CA certificate swapped in Redis is refused and never mirrored for clients to install", async () => {
+    const [a] = await fleetOf(1);
+    await a!.loadOrCreateCa(10);
+    const other = await loadOrCreateCa(await mkdtemp(path.join(tmp, "ca-")), 1);
+    const record = JSON.parse((await raw.get(`t${prefixes}:tls:ca`))!) as { certPem: string; key: string };
+    await raw.set(`t${prefixes}:tls:ca`, JSON.stringify({ ...record, certPem: other.certPem }));
+    const [b] = await fleetOf(1, SECRET, `t${prefixes}:`);
+    await assert.rejects(b!.loadOrCreateCa(10), /altered or damaged|unusable/);
+    assert.equal(await readIfExists(path.join(dataDirs.get(b!)!, "ca", "ca.crt")), null);
+  });
+
+  test("an ACME certificate's key opens only beside the certificate, directory and time it was stored with", async () => {
+    const [a] = await fleetOf(1);
+    const ca = await loadOrCreateCa(await mkdtemp(path.join(tmp, "ca-")), 1);
+    const pair = await issueLeaf(ca, ["acme.test"], 1);
+    await a!.writeAcmeCertificate("site", pair, "https://ca.test/dir", new Date());
+    const key = `t${prefixes}:tls:acme:cert:site`;
+    const record = JSON.parse((await raw.get(key))!) as Record<string, string>;
+    const other = await issueLeaf(ca, ["acme.test"], 1);
+    for (const change of [{ certPem: other.certPem }, { directory: "https://other.test/dir" }, { storedAt: new Date(0).toISOString() }]) {
+      await raw.set(key, JSON.stringify({ ...record, ...change }));
+      await assert.rejects(a!.readAcmeCertificate("site"), /altered or damaged/, Object.keys(change)[0]);
+    }
+  });
+
+  test("a lost order lease aborts the work: a renewal that finds another holder fires its signal", async () => {
+    const [a] = await fleetOf(1);
+    const reason = await a!.withOrderLock("site", { staleMs: 300, waitMs: 1000, pollMs: 20 }, async (lost) => {
+      await raw.set(`t${prefixes}:tls:acme:lock:site`, "another holder", "PX", 5000);
+      await until(() => lost.aborted, 2000);
+      return String(lost.reason);
+    });
+    assert.match(reason, /lock .*acme:lock:site was lost/);
+    assert.equal(await raw.get(`t${prefixes}:tls:acme:lock:site`), "another holder", "the successor's lock is left alone");
+  });
+
   test("a shared secret is created once for the fleet, sealed", async () => {
     const [a, b] = await fleetOf(2);
     let created = 0;
@@ -192,7 +228,55 @@ describe("the Redis TLS store", () => {
     await a!.publishChallenge({ kind: "alpn", host: "acme.test", certPem: null, keyPem: null });
     assert.equal((await c!.pendingChallenges()).length, 0);
   });
+
+  test("challenge records and notices not sealed by the fleet's key are refused, not answered, and logged", async () => {
+    const [a, b] = await fleetOf(2);
+    const notices: FleetNotice[] = [];
+    await b!.subscribe((notice) => {
+      notices.push(notice);
+      if (notice.kind === "challenge") void b!.acknowledge(notice.ackId);
+    }, () => {});
+    const warnings = watchWarnings();
+    const forged = { kind: "http", token: "forged", keyAuthorization: "forged.attacker-account-thumbprint" };
+    await raw.hset(`t${prefixes}:tls:challenges`, "http:forged", JSON.stringify({ change: forged, expiresAt: Date.now() + 60_000 }));
+    await raw.publish(`t${prefixes}:tls:notices`, JSON.stringify({ kind: "challenge", change: forged, ackId: "x", from: "attacker" }));
+    // A genuine record copied to another token's field does not answer that token either.
+    await a!.publishChallenge({ kind: "http", token: "genuine", keyAuthorization: "genuine.thumbprint" });
+    await raw.hset(`t${prefixes}:tls:challenges`, "http:copied", (await raw.hget(`t${prefixes}:tls:challenges`, "http:genuine"))!);
+    await until(() => notices.length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(notices.map((n) => n.kind === "challenge" && n.change), [{ kind: "http", token: "genuine", keyAuthorization: "genuine.thumbprint" }]);
+    assert.deepEqual(await b!.pendingChallenges(), [{ kind: "http", token: "genuine", keyAuthorization: "genuine.thumbprint" }]);
+    assert.ok((await warnings.stop()).some((w) => /challenge (record|notice) .* refused/.test(w)));
+    for (const value of await allValues(`t${prefixes}:`)) assert.doesNotMatch(value, /genuine\.thumbprint/);
+  });
+
+  test("a damaged challenge record costs only itself; pending challenges are capped", async () => {
+    const [a, b] = await fleetOf(2);
+    const warnings = watchWarnings();
+    for (let i = 0; i < 105; i++) await a!.publishChallenge({ kind: "http", token: `t${i}`, keyAuthorization: `t${i}.thumbprint` });
+    await raw.hset(`t${prefixes}:tls:challenges`, "http:t0", "{not json");
+    const pending = await b!.pendingChallenges();
+    assert.equal(pending.length, 100);
+    assert.ok(!pending.some((change) => change.kind === "http" && change.token === "t0"));
+    assert.ok((await warnings.stop()).some((w) => /only the first 100 are answered/.test(w)));
+  });
 });
+
+/** Process warnings (where the store reports refused records) until stop(). */
+function watchWarnings(): { stop(): Promise<string[]> } {
+  const seen: string[] = [];
+  const listener = (warning: Error) => void seen.push(warning.message);
+  process.on("warning", listener);
+  return {
+    async stop() {
+      // Warnings are emitted on a later tick than the call that raised them.
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off("warning", listener);
+      return seen;
+    },
+  };
+}
 
 function serial(certPem: string): string {
   return new X509Certificate(certPem).serialNumber;

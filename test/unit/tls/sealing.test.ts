@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Sealer, SealingKeyMismatchError } from "../../../src/tls/sealing.js";
+import { certificateBinding, Sealer, SealingKeyMismatchError } from "../../../src/tls/sealing.js";
 
 const SECRET = "a fleet secret of enough length";
 const KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
@@ -39,6 +39,24 @@ describe("sealing", () => {
     // Copied to another record: the purpose is authenticated too.
     assert.throws(() => sealer.open(sealed, "leaf:b"), /altered or damaged/);
     assert.throws(() => sealer.open("not sealed", "leaf:a"), /not a sealed value/);
+  });
+
+  test("a key bound to what travels beside it opens only beside that", () => {
+    const sealer = new Sealer(SECRET);
+    const sealed = sealer.seal(KEY_PEM, "ca", certificateBinding("the CA certificate"));
+    assert.equal(sealer.open(sealed, "ca", certificateBinding("the CA certificate")), KEY_PEM);
+    assert.throws(() => sealer.open(sealed, "ca", certificateBinding("another certificate")), /altered or damaged/);
+    assert.throws(() => sealer.open(sealed, "ca"), /altered or damaged/);
+  });
+
+  test("the example's placeholder key is refused, saying how to make one", () => {
+    assert.throws(() => new Sealer("REPLACE-with-openssl-rand-base64-32"), /placeholder.*openssl rand -base64 32/);
+  });
+
+  test("the key is stretched: each guess at a weak secret costs tens of milliseconds, not microseconds", () => {
+    const started = performance.now();
+    new Sealer(SECRET);
+    assert.ok(performance.now() - started >= 15, "deriving the key is deliberately slow");
   });
 
   test("a short secret is refused", () => {
