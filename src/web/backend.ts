@@ -29,7 +29,19 @@ export class RepositoryBackend {
     private readonly site: Site,
     readonly repository: string,
     private readonly principal: Principal | null,
+    /** Reads go to this pool alone (the one deletes go to) rather than to the repository's read members. */
+    private readonly pinned: BackendPool | null = null,
   ) {}
+
+  /**
+   * The same repository read where its deletes go: what a delete removes must be resolved there, or a group
+   * whose first member has the tag on another digest would have the wrong image deleted. Null when no
+   * registry takes its writes.
+   */
+  writeSide(): RepositoryBackend | null {
+    const pool = this.#pushPool();
+    return pool ? new RepositoryBackend(this.state, this.site, this.repository, this.principal, pool) : null;
+  }
 
   /** A GET under the repository (`/v2/<name>/` + `path`); a group's members are asked in turn until one has it. */
   async get(path: string, accept: string, maxBytes: number): Promise<RegistryAnswer> {
@@ -43,12 +55,17 @@ export class RepositoryBackend {
 
   /** DELETE of a manifest by digest where the repository's pushes go; null when its registry takes none. */
   async deleteManifest(digest: string): Promise<RegistryAnswer | null> {
-    const upstream = this.site.upstreams.for(this.repository);
-    const pool = upstream.kind === "pool" ? upstream.pool : upstream.pushTo?.pool;
+    const pool = this.#pushPool();
     return pool ? this.#send(pool, "DELETE", `manifests/${digest}`, {}, "delete", 64 * 1024) : null;
   }
 
+  #pushPool(): BackendPool | undefined {
+    const upstream = this.site.upstreams.for(this.repository);
+    return upstream.kind === "pool" ? upstream.pool : upstream.pushTo?.pool;
+  }
+
   #readPools(): BackendPool[] {
+    if (this.pinned) return [this.pinned];
     const upstream = this.site.upstreams.for(this.repository);
     return upstream.kind === "pool" ? [upstream.pool] : membersFor(upstream, this.repository).members.map((member) => member.pool);
   }

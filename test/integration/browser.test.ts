@@ -119,6 +119,11 @@ describe("registry browser", () => {
 
     await page.click("a.repository");
     assert.deepEqual((await page.locator("a.tag").allTextContents()).sort(), ["same", "v1"]);
+    // The deleted-tag notice takes a tag name, not a stranger's sentence shown on this origin.
+    await page.goto(`${origin}/repo/public/app?deleted=${encodeURIComponent("v1 deleted. Your session expired: call 555-0100")}`);
+    assert.equal(await page.locator(".notice").count(), 0, "no notice for text that is no tag");
+    await page.goto(`${origin}/repo/public/app?deleted=v9`);
+    assert.match((await page.textContent(".notice")) ?? "", /Tag v9 deleted/, "the control: a tag name");
     await page.click("a.tag >> text=v1");
     assert.equal(await page.textContent("#pull-by-tag"), `docker pull ${HOST}:${gateway.port}/public/app:v1`);
     assert.equal(await page.textContent("#pull-by-digest"), `docker pull ${HOST}:${gateway.port}/public/app@${image.manifestDigest}`);
@@ -166,6 +171,13 @@ describe("registry browser", () => {
     // A view may name the tag alone or as repository:tag.
     const alsoRemoved = await page.locator("#also-removed li, .also-removed li").allTextContents();
     assert.deepEqual(alsoRemoved.map((text) => text.trim().replace(/^.*:/, "")), ["same"]);
+    // The POST names the image confirmed: a tag that names another one by then deletes nothing.
+    assert.equal(await page.inputValue("main form input[name=digest]"), image.manifestDigest);
+    const moved = await postDelete({ repository: "public/app", tag: "v1", csrf, digest: `sha256:${"0".repeat(64)}` });
+    assert.equal(moved.status, 409, "a delete of an image other than the tag's");
+    assert.match(moved.headers["content-type"] ?? "", /^text\/html/);
+    assert.equal((await postDelete({ repository: "public/app", tag: "v1", csrf })).status, 409, "a delete naming no image");
+    assert.equal(accessLog(registry).filter((line) => line.method === "DELETE").length, 0);
     await Promise.all([page.waitForURL(`${origin}/repo/public/app?deleted=v1`), page.click("main form button")]);
     assert.match((await page.textContent(".notice")) ?? "", /v1 deleted/);
     const deletes = accessLog(registry).filter((line) => line.method === "DELETE");
@@ -190,6 +202,31 @@ describe("registry browser", () => {
     }, { what: "the old session refused after the htpasswd reload" });
     assert.match(String(refused.headers.location), /^\/login\?next=/);
     await users("Admin123");
+  });
+
+  it("without the session key, a visitor without a cookie is anonymous and one with a cookie is told sign-in is unavailable", async () => {
+    // A file where the secrets directory would be: the key can be neither read nor created.
+    const dataDir = await mkdtemp(join(tmpdir(), "rg-browser-nokey-"));
+    await writeFile(join(dataDir, "secrets"), "");
+    const keyless = await startTestGateway({ dataDir, sites: [{ name: "web", hosts: [HOST], backend: registry.url, auth: { type: "htpasswd", htpasswd, rules: RULES } }] });
+    try {
+      const anonymous = await keyless.request(HOST, { path: "/" });
+      assert.equal(anonymous.status, 200, anonymous.body.toString());
+      const login = await keyless.request(HOST, { path: "/login" });
+      assert.equal(login.status, 503);
+      assert.match(login.body.toString(), /Sign-in is unavailable right now/);
+      for (let i = 0; i < 2; i++) {
+        const withCookie = await keyless.request(HOST, { path: "/", headers: { cookie: `${SESSION_COOKIE}=anything` } });
+        assert.equal(withCookie.status, 503);
+        assert.match(String(withCookie.headers["content-type"]), /^text\/html/);
+        assert.match(withCookie.body.toString(), /Sign-in is unavailable right now/);
+      }
+      const warnings = keyless.logs.filter((line) => String(line.msg).includes("session key cannot be had"));
+      assert.equal(warnings.length, 1, "warned once, not per request");
+    } finally {
+      await keyless.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it("no page loads anything from another origin", () => {
