@@ -115,7 +115,7 @@ async function answer(ctx: RequestContext, state: PipelineState, request: Endpoi
       if (!mayPull(viewer, page.repository)) return notVisible(viewer, fail);
       // Only a tag name: any other text would be a stranger's words in the page's notice, on the real origin.
       const deleted = formValues(rawQuery, "deleted")?.[0];
-      const listing = await tagList(state, viewer, page.repository, deleted && isValidTag(deleted) ? `Tag ${deleted} deleted` : null);
+      const listing = await tagList(state, viewer, page.repository, deleted && isValidTag(deleted) ? `Tag ${deleted} deleted` : null, pageNumber(rawQuery));
       if (listing.ok) return sendPage(ctx.res, 200, renderTagList(listing.model), {}, headOnly);
       if (listing.problem === "unknown") return fail(404, "Not found", `There is no repository ${page.repository}.`);
       return fail(502, "Registry unavailable", listing.problem === "tooLarge" ? "The repository has more tags than the gateway reads." : "The registry's list of tags could not be read.");
@@ -132,6 +132,12 @@ async function answer(ctx: RequestContext, state: PipelineState, request: Endpoi
     case "delete":
       return deleteTag(ctx, state, viewer, request.externalOrigin, fail);
   }
+}
+
+/** `?page=N` of a paged list: 1 when absent or not a plain positive number. */
+function pageNumber(rawQuery: string): number {
+  const given = formValues(rawQuery, "page")?.[0] ?? "";
+  return /^[1-9]\d{0,5}$/.test(given) ? Number(given) : 1;
 }
 
 /** A repository the viewer may not pull is not shown to exist: the same page as one that does not. */

@@ -2,6 +2,7 @@
 // images pushed by skopeo, a reader who may pull only public/**, an admin who may delete. The registry's
 // access log shows what the gateway did to it; the browser's request log shows what the pages loaded.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +13,8 @@ import { launchBrowser } from "../helpers/browser.js";
 import { certDir, cleanupClients, hostsFile, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { htpasswdLine } from "../helpers/htpasswd.js";
-import { buildOciImage, OCI_MANIFEST, sha256Digest, type OciImage } from "../helpers/oci.js";
+import { buildOciImage, imageConfig, OCI_INDEX, OCI_MANIFEST, sha256Digest, singleLayerManifest, type OciImage } from "../helpers/oci.js";
+import { pushBlob, pushTinyImage } from "../helpers/seed.js";
 import { artifactManifest, EMPTY_CONFIG, pushBlobThrough, putManifest, type SiteClient } from "../helpers/referrers.js";
 import { formatRun, waitFor } from "../helpers/process.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
@@ -227,6 +229,48 @@ describe("registry browser", () => {
       await keyless.stop();
       await rm(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it("a repository's page describes one page of tags, remembers what a digest was, and reads one config of an index", async () => {
+    const seeded = await pushTinyImage(registry.url, "public/many", "t00", "seed");
+    for (let i = 1; i < 30; i++) {
+      const put = await fetch(`${registry.url}/v2/public/many/manifests/t${String(i).padStart(2, "0")}`, { method: "PUT", body: seeded.manifest, headers: { "content-type": OCI_MANIFEST } });
+      assert.equal(put.status, 201);
+    }
+    const children = [];
+    for (const architecture of ["amd64", "arm64", "s390x"]) {
+      const layer = randomBytes(300);
+      const config = imageConfig({ os: "linux", architecture }, {}, [sha256Digest(layer)]);
+      for (const blob of [layer, config]) await pushBlob(registry.url, "public/multi", blob);
+      const manifest = singleLayerManifest(config, layer);
+      const put = await fetch(`${registry.url}/v2/public/multi/manifests/${sha256Digest(manifest)}`, { method: "PUT", body: manifest, headers: { "content-type": OCI_MANIFEST } });
+      assert.equal(put.status, 201);
+      children.push({ mediaType: OCI_MANIFEST, digest: sha256Digest(manifest), size: manifest.length, platform: { os: "linux", architecture } });
+    }
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: children }));
+    assert.equal((await fetch(`${registry.url}/v2/public/multi/manifests/v1`, { method: "PUT", body: index, headers: { "content-type": OCI_INDEX } })).status, 201);
+
+    const login = await gateway.request(HOST, { method: "POST", path: "/login", headers: { "content-type": "application/x-www-form-urlencoded", origin }, body: "username=reader&password=Reader123" });
+    const cookie = String(login.headers["set-cookie"]).split(";")[0]!;
+    const show = async (path: string) => {
+      const before = accessLog(registry).length;
+      const res = await gateway.request(HOST, { path, headers: { cookie } });
+      assert.equal(res.status, 200, path);
+      const reads = accessLog(registry).slice(before).filter((line) => line.userAgent === "registry-gateway-browser");
+      const rows = res.body.toString().match(/class="tag-link tag"/g)?.length ?? 0;
+      return { body: res.body.toString(), rows, blobs: reads.filter((line) => line.uri.includes("/blobs/")).length, manifests: reads.filter((line) => line.uri.includes("/manifests/")).length };
+    };
+    const first = await show("/repo/public/many");
+    assert.equal(first.rows, 25);
+    assert.match(first.body, /href="\/repo\/public\/many\?page=2"/);
+    const second = await show("/repo/public/many?page=2");
+    assert.equal(second.rows, 5);
+    assert.doesNotMatch(second.body, /page=3/);
+    const again = await show("/repo/public/many");
+    assert.deepEqual([again.rows, again.manifests, again.blobs], [25, 25, 0], "the digest's summary is remembered: its manifest read, no config");
+    const multi = await show("/repo/public/multi");
+    assert.equal(multi.rows, 1);
+    assert.deepEqual([multi.manifests, multi.blobs], [4, 1], "the index and its three children, and the first child's config alone");
   });
 
   it("no page loads anything from another origin", () => {
