@@ -273,6 +273,39 @@ describe("registry browser", () => {
     assert.deepEqual([multi.manifests, multi.blobs], [4, 1], "the index and its three children, and the first child's config alone");
   });
 
+  it("on a group site, the tag a delete confirms and deletes is the one where deletes go, not the first member's", async () => {
+    const first = await startRegistry();
+    const GROUP_HOST = "group-browser.test";
+    const grouped = await startTestGateway({
+      sites: [{ name: "grouped", hosts: [GROUP_HOST], group: [{ name: "first", backend: first.url, repositories: ["public/**"] }, { name: "push", backend: registry.url }], pushTo: "push", auth: { type: "htpasswd", htpasswd, rules: RULES } }],
+    });
+    try {
+      const elsewhere = await pushTinyImage(first.url, "public/grouped", "v1", "seed");
+      const here = await pushTinyImage(registry.url, "public/grouped", "v1", "seed");
+      const groupOrigin = `https://${GROUP_HOST}:${grouped.port}`;
+      const login = await grouped.request(GROUP_HOST, { method: "POST", path: "/login", headers: { "content-type": "application/x-www-form-urlencoded", origin: groupOrigin }, body: "username=admin&password=Admin123" });
+      const cookie = String(login.headers["set-cookie"]).split(";")[0]!;
+      const confirm = await grouped.request(GROUP_HOST, { path: "/delete?repository=public/grouped&tag=v1", headers: { cookie } });
+      assert.equal(confirm.status, 200);
+      const field = (name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(confirm.body.toString())?.[1];
+      assert.equal(field("digest"), here.manifestDigest, "the image in the member deletes go to");
+      const deleted = await grouped.request(GROUP_HOST, {
+        method: "POST",
+        path: "/delete",
+        headers: { cookie, origin: groupOrigin, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ repository: "public/grouped", tag: "v1", digest: field("digest")!, csrf: field("csrf")! }).toString(),
+      });
+      assert.equal(deleted.status, 303, deleted.body.toString());
+      assert.ok(accessLog(registry).some((line) => line.method === "DELETE" && line.uri === `/v2/public/grouped/manifests/${here.manifestDigest}` && line.status === 202));
+      const kept = await fetch(`${first.url}/v2/public/grouped/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
+      assert.equal(kept.status, 200, "the first member's tag is not the gateway's to delete");
+      assert.notEqual(elsewhere.manifestDigest, here.manifestDigest);
+    } finally {
+      await grouped.stop();
+      await first.stop();
+    }
+  });
+
   it("no page loads anything from another origin", () => {
     assert.ok(requested.length > 10);
     const foreign = requested.filter((url) => !url.startsWith(`${origin}/`));
