@@ -23,19 +23,53 @@ export interface RegistryAnswer {
 
 export class AnswerTooLarge extends Error {}
 
+export interface BackendOptions {
+  /** Reads go to this pool alone (the one deletes go to) rather than to the repository's read members. */
+  pinned?: BackendPool;
+  /** A page's deadline: reads waiting for their turn or running end when it aborts. */
+  signal?: AbortSignal;
+}
+
 export class RepositoryBackend {
   constructor(
     private readonly state: PipelineState,
     private readonly site: Site,
     readonly repository: string,
     private readonly principal: Principal | null,
+    private readonly options: BackendOptions = {},
   ) {}
+
+  /** The site whose registry this reads: part of what a cached answer is kept under. */
+  get siteName(): string {
+    return this.site.name;
+  }
+
+  get aborted(): boolean {
+    return this.options.signal?.aborted ?? false;
+  }
+
+  /** The same repository read under `signal`: once it aborts, reads waiting or running end. */
+  until(signal: AbortSignal): RepositoryBackend {
+    return new RepositoryBackend(this.state, this.site, this.repository, this.principal, { ...this.options, signal });
+  }
+
+  /**
+   * The same repository read where its deletes go: what a delete removes must be resolved there, or a group
+   * whose first member has the tag on another digest would have the wrong image deleted. Null when no
+   * registry takes its writes.
+   */
+  writeSide(): RepositoryBackend | null {
+    const pool = this.#pushPool();
+    return pool ? new RepositoryBackend(this.state, this.site, this.repository, this.principal, { ...this.options, pinned: pool }) : null;
+  }
 
   /** A GET under the repository (`/v2/<name>/` + `path`); a group's members are asked in turn until one has it. */
   async get(path: string, accept: string, maxBytes: number): Promise<RegistryAnswer> {
     let answer: RegistryAnswer | undefined;
+    const gate = this.state.browser?.reads;
     for (const pool of this.#readPools()) {
-      answer = await this.#send(pool, "GET", path, { accept }, "pull", maxBytes);
+      const read = () => this.#send(pool, "GET", path, { accept }, "pull", maxBytes);
+      answer = await (gate ? gate.run(maxBytes, this.options.signal, read) : read());
       if (answer.status !== 404) return answer;
     }
     return answer ?? { status: 404, headers: {}, body: Buffer.alloc(0) };
@@ -43,12 +77,17 @@ export class RepositoryBackend {
 
   /** DELETE of a manifest by digest where the repository's pushes go; null when its registry takes none. */
   async deleteManifest(digest: string): Promise<RegistryAnswer | null> {
-    const upstream = this.site.upstreams.for(this.repository);
-    const pool = upstream.kind === "pool" ? upstream.pool : upstream.pushTo?.pool;
+    const pool = this.#pushPool();
     return pool ? this.#send(pool, "DELETE", `manifests/${digest}`, {}, "delete", 64 * 1024) : null;
   }
 
+  #pushPool(): BackendPool | undefined {
+    const upstream = this.site.upstreams.for(this.repository);
+    return upstream.kind === "pool" ? upstream.pool : upstream.pushTo?.pool;
+  }
+
   #readPools(): BackendPool[] {
+    if (this.options.pinned) return [this.options.pinned];
     const upstream = this.site.upstreams.for(this.repository);
     return upstream.kind === "pool" ? [upstream.pool] : membersFor(upstream, this.repository).members.map((member) => member.pool);
   }
@@ -59,7 +98,7 @@ export class RepositoryBackend {
     const authorization = await this.#authorization(replica.url, action);
     const target = new URL(`/v2/${this.repository}/${path}`, replica.url);
     const sent = authorization ? { ...headers, authorization } : headers;
-    return exchange(target, this.state.forwarder.agentFor(replica.url), method, sent, maxBytes);
+    return exchange(target, this.state.forwarder.agentFor(replica.url), method, sent, maxBytes, this.options.signal);
   }
 
   #authorization(backend: URL, action: Access["action"]): Promise<string | undefined> | undefined {
@@ -69,10 +108,11 @@ export class RepositoryBackend {
   }
 }
 
-function exchange(target: URL, agent: http.Agent, method: string, headers: Record<string, string>, maxBytes: number): Promise<RegistryAnswer> {
+function exchange(target: URL, agent: http.Agent, method: string, headers: Record<string, string>, maxBytes: number, signal: AbortSignal | undefined): Promise<RegistryAnswer> {
   const client = target.protocol === "https:" ? https : http;
   return new Promise((resolve, reject) => {
-    const req = client.request(target, { method, agent, headers: { ...headers, "user-agent": "registry-gateway-browser" } }, (res) => {
+    const options = { method, agent, headers: { ...headers, "user-agent": "registry-gateway-browser" }, ...(signal ? { signal } : {}) };
+    const req = client.request(target, options, (res) => {
       const declared = Number(res.headers["content-length"] ?? 0);
       if (declared > maxBytes) return req.destroy(new AnswerTooLarge(`${method} ${target.pathname}: ${declared} bytes is more than the browser reads`));
       const chunks: Buffer[] = [];

@@ -6,6 +6,7 @@ import type { PipelineState } from "../pipeline-state.js";
 import type { RequestContext } from "../request-context.js";
 import { formValues } from "../registry/target.js";
 import { isValidRepositoryName } from "../registry/routes.js";
+import { isValidDigest } from "../registry/digest.js";
 import { RepositoryBackend } from "./backend.js";
 import type { ErrorPage } from "./error-page.js";
 import { readDigest, readImage } from "./image.js";
@@ -25,9 +26,10 @@ export async function confirmDelete(ctx: RequestContext, state: PipelineState, v
   if (!isValidRepositoryName(repository) || !TAG.test(tag)) return fail(404, "Not found", "No such tag.");
   if (!viewer.session) return redirect(ctx.res, browserUrls.login(`/delete?repository=${encodeURIComponent(repository)}&tag=${encodeURIComponent(tag)}`));
   if (!mayDelete(viewer, repository)) return fail(403, "Forbidden", FORBIDDEN);
-  const backend = new RepositoryBackend(state, viewer.site, repository, principalOf(viewer));
-  const image = await readImage(backend, tag);
-  if (!image) return fail(404, "Not found", `${repository}:${tag} does not exist.`);
+  // The image the delete would remove: read where the delete goes.
+  const backend = new RepositoryBackend(state, viewer.site, repository, principalOf(viewer)).writeSide();
+  const image = backend && (await readImage(backend, tag));
+  if (!backend || !image) return fail(404, "Not found", `${repository}:${tag} does not exist.`);
   const alsoRemoved = await tagsOnDigest(state, viewer, backend, image.digest, tag);
   const model = { chrome: chromeOf(viewer), repository, tag, digest: image.digest, alsoRemoved, backUrl: browserUrls.tag(repository, tag) };
   sendPage(ctx.res, 200, renderDeleteConfirm(model), {}, ctx.method === "HEAD");
@@ -42,11 +44,17 @@ export async function deleteTag(ctx: RequestContext, state: PipelineState, viewe
   }
   const repository = form.get("repository") ?? "";
   const tag = form.get("tag") ?? "";
+  const confirmed = form.get("digest") ?? "";
   if (!isValidRepositoryName(repository) || !TAG.test(tag)) return fail(404, "Not found", "No such tag.");
   if (!mayDelete(viewer, repository)) return fail(403, "Forbidden", FORBIDDEN);
-  const backend = new RepositoryBackend(state, viewer.site, repository, principalOf(viewer));
-  const digest = await readDigest(backend, tag);
-  if (!digest) return fail(404, "Not found", `${repository}:${tag} does not exist.`);
+  // Resolved where the DELETE goes, and only the image the user confirmed: a tag moved since then would
+  // otherwise take another image, and its other tags, with it.
+  const backend = new RepositoryBackend(state, viewer.site, repository, principalOf(viewer)).writeSide();
+  const digest = backend && (await readDigest(backend, tag));
+  if (!backend || !digest) return fail(404, "Not found", `${repository}:${tag} does not exist.`);
+  if (!isValidDigest(confirmed) || digest !== confirmed) {
+    return fail(409, "Tag changed", `${repository}:${tag} no longer names the image you confirmed: nothing was deleted. Open the tag again to see what it names now.`);
+  }
   const answer = await backend.deleteManifest(digest);
   if (answer?.status !== 202) {
     state.logger.warn({ site: viewer.site.name, repository, tag, status: answer?.status }, "the registry refused a delete from the browser");

@@ -10,13 +10,14 @@ import { confirmDelete, deleteTag } from "./delete.js";
 import { errorPageFor, type ErrorPage } from "./error-page.js";
 import { showLogin, signIn, signOut } from "./login.js";
 import { sendAsset, sendPage } from "./respond.js";
-import { routeBrowser, type BrowserPage } from "./routes.js";
+import { isValidTag, routeBrowser, type BrowserPage } from "./routes.js";
 import { formValues } from "../registry/target.js";
 import { tagDetails } from "./tag-details.js";
 import { tagList } from "./tag-list.js";
 import { renderRepositoryList, renderTagDetails, renderTagList } from "./views/index.js";
 import { browserEnabled } from "./settings.js";
-import { canRead, mayPull, viewerOf, type Viewer } from "./viewer.js";
+import { canRead, mayPull, SessionsUnavailable, viewerOf, type Viewer } from "./viewer.js";
+import type { BrowserState } from "./state.js";
 
 export const browser: Handler = async (ctx, state, request) => {
   const { site, target } = request;
@@ -35,7 +36,8 @@ export const browser: Handler = async (ctx, state, request) => {
     const asset = assets.lookup(target.path);
     if (asset) return sendAsset(ctx.res, asset.body, asset.contentType, ctx.method === "HEAD");
   }
-  const viewer = await viewerOf(ctx.req, site, browserState, request.authority);
+  const viewer = await sessionViewer(ctx, state, request);
+  if (!viewer) return;
   ctx.user = viewer.session?.user;
   ctx.principal = viewer.session ? { name: viewer.session.user } : null;
   const fail = errorPageFor(ctx, viewer);
@@ -53,12 +55,48 @@ export const browser: Handler = async (ctx, state, request) => {
   }
 };
 
+/** Browser states whose session key could not be had: warned about once, until the key is had again. */
+const keyWarned = new WeakSet<BrowserState>();
+
+/**
+ * The viewer of a page; undefined when the page has been answered already: a session cookie while the
+ * session key cannot be had gets a page saying sign-in is unavailable, not the pipeline's JSON error.
+ */
+async function sessionViewer(ctx: RequestContext, state: PipelineState, request: EndpointRequest): Promise<Viewer | undefined> {
+  const browserState = state.browser!;
+  const { site } = request;
+  let viewer: Viewer;
+  try {
+    viewer = await viewerOf(ctx.req, site, browserState, request.authority);
+  } catch (err) {
+    if (!(err instanceof SessionsUnavailable)) throw err;
+    viewer = { site, session: null, signer: null, signInUnavailable: true, authority: request.authority, browser: browserState };
+    warnKeyUnavailable(state, site.name, browserState, err.message);
+    errorPageFor(ctx, viewer)(503, "Sign-in unavailable", "Sign-in is unavailable right now: try again in a moment.", { "Retry-After": "30" });
+    return undefined;
+  }
+  if (viewer.signInUnavailable) warnKeyUnavailable(state, site.name, browserState, "the session key cannot be read");
+  else if (viewer.signer) keyWarned.delete(browserState);
+  return viewer;
+}
+
+function warnKeyUnavailable(state: PipelineState, site: string, browserState: BrowserState, reason: string): void {
+  if (keyWarned.has(browserState)) return;
+  keyWarned.add(browserState);
+  state.logger.warn({ site, err: reason }, "browser sign-in is unavailable: the session key cannot be had");
+}
+
 async function answer(ctx: RequestContext, state: PipelineState, request: EndpointRequest, viewer: Viewer, page: BrowserPage, fail: ErrorPage): Promise<void> {
   const { rawQuery } = request.target;
   const headOnly = ctx.method === "HEAD";
   switch (page.page) {
     case "asset":
       return fail(404, "Not found", "There is no such file.");
+    case "login":
+    case "signIn":
+      if (viewer.signInUnavailable) return fail(503, "Sign-in unavailable", "Sign-in is unavailable right now: try again in a moment.", { "Retry-After": "30" });
+  }
+  switch (page.page) {
     case "login":
       return showLogin(ctx, viewer, rawQuery, fail);
     case "signIn":
@@ -75,8 +113,9 @@ async function answer(ctx: RequestContext, state: PipelineState, request: Endpoi
     }
     case "repository": {
       if (!mayPull(viewer, page.repository)) return notVisible(viewer, fail);
+      // Only a tag name: any other text would be a stranger's words in the page's notice, on the real origin.
       const deleted = formValues(rawQuery, "deleted")?.[0];
-      const listing = await tagList(state, viewer, page.repository, deleted ? `Tag ${deleted} deleted` : null);
+      const listing = await tagList(state, viewer, page.repository, deleted && isValidTag(deleted) ? `Tag ${deleted} deleted` : null, pageNumber(rawQuery));
       if (listing.ok) return sendPage(ctx.res, 200, renderTagList(listing.model), {}, headOnly);
       if (listing.problem === "unknown") return fail(404, "Not found", `There is no repository ${page.repository}.`);
       return fail(502, "Registry unavailable", listing.problem === "tooLarge" ? "The repository has more tags than the gateway reads." : "The registry's list of tags could not be read.");
@@ -93,6 +132,12 @@ async function answer(ctx: RequestContext, state: PipelineState, request: Endpoi
     case "delete":
       return deleteTag(ctx, state, viewer, request.externalOrigin, fail);
   }
+}
+
+/** `?page=N` of a paged list: 1 when absent or not a plain positive number. */
+function pageNumber(rawQuery: string): number {
+  const given = formValues(rawQuery, "page")?.[0] ?? "";
+  return /^[1-9]\d{0,5}$/.test(given) ? Number(given) : 1;
 }
 
 /** A repository the viewer may not pull is not shown to exist: the same page as one that does not. */

@@ -3,9 +3,10 @@
 // as registries bound it, a config at CONFIG_BYTES) and in count (SIZED_PLATFORMS children of an index,
 // MAX_LAYERS, MAX_HISTORY, MAX_LABELS); anything malformed reads as unknown rather than failing the page.
 import { createHash } from "node:crypto";
+import type { LRUCache } from "lru-cache";
 import { isValidDigest } from "../registry/digest.js";
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, mediaTypeOf } from "../registry/manifest.js";
-import type { HistoryEntry, Layer, Platform } from "./view-models.js";
+import type { HistoryEntry, ImageSummary, Layer, Platform } from "./view-models.js";
 import type { RegistryAnswer, RepositoryBackend } from "./backend.js";
 
 const ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].join(", ");
@@ -14,19 +15,18 @@ const INDEX_TYPES: ReadonlySet<string> = new Set([OCI_INDEX, DOCKER_MANIFEST_LIS
 const CONFIG_BYTES = 1024 * 1024;
 /** Children of an index read for its size: the platforms people build for are fewer. */
 const SIZED_PLATFORMS = 8;
+/**
+ * An index's child manifest is read only for its sizes (and the first one's layers): one of 256 layers is
+ * some 50 KiB, so this is plenty, where a whole manifest's bound times every child would not be.
+ */
+const CHILD_MANIFEST_BYTES = 64 * 1024;
 const MAX_PLATFORMS = 64;
 const MAX_LAYERS = 256;
 const MAX_HISTORY = 256;
 const MAX_LABELS = 128;
 const MAX_TEXT = 4096;
 
-export interface ImageSummary {
-  digest: string;
-  mediaType: string;
-  size: number;
-  created: string | null;
-  platforms: Platform[];
-}
+export type { ImageSummary };
 
 export interface ImageDetails extends ImageSummary {
   layers: Layer[];
@@ -65,7 +65,27 @@ function digestOf(answer: RegistryAnswer): string {
 /** The image `reference` (tag or digest) names; null when the registry does not have it. */
 export async function readImage(backend: RepositoryBackend, reference: string): Promise<ImageDetails | null> {
   const answer = await readManifest(backend, reference);
+  return answer && describeImage(backend, answer);
+}
+
+/**
+ * What a tag list shows of the image `reference` names, from `cache` when its digest was described before:
+ * a manifest read then, rather than a manifest, its children and a config.
+ */
+export async function readSummary(backend: RepositoryBackend, reference: string, cache: LRUCache<string, ImageSummary>): Promise<ImageSummary | null> {
+  const answer = await readManifest(backend, reference);
   if (!answer) return null;
+  const key = `${backend.siteName}\0${backend.repository}\0${digestOf(answer)}`;
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const { digest, mediaType, size, created, platforms } = await describeImage(backend, answer);
+  const summary = { digest, mediaType, size, created, platforms };
+  // Read against a page's deadline that ran out, it may lack what the reads cut off would have said.
+  if (!backend.aborted) cache.set(key, summary);
+  return summary;
+}
+
+async function describeImage(backend: RepositoryBackend, answer: RegistryAnswer): Promise<ImageDetails> {
   const digest = digestOf(answer);
   const manifest = parseManifest(answer.body, String(answer.headers["content-type"] ?? ""));
   if (!manifest) return { digest, mediaType: mediaTypeOf(String(answer.headers["content-type"] ?? "")), size: answer.body.length, created: null, platforms: [], layers: [], layersOf: null, labels: {}, history: [] };
@@ -73,8 +93,8 @@ export async function readImage(backend: RepositoryBackend, reference: string): 
   return { digest, ...(await describeIndex(backend, manifest)) };
 }
 
-async function describeImageManifest(backend: RepositoryBackend, manifest: ManifestDocument) {
-  const config = manifest.config ? await readConfig(backend, manifest.config.digest) : null;
+async function describeImageManifest(backend: RepositoryBackend, manifest: ManifestDocument, withConfig = true) {
+  const config = manifest.config && withConfig ? await readConfig(backend, manifest.config.digest) : null;
   const size = manifest.size + (manifest.config?.size ?? 0) + manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
   return { mediaType: manifest.mediaType, size, layers: manifest.layers, created: config?.created ?? null, labels: config?.labels ?? {}, history: config?.history ?? [] };
 }
@@ -83,7 +103,8 @@ async function describeIndex(backend: RepositoryBackend, index: ManifestDocument
   const platforms = index.children.flatMap((child) => (child.platform ? [child.platform] : []));
   // Attestations ride in indexes as unknown/unknown entries: the first real platform is the one shown.
   const shown = index.children.filter((child) => child.platform?.os !== "unknown").slice(0, SIZED_PLATFORMS);
-  const children = await Promise.all(shown.map((child) => readChild(backend, child.digest)));
+  // Only the first child's config is read: the page shows its creation time, labels and history alone.
+  const children = await Promise.all(shown.map((child, index) => readChild(backend, child.digest, index === 0)));
   const sizes = children.map((child) => child?.size ?? 0);
   const first = children[0] ?? null;
   return {
@@ -98,10 +119,10 @@ async function describeIndex(backend: RepositoryBackend, index: ManifestDocument
   };
 }
 
-async function readChild(backend: RepositoryBackend, digest: string) {
-  const answer = await backend.get(`manifests/${digest}`, ACCEPT, MAX_MANIFEST_BYTES).catch(() => null);
+async function readChild(backend: RepositoryBackend, digest: string, withConfig: boolean) {
+  const answer = await backend.get(`manifests/${digest}`, ACCEPT, CHILD_MANIFEST_BYTES).catch(() => null);
   const manifest = answer?.status === 200 ? parseManifest(answer.body, String(answer.headers["content-type"] ?? "")) : null;
-  return manifest && !INDEX_TYPES.has(manifest.mediaType) ? describeImageManifest(backend, manifest) : null;
+  return manifest && !INDEX_TYPES.has(manifest.mediaType) ? describeImageManifest(backend, manifest, withConfig) : null;
 }
 
 async function readConfig(backend: RepositoryBackend, digest: string) {

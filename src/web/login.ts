@@ -44,7 +44,7 @@ export async function signIn(ctx: RequestContext, state: PipelineState, viewer: 
     if (!refused) return again(401, "Wrong user name or password");
     return again(refused.error === "tooManyRequests" ? 429 : 503, `${refused.message[0]!.toUpperCase()}${refused.message.slice(1)}.`, refused.headers);
   }
-  const issued = await signer.issue(username);
+  const issued = await signer.issue(username, check.fingerprint);
   if (!issued) return again(401, "Wrong user name or password");
   ctx.principal = { name: username };
   redirect(ctx.res, next, { "Set-Cookie": sessionCookie(issued.token, Math.floor(signer.lifetimeMs / 1000)) });

@@ -18,6 +18,10 @@ export type BrowserRouting = { ok: true; page: BrowserPage } | { ok: false; stat
 /** distribution's reference.TagRegexp. */
 const TAG = /^[\w][\w.-]{0,127}$/;
 
+export function isValidTag(tag: string): boolean {
+  return TAG.test(tag);
+}
+
 export function routeBrowser(method: string, path: string): BrowserRouting {
   const read = method === "GET" || method === "HEAD";
   const get = (page: BrowserPage): BrowserRouting => (read ? { ok: true, page } : { ok: false, status: 405, allow: "GET, HEAD" });

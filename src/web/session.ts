@@ -30,8 +30,14 @@ export class SessionSigner {
     private readonly fingerprintOf: PasswordFingerprint,
   ) {}
 
-  /** A session for a user whose password was just checked; null when the user is gone meanwhile. */
-  async issue(user: string, now = Date.now()): Promise<{ token: string; session: Session } | null> {
+  /**
+   * A session for a user whose password was just checked against `checkedFingerprint` (the fingerprint as
+   * it was before the check ran); null when the user is gone or the password changed meanwhile — the
+   * session would otherwise outlive a password change made while the check ran.
+   */
+  async issue(user: string, checkedFingerprint: string | undefined, now = Date.now()): Promise<{ token: string; session: Session } | null> {
+    const current = this.fingerprintOf(user);
+    if (current === undefined || checkedFingerprint === undefined || !sameText(current, checkedFingerprint)) return null;
     const fingerprint = this.#boundFingerprint(user);
     if (fingerprint === null) return null;
     // JWT times are whole seconds: the session says what the cookie will say.

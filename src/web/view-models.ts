@@ -45,6 +45,15 @@ export interface Platform {
   digest: string;
 }
 
+/** What a tag list shows of an image, read from its manifest (and config, or an index's children). */
+export interface ImageSummary {
+  digest: string;
+  mediaType: string;
+  size: number;
+  created: string | null;
+  platforms: Platform[];
+}
+
 export interface TagSummary {
   name: string;
   digest: string;
@@ -64,6 +73,8 @@ export interface TagListModel {
   tags: TagSummary[];
   /** The user may delete tags of this repository (the delete form is shown). */
   canDelete: boolean;
+  /** Link to the next page of tags, or null (or absent) on the last page. */
+  nextPageUrl?: string | null;
 }
 
 export interface Layer {

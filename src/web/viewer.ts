@@ -15,8 +15,10 @@ export interface Viewer {
   site: Site;
   /** null: anonymous. */
   session: Session | null;
-  /** null on a site without users. */
+  /** null on a site without users, or while the session key cannot be had. */
   signer: SessionSigner | null;
+  /** The site has users but the session key cannot be had: nobody can sign in just now. */
+  signInUnavailable?: boolean;
   /** `host[:port]` as the browser addressed the gateway. */
   authority: string;
   browser: BrowserState;
@@ -29,9 +31,22 @@ export async function signerFor(site: Site, browser: BrowserState): Promise<Sess
   return new SessionSigner(key, site.name, sessionLifetimeMs(site.config), (user) => passwords.logins.users.fingerprint(user));
 }
 
+/** The session key could not be had (a fleet's Redis away) for a visitor who carries a session cookie. */
+export class SessionsUnavailable extends Error {}
+
+/**
+ * Without the session key a visitor with no cookie is anonymous as ever (`signInUnavailable` set); one with
+ * a cookie is not served as anonymous, which would look like being signed out: SessionsUnavailable.
+ */
 export async function viewerOf(req: IncomingMessage, site: Site, browser: BrowserState, authority: string): Promise<Viewer> {
-  const signer = await signerFor(site, browser);
   const cookie = sessionCookieValue(req.headers.cookie);
+  let signer: SessionSigner | null;
+  try {
+    signer = await signerFor(site, browser);
+  } catch (err) {
+    if (cookie) throw new SessionsUnavailable((err as Error).message);
+    return { site, session: null, signer: null, signInUnavailable: true, authority, browser };
+  }
   const session = signer && cookie ? await signer.verify(cookie) : null;
   return { site, session, signer, authority, browser };
 }

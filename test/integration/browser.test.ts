@@ -2,6 +2,7 @@
 // images pushed by skopeo, a reader who may pull only public/**, an admin who may delete. The registry's
 // access log shows what the gateway did to it; the browser's request log shows what the pages loaded.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +13,8 @@ import { launchBrowser } from "../helpers/browser.js";
 import { certDir, cleanupClients, hostsFile, skopeo } from "../helpers/clients.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { htpasswdLine } from "../helpers/htpasswd.js";
-import { buildOciImage, OCI_MANIFEST, sha256Digest, type OciImage } from "../helpers/oci.js";
+import { buildOciImage, imageConfig, OCI_INDEX, OCI_MANIFEST, sha256Digest, singleLayerManifest, type OciImage } from "../helpers/oci.js";
+import { pushBlob, pushTinyImage } from "../helpers/seed.js";
 import { artifactManifest, EMPTY_CONFIG, pushBlobThrough, putManifest, type SiteClient } from "../helpers/referrers.js";
 import { formatRun, waitFor } from "../helpers/process.js";
 import { accessLog, startRegistry, type Registry } from "../helpers/registry.js";
@@ -119,6 +121,11 @@ describe("registry browser", () => {
 
     await page.click("a.repository");
     assert.deepEqual((await page.locator("a.tag").allTextContents()).sort(), ["same", "v1"]);
+    // The deleted-tag notice takes a tag name, not a stranger's sentence shown on this origin.
+    await page.goto(`${origin}/repo/public/app?deleted=${encodeURIComponent("v1 deleted. Your session expired: call 555-0100")}`);
+    assert.equal(await page.locator(".notice").count(), 0, "no notice for text that is no tag");
+    await page.goto(`${origin}/repo/public/app?deleted=v9`);
+    assert.match((await page.textContent(".notice")) ?? "", /Tag v9 deleted/, "the control: a tag name");
     await page.click("a.tag >> text=v1");
     assert.equal(await page.textContent("#pull-by-tag"), `docker pull ${HOST}:${gateway.port}/public/app:v1`);
     assert.equal(await page.textContent("#pull-by-digest"), `docker pull ${HOST}:${gateway.port}/public/app@${image.manifestDigest}`);
@@ -166,6 +173,13 @@ describe("registry browser", () => {
     // A view may name the tag alone or as repository:tag.
     const alsoRemoved = await page.locator("#also-removed li, .also-removed li").allTextContents();
     assert.deepEqual(alsoRemoved.map((text) => text.trim().replace(/^.*:/, "")), ["same"]);
+    // The POST names the image confirmed: a tag that names another one by then deletes nothing.
+    assert.equal(await page.inputValue("main form input[name=digest]"), image.manifestDigest);
+    const moved = await postDelete({ repository: "public/app", tag: "v1", csrf, digest: `sha256:${"0".repeat(64)}` });
+    assert.equal(moved.status, 409, "a delete of an image other than the tag's");
+    assert.match(moved.headers["content-type"] ?? "", /^text\/html/);
+    assert.equal((await postDelete({ repository: "public/app", tag: "v1", csrf })).status, 409, "a delete naming no image");
+    assert.equal(accessLog(registry).filter((line) => line.method === "DELETE").length, 0);
     await Promise.all([page.waitForURL(`${origin}/repo/public/app?deleted=v1`), page.click("main form button")]);
     assert.match((await page.textContent(".notice")) ?? "", /v1 deleted/);
     const deletes = accessLog(registry).filter((line) => line.method === "DELETE");
@@ -190,6 +204,106 @@ describe("registry browser", () => {
     }, { what: "the old session refused after the htpasswd reload" });
     assert.match(String(refused.headers.location), /^\/login\?next=/);
     await users("Admin123");
+  });
+
+  it("without the session key, a visitor without a cookie is anonymous and one with a cookie is told sign-in is unavailable", async () => {
+    // A file where the secrets directory would be: the key can be neither read nor created.
+    const dataDir = await mkdtemp(join(tmpdir(), "rg-browser-nokey-"));
+    await writeFile(join(dataDir, "secrets"), "");
+    const keyless = await startTestGateway({ dataDir, sites: [{ name: "web", hosts: [HOST], backend: registry.url, auth: { type: "htpasswd", htpasswd, rules: RULES } }] });
+    try {
+      const anonymous = await keyless.request(HOST, { path: "/" });
+      assert.equal(anonymous.status, 200, anonymous.body.toString());
+      const login = await keyless.request(HOST, { path: "/login" });
+      assert.equal(login.status, 503);
+      assert.match(login.body.toString(), /Sign-in is unavailable right now/);
+      for (let i = 0; i < 2; i++) {
+        const withCookie = await keyless.request(HOST, { path: "/", headers: { cookie: `${SESSION_COOKIE}=anything` } });
+        assert.equal(withCookie.status, 503);
+        assert.match(String(withCookie.headers["content-type"]), /^text\/html/);
+        assert.match(withCookie.body.toString(), /Sign-in is unavailable right now/);
+      }
+      const warnings = keyless.logs.filter((line) => String(line.msg).includes("session key cannot be had"));
+      assert.equal(warnings.length, 1, "warned once, not per request");
+    } finally {
+      await keyless.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("a repository's page describes one page of tags, remembers what a digest was, and reads one config of an index", async () => {
+    const seeded = await pushTinyImage(registry.url, "public/many", "t00", "seed");
+    for (let i = 1; i < 30; i++) {
+      const put = await fetch(`${registry.url}/v2/public/many/manifests/t${String(i).padStart(2, "0")}`, { method: "PUT", body: seeded.manifest, headers: { "content-type": OCI_MANIFEST } });
+      assert.equal(put.status, 201);
+    }
+    const children = [];
+    for (const architecture of ["amd64", "arm64", "s390x"]) {
+      const layer = randomBytes(300);
+      const config = imageConfig({ os: "linux", architecture }, {}, [sha256Digest(layer)]);
+      for (const blob of [layer, config]) await pushBlob(registry.url, "public/multi", blob);
+      const manifest = singleLayerManifest(config, layer);
+      const put = await fetch(`${registry.url}/v2/public/multi/manifests/${sha256Digest(manifest)}`, { method: "PUT", body: manifest, headers: { "content-type": OCI_MANIFEST } });
+      assert.equal(put.status, 201);
+      children.push({ mediaType: OCI_MANIFEST, digest: sha256Digest(manifest), size: manifest.length, platform: { os: "linux", architecture } });
+    }
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: children }));
+    assert.equal((await fetch(`${registry.url}/v2/public/multi/manifests/v1`, { method: "PUT", body: index, headers: { "content-type": OCI_INDEX } })).status, 201);
+
+    const login = await gateway.request(HOST, { method: "POST", path: "/login", headers: { "content-type": "application/x-www-form-urlencoded", origin }, body: "username=reader&password=Reader123" });
+    const cookie = String(login.headers["set-cookie"]).split(";")[0]!;
+    const show = async (path: string) => {
+      const before = accessLog(registry).length;
+      const res = await gateway.request(HOST, { path, headers: { cookie } });
+      assert.equal(res.status, 200, path);
+      const reads = accessLog(registry).slice(before).filter((line) => line.userAgent === "registry-gateway-browser");
+      const rows = res.body.toString().match(/class="tag-link tag"/g)?.length ?? 0;
+      return { body: res.body.toString(), rows, blobs: reads.filter((line) => line.uri.includes("/blobs/")).length, manifests: reads.filter((line) => line.uri.includes("/manifests/")).length };
+    };
+    const first = await show("/repo/public/many");
+    assert.equal(first.rows, 25);
+    assert.match(first.body, /href="\/repo\/public\/many\?page=2"/);
+    const second = await show("/repo/public/many?page=2");
+    assert.equal(second.rows, 5);
+    assert.doesNotMatch(second.body, /page=3/);
+    const again = await show("/repo/public/many");
+    assert.deepEqual([again.rows, again.manifests, again.blobs], [25, 25, 0], "the digest's summary is remembered: its manifest read, no config");
+    const multi = await show("/repo/public/multi");
+    assert.equal(multi.rows, 1);
+    assert.deepEqual([multi.manifests, multi.blobs], [4, 1], "the index and its three children, and the first child's config alone");
+  });
+
+  it("on a group site, the tag a delete confirms and deletes is the one where deletes go, not the first member's", async () => {
+    const first = await startRegistry();
+    const GROUP_HOST = "group-browser.test";
+    const grouped = await startTestGateway({
+      sites: [{ name: "grouped", hosts: [GROUP_HOST], group: [{ name: "first", backend: first.url, repositories: ["public/**"] }, { name: "push", backend: registry.url }], pushTo: "push", auth: { type: "htpasswd", htpasswd, rules: RULES } }],
+    });
+    try {
+      const elsewhere = await pushTinyImage(first.url, "public/grouped", "v1", "seed");
+      const here = await pushTinyImage(registry.url, "public/grouped", "v1", "seed");
+      const groupOrigin = `https://${GROUP_HOST}:${grouped.port}`;
+      const login = await grouped.request(GROUP_HOST, { method: "POST", path: "/login", headers: { "content-type": "application/x-www-form-urlencoded", origin: groupOrigin }, body: "username=admin&password=Admin123" });
+      const cookie = String(login.headers["set-cookie"]).split(";")[0]!;
+      const confirm = await grouped.request(GROUP_HOST, { path: "/delete?repository=public/grouped&tag=v1", headers: { cookie } });
+      assert.equal(confirm.status, 200);
+      const field = (name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(confirm.body.toString())?.[1];
+      assert.equal(field("digest"), here.manifestDigest, "the image in the member deletes go to");
+      const deleted = await grouped.request(GROUP_HOST, {
+        method: "POST",
+        path: "/delete",
+        headers: { cookie, origin: groupOrigin, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ repository: "public/grouped", tag: "v1", digest: field("digest")!, csrf: field("csrf")! }).toString(),
+      });
+      assert.equal(deleted.status, 303, deleted.body.toString());
+      assert.ok(accessLog(registry).some((line) => line.method === "DELETE" && line.uri === `/v2/public/grouped/manifests/${here.manifestDigest}` && line.status === 202));
+      const kept = await fetch(`${first.url}/v2/public/grouped/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
+      assert.equal(kept.status, 200, "the first member's tag is not the gateway's to delete");
+      assert.notEqual(elsewhere.manifestDigest, here.manifestDigest);
+    } finally {
+      await grouped.stop();
+      await first.stop();
+    }
   });
 
   it("no page loads anything from another origin", () => {

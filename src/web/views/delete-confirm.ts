@@ -22,6 +22,7 @@ function confirmForm(model: DeleteConfirmModel): Html {
   return html`<form method="post" action="/delete" class="actions">
 <input type="hidden" name="repository" value="${model.repository}">
 <input type="hidden" name="tag" value="${model.tag}">
+<input type="hidden" name="digest" value="${model.digest}">
 <input type="hidden" name="csrf" value="${model.chrome.csrfToken}">
 <button type="submit" class="button button-danger">Delete ${model.repository}:${model.tag}</button>
 ${back}

@@ -42,11 +42,13 @@ export function renderTagList(model: TagListModel): string {
   const content = model.tags.length === 0
     ? emptyState("No tags", "This repository has no tags; its images may have been deleted.")
     : tagTable(model);
+  const next = model.nextPageUrl ? html`<p class="actions"><a class="button next-page" href="${sitePath(model.nextPageUrl)}" rel="next">Next page</a></p>` : null;
   const body = html`${repositoryCrumbs(model.repository, null)}
 <div class="page-heading"><h1 class="repo-title">${model.repository}</h1></div>
 <section class="panel" aria-label="Pull">
 ${commandLine("Pull", pullCommand(model.chrome.registryHost, model.repository, example), "pull-example")}
 </section>
-${content}`;
+${content}
+${next}`;
   return renderPage({ chrome: model.chrome, title: model.repository, path: repositoryUrl(model.repository), body });
 }

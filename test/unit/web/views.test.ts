@@ -26,7 +26,7 @@ function hostilePages(): [string, string][] {
   const platform = { os: h, architecture: h, variant: h, digest: h };
   return [
     ["repository list", renderRepositoryList(sample.repositoryList({ chrome, query: h, repositories: [{ name: h, url: "/repo/x" }] }))],
-    ["tag list", renderTagList(sample.tagList({ chrome, repository: h, tags: [{ name: h, digest: h, size: 1, created: h, platforms: [platform], url: "/tag/x:y" }] }))],
+    ["tag list", renderTagList(sample.tagList({ chrome, repository: h, nextPageUrl: `/repo/${h}`, tags: [{ name: h, digest: h, size: 1, created: h, platforms: [platform], url: "/tag/x:y" }] }))],
     ["tag details", renderTagDetails(sample.tagDetails({
       chrome, repository: h, tag: h, digest: h, mediaType: h, created: h, pullByTag: h, pullByDigest: h, platforms: [platform],
       layers: [{ digest: h, mediaType: h, size: 1 }], layersOf: platform, labels: { [h]: h },
@@ -232,6 +232,15 @@ describe("forms and links", () => {
     })));
     const hrefs = elementsNamed(doc, "a").map((a) => a.attrs.get("href"));
     assert.ok(!hrefs.some((href) => /javascript|evil/.test(href ?? "")), String(hrefs));
+    const tags = parsed(renderTagList(sample.tagList({ nextPageUrl: "//evil.example/" })));
+    assert.ok(!elementsNamed(tags, "a").some((a) => /evil/.test(a.attrs.get("href") ?? "")));
+  });
+
+  it("link a repository's next page of tags when there is one", () => {
+    const next = (model: Parameters<typeof sample.tagList>[0]) => elementsNamed(parsed(renderTagList(sample.tagList(model))), "a").filter((a) => a.attrs.get("rel") === "next").map((a) => a.attrs.get("href"));
+    assert.deepEqual(next({ nextPageUrl: "/repo/team/backend/api?page=2" }), ["/repo/team/backend/api?page=2"]);
+    assert.deepEqual(next({ nextPageUrl: null }), []);
+    assert.deepEqual(next({}), []);
   });
 });
 
