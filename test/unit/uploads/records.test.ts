@@ -109,6 +109,8 @@ describe("upload records in Redis", () => {
     const a = await store(8);
     const b = new RedisAffinity(redisSchema.parse({ url: server.url, keyPrefix: `r${prefixes - 1}:` }), capturingLogger().logger, { limits: { perUser: 8, idleMs: 60_000 } });
     opened.push(b);
+    // Commands fail fast until the connection is up (no offline queue): wait for it, as store() does.
+    await waitFor(() => b.available, { timeoutMs: 2000, intervalMs: 10, what: "the second gateway's Redis to connect" });
     await a.remember(key("shared"), MEMBER, START);
     await a.advance(key("shared"), AFTER_CHUNK);
     assert.deepEqual(await b.record(key("shared")), { member: MEMBER, progress: AFTER_CHUNK });
