@@ -1,10 +1,9 @@
 // Debian's HAProxy as the L4 balancer in front of several gateways: `mode tcp`, round robin, loopback only.
 // TLS passes through untouched, so each gateway terminates its own handshakes as behind a cloud balancer.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort } from "./ports.js";
+import { freePort, isListening } from "./ports.js";
 import { startProcess, waitFor, type ManagedProcess } from "./process.js";
 
 export interface HaproxyFrontend {
@@ -67,7 +66,7 @@ export async function startHaproxyWithConfig(configText: string, ports: readonly
   const child = startProcess("haproxy", ["-db", "-W", "-f", file], { name: "haproxy" });
   try {
     for (const port of ports) {
-      await waitFor(() => canConnect(port), {
+      await waitFor(() => isListening(port), {
         timeoutMs: 10_000,
         intervalMs: 25,
         what: `haproxy on 127.0.0.1:${port}`,
@@ -90,13 +89,3 @@ export async function startHaproxyWithConfig(configText: string, ports: readonly
   };
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}

@@ -4,11 +4,10 @@
 // serves the challenges. Every port is ephemeral; pebble's own HTTPS certificate comes from our local CA.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { issueLeaf, loadOrCreateCa } from "../../src/tls/selfsigned.js";
-import { freePort } from "./ports.js";
+import { freePort, isListening } from "./ports.js";
 import { startProcess, waitFor, type ManagedProcess } from "./process.js";
 
 export interface PebbleOptions {
@@ -97,7 +96,7 @@ async function tryStart(dir: string, caFile: string, caPem: string, options: Peb
   };
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   try {
-    await waitFor(() => listening(dnsManagementPort), {
+    await waitFor(() => isListening(dnsManagementPort), {
       timeoutMs: 10_000,
       intervalMs: 25,
       what: "pebble-challtestsrv",
@@ -131,16 +130,6 @@ function exitedWith(child: ManagedProcess): string | undefined {
   return child.exitStatus ? `exited (${JSON.stringify(child.exitStatus)}):\n${child.output()}` : undefined;
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
 
 function get(url: string, caPem: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

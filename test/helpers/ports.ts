@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 
 /**
  * Asks the kernel for an unused TCP port by binding to port 0.
@@ -15,5 +15,17 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
       const port = typeof address === "object" && address !== null ? address.port : 0;
       server.close((err) => (err ? reject(err) : port > 0 ? resolve(port) : reject(new Error("no port assigned"))));
     });
+  });
+}
+
+/** True when something accepts a TCP connection on 127.0.0.1:port (the connection is closed at once). */
+export function isListening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
   });
 }
