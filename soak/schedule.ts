@@ -39,12 +39,11 @@ export interface Schedule {
   faults: PlannedFault[];
 }
 
-/** Faults a run leaves out (names), e.g. those that need a feature the gateway lacks. */
-export function planSchedule(durationSeconds: number, leaveOut: readonly FaultName[] = []): Schedule {
+export function planSchedule(durationSeconds: number): Schedule {
   if (!(durationSeconds > 0)) throw new Error(`a run needs a positive length, got ${durationSeconds} s`);
   const quietSeconds = clamp(durationSeconds * 0.1, 12, 120);
   const tailSeconds = clamp(durationSeconds * 0.05, 8, 60);
-  const names = FAULT_NAMES.filter((name) => !leaveOut.includes(name));
+  const names = FAULT_NAMES;
   const span = Math.max(0, durationSeconds - quietSeconds - tailSeconds);
   const spacing = names.length > 0 ? span / names.length : 0;
   // A settling time long enough for a restarted process to be checked healthy again, never longer than

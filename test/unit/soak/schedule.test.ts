@@ -28,12 +28,6 @@ describe("soak schedule", () => {
     assert.ok(schedule.faults.at(-1)!.at < 90 - 8);
   });
 
-  it("faults left out are not scheduled, and the rest spread over the same span", () => {
-    const schedule = planSchedule(90, ["cert-rotate", "acme-renewal"]);
-    assert.equal(schedule.faults.length, FAULT_NAMES.length - 2);
-    assert.ok(!schedule.faults.some((f) => f.name === "cert-rotate" || f.name === "acme-renewal"));
-  });
-
   it("refuses a run of no length", () => {
     assert.throws(() => planSchedule(0), /positive length/);
   });
