@@ -24,7 +24,7 @@ export async function confirmDelete(ctx: RequestContext, state: PipelineState, v
   const repository = formValues(rawQuery, "repository")?.[0] ?? "";
   const tag = formValues(rawQuery, "tag")?.[0] ?? "";
   if (!isValidRepositoryName(repository) || !TAG.test(tag)) return fail(404, "Not found", "No such tag.");
-  if (!viewer.session) return redirect(ctx.res, browserUrls.login(`/delete?repository=${encodeURIComponent(repository)}&tag=${encodeURIComponent(tag)}`));
+  if (!viewer.session) return redirect(ctx.res, browserUrls.login(browserUrls.deleteConfirm(repository, tag)));
   if (!mayDelete(viewer, repository)) return fail(403, "Forbidden", FORBIDDEN);
   // The image the delete would remove: read where the delete goes.
   const backend = new RepositoryBackend(state, viewer.site, repository, principalOf(viewer)).writeSide();

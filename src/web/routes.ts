@@ -1,6 +1,7 @@
 // Method + path of a browser request → the page it asks for. The path already passed the target check
 // (registry/target.ts: no escapes, no dot segments), so names read here are read as the registry reads them.
 import { isValidRepositoryName } from "../registry/routes.js";
+import { deleteConfirmUrl, loginUrl, repositoryUrl, tagUrl } from "./views/urls.js";
 
 export type BrowserPage =
   | { page: "repositories" }
@@ -45,13 +46,8 @@ export function routeBrowser(method: string, path: string): BrowserRouting {
   return { ok: false, status: 404 };
 }
 
-/** Where a page links: the views' URLs, built in one place. */
-export const browserUrls = {
-  repository: (name: string) => `/repo/${name}`,
-  tag: (name: string, tag: string) => `/tag/${name}:${tag}`,
-  login: (next: string) => `/login?next=${encodeURIComponent(next)}`,
-  deleteConfirm: (name: string, tag: string) => `/delete?repository=${encodeURIComponent(name)}&tag=${encodeURIComponent(tag)}`,
-};
+/** Where a page links: the same URL builders the views use, so a link and its route never disagree. */
+export const browserUrls = { repository: repositoryUrl, tag: tagUrl, login: loginUrl, deleteConfirm: deleteConfirmUrl };
 
 /**
  * Where to go after signing in: a path on this site only. Anything else (another origin, `//host`, `/\host`,
