@@ -2,7 +2,8 @@
 // Three gateways, each its own process and data directory, sharing only Redis for their certificates and
 // ACME state, behind HAProxy (round robin). pebble validates through HAProxy frontends that reach only the
 // second and third gateway, so an order the first gateway places is answered by another one. The third runs
-// two workers from the rotation on.
+// two workers from the rotation on. pebble's validation requests pass a valve the test holds shut at first,
+// so the first orders stay pending until the holder has been killed, however slow the machine.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
@@ -17,6 +18,7 @@ import { startPebble, type Pebble } from "../helpers/pebble.js";
 import { freePort } from "../helpers/ports.js";
 import { waitFor } from "../helpers/process.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
+import { startValve, type Valve } from "../helpers/valve.js";
 
 const HOST = "fleet.registry.test";
 /** A site with a certificate from the fleet's own CA. */
@@ -59,6 +61,8 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
   let redis: RedisServer;
   let haproxy: Haproxy;
   let pebble: Pebble;
+  /** In front of the HTTP-01 and the TLS-ALPN-01 frontend: shut until the first holder is dead. */
+  const valves: Valve[] = [];
   const ports: Ports[] = [];
   const configs: string[] = [];
   const gateways: (GatewayProcess | null)[] = [null, null, null];
@@ -73,7 +77,8 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
       { servers: [ports[1]!.https, ports[2]!.https] },
       { servers: ports.map((p) => p.https) },
     ]);
-    pebble = await startPebble({ httpPort: haproxy.ports[0]!, tlsPort: haproxy.ports[1]! });
+    for (const frontend of [0, 1]) valves.push(await startValve(haproxy.ports[frontend]!, { open: false }));
+    pebble = await startPebble({ httpPort: valves[0]!.port, tlsPort: valves[1]!.port });
     for (let i = 0; i < 3; i++) {
       const file = join(dir, `gateway-${i}.yaml`);
       await writeFile(
@@ -107,7 +112,7 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
 
   after(async () => {
     await Promise.all(gateways.map((gateway) => gateway?.process.stop(2000)));
-    await Promise.all([pebble?.stop(), haproxy?.stop(), redis?.stop()]);
+    await Promise.all([pebble?.stop(), haproxy?.stop(), redis?.stop(), ...valves.map((valve) => valve.close())]);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -129,17 +134,23 @@ describe("a fleet of gateways sharing certificates and ACME state through Redis"
 
   it("orders once for the fleet, and another gateway completes the order when its holder dies mid-order", async () => {
     await Promise.all([0, 1, 2].map(start));
+    // pebble asking for the fleet site's HTTP-01 answer means an order is placed and its challenge taken up.
+    const [http01, tlsAlpn01] = valves as [Valve, Valve];
+    await waitFor(() => http01.waiting() > 0, { timeoutMs: 30_000, intervalMs: 10, what: "pebble validating the fleet site's order" });
     // An object, not the bare index: gateway 0 would read as "not yet".
     const { holder } = await waitFor(
       () => {
         const found = running().find((i) => orderingLines(gateways[i]!).length > 0);
         return found === undefined ? undefined : { holder: found };
       },
-      { timeoutMs: 30_000, intervalMs: 10, what: "a gateway ordering" },
+      { timeoutMs: 10_000, intervalMs: 10, what: "the gateway that placed it" },
     );
+    assert.equal(running().filter((i) => orderingLines(gateways[i]!).length > 0).length, 1, "one gateway holds the order");
     await gateways[holder]!.process.stop(0); // SIGKILL
     assert.equal(gateways[holder]!.logs().filter((l) => l.msg === "ACME certificate in service" && l.site === "fleet").length, 0, "killed before its order completed");
     gateways[holder] = null;
+    http01.open();
+    tlsAlpn01.open();
     await fleetServesOne();
     const survivorsOrdering = running().flatMap((i) => orderingLines(gateways[i]!));
     assert.equal(survivorsOrdering.length, 1, "one survivor took the order over, the other adopted its certificate");
