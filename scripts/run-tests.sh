@@ -4,8 +4,8 @@
 # `engines` admits. Gateways the tests start as processes run on the same node as the tests (process.execPath).
 # Node 20's test runner takes no globs, so the files are listed here. Arguments go to both runs.
 # Files run as many at a time as there are cores (the runner's default leaves one idle, which on 2 cores
-# means one file at a time), except those whose first lines say `// Runs alone: <why>` (timing assertions,
-# fixed ports, whole-machine measurements): they run afterwards, one at a time.
+# means one file at a time), and the oldest major's one at a time beside them; those whose first lines say
+# `// Runs alone: <why>` (timing assertions, whole-machine measurements) run afterwards, one at a time.
 # With --unit first (npm run test:unit): only the unit tests, on the image's major.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,50 +24,82 @@ smoke=(
 )
 
 shipped=$(bash scripts/node-for.sh shipped)
+minimum=$(bash scripts/node-for.sh minimum)
+cores=$("$shipped" -p "os.availableParallelism()")
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+beside_pid=""
+trap '[[ -z "$beside_pid" ]] || kill "$beside_pid" 2>/dev/null; rm -rf "$logs"' EXIT
 
 status=0
 summaries=()
-# run LABEL NODE FILES...: one test run; its counts are kept for the summary at the end.
-run() {
-  local label=$1 node=$2
-  shift 2
-  local version log=$logs/$((${#summaries[@]} + 1)).log
-  version=$("$node" --version)
-  echo "# Node $version ($node): $label"
-  local rc=0
-  "$node" --import tsx --test --test-reporter=spec "$@" 2>&1 | tee "$log" || rc=$?
-  [[ $rc -eq 0 ]] || status=1
-  summaries+=("Node $version, $label: $(counts "$log" | tr '\n' ' ')(exit $rc)")
-}
+extra_args=("$@")
 # The runner's closing "ℹ pass N" lines, as "pass N", from a log file or stdin.
 counts() { { grep -aE '^ℹ (tests|pass|fail|cancelled|skipped|todo) [0-9]+$' "${1:--}" || true; } | sed 's/^ℹ //'; }
+# record LABEL LOG RC: a finished run's counts, for the summary at the end.
+record() {
+  [[ $3 -eq 0 ]] || status=1
+  summaries+=("$1: $(counts "$2" | tr '\n' ' ')(exit $3)")
+}
 
-# split LABEL NODE FILES... [-- ARGS]: the files side by side, then those that run alone, one at a time.
-split() {
-  local label=$1 node=$2
+# run LABEL NODE ARGS...: one test run, its output shown as it comes.
+run() {
+  local label="Node $("$2" --version), $1" node=$2 log=$logs/$((${#summaries[@]} + 1)).log rc=0
   shift 2
-  local together=() alone=() file
+  [[ $# -gt 1 ]] || return 0 # only the concurrency: no files
+  echo "# $label ($node)"
+  "$node" --import tsx --test --test-reporter=spec "$@" "${extra_args[@]}" 2>&1 | tee "$log" || rc=$?
+  record "$label" "$log" "$rc"
+}
+# start_beside LABEL NODE ARGS...: a test run in the background, beside the next run; finish_beside waits
+# for it and shows its output then, so the two never interleave.
+beside_label="" beside_log=$logs/beside.log
+start_beside() {
+  beside_label="Node $("$2" --version), $1"
+  local node=$2
+  shift 2
+  echo "# $beside_label: runs beside the next run, its output after that run's"
+  "$node" --import tsx --test --test-reporter=spec "$@" "${extra_args[@]}" >"$beside_log" 2>&1 &
+  beside_pid=$!
+}
+finish_beside() {
+  local rc=0
+  wait "$beside_pid" || rc=$?
+  beside_pid=""
+  echo "# $beside_label"
+  cat "$beside_log"
+  record "$beside_label" "$beside_log" "$rc"
+}
+
+# partition FILES...: sets `together` and `alone` (those whose first lines say `// Runs alone:`).
+partition() {
+  together=() alone=()
+  local file
   for file in "$@"; do
     if head -n 5 "$file" | grep -q '^// Runs alone:'; then alone+=("$file"); else together+=("$file"); fi
   done
-  [[ ${#together[@]} -eq 0 ]] || run "$label, side by side" "$node" --test-concurrency="$("$node" -p "os.availableParallelism()")" "${together[@]}" "${extra_args[@]}"
-  [[ ${#alone[@]} -eq 0 ]] || run "$label, one at a time" "$node" --test-concurrency=1 "${alone[@]}" "${extra_args[@]}"
 }
-extra_args=("$@")
 
 if $unit_only; then
-  split "unit tests" "$shipped" "${unit[@]}"
+  partition "${unit[@]}"
+  run "unit tests, side by side" "$shipped" --test-concurrency="$cores" "${together[@]}"
+  run "unit tests, one at a time" "$shipped" --test-concurrency=1 "${alone[@]}"
+elif [[ "$("$minimum" --version)" == "$("$shipped" --version)" ]]; then
+  # One Node is both the image's and the oldest engines admits: the every-test run covers both.
+  partition "${unit[@]}" "${integration[@]}"
+  run "every test, side by side" "$shipped" --test-concurrency="$cores" "${together[@]}"
+  run "every test, one at a time" "$shipped" --test-concurrency=1 "${alone[@]}"
 else
-  split "every test" "$shipped" "${unit[@]}" "${integration[@]}"
-  minimum=$(bash scripts/node-for.sh minimum)
-  # Where both are one Node (engines admitting only the image's major), the first run covered this one.
-  if [[ "$("$minimum" --version)" == "$("$shipped" --version)" ]]; then
-    echo "# Node $("$minimum" --version) is also the oldest engines admits: its unit tests and smoke set ran above"
-  else
-    split "unit tests and the smoke set" "$minimum" "${unit[@]}" "${smoke[@]}"
-  fi
+  # The oldest major's unit tests and smoke set run one file at a time beside the image's side-by-side
+  # run: those files wait on child processes and sockets more than they compute, and a third file in
+  # flight fills the cores' idle time. Then the files that run alone, each Node's in turn.
+  partition "${unit[@]}" "${smoke[@]}"
+  minimum_together=("${together[@]}") minimum_alone=("${alone[@]}")
+  partition "${unit[@]}" "${integration[@]}"
+  start_beside "unit tests and the smoke set, side by side" "$minimum" --test-concurrency=1 "${minimum_together[@]}"
+  run "every test, side by side" "$shipped" --test-concurrency="$cores" "${together[@]}"
+  finish_beside
+  run "every test, one at a time" "$shipped" --test-concurrency=1 "${alone[@]}"
+  run "unit tests and the smoke set, one at a time" "$minimum" --test-concurrency=1 "${minimum_alone[@]}"
 fi
 
 # CI reads the closing lines: the totals of both runs, in the runner's own format, and the exit status.

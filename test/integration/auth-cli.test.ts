@@ -1,6 +1,6 @@
-// Runs alone: serves the example configurations, on their fixed port 5443.
 // The auth commands (passwd, token cert, config check) and the auth example configs, run as users
-// run them: `node dist/main.js …`.
+// run them: `node dist/main.js …`. The example configurations are served as written, on their fixed ports:
+// the file holds them for its whole run.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { X509Certificate } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { cli, startGatewayProcess } from "../helpers/cli.js";
 import { gatewayRequest } from "../helpers/gateway.js";
+import { holdShippedPorts } from "../helpers/ports.js";
 import { run } from "../helpers/process.js";
 import { startRegistry } from "../helpers/registry.js";
 
@@ -16,13 +17,16 @@ const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:
 
 describe("auth command line", () => {
   let dir: string;
+  let releasePorts: (() => Promise<void>) | undefined;
 
   before(async () => {
+    releasePorts = await holdShippedPorts();
     dir = await mkdtemp(join(tmpdir(), "rg-auth-cli-"));
   });
 
   after(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
+    await releasePorts?.();
   });
 
   describe("passwd FILE USER", () => {

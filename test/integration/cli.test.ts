@@ -1,5 +1,5 @@
-// Runs alone: serves the default configuration, on its fixed port 5443.
-// The command line as users run it — serve, config check, cert ca — and graceful shutdown.
+// The command line as users run it — serve, config check, cert ca — and graceful shutdown. The shipped
+// configurations are served as written, on their fixed ports: the file holds them for its whole run.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { cli, startGatewayProcess } from "../helpers/cli.js";
 import { gatewayRequest } from "../helpers/gateway.js";
+import { holdShippedPorts } from "../helpers/ports.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
 import { patchChunked, startUpload } from "../helpers/upload.js";
 
@@ -16,8 +17,10 @@ const HUB = "hub.registry.test";
 describe("command line", () => {
   let dir: string;
   let registry: Registry;
+  let releasePorts: (() => Promise<void>) | undefined;
 
   before(async () => {
+    releasePorts = await holdShippedPorts();
     dir = await mkdtemp(join(tmpdir(), "rg-cli-"));
     registry = await startRegistry();
   });
@@ -25,6 +28,7 @@ describe("command line", () => {
   after(async () => {
     await registry?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+    await releasePorts?.();
   });
 
   const writeConfig = async (name: string, text: string) => {

@@ -1,4 +1,3 @@
-// Runs alone: three gateway processes, pebble and HAProxy on tight timings (a holder killed mid-order, every gateway on the new serial within 5 s).
 // Three gateways, each its own process and data directory, sharing only Redis for their certificates and
 // ACME state, behind HAProxy (round robin). pebble validates through HAProxy frontends that reach only the
 // second and third gateway, so an order the first gateway places is answered by another one. The third runs
