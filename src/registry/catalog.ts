@@ -52,6 +52,8 @@ export interface ListSource {
   authorization?: string;
   /** The User-Agent of the client whose request this read serves, so the member's access log names the client. */
   userAgent?: string;
+  /** How long one page may take; PAGE_TIMEOUT_MS unless set. */
+  pageTimeoutMs?: number;
 }
 
 /** The largest page the gateway answers, and the page size when the client gives no `n`. */
@@ -88,7 +90,7 @@ const TAG_PATTERN = /^[\w][\w.-]{0,127}$/;
  * grammar are dropped (no request through the gateway could name them). Stops, keeping what it read, at
  * MAX_NAMES names, after MAX_PAGES pages, or at a Link already followed. Rejects on a status other than
  * 200, a body without a `repositories` list, bad JSON, a page over MAX_PAGE_BYTES, or a page not answered
- * within PAGE_TIMEOUT_MS.
+ * within the page timeout.
  */
 export async function fetchRepositories(source: ListSource): Promise<string[]> {
   const names = await fetchList(source, "/v2/_catalog", "repositories", isValidRepositoryName);
@@ -287,10 +289,8 @@ function getJson(source: ListSource, path: string, maxBytes: number, tooLarge: b
         resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks), link: Array.isArray(link) ? link.join(", ") : link });
       });
     });
-    const timer = setTimeout(
-      () => request.destroy(new Error(`${describe(source, path)} did not answer within ${PAGE_TIMEOUT_MS / 1000} s`)),
-      PAGE_TIMEOUT_MS,
-    );
+    const timeoutMs = source.pageTimeoutMs ?? PAGE_TIMEOUT_MS;
+    const timer = setTimeout(() => request.destroy(new Error(`${describe(source, path)} did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
     timer.unref();
     request.on("close", () => clearTimeout(timer));
     request.on("error", reject);
