@@ -1,4 +1,4 @@
-// A TCP relay on 127.0.0.1 that a test can hold shut: while shut it accepts connections but holds them,
+// A TCP relay on 127.0.0.1 that a test can start shut: while shut it accepts connections but holds them,
 // unanswered and not yet connected onwards; opening it relays each held connection to the target. This
 // pins a protocol exchange at a known step however slow the machine is (an ACME server's validation
 // request, held, keeps an order pending until the test has done what it must do mid-order).
@@ -9,7 +9,6 @@ export interface Valve {
   /** Connections held now, waiting for the valve to open. */
   waiting(): number;
   open(): void;
-  shut(): void;
   close(): Promise<void>;
 }
 
@@ -42,9 +41,6 @@ export async function startValve(targetPort: number, { open = true } = {}): Prom
     open() {
       isOpen = true;
       for (const client of waiting.splice(0)) if (!client.destroyed) relay(client);
-    },
-    shut() {
-      isOpen = false;
     },
     async close() {
       for (const socket of sockets) socket.destroy();
