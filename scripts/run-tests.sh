@@ -6,7 +6,9 @@
 # Files run as many at a time as there are cores (the runner's default leaves one idle, which on 2 cores
 # means one file at a time), and the oldest major's one at a time beside them; those whose first lines say
 # `// Runs alone: <why>` (timing assertions, whole-machine measurements) run afterwards, one at a time.
-# With --unit first (npm run test:unit): only the unit tests, on the image's major.
+# Unit test files that do not run alone share one process (test/unit-files.ts imports them): a process per
+# file cost more than most of them take. With --unit first (npm run test:unit): only the unit tests, on the
+# image's major.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unit_only=false
@@ -79,27 +81,28 @@ partition() {
   done
 }
 
+# The unit test files that do not run alone are run in one process, by test/unit-files.ts (same rule).
+partition "${unit[@]}"
+unit_alone=("${alone[@]}")
+partition "${smoke[@]}"
+smoke_together=("${together[@]}") smoke_alone=("${alone[@]}")
+partition "${integration[@]}"
+
 if $unit_only; then
-  partition "${unit[@]}"
-  run "unit tests, side by side" "$shipped" --test-concurrency="$cores" "${together[@]}"
-  run "unit tests, one at a time" "$shipped" --test-concurrency=1 "${alone[@]}"
+  run "unit tests" "$shipped" --test-concurrency=1 test/unit-files.ts "${unit_alone[@]}"
 elif [[ "$("$minimum" --version)" == "$("$shipped" --version)" ]]; then
   # One Node is both the image's and the oldest engines admits: the every-test run covers both.
-  partition "${unit[@]}" "${integration[@]}"
-  run "every test, side by side" "$shipped" --test-concurrency="$cores" "${together[@]}"
-  run "every test, one at a time" "$shipped" --test-concurrency=1 "${alone[@]}"
+  run "every test, side by side" "$shipped" --test-concurrency="$cores" test/unit-files.ts "${together[@]}"
+  run "every test, one at a time" "$shipped" --test-concurrency=1 "${unit_alone[@]}" "${alone[@]}"
 else
   # The oldest major's unit tests and smoke set run one file at a time beside the image's side-by-side
   # run, which alone left about a fifth of the cores idle (files waiting on child processes, sockets and
   # timers): a third file in flight fills that. Then the files that run alone, each Node's in turn.
-  partition "${unit[@]}" "${smoke[@]}"
-  minimum_together=("${together[@]}") minimum_alone=("${alone[@]}")
-  partition "${unit[@]}" "${integration[@]}"
-  start_beside "unit tests and the smoke set, side by side" "$minimum" --test-concurrency=1 "${minimum_together[@]}"
-  run "every test, side by side" "$shipped" --test-concurrency="$cores" "${together[@]}"
+  start_beside "unit tests and the smoke set, side by side" "$minimum" --test-concurrency=1 test/unit-files.ts "${smoke_together[@]}"
+  run "every test, side by side" "$shipped" --test-concurrency="$cores" test/unit-files.ts "${together[@]}"
   finish_beside
-  run "every test, one at a time" "$shipped" --test-concurrency=1 "${alone[@]}"
-  run "unit tests and the smoke set, one at a time" "$minimum" --test-concurrency=1 "${minimum_alone[@]}"
+  run "every test, one at a time" "$shipped" --test-concurrency=1 "${unit_alone[@]}" "${alone[@]}"
+  run "unit tests and the smoke set, one at a time" "$minimum" --test-concurrency=1 "${unit_alone[@]}" "${smoke_alone[@]}"
 fi
 
 # CI reads the closing lines: the totals of both runs, in the runner's own format, and the exit status.
