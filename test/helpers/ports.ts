@@ -1,7 +1,4 @@
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
@@ -35,37 +32,26 @@ export function isListening(port: number): Promise<boolean> {
 }
 
 /**
- * Holds the fixed ports the shipped configurations listen on (5443 and 9091) for this process until the
- * returned release is called. Test files that serve those files as written take it for their whole run,
- * so they can run beside any other file, one after another among themselves. The hold is a directory
- * naming its holder's pid: a holder that died without releasing it is recognised and replaced.
+ * Holds the fixed ports the shipped configurations and their examples use (5443 and 9091, and the backends
+ * 5001 and 5002 the example files name) for this process until the returned release is called. Test files
+ * that serve those files as written take it for their whole run, so they can run beside any other file, one
+ * after another among themselves. The hold is a listening socket in Linux's abstract namespace: only one
+ * process can have it, and the kernel lets go of it when its holder dies, however it dies.
  */
 export async function holdShippedPorts({ timeoutMs = 300_000 } = {}): Promise<() => Promise<void>> {
-  const lock = join(tmpdir(), "registry-gateway-tests-shipped-ports.lock");
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    try {
-      await mkdir(lock);
-      await writeFile(join(lock, "pid"), String(process.pid));
-      return () => rm(lock, { recursive: true, force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    const server = createServer();
+    const held = await new Promise<boolean>((resolve, reject) => {
+      server.once("error", (err: NodeJS.ErrnoException) => (err.code === "EADDRINUSE" ? resolve(false) : reject(err)));
+      server.listen({ path: "\0registry-gateway-tests-shipped-ports" }, () => resolve(true));
+    });
+    if (held) {
+      // The hold alone must not keep a test process alive.
+      server.unref();
+      return () => new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    const holder = Number(await readFile(join(lock, "pid"), "utf8").catch(() => ""));
-    // No pid yet: the holder is between mkdir and writing it, unless that was long ago (or it just let go).
-    const made = await stat(lock).catch(() => null);
-    const stale = holder > 0 ? !alive(holder) : made !== null && Date.now() - made.mtimeMs > 5000;
-    if (stale) await rm(lock, { recursive: true, force: true });
-    else if (Date.now() > deadline) throw new Error(`the shipped configurations' ports stayed held by pid ${holder} for ${timeoutMs} ms`);
-    else await sleep(100);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if (Date.now() > deadline) throw new Error(`the shipped configurations' ports stayed held by another test process for ${timeoutMs} ms`);
+    await sleep(100);
   }
 }
