@@ -2,7 +2,8 @@
 // ACME state, behind HAProxy (round robin). pebble validates through HAProxy frontends that reach only the
 // second and third gateway, so an order the first gateway places is answered by another one. The third runs
 // two workers from the rotation on. pebble's validation requests pass a valve the test holds shut at first,
-// so the first orders stay pending until the holder has been killed, however slow the machine.
+// so the first orders stay pending until the holder has been killed, however slow the machine (pebble
+// gives a held validation 15 s; the hold lasts from the request to the kill, well under a second).
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";

@@ -412,8 +412,8 @@ describe("a cluster of two workers (workers: 2)", () => {
       await sleep(i * 2.5);
       const startedAt = Date.now();
       try {
-        // An answer takes milliseconds even on a loaded machine: 4 s of silence is a connection held by the
-        // hand-over (and the runner's timeout fires about twice that after the connect).
+        // An answer takes milliseconds even on a loaded machine: 4 s of socket silence is a connection held
+        // by the hand-over.
         const res = await httpsCall({ ...call(HUB, "/v2/"), timeoutMs: 4000 });
         return { startedAt, outcome: String(res.status) };
       } catch (err) {
