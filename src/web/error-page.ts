@@ -9,8 +9,6 @@ export type ErrorPage = (status: number, title: string, message: string, headers
 export function errorPageFor(ctx: RequestContext, viewer: Viewer): ErrorPage {
   return (status, title, message, headers = {}) => {
     if (status >= 400 && ctx.refusal === undefined) ctx.refusal = status === 404 ? "notFound" : status === 403 ? "denied" : status >= 500 ? "backendUnavailable" : "badRequest";
-    // A form left unread would be read as the next request on this connection: end it instead.
-    const closing = ctx.req.complete ? headers : { ...headers, Connection: "close" };
-    sendPage(ctx.res, status, renderError({ chrome: chromeOf(viewer), status, title, message }), closing, ctx.method === "HEAD");
+    sendPage(ctx.res, status, renderError({ chrome: chromeOf(viewer), status, title, message }), headers, ctx.method === "HEAD");
   };
 }

@@ -20,15 +20,23 @@ function securityHeaders(): Record<string, string> {
   };
 }
 
+/**
+ * A body the answer leaves unread (a form refused unread, a POST that needed none) would otherwise be read
+ * and discarded by Node to keep the connection, whatever its declared length: the connection closes instead.
+ */
+function closeIfBodyUnread(res: ServerResponse): Record<string, string> {
+  return res.req.complete ? {} : { Connection: "close" };
+}
+
 export function sendPage(res: ServerResponse, status: number, html: string, headers: Record<string, string | string[]> = {}, headOnly = false): void {
   const body = Buffer.from(html, "utf8");
-  res.writeHead(status, { ...securityHeaders(), ...headers, "Content-Type": "text/html; charset=utf-8", "Content-Length": body.length });
+  res.writeHead(status, { ...securityHeaders(), ...headers, ...closeIfBodyUnread(res), "Content-Type": "text/html; charset=utf-8", "Content-Length": body.length });
   res.end(headOnly ? undefined : body);
 }
 
 /** 303: the browser follows with a GET, so reloading the page it lands on never repeats the POST. */
 export function redirect(res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
-  res.writeHead(303, { ...securityHeaders(), ...headers, Location: location, "Content-Length": 0 });
+  res.writeHead(303, { ...securityHeaders(), ...headers, ...closeIfBodyUnread(res), Location: location, "Content-Length": 0 });
   res.end();
 }
 
