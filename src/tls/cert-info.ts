@@ -1,5 +1,6 @@
-// What each site's certificate is, read from disk only, so `cert status` answers the same whether or not
-// a gateway runs: generated leaves and ACME certificates from the data directory, `files` from their paths.
+// What each site's certificate is, read from where it is kept, so `cert status` answers the same whether or
+// not a gateway runs: generated leaves and ACME certificates from the TLS store (the data directory, or
+// Redis with `tls.store: redis`), `files` from their paths.
 import { X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 import type { GatewayConfig, SiteConfig } from "../config/schema.js";
