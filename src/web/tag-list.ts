@@ -4,7 +4,7 @@
 // manifests and one config), so a page describes TAGS_PER_PAGE tags, a few at a time, within a deadline.
 import { ListTooLarge } from "../registry/catalog.js";
 import type { PipelineState } from "../pipeline-state.js";
-import { compareVersionsNewestFirst } from "./version-sort.js";
+import { sortVersionsNewestFirst } from "./version-sort.js";
 import { RepositoryBackend } from "./backend.js";
 import { readSummary } from "./image.js";
 import { mapInTurns } from "./in-turns.js";
@@ -35,7 +35,7 @@ export async function tagList(state: PipelineState, viewer: Viewer, repository: 
   if (listed instanceof ListTooLarge) return { ok: false, problem: "tooLarge" };
   if (listed === undefined) return { ok: false, problem: "unavailable" };
   if (listed === null) return { ok: false, problem: "unknown" };
-  const sorted = listed.filter((tag) => !FALLBACK_TAG.test(tag)).sort(compareVersionsNewestFirst);
+  const sorted = sortVersionsNewestFirst(listed.filter((tag) => !FALLBACK_TAG.test(tag)));
   const names = sorted.slice((page - 1) * TAGS_PER_PAGE, page * TAGS_PER_PAGE);
   const deadline = AbortSignal.timeout(READING_BUDGET_MS);
   const backend = new RepositoryBackend(state, site, repository, principal).until(deadline);
