@@ -392,7 +392,7 @@ export class ControlPlane {
     const config = this.#config!;
     const generated = new Set(config.sites.filter((site) => site.tls.source === "generated").map(siteName));
     if (generated.size === 0) return;
-    const { certificates } = await loadSiteCertificates(config, { sites: generated, store });
+    const { certificates } = await loadSiteCertificates(config, { sites: generated, store, adoptOnly: true });
     const serving = new Map(running.certificates.info().map((info) => [info.site, info.serial]));
     const changed = certificates.filter((certificate) => new X509Certificate(certificate.certPem).serialNumber !== serving.get(certificate.site));
     if (changed.length === 0) return;

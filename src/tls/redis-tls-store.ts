@@ -117,12 +117,15 @@ export class RedisTlsStore implements TlsStore, FleetChannel {
     });
   }
 
+  async readReusableLeaf(ca: LocalCa, site: string, names: string[]) {
+    const key = `leaf:${site}`;
+    const stored = await this.#readPair(key, key);
+    return stored && isReusableLeaf(stored.certPem, stored.keyPem, ca, names) ? stored : null;
+  }
+
   async loadOrIssueLeaf(ca: LocalCa, site: string, names: string[], validityDays: number, { force = false }: LeafOptions = {}) {
     const key = `leaf:${site}`;
-    const reusable = async () => {
-      const stored = await this.#readPair(key, key);
-      return stored && isReusableLeaf(stored.certPem, stored.keyPem, ca, names) ? stored : null;
-    };
+    const reusable = () => this.readReusableLeaf(ca, site, names);
     const existing = force ? null : await reusable();
     if (existing) return { ...existing, issued: false };
     return this.#creating(key, async () => {

@@ -170,7 +170,7 @@ export async function loadOrIssueLeaf(
   });
 }
 
-async function readReusableLeaf(
+export async function readReusableLeaf(
   paths: { certPath: string; keyPath: string },
   ca: LocalCa,
   names: string[],

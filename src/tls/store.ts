@@ -161,7 +161,8 @@ function listensLocally(host: string): boolean {
   return isLoopback(host) || host === "0.0.0.0" || host === "::";
 }
 
-type CertificateSource = (site: SiteConfig, name: string) => Promise<SiteCertificate>;
+/** null: nothing to serve without issuing (adoptOnly). */
+type CertificateSource = (site: SiteConfig, name: string) => Promise<SiteCertificate | null>;
 
 export interface CertificateLoadOptions {
   /** Load only these sites (by name); default: every site. */
@@ -170,6 +171,12 @@ export interface CertificateLoadOptions {
   renew?: ReadonlySet<string>;
   /** Where generated and ACME certificates are read; default: the configuration's (tls-stores.ts). */
   store?: TlsStore;
+  /**
+   * Serve only what is stored, issuing nothing: a site without a fitting stored certificate is left out.
+   * For picking up another gateway's certificate, which must never make this one issue its own: two
+   * gateways whose hosts differ (a rolling configuration change) would otherwise re-issue in turn, forever.
+   */
+  adoptOnly?: boolean;
 }
 
 export async function loadSiteCertificates(
@@ -188,6 +195,10 @@ export async function loadSiteCertificates(
     // listens, or gateways listening differently would each re-issue it for themselves, in turn, forever.
     const local = store.kind === "redis" || listensLocally(config.listen.host);
     const names = [...site.hosts, ...(local ? LOCAL_NAMES : [])];
+    if (options.adoptOnly) {
+      const stored = await store.readReusableLeaf(await localCa(), name, names);
+      return stored && { site: name, hosts: [...site.hosts], certPem: stored.certPem, keyPem: stored.keyPem };
+    }
     const leaf = await store.loadOrIssueLeaf(await localCa(), name, names, config.tls.generated.leafValidityDays, {
       force: options.renew?.has(name) ?? false,
     });
@@ -213,7 +224,8 @@ export async function loadSiteCertificates(
   for (const site of config.sites) {
     const name = siteName(site);
     if (options.sites && !options.sites.has(name)) continue;
-    certificates.push(await sources[site.tls.source](site, name));
+    const certificate = await sources[site.tls.source](site, name);
+    if (certificate) certificates.push(certificate);
   }
   return { certificates, ca, issued };
 }

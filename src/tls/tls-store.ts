@@ -11,7 +11,7 @@ import {
 } from "./acme-storage.js";
 import type { ChallengeChange } from "./acme-challenges.js";
 import path from "node:path";
-import { ensurePrivateDir, leafPaths, loadOrCreateCa, loadOrIssueLeaf, readIfExists, withDataDirLock, type KeyPairPem, type LeafOptions, type LocalCa, type LockOptions } from "./selfsigned.js";
+import { ensurePrivateDir, leafPaths, loadOrCreateCa, loadOrIssueLeaf, readIfExists, readReusableLeaf, withDataDirLock, type KeyPairPem, type LeafOptions, type LocalCa, type LockOptions } from "./selfsigned.js";
 import { writeFileAtomically } from "../util/atomic-write.js";
 
 export type TlsStoreKind = "files" | "redis";
@@ -50,6 +50,8 @@ export interface TlsStore {
   /** `certPath` is always a file on this machine (clients are pointed at it); the key may live elsewhere. */
   loadOrCreateCa(validityDays: number): Promise<LocalCa & { created: boolean }>;
   loadOrIssueLeaf(ca: LocalCa, site: string, names: string[], validityDays: number, options?: LeafOptions): Promise<KeyPairPem & { issued: boolean }>;
+  /** The stored leaf if loadOrIssueLeaf would reuse it for these names, else null; never issues. */
+  readReusableLeaf(ca: LocalCa, site: string, names: string[]): Promise<KeyPairPem | null>;
   /** The generated leaf's certificate as stored (no key), or null; plus where it is, for `cert status`. */
   readLeafCertificate(site: string): Promise<{ certPem: string | null; location: string }>;
   loadOrCreateAccountKey(directoryUrl: string): Promise<{ keyPem: string; created: boolean }>;
@@ -83,6 +85,10 @@ export class FilesTlsStore implements TlsStore {
 
   loadOrIssueLeaf(ca: LocalCa, site: string, names: string[], validityDays: number, options?: LeafOptions) {
     return loadOrIssueLeaf(ca, this.dataDir, site, names, validityDays, options);
+  }
+
+  readReusableLeaf(ca: LocalCa, site: string, names: string[]) {
+    return readReusableLeaf(leafPaths(this.dataDir, site), ca, names);
   }
 
   async readLeafCertificate(site: string) {

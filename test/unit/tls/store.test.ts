@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { once } from "node:events";
-import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo, Socket } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -257,6 +257,22 @@ describe("loadSiteCertificates", () => {
   function filesSite(hosts: string[], cert: string, key: string): SiteConfig {
     return { hosts, backend: new URL("http://127.0.0.1:5002"), default: false, tls: { source: "files", cert, key }, limits: [], auth: { type: "none" }, backendAuth: { type: "none" }, routes: [], health: HEALTH, uploadRanges: "check", referrers: "auto" };
   }
+
+  test("adoptOnly: serves a stored leaf that fits, and issues nothing for one made for other names", async () => {
+    const dataDir = await mkdtemp(path.join(tmp, "adopt-"));
+    // Another gateway of the fleet stored a leaf for its hosts; this one's hosts differ (a rolling change).
+    const stored = await loadSiteCertificates(gatewayConfig(dataDir, "127.0.0.1", [generatedSite(["hub.registry.test"], "hub")]));
+    const storedSerial = new X509Certificate(stored.certificates[0]!.certPem).serialNumber;
+    const differing = gatewayConfig(dataDir, "127.0.0.1", [generatedSite(["hub.registry.test", "new.registry.test"], "hub")]);
+    const adopted = await loadSiteCertificates(differing, { adoptOnly: true });
+    assert.deepEqual(adopted.certificates, [], "no certificate to serve without issuing one");
+    assert.deepEqual(adopted.issued, []);
+    const onDisk = new X509Certificate(await readFile(path.join(dataDir, "certs", "hub.crt"), "utf8"));
+    assert.equal(onDisk.serialNumber, storedSerial, "the stored leaf was not replaced");
+    // The same hosts: the stored leaf is served as it is.
+    const same = await loadSiteCertificates(gatewayConfig(dataDir, "127.0.0.1", [generatedSite(["hub.registry.test"], "hub")]), { adoptOnly: true });
+    assert.deepEqual(same.certificates.map((c) => new X509Certificate(c.certPem).serialNumber), [storedSerial]);
+  });
 
   test("generated: issues leaves from the local CA, adding local names when listening on loopback or everywhere", async () => {
     const dataDir = await mkdtemp(path.join(tmp, "generated-"));
