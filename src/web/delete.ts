@@ -9,7 +9,7 @@ import { isValidRepositoryName } from "../registry/routes.js";
 import { isValidDigest } from "../registry/digest.js";
 import { RepositoryBackend } from "./backend.js";
 import type { ErrorPage } from "./error-page.js";
-import { readDigest, readImage } from "./image.js";
+import { readDigest } from "./image.js";
 import { fromSameOrigin, readForm, redirect, sendPage } from "./respond.js";
 import { browserUrls } from "./routes.js";
 import { mapInTurns } from "./in-turns.js";
@@ -28,10 +28,10 @@ export async function confirmDelete(ctx: RequestContext, state: PipelineState, v
   if (!mayDelete(viewer, repository)) return fail(403, "Forbidden", FORBIDDEN);
   // The image the delete would remove: read where the delete goes.
   const backend = new RepositoryBackend(state, viewer.site, repository, principalOf(viewer)).writeSide();
-  const image = backend && (await readImage(backend, tag));
-  if (!backend || !image) return fail(404, "Not found", `${repository}:${tag} does not exist.`);
-  const alsoRemoved = await tagsOnDigest(state, viewer, backend, image.digest, tag);
-  const model = { chrome: chromeOf(viewer), repository, tag, digest: image.digest, alsoRemoved, backUrl: browserUrls.tag(repository, tag) };
+  const digest = backend && (await readDigest(backend, tag));
+  if (!backend || !digest) return fail(404, "Not found", `${repository}:${tag} does not exist.`);
+  const also = await tagsOnDigest(state, viewer, backend, digest, tag);
+  const model = { chrome: chromeOf(viewer), repository, tag, digest, alsoRemoved: also.tags, alsoRemovedComplete: also.complete, backUrl: browserUrls.tag(repository, tag) };
   sendPage(ctx.res, 200, renderDeleteConfirm(model), {}, ctx.method === "HEAD");
 }
 
@@ -64,11 +64,16 @@ export async function deleteTag(ctx: RequestContext, state: PipelineState, viewe
   redirect(ctx.res, `${browserUrls.repository(repository)}?deleted=${encodeURIComponent(tag)}`);
 }
 
-/** The repository's other tags on `digest` (of the first MAX_TAGS_DESCRIBED, read within 15 s): deleted with it. */
-async function tagsOnDigest(state: PipelineState, viewer: Viewer, backend: RepositoryBackend, digest: string, except: string): Promise<string[]> {
+/**
+ * The repository's other tags on `digest`, deleted with it: of the first MAX_TAGS_DESCRIBED, read within 15 s.
+ * `complete` says whether every other tag was checked; when not, the page must not read as the whole list.
+ */
+async function tagsOnDigest(state: PipelineState, viewer: Viewer, backend: RepositoryBackend, digest: string, except: string): Promise<{ tags: string[]; complete: boolean }> {
   const { site } = viewer;
-  const tags = await state.lists.tags(site, site.upstreams.for(backend.repository), backend.repository, principalOf(viewer)).catch(() => null);
-  const others = (tags ?? []).filter((tag) => tag !== except).slice(0, MAX_TAGS_DESCRIBED);
+  const tags = await state.lists.tags(site, site.upstreams.for(backend.repository), backend.repository, principalOf(viewer)).catch(() => undefined);
+  const all = (tags ?? []).filter((tag) => tag !== except);
+  const others = all.slice(0, MAX_TAGS_DESCRIBED);
   const digests = await mapInTurns(others, 4, 15_000, (tag) => readDigest(backend, tag).catch(() => undefined));
-  return others.filter((_, index) => digests[index] === digest);
+  const complete = tags !== undefined && all.length === others.length && digests.every((found) => found !== undefined);
+  return { tags: others.filter((_, index) => digests[index] === digest), complete };
 }

@@ -142,6 +142,8 @@ export interface DeleteConfirmModel {
   digest: string;
   /** Other tags of the repository on the same digest, removed with it. */
   alsoRemoved: string[];
+  /** False when not every other tag could be checked (too many, too slow, or a read failed): there may be more. */
+  alsoRemovedComplete: boolean;
   /** Where "cancel" goes back to. */
   backUrl: string;
 }

@@ -101,7 +101,7 @@ export function errorPage(overrides: Partial<ErrorPageModel> = {}): ErrorPageMod
 
 export function deleteConfirm(overrides: Partial<DeleteConfirmModel> = {}): DeleteConfirmModel {
   return {
-    chrome: chrome(), repository: "team/backend/api", tag: "v1.10.0", digest: DIGEST, alsoRemoved: ["latest"],
+    chrome: chrome(), repository: "team/backend/api", tag: "v1.10.0", digest: DIGEST, alsoRemoved: ["latest"], alsoRemovedComplete: true,
     backUrl: "/tag/team/backend/api:v1.10.0", ...overrides,
   };
 }

@@ -8,10 +8,13 @@ import { deleteConfirmUrl, repositoryUrl, sitePath, tagUrl } from "./urls.js";
 import type { DeleteConfirmModel } from "../view-models.js";
 
 function alsoRemoved(model: DeleteConfirmModel): Html | null {
-  if (model.alsoRemoved.length === 0) return null;
+  const unchecked = model.alsoRemovedComplete
+    ? null
+    : html`<p class="alert" role="alert">Not every other tag of this repository could be checked: tags not listed here may point at this image and would be deleted with it.</p>`;
+  if (model.alsoRemoved.length === 0) return unchecked;
   const tags = model.alsoRemoved.map((tag) => html`<li><code>${model.repository}:${tag}</code></li>`);
   return html`<p>The registry deletes by digest, so these tags of the same image are deleted too:</p>
-<ul class="also-removed">${tags}</ul>`;
+<ul class="also-removed">${tags}</ul>${unchecked}`;
 }
 
 function confirmForm(model: DeleteConfirmModel): Html {

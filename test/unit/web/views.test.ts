@@ -168,6 +168,14 @@ describe("delete", () => {
     const doc = parsed(renderDeleteConfirm(sample.deleteConfirm({ chrome: sample.anonymous() })));
     assert.deepEqual(deleteEntries(doc), []);
   });
+
+  it("says when not every other tag could be checked, with or without tags found, and only then", () => {
+    const warning = /Not every other tag of this repository could be checked/;
+    for (const alsoRemoved of [["latest"], []]) {
+      assert.match(renderDeleteConfirm(sample.deleteConfirm({ alsoRemoved, alsoRemovedComplete: false })), warning);
+      assert.doesNotMatch(renderDeleteConfirm(sample.deleteConfirm({ alsoRemoved, alsoRemovedComplete: true })), warning);
+    }
+  });
 });
 
 describe("page chrome", () => {
