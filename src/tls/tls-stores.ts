@@ -52,7 +52,8 @@ async function storeSecret(settings: Extract<TlsStoreSettings, { kind: "redis" }
       throw new Error(`tls.storeKeyFile ${settings.keyFile}: cannot read the TLS store key (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
     }
   }
-  const secret = env[STORE_KEY_ENV];
+  // Trimmed like the file: a key from a Kubernetes Secret or a shell often ends in a newline.
+  const secret = env[STORE_KEY_ENV]?.trim();
   if (!secret) {
     throw new Error(`tls.store is redis: private keys are sealed with a key given by the environment variable ${STORE_KEY_ENV} or by tls.storeKeyFile (a file holding it); neither is set`);
   }

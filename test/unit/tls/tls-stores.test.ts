@@ -73,6 +73,17 @@ describe("tls.store", () => {
       const [a, b] = await Promise.all([new StoredSessionKeySource(gateway("one")).key(), new StoredSessionKeySource(gateway("two")).key()]);
       assert.deepEqual(Buffer.from(a), Buffer.from(b));
       assert.equal(a.length, 32);
+      // The same key from the environment, ending in a newline as a Kubernetes Secret's often does, opens
+      // what the file's key sealed (both are trimmed).
+      const fromEnv = parseConfig(`redis: { url: "${redis.url}" }\ntls: { store: redis }\ndataDir: ${path.join(dir, "three")}\n${SITE}`, "test.yaml", {});
+      const previous = process.env[STORE_KEY_ENV];
+      process.env[STORE_KEY_ENV] = "a store key shared by the fleet\n";
+      try {
+        assert.equal((await loadSigningKey(fromEnv)).keyId, one.keyId);
+      } finally {
+        if (previous === undefined) delete process.env[STORE_KEY_ENV];
+        else process.env[STORE_KEY_ENV] = previous;
+      }
     } finally {
       await redis.stop();
     }
