@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { cli, startGatewayProcess } from "../helpers/cli.js";
 import { gatewayRequest } from "../helpers/gateway.js";
 import { holdShippedPorts } from "../helpers/ports.js";
+import { waitFor } from "../helpers/process.js";
 import { startRegistry, type Registry } from "../helpers/registry.js";
 import { patchChunked, startUpload } from "../helpers/upload.js";
 
@@ -167,12 +168,12 @@ describe("command line", () => {
       assert.equal(gateway.adminPort, 9091);
       assert.equal(gateway.caFile, join(dir, "example-data", "ca", "ca.crt"));
       const caPem = await readFile(gateway.caFile!, "utf8");
+      // Ready once its health checks have reached both backends (on a loaded machine the first may not).
+      await waitFor(async () => (await fetch("http://127.0.0.1:9091/readyz")).status === 200, { timeoutMs: 20_000, what: "/readyz 200" });
       for (const host of [HUB, "team.registry.test"]) {
         const res = await gatewayRequest(5443, caPem, host, { path: "/v2/" });
         assert.equal(res.status, 200, host);
       }
-      const ready = await fetch("http://127.0.0.1:9091/readyz");
-      assert.equal(ready.status, 200);
     } finally {
       await gateway.process.stop();
       await Promise.all([hub.stop(), team.stop()]);

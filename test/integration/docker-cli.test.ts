@@ -1,3 +1,4 @@
+// Runs alone: runs a docker engine, the heaviest component of the suite, pushing 300 MiB layers for a minute.
 // The client users type. The real docker engine (Debian docker.io 20.10, test/helpers/docker.ts)
 // against real distribution registries behind the gateway, in both auth modes, over TLS that the daemon
 // trusts only through certs.d/HOST:PORT/ca.crt. The test names resolve to ::1 and the gateway listens

@@ -1,3 +1,4 @@
+// Runs alone: sets V8 flags and leaves a timer that forces scavenges, which would reach every file sharing its process.
 // The young generation is left to an operator who sized it, and read buffers that pile up get a scavenge.
 // What each V8 flag does on the running Node major is checked in v8-flags.test.ts.
 import assert from "node:assert/strict";

@@ -1,3 +1,4 @@
+// Runs alone: watches the process's own garbage collections, which other files' work in a shared process would mix in.
 // Every V8 flag the gateway sets on itself (src/memory-tuning.ts), on the Node major running the tests (npm
 // test runs this file on the image's major and on the oldest one `engines` admits). v8.setFlagsFromString
 // ignores a flag V8 does not know without a word, and V8 changes its flags and heuristics between majors: so
