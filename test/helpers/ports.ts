@@ -35,16 +35,19 @@ export function isListening(port: number): Promise<boolean> {
  * Holds the fixed ports the shipped configurations and their examples use (5443 and 9091, and the backends
  * 5001 and 5002 the example files name) for this process until the returned release is called. Test files
  * that serve those files as written take it for their whole run, so they can run beside any other file, one
- * after another among themselves. The hold is a listening socket in Linux's abstract namespace: only one
- * process can have it, and the kernel lets go of it when its holder dies, however it dies.
+ * after another among themselves. The hold is a listening TCP port that nothing else uses: only one process
+ * can have it, and the kernel lets go of it when its holder dies, however it dies. (Not an abstract unix
+ * socket: Node 20 and Node 26 name the same one differently, so a test on each held it at once.)
  */
+const SHIPPED_PORTS_HOLD = 5442;
+
 export async function holdShippedPorts({ timeoutMs = 300_000 } = {}): Promise<() => Promise<void>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const server = createServer();
     const held = await new Promise<boolean>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) => (err.code === "EADDRINUSE" ? resolve(false) : reject(err)));
-      server.listen({ path: "\0registry-gateway-tests-shipped-ports" }, () => resolve(true));
+      server.listen({ host: "127.0.0.1", port: SHIPPED_PORTS_HOLD, exclusive: true }, () => resolve(true));
     });
     if (held) {
       // The hold alone must not keep a test process alive.
